@@ -1,0 +1,1 @@
+"""Executors: one per driver (``process``, later ``docker``); each starts and supervises tasks."""

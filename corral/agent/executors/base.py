@@ -1,0 +1,78 @@
+"""The contract between the agent loop and an executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from corral.spec.protocol import TaskLaunch
+from corral.spec.states import TaskState
+
+
+class LaunchError(Exception):
+    """The task could not be started; the message is the reason the user sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExit:
+    """How a task ended: FINISHED, FAILED or KILLED, with exit code and a reason."""
+
+    state: TaskState
+    exit_code: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDirs:
+    """Where one task lives on the agent: the sandbox the task sees, and the agent's own notes."""
+
+    root: Path
+
+    @property
+    def sandbox(self) -> Path:
+        """The task's working area: ``stdout``, ``stderr`` and whatever it writes."""
+        return self.root / "sandbox"
+
+    @property
+    def meta(self) -> Path:
+        """The agent's files about the task (launch spec, pid, exit status); not the task's."""
+        return self.root / "meta"
+
+
+class TaskHandle(Protocol):
+    """A started task."""
+
+    task_id: str
+
+    async def wait(self) -> TaskExit:
+        """Return once the task has ended. Safe to call more than once (same answer)."""
+        ...
+
+    async def kill(self, grace: float) -> None:
+        """Ask the task to stop (SIGTERM), force it (SIGKILL) after ``grace`` seconds.
+
+        Idempotent; returns once the kill was delivered, not when the task has ended.
+        """
+        ...
+
+
+class Executor(Protocol):
+    """Starts tasks of one driver and finds them again after an agent restart."""
+
+    driver: str
+
+    def limits(self) -> str:
+        """One line saying which resource limits are enforced, or why none are."""
+        ...
+
+    async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskHandle:
+        """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot."""
+        ...
+
+    async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskHandle | TaskExit:
+        """Re-attach to a task started by an earlier agent process.
+
+        Answer a handle if it still runs, or how it ended if it has ended meanwhile.
+        """
+        ...

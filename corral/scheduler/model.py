@@ -1,0 +1,138 @@
+"""The data the core reads and writes: a read-only snapshot in, a plan out.
+
+Plain frozen dataclasses, standard library only. CPU is counted in millicores so that sums and
+comparisons are exact (no float drift can over-commit an agent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """An amount of each resource. ``mem`` and ``disk`` are MiB; ``millicpus`` is 1/1000 cpu."""
+
+    millicpus: int = 0
+    mem: int = 0
+    disk: int = 0
+    gpus: int = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.millicpus + other.millicpus,
+            self.mem + other.mem,
+            self.disk + other.disk,
+            self.gpus + other.gpus,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.millicpus - other.millicpus,
+            self.mem - other.mem,
+            self.disk - other.disk,
+            self.gpus - other.gpus,
+        )
+
+    def fits_in(self, available: Resources) -> bool:
+        """True when every amount here is at most the one in ``available``."""
+        return (
+            self.millicpus <= available.millicpus
+            and self.mem <= available.mem
+            and self.disk <= available.disk
+            and self.gpus <= available.gpus
+        )
+
+
+class Operator(StrEnum):
+    """Marathon's constraint operators."""
+
+    UNIQUE = "UNIQUE"  # no two tasks of the group share a value of the field
+    CLUSTER = "CLUSTER"  # every task on agents whose field equals the value
+    GROUP_BY = "GROUP_BY"  # spread the group evenly over the field's values
+    LIKE = "LIKE"  # the field matches the regular expression (whole value)
+    UNLIKE = "UNLIKE"  # the field does not match the regular expression
+    MAX_PER = "MAX_PER"  # at most ``value`` tasks of the group per value of the field
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A placement rule on a field: ``hostname``, ``agent`` (the id) or an attribute name."""
+
+    field: str
+    operator: Operator
+    value: str | None = None
+
+
+class Strategy(StrEnum):
+    """How to choose among feasible agents."""
+
+    BINPACK = "binpack"  # fill the fullest agent first: keeps whole nodes free for big work
+    SPREAD = "spread"  # fill the emptiest agent first: spreads failure risk and load
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    """One agent as the master sees it when the plan starts."""
+
+    id: str
+    hostname: str
+    total: Resources
+    used: Resources
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    drivers: frozenset[str] = frozenset({"process"})
+    schedulable: bool = True  # False while DRAINING, DISCONNECTED or LOST
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedTask:
+    """A task that already holds resources; counts for group constraints and fair share."""
+
+    task_id: str
+    group: str
+    agent_id: str
+    owner: str
+    resources: Resources
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """A task waiting for a place. Tasks of one job or service share ``group``."""
+
+    id: str
+    group: str
+    resources: Resources
+    driver: str = "process"
+    constraints: tuple[Constraint, ...] = ()
+    strategy: Strategy = Strategy.BINPACK
+    owner: str = ""
+    priority: int = 0  # higher goes first within an owner's share
+    order: int = 0  # submission order: lower goes first among equals
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The read-only cluster state a plan is computed from."""
+
+    agents: tuple[AgentSnapshot, ...]
+    placed: tuple[PlacedTask, ...] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)  # fair-share weight per owner
+    quotas: Mapping[str, Resources] = field(default_factory=dict)  # hard cap per owner
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Put task ``task_id`` on agent ``agent_id``."""
+
+    task_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What ``plan()`` decided: placements in decision order, and why the rest must wait."""
+
+    placements: tuple[Placement, ...]
+    unplaced: Mapping[str, str]  # task id -> a human-readable reason

@@ -1,0 +1,168 @@
+"""The native job spec: what a user submits to run batch work."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from corral.scheduler.model import Operator, Strategy
+from corral.spec.sweeps import parse_array, sweep_size
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_TASKS_PER_RUN = 100_000
+
+Name = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        description="Letters, digits, '_', '.', '-'; starts with a letter or digit; 100 at most.",
+    ),
+]
+
+
+class ConstraintSpec(BaseModel):
+    """A placement rule, as Marathon writes it: field, operator and (for most) a value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, max_length=100)
+    operator: Operator
+    value: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, data: Any) -> Any:
+        # Marathon writes constraints as ["field", "OPERATOR", "value"]; accept that form too.
+        if isinstance(data, list | tuple) and 2 <= len(data) <= 3:
+            return dict(zip(("field", "operator", "value"), data, strict=False))
+        return data
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> ConstraintSpec:
+        op = self.operator
+        if op in (Operator.LIKE, Operator.UNLIKE):
+            if self.value is None:
+                raise ValueError(f"{op} needs a regular expression as value")
+            try:
+                re.compile(self.value)
+            except re.error as e:
+                raise ValueError(f"value is not a valid regular expression: {e}") from None
+        elif op == Operator.MAX_PER:
+            if self.value is None or not self.value.isdigit() or int(self.value) < 1:
+                raise ValueError("MAX_PER needs a whole number >= 1 as value")
+        elif op == Operator.GROUP_BY:
+            if self.value is not None and (not self.value.isdigit() or int(self.value) < 1):
+                raise ValueError("GROUP_BY takes an optional whole number >= 1 as value")
+        elif op == Operator.UNIQUE and self.value is not None:
+            raise ValueError("UNIQUE takes no value")
+        return self
+
+
+class TaskTemplate(BaseModel):
+    """What each task of a job runs, and with what resources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] | None = Field(
+        None, description="argv: the program and its arguments, run without a shell."
+    )
+    shell: str | None = Field(None, description="A command line run with /bin/sh -c.")
+    env: dict[str, str] = Field(default_factory=dict)
+    cpus: float = Field(1.0, gt=0, le=4096)
+    mem: int = Field(128, ge=1, le=64 * 1024 * 1024, description="MiB")
+    disk: int = Field(0, ge=0, le=1024 * 1024 * 1024, description="MiB")
+    gpus: int = Field(0, ge=0, le=64)
+    workdir: str | None = Field(
+        None, description="Working directory; relative paths are inside the task's sandbox."
+    )
+    max_runtime: float | None = Field(
+        None, gt=0, description="Seconds; a task still running then is killed and FAILED."
+    )
+    kill_grace: float = Field(
+        10.0, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL."
+    )
+    driver: Literal["process"] = "process"
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or not v[0]):
+            raise ValueError("command must name a program")
+        return v
+
+    @field_validator("shell")
+    @classmethod
+    def _shell_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("shell must not be blank")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way_to_run(self) -> TaskTemplate:
+        if (self.command is None) == (self.shell is None):
+            raise ValueError("give exactly one of 'command' (argv) or 'shell' (a command line)")
+        return self
+
+
+class JobSpec(BaseModel):
+    """A batch workload: one task, or an array / parameter sweep of tasks, with retries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["job"] = "job"
+    name: Name
+    owner: str | None = Field(None, max_length=100, description="Defaults to the caller.")
+    description: str = Field("", max_length=10_000)
+    task: TaskTemplate
+    array: str | None = Field(
+        None, description="Array indices: '0-95', '1,3,5-7' or '0-99:2' (every second)."
+    )
+    params: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Parameter sweep: one task per combination; '{NAME}' is replaced.",
+    )
+    retries: int = Field(0, ge=0, le=100, description="Extra attempts for a failed task.")
+    retry_backoff: float = Field(
+        1.0, ge=0, le=3600, description="Seconds before the first retry; doubles each time."
+    )
+    max_retry_delay: float = Field(300.0, ge=0, le=86400)
+    priority: int = Field(0, ge=-1000, le=1000)
+    placement: Strategy = Strategy.BINPACK
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+
+    @field_validator("array")
+    @classmethod
+    def _array_parses(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_array(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params_valid(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, values in v.items():
+            if not ENV_NAME.match(key):
+                raise ValueError(f"parameter name {key!r} must be letters, digits and '_'")
+            if key == "index":
+                raise ValueError("'index' is reserved for the array index")
+            if not values:
+                raise ValueError(f"parameter {key!r} needs at least one value")
+        return v
+
+    @model_validator(mode="after")
+    def _size_bounded(self) -> JobSpec:
+        n = sweep_size(self.array, self.params)
+        if n > MAX_TASKS_PER_RUN:
+            raise ValueError(f"{n} tasks per run is over the limit of {MAX_TASKS_PER_RUN}")
+        return self

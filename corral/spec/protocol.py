@@ -1,0 +1,135 @@
+"""The agent channel: JSON messages between master and agents over one WebSocket.
+
+The agent dials the master, says ``hello`` (its resources, what it runs, and the status updates it
+has not seen acknowledged), then both sides exchange the messages below. Status updates carry a
+per-agent sequence number; the master applies each at most once and answers ``ack``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from corral.spec.states import TaskState
+
+
+class AgentResources(BaseModel):
+    """What an agent offers: cpus as a number, mem and disk in MiB."""
+
+    cpus: float = Field(gt=0)
+    mem: int = Field(gt=0)
+    disk: int = Field(ge=0)
+    gpus: int = Field(0, ge=0)
+
+
+class StatusUpdate(BaseModel):
+    """A task changed state on the agent. ``seq`` grows by one per update of one agent."""
+
+    type: Literal["status"] = "status"
+    seq: int
+    task_id: str
+    state: TaskState
+    time: float  # the agent's wall clock, seconds since the epoch
+    reason: str = ""
+    exit_code: int | None = None
+
+
+class TaskLaunch(BaseModel):
+    """Everything an agent needs to start one task."""
+
+    task_id: str
+    job: str
+    command: list[str] | None = None
+    shell: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cpus: float
+    mem: int
+    disk: int = 0
+    workdir: str | None = None
+    max_runtime: float | None = None
+    kill_grace: float = 10.0
+    driver: str = "process"
+
+
+class Hello(BaseModel):
+    """First message of an agent on a new connection."""
+
+    type: Literal["hello"] = "hello"
+    agent_id: str
+    hostname: str
+    resources: AgentResources
+    attributes: dict[str, str] = Field(default_factory=dict)
+    drivers: list[str] = Field(default_factory=lambda: ["process"])
+    running: list[str] = Field(default_factory=list, description="Ids of tasks it runs now.")
+    unacked: list[StatusUpdate] = Field(default_factory=list)
+    cgroups: str = ""
+    version: str = ""
+
+
+class Heartbeat(BaseModel):
+    """I am alive."""
+
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class ReadResult(BaseModel):
+    """Answer to ``read``: a piece of a sandbox file."""
+
+    type: Literal["read_result"] = "read_result"
+    request_id: int
+    data: str = ""
+    offset: int = 0
+    size: int = 0
+    running: bool = False
+    error: str | None = None
+
+
+AgentMessage = Annotated[Hello | Heartbeat | StatusUpdate | ReadResult, Field(discriminator="type")]
+agent_message: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
+
+
+class Welcome(BaseModel):
+    """Answer to ``hello``: the agent is registered."""
+
+    type: Literal["welcome"] = "welcome"
+    agent_id: str
+    heartbeat_interval: float
+
+
+class Ack(BaseModel):
+    """Every status update with ``seq`` at most this one is applied; drop it from the journal."""
+
+    type: Literal["ack"] = "ack"
+    seq: int
+
+
+class Launch(BaseModel):
+    """Start this task."""
+
+    type: Literal["launch"] = "launch"
+    task: TaskLaunch
+
+
+class Kill(BaseModel):
+    """Stop this task: SIGTERM, then SIGKILL after ``grace`` seconds. Idempotent."""
+
+    type: Literal["kill"] = "kill"
+    task_id: str
+    grace: float | None = None
+    reason: str = ""
+
+
+class Read(BaseModel):
+    """Read up to ``length`` bytes of a sandbox file from ``offset``."""
+
+    type: Literal["read"] = "read"
+    request_id: int
+    task_id: str
+    file: str
+    offset: int = 0
+    length: int = 65536
+
+
+MasterMessage = Annotated[Welcome | Ack | Launch | Kill | Read, Field(discriminator="type")]
+master_message: TypeAdapter[MasterMessage] = TypeAdapter(MasterMessage)

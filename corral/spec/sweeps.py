@@ -1,0 +1,75 @@
+"""Arrays and parameter sweeps: turning one task template into many concrete tasks.
+
+A run's tasks are the cartesian product of the array indices and the parameter values. Task
+number ``slot`` counts 0..N-1 over that product. ``{index}`` is the array index when the job has
+an array, else the slot; ``{NAME}`` is the value of parameter NAME.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+MAX_ARRAY_INDEX = 10_000_000
+
+
+def parse_array(expr: str) -> list[int]:
+    """Parse Slurm-style array indices ('0-95', '1,3,5-7', '0-99:2') into sorted unique ints."""
+    indices: set[int] = set()
+    parts = [p.strip() for p in expr.split(",")]
+    if not expr.strip() or any(not p for p in parts):
+        raise ValueError(f"{expr!r} is not an array expression such as '0-95' or '1,3,5-7'")
+    for part in parts:
+        m = _RANGE.match(part)
+        if m is None:
+            raise ValueError(f"{part!r} is not an index, a range 'A-B' or a stepped range 'A-B:S'")
+        start = int(m.group(1))
+        end = int(m.group(2)) if m.group(2) is not None else start
+        step = int(m.group(3)) if m.group(3) is not None else 1
+        if end < start:
+            raise ValueError(f"range {part!r} ends before it starts")
+        if step < 1:
+            raise ValueError(f"step in {part!r} must be at least 1")
+        if end > MAX_ARRAY_INDEX:
+            raise ValueError(f"index {end} is over the limit of {MAX_ARRAY_INDEX}")
+        indices.update(range(start, end + 1, step))
+    return sorted(indices)
+
+
+def _array_len(expr: str | None) -> int:
+    return 1 if expr is None else len(parse_array(expr))
+
+
+def sweep_size(array: str | None, params: Mapping[str, Sequence[str]]) -> int:
+    """Number of tasks a run of this array and sweep has."""
+    return _array_len(array) * math.prod(len(v) for v in params.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One concrete task of a run: its number, its ``{index}`` and its parameter values."""
+
+    slot: int
+    index: int
+    params: Mapping[str, str]
+
+
+def expand(array: str | None, params: Mapping[str, Sequence[str]]) -> Iterator[Slot]:
+    """Yield the slots of one run, in slot order."""
+    indices: Sequence[int | None] = [None] if array is None else parse_array(array)
+    names = sorted(params)
+    combos = itertools.product(indices, *(params[n] for n in names))
+    for slot, (index, *values) in enumerate(combos):
+        yield Slot(slot, slot if index is None else index, dict(zip(names, values, strict=True)))
+
+
+def substitute(text: str, slot: Slot) -> str:
+    """Replace ``{index}`` and ``{NAME}`` placeholders; other braces are left alone."""
+    out = text.replace("{index}", str(slot.index))
+    for name, value in slot.params.items():
+        out = out.replace("{" + name + "}", value)
+    return out

@@ -1,0 +1,132 @@
+"""What the native API answers: read models of jobs, runs, tasks, agents and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from corral.spec.jobs import JobSpec
+from corral.spec.states import AgentState, RunState, TaskState
+
+
+class ResourcesView(BaseModel):
+    """Resources in user units: cpus as a number, mem and disk in MiB."""
+
+    cpus: float
+    mem: int
+    disk: int
+    gpus: int = 0
+
+
+class TaskEventView(BaseModel):
+    """One state transition of a task."""
+
+    id: int
+    time: datetime
+    state: TaskState
+    reason: str
+    agent_id: str | None = None
+
+
+class TaskView(BaseModel):
+    """A task: one attempt of one slot of a run, placed on at most one agent."""
+
+    id: str
+    job: str
+    run: int
+    slot: int
+    index: int
+    attempt: int
+    state: TaskState
+    reason: str = ""
+    exit_code: int | None = None
+    agent_id: str | None = None
+    hostname: str | None = None
+    command: list[str] | None = None
+    shell: str | None = None
+    resources: ResourcesView
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    not_before: datetime | None = Field(None, description="Set while a retry waits its backoff.")
+    events: list[TaskEventView] | None = None
+
+
+class RunView(BaseModel):
+    """One firing of a job and how far its tasks got."""
+
+    job: str
+    number: int
+    state: RunState
+    created_at: datetime
+    finished_at: datetime | None = None
+    total: int
+    counts: dict[TaskState, int] = Field(
+        description="Tasks per state, counting only the latest attempt of each slot."
+    )
+
+
+class JobView(BaseModel):
+    """A job with its spec and a summary of its latest run."""
+
+    name: str
+    owner: str
+    spec: JobSpec
+    created_at: datetime
+    updated_at: datetime
+    runs: int
+    last_run: RunView | None = None
+
+
+class AgentView(BaseModel):
+    """A node as the master sees it."""
+
+    id: str
+    hostname: str
+    state: AgentState
+    connected: bool
+    total: ResourcesView
+    used: ResourcesView
+    attributes: dict[str, str]
+    drivers: list[str]
+    registered_at: datetime
+    last_heartbeat: datetime | None = None
+    cgroups: str = Field("", description="Resource limits the agent can enforce, or why not.")
+
+
+class EventView(BaseModel):
+    """One entry of the event log, as sent on /api/v1/events."""
+
+    id: int
+    time: datetime
+    type: str
+    job: str | None = None
+    run: int | None = None
+    task_id: str | None = None
+    agent_id: str | None = None
+    state: str | None = None
+    reason: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogChunk(BaseModel):
+    """A piece of a task's stdout or stderr, read from its sandbox on the agent."""
+
+    task_id: str
+    file: str
+    offset: int
+    data: str
+    next_offset: int
+    size: int
+    complete: bool = Field(description="True once the task has ended and all was read.")
+
+
+class ClusterInfo(BaseModel):
+    """What /api/v1/info answers."""
+
+    name: str = "corral"
+    version: str
+    leader: bool = True
+    user: str | None = None
