@@ -79,9 +79,9 @@ class ReadResult(BaseModel):
     type: Literal["read_result"] = "read_result"
     request_id: int
     data: str = ""
-    offset: int = 0
-    size: int = 0
-    running: bool = False
+    next_offset: int = 0  # the offset after the bytes read (data is decoded, so may differ)
+    size: int = 0  # the file's size now
+    running: bool = False  # True while the task can still write to the file
     error: str | None = None
 
 

@@ -1,0 +1,93 @@
+"""Status updates the master has not acknowledged yet, kept on disk across agent restarts.
+
+An append-only file of JSON lines: ``{"update": {...}}`` for each update, ``{"ack": N}`` when the
+master acknowledged every update up to N. It is rewritten small once most of it is acked.
+Sequence numbers never repeat, even across restarts and rewrites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from corral.spec.protocol import StatusUpdate
+
+_COMPACT_AFTER = 1000  # acked lines before the file is rewritten
+
+
+class Journal:
+    """The agent's outbox of status updates."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: dict[int, StatusUpdate] = {}
+        self._acked = 0
+        self._last = 0
+        self._dead_lines = 0
+        if path.exists():
+            self._load()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def _load(self) -> None:
+        for line in self.path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash mid-write: its update was never sent either
+            if "ack" in entry:
+                self._ack_in_memory(int(entry["ack"]))
+            elif "update" in entry:
+                update = StatusUpdate.model_validate(entry["update"])
+                self._last = max(self._last, update.seq)
+                if update.seq > self._acked:
+                    self._pending[update.seq] = update
+
+    def _write(self, entry: dict[str, object]) -> None:
+        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+
+    def next_seq(self) -> int:
+        """The sequence number of the next update."""
+        return max(self._last, self._acked) + 1
+
+    def append(self, update: StatusUpdate) -> None:
+        """Keep an update until it is acknowledged. Written before it is sent."""
+        self._write({"update": update.model_dump(mode="json")})
+        self._pending[update.seq] = update
+        self._last = max(self._last, update.seq)
+
+    def _ack_in_memory(self, seq: int) -> int:
+        self._acked = max(self._acked, seq)
+        done = [s for s in self._pending if s <= seq]
+        for s in done:
+            del self._pending[s]
+        return len(done)
+
+    def ack(self, seq: int) -> None:
+        """The master applied every update up to ``seq``."""
+        if seq <= self._acked:
+            return
+        self._dead_lines += self._ack_in_memory(seq) + 1
+        self._write({"ack": seq})
+        if self._dead_lines > _COMPACT_AFTER:
+            self._compact()
+
+    def _compact(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        # Every used seq is either acked or still pending, so this keeps seqs from repeating.
+        lines = [json.dumps({"ack": self._acked})]
+        lines += [json.dumps({"update": u.model_dump(mode="json")}) for u in self.unacked()]
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, self.path)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._dead_lines = 0
+
+    def unacked(self) -> list[StatusUpdate]:
+        """Updates not yet acknowledged, oldest first."""
+        return [self._pending[s] for s in sorted(self._pending)]
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)

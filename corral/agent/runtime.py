@@ -1,0 +1,359 @@
+"""The agent loop: dial the master, say hello, launch and supervise tasks, report their states.
+
+Every status update goes to the journal before it is sent, and stays there until the master
+acknowledges it, so a restart of either side loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from corral import __version__
+from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
+from corral.agent.journal import Journal
+from corral.spec.protocol import (
+    Ack,
+    AgentResources,
+    Heartbeat,
+    Hello,
+    Kill,
+    Launch,
+    Read,
+    ReadResult,
+    StatusUpdate,
+    TaskLaunch,
+    Welcome,
+    master_message,
+)
+from corral.spec.states import TaskState
+
+log = logging.getLogger(__name__)
+LOG_FILES = frozenset({"stdout", "stderr"})
+
+
+@dataclass
+class AgentConfig:
+    """How an agent presents itself and where it keeps its files."""
+
+    master_url: str
+    token: str | None
+    data_dir: Path
+    hostname: str
+    resources: AgentResources
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunningTask:
+    """A task this agent supervises."""
+
+    launch: TaskLaunch
+    dirs: TaskDirs
+    handle: TaskHandle | None = None
+    kill_reason: str | None = None  # set when the agent or the master asked it to stop
+    watcher: asyncio.Task[None] | None = None
+
+
+def channel_url(master_url: str) -> str:
+    """The WebSocket URL of the agent channel of a master at ``http(s)://host:port``."""
+    base = master_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + "/api/v1/agent/channel"
+
+
+def load_agent_id(data_dir: Path) -> str:
+    """The agent's id, kept in its data dir so that a restart is the same agent."""
+    path = data_dir / "agent.id"
+    if path.exists():
+        return path.read_text().strip()
+    agent_id = uuid.uuid4().hex[:12]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(agent_id + "\n")
+    return agent_id
+
+
+class Agent:
+    """One node's agent."""
+
+    def __init__(self, config: AgentConfig, executors: Mapping[str, Executor]) -> None:
+        self.config = config
+        self.executors = dict(executors)
+        self.id = load_agent_id(config.data_dir)
+        self.tasks: dict[str, RunningTask] = {}
+        self.journal = Journal(config.data_dir / "journal.jsonl")
+        self._ws: ClientConnection | None = None
+        self._send_lock = asyncio.Lock()
+        self._sent = 0  # highest seq sent on the current connection
+        self._stopping = False
+        self.connected = asyncio.Event()
+        self.heartbeat_interval = 1.0
+
+    @property
+    def tasks_dir(self) -> Path:
+        """Where task sandboxes live."""
+        return self.config.data_dir / "tasks"
+
+    # --- connection
+
+    async def run(self) -> None:
+        """Recover tasks of an earlier run, then stay connected to the master until stopped."""
+        await self.recover()
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self._connect_once()
+                delay = 0.2
+            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as e:
+                log.info("master at %s not reachable (%s); retrying", self.config.master_url, e)
+            self.connected.clear()
+            if not self._stopping:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _connect_once(self) -> None:
+        headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+        url = channel_url(self.config.master_url)
+        async with connect(url, additional_headers=headers, max_size=2**24) as ws:
+            async with self._send_lock:
+                hello = self._hello()
+                await ws.send(hello.model_dump_json())
+                self._sent = max((u.seq for u in hello.unacked), default=0)
+                self._ws = ws
+            heartbeat: asyncio.Task[None] | None = None
+            try:
+                async for raw in ws:
+                    msg = master_message.validate_json(raw)
+                    if isinstance(msg, Welcome):
+                        self.heartbeat_interval = msg.heartbeat_interval
+                        heartbeat = heartbeat or asyncio.create_task(self._heartbeats(ws))
+                        self.connected.set()
+                        await self._flush()
+                    else:
+                        await self._handle(msg)
+            finally:
+                self._ws = None
+                if heartbeat is not None:
+                    heartbeat.cancel()
+
+    def _hello(self) -> Hello:
+        limits = "; ".join(f"{d}: {e.limits()}" for d, e in sorted(self.executors.items()))
+        return Hello(
+            agent_id=self.id,
+            hostname=self.config.hostname,
+            resources=self.config.resources,
+            attributes=self.config.attributes,
+            drivers=sorted(self.executors),
+            running=sorted(self.tasks),
+            unacked=self.journal.unacked(),
+            cgroups=limits,
+            version=__version__,
+        )
+
+    async def _heartbeats(self, ws: ClientConnection) -> None:
+        beat = Heartbeat().model_dump_json()
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(beat)
+
+    async def _send(self, message: str) -> None:
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(message)
+
+    async def _flush(self) -> None:
+        """Send journal entries not yet sent on this connection, in order."""
+        async with self._send_lock:
+            if self._ws is None:
+                return
+            for update in self.journal.unacked():
+                if update.seq > self._sent:
+                    await self._send(update.model_dump_json())
+                    self._sent = update.seq
+
+    async def _handle(self, msg: Any) -> None:
+        if isinstance(msg, Ack):
+            self.journal.ack(msg.seq)
+        elif isinstance(msg, Launch):
+            await self.launch(msg.task)
+        elif isinstance(msg, Kill):
+            await self.kill(msg.task_id, msg.grace, msg.reason or "killed")
+        elif isinstance(msg, Read):
+            await self._send(self.read(msg).model_dump_json())
+
+    # --- status reports
+
+    async def report(
+        self, task_id: str, state: TaskState, reason: str = "", exit_code: int | None = None
+    ) -> None:
+        """Journal a status update, then send it if connected."""
+        update = StatusUpdate(
+            seq=self.journal.next_seq(),
+            task_id=task_id,
+            state=state,
+            time=time.time(),
+            reason=reason,
+            exit_code=exit_code,
+        )
+        self.journal.append(update)
+        if state.terminal:
+            done = self.tasks_dir / task_id / "meta" / "done"
+            with contextlib.suppress(OSError):
+                done.touch()
+        await self._flush()
+
+    # --- tasks
+
+    async def launch(self, launch: TaskLaunch) -> None:
+        """Start a task (a repeated launch of a known task is ignored)."""
+        if launch.task_id in self.tasks or self._stopping:
+            return
+        dirs = TaskDirs(self.tasks_dir / launch.task_id)
+        if (dirs.meta / "done").exists():
+            return  # it ran and ended here already; the master has (or will get) its report
+        rt = RunningTask(launch, dirs)
+        self.tasks[launch.task_id] = rt
+        executor = self.executors.get(launch.driver)
+        if executor is None:
+            del self.tasks[launch.task_id]
+            await self.report(
+                launch.task_id,
+                TaskState.ERROR,
+                f"driver {launch.driver!r} is not available on {self.config.hostname}",
+            )
+            return
+        await self.report(launch.task_id, TaskState.STARTING)
+        try:
+            rt.handle = await executor.start(launch, dirs)
+        except LaunchError as e:
+            del self.tasks[launch.task_id]
+            await self.report(launch.task_id, TaskState.FAILED, str(e))
+            return
+        except OSError as e:
+            del self.tasks[launch.task_id]
+            await self.report(launch.task_id, TaskState.FAILED, f"could not start: {e}")
+            return
+        await self.report(launch.task_id, TaskState.RUNNING)
+        rt.watcher = asyncio.create_task(self._watch(rt), name=f"watch {launch.task_id}")
+
+    async def _watch(self, rt: RunningTask) -> None:
+        assert rt.handle is not None
+        limit = rt.launch.max_runtime
+        try:
+            ended = await asyncio.wait_for(asyncio.shield(rt.handle.wait()), limit)
+        except TimeoutError:
+            rt.kill_reason = rt.kill_reason or f"max run time of {limit:g}s exceeded"
+            await rt.handle.kill(rt.launch.kill_grace)
+            ended = await rt.handle.wait()
+        await self._ended(rt, ended)
+
+    async def _ended(self, rt: RunningTask, ended: TaskExit) -> None:
+        state, reason = ended.state, ended.reason
+        if rt.kill_reason is not None and state is TaskState.KILLED:
+            # Why it was killed matters more than how: a run-time limit is a failure.
+            failed = rt.kill_reason.startswith("max run time")
+            state = TaskState.FAILED if failed else TaskState.KILLED
+            reason = f"{rt.kill_reason} ({reason})" if reason else rt.kill_reason
+        self.tasks.pop(rt.launch.task_id, None)
+        await self.report(rt.launch.task_id, state, reason, ended.exit_code)
+
+    async def kill(self, task_id: str, grace: float | None, reason: str) -> None:
+        """Stop a task: SIGTERM, then SIGKILL after the grace period. Idempotent."""
+        rt = self.tasks.get(task_id)
+        if rt is None or rt.handle is None:
+            return
+        rt.kill_reason = rt.kill_reason or reason
+        await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
+
+    def read(self, msg: Read) -> ReadResult:
+        """Read part of a task's stdout or stderr."""
+        if msg.file not in LOG_FILES:
+            return ReadResult(request_id=msg.request_id, error=f"no file {msg.file!r}")
+        path = TaskDirs(self.tasks_dir / msg.task_id).sandbox / msg.file
+        running = msg.task_id in self.tasks
+        try:
+            with path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(msg.offset)
+                data = f.read(msg.length)
+        except FileNotFoundError:
+            if running:
+                return ReadResult(request_id=msg.request_id, next_offset=msg.offset, running=True)
+            return ReadResult(
+                request_id=msg.request_id, error=f"no sandbox for task {msg.task_id!r} here"
+            )
+        # A multi-byte character cut at the end of the chunk is left for the next read.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = decoder.decode(data, final=not running and len(data) < msg.length)
+        used = len(data) - len(decoder.getstate()[0])
+        return ReadResult(
+            request_id=msg.request_id,
+            data=text,
+            next_offset=msg.offset + used,
+            size=size,
+            running=running,
+        )
+
+    # --- restart and shutdown
+
+    async def recover(self) -> None:
+        """Find tasks an earlier agent process started and did not see end."""
+        if not self.tasks_dir.exists():
+            return
+        for root in sorted(self.tasks_dir.iterdir()):
+            dirs = TaskDirs(root)
+            spec = dirs.meta / "launch.json"
+            if (dirs.meta / "done").exists() or not spec.exists():
+                continue
+            launch = TaskLaunch.model_validate(json.loads(spec.read_text()))
+            executor = self.executors.get(launch.driver)
+            if executor is None:
+                await self.report(launch.task_id, TaskState.LOST, "driver gone after restart")
+                continue
+            found = await executor.recover(launch, dirs)
+            rt = RunningTask(launch, dirs)
+            if isinstance(found, TaskExit):
+                await self._ended(rt, found)
+            else:
+                rt.handle = found
+                self.tasks[launch.task_id] = rt
+                rt.watcher = asyncio.create_task(self._watch(rt))
+                log.info("re-attached to task %s", launch.task_id)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Kill every task, wait for their reports to be acknowledged, then disconnect."""
+        self._stopping = True
+        running = list(self.tasks.values())
+        for rt in running:
+            if rt.handle is not None:
+                rt.kill_reason = rt.kill_reason or "agent shutting down"
+                await rt.handle.kill(rt.launch.kill_grace)
+        watchers = [rt.watcher for rt in running if rt.watcher is not None]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if watchers:
+            await asyncio.wait(watchers, timeout=timeout)
+        while self.journal.unacked() and self._ws is not None and loop.time() < deadline:
+            await asyncio.sleep(0.02)  # acks arrive on the connection's reader task
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        self.journal.close()

@@ -1,0 +1,1 @@
+"""The HTTP surface: native API v1, agent channel, events, operations endpoints."""

@@ -1,0 +1,59 @@
+"""Who is calling: a token as ``Bearer``, or as the password of HTTP basic auth (which Marathon
+and Chronos clients send)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import HTTPException, Request
+
+from corral.store.store import Store
+
+CHALLENGE = 'Bearer, Basic realm="corral"'
+
+
+def token_of(header: str | None) -> str | None:
+    """The token carried by an Authorization header, or None."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip() or None
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+class Authenticator:
+    """Checks tokens against the store; with ``required=False`` everyone is admin."""
+
+    def __init__(self, store: Store, required: bool) -> None:
+        self.store = store
+        self.required = required
+
+    def user(self, header: str | None) -> str | None:
+        """The user a header authenticates, or None."""
+        if not self.required:
+            return "admin"
+        token = token_of(header)
+        if token is None:
+            return None
+        found = self.store.token_user(token)
+        return None if found is None else found[0]
+
+    async def __call__(self, request: Request) -> str:
+        """FastAPI dependency: the caller's user name, or 401."""
+        user = self.user(request.headers.get("authorization"))
+        if user is None:
+            raise HTTPException(
+                status_code=401,
+                detail="a valid token is required (Authorization: Bearer TOKEN)",
+                headers={"WWW-Authenticate": CHALLENGE},
+            )
+        return user

@@ -1,0 +1,70 @@
+"""The agent channel endpoint: one WebSocket per agent, JSON messages from
+``corral.spec.protocol``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from corral.master.master import Master
+from corral.master.records import AgentRecord, AgentSession
+from corral.spec.protocol import Ack, Heartbeat, Hello, ReadResult, StatusUpdate, agent_message
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1")
+
+
+@router.websocket("/agent/channel")
+async def agent_channel(ws: WebSocket) -> None:
+    """Register the agent, then handle its messages until the connection ends."""
+    master: Master = ws.app.state.master
+    if ws.app.state.auth.user(ws.headers.get("authorization")) is None:
+        await ws.close(code=4401, reason="a valid token is required")
+        return
+    await ws.accept()
+
+    async def send(message: dict[str, Any]) -> None:
+        await ws.send_json(message)
+
+    session = AgentSession(send)
+    agent: AgentRecord | None = None
+    try:
+        first = agent_message.validate_python(await ws.receive_json())
+        if not isinstance(first, Hello):
+            await ws.close(code=4400, reason="the first message must be hello")
+            return
+        agent = await master.agents.hello(first, session)
+        while True:
+            msg = agent_message.validate_python(await ws.receive_json())
+            await _handle(master, agent, session, msg)
+    except WebSocketDisconnect:
+        pass
+    except ValidationError as e:
+        log.warning("agent sent an invalid message: %s", e)
+        await ws.close(code=4400, reason="invalid message")
+    finally:
+        if agent is not None:
+            master.agents.disconnected(agent, session)
+        else:
+            session.close()
+
+
+async def _handle(
+    master: Master,
+    agent: AgentRecord,
+    session: AgentSession,
+    msg: Hello | Heartbeat | StatusUpdate | ReadResult,
+) -> None:
+    if isinstance(msg, StatusUpdate):
+        master.agents.apply_status(agent, msg)
+        # Acks are cumulative and updates arrive in order, so a duplicate is acked too.
+        await session.send(Ack(seq=agent.last_seq).model_dump())
+    elif isinstance(msg, Heartbeat):
+        master.agents.heartbeat(agent)
+    elif isinstance(msg, ReadResult):
+        session.answer_read(msg.model_dump())
+    else:
+        log.warning("agent %s said hello twice; ignored", agent.hostname)

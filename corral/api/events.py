@@ -1,0 +1,67 @@
+"""``/api/v1/events``: every committed event as server-sent events, resumable by id."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from corral.api.render import event_view
+from corral.master.master import Master
+
+router = APIRouter(prefix="/api/v1")
+KEEPALIVE = 15.0
+
+
+def sse(event: Mapping[str, Any]) -> str:
+    """One event in the text/event-stream format."""
+    body = event_view(event).model_dump_json()
+    return f"id: {event['id']}\nevent: {event['type']}\ndata: {body}\n\n"
+
+
+async def stream(master: Master, since: int, request: Request) -> AsyncIterator[str]:
+    """Missed events from the store, then live ones; ids never repeat or go backwards."""
+    sub = master.bus.subscribe()  # subscribe first, so nothing falls between replay and live
+    try:
+        last = since
+        while True:
+            batch = master.store.events_since(last, limit=1000)
+            for row in batch:
+                yield sse(row)
+                last = row["id"]
+            if len(batch) < 1000:
+                break
+        while not sub.overflowed.is_set():
+            try:
+                ev = await asyncio.wait_for(sub.queue.get(), KEEPALIVE)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                yield ": keepalive\n\n"
+                continue
+            if ev["id"] > last:
+                yield sse(ev)
+                last = ev["id"]
+    finally:
+        master.bus.unsubscribe(sub)
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(
+    request: Request,
+    since: Annotated[int | None, Query(ge=0, description="Replay events after this id.")] = None,
+    last_event_id: Annotated[int | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events of every state change. Without ``since``, only new events."""
+    master: Master = request.app.state.master
+    start = since if since is not None else last_event_id
+    if start is None:
+        start = master.store.last_event_id()
+    return StreamingResponse(
+        stream(master, start, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,44 @@
+"""Endpoints for operators and load balancers: open, no token needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from corral.master.master import Master
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/ping", response_class=PlainTextResponse)
+def ping() -> str:
+    """Marathon's liveness probe."""
+    return "pong"
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus metrics of the cluster as the master sees it now."""
+    master: Master = request.app.state.master
+    registry = CollectorRegistry()
+    tasks = Gauge("corral_tasks", "Unfinished tasks by state", ["state"], registry=registry)
+    for t in master.state.tasks.values():
+        tasks.labels(t.state.value).inc()
+    agents = Gauge("corral_agents", "Agents by state", ["state"], registry=registry)
+    cpus = Gauge("corral_cpus", "CPUs of connected agents", ["kind"], registry=registry)
+    mem = Gauge("corral_mem_mib", "Memory of connected agents (MiB)", ["kind"], registry=registry)
+    for a in master.state.agents.values():
+        agents.labels(a.state.value).inc()
+        if a.connected:
+            cpus.labels("total").inc(a.total.millicpus / 1000)
+            cpus.labels("used").inc(a.used.millicpus / 1000)
+            mem.labels("total").inc(a.total.mem)
+            mem.labels("used").inc(a.used.mem)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

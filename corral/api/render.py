@@ -1,0 +1,141 @@
+"""Store rows and live records to the API's views."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.master.master import Master
+from corral.master.records import AgentRecord
+from corral.scheduler.model import Resources
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from corral.spec.views import (
+    AgentView,
+    EventView,
+    JobView,
+    ResourcesView,
+    RunView,
+    TaskEventView,
+    TaskView,
+)
+
+Row = Mapping[str, Any]
+
+
+def ts(value: float | None) -> datetime | None:
+    """Seconds since the epoch to an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def resources_view(r: Resources) -> ResourcesView:
+    """Core units (millicpus) to user units."""
+    return ResourcesView(cpus=r.millicpus / 1000, mem=r.mem, disk=r.disk, gpus=r.gpus)
+
+
+def task_view(master: Master, row: Row, events: list[Row] | None = None) -> TaskView:
+    """A task row, with the live reason why it waits if it is pending."""
+    launch = row["launch"]
+    reason = row["reason"]
+    live = master.state.tasks.get(row["id"])
+    if live is not None and live.state is TaskState.PENDING and live.waiting:
+        reason = f"waiting: {live.waiting}"
+    agent = master.state.agents.get(row["agent_id"] or "")
+    return TaskView(
+        id=row["id"],
+        job=row["job"],
+        run=row["run"],
+        slot=row["slot"],
+        index=row["idx"],
+        attempt=row["attempt"],
+        state=TaskState(live.state if live is not None else row["state"]),
+        reason=reason,
+        exit_code=row["exit_code"],
+        agent_id=row["agent_id"],
+        hostname=None if agent is None else agent.hostname,
+        command=launch.get("command"),
+        shell=launch.get("shell"),
+        resources=ResourcesView(cpus=launch["cpus"], mem=launch["mem"], disk=launch.get("disk", 0)),
+        created_at=_ts(row["created_at"]),
+        started_at=ts(row["started_at"]),
+        finished_at=ts(row["finished_at"]),
+        not_before=ts(row["not_before"]),
+        events=None
+        if events is None
+        else [
+            TaskEventView(
+                id=e["id"],
+                time=_ts(e["time"]),
+                state=TaskState(e["state"]),
+                reason=e["reason"],
+                agent_id=e["agent_id"],
+            )
+            for e in events
+        ],
+    )
+
+
+def run_view(master: Master, row: Row) -> RunView:
+    """A run with its task counts per state."""
+    counts = master.store.run_counts(row["job"], row["number"])
+    return RunView(
+        job=row["job"],
+        number=row["number"],
+        state=row["state"],
+        created_at=_ts(row["created_at"]),
+        finished_at=ts(row["finished_at"]),
+        total=row["total"],
+        counts={TaskState(k): v for k, v in counts.items()},
+    )
+
+
+def job_view(master: Master, row: Row) -> JobView:
+    """A job and its newest run."""
+    runs = master.store.runs(row["name"], row["runs"]) if row["runs"] else []
+    return JobView(
+        name=row["name"],
+        owner=row["owner"],
+        spec=JobSpec.model_validate(row["spec"]),
+        created_at=_ts(row["created_at"]),
+        updated_at=_ts(row["updated_at"]),
+        runs=row["runs"],
+        last_run=run_view(master, runs[0]) if runs else None,
+    )
+
+
+def agent_view(agent: AgentRecord) -> AgentView:
+    """A live agent record."""
+    return AgentView(
+        id=agent.id,
+        hostname=agent.hostname,
+        state=agent.state,
+        connected=agent.connected,
+        total=resources_view(agent.total),
+        used=resources_view(agent.used),
+        attributes=agent.attributes,
+        drivers=sorted(agent.drivers),
+        registered_at=_ts(agent.registered_at),
+        last_heartbeat=ts(agent.last_heartbeat),
+        cgroups=agent.cgroups,
+    )
+
+
+def event_view(row: Row) -> EventView:
+    """An event row."""
+    return EventView(
+        id=row["id"],
+        time=_ts(row["time"]),
+        type=row["type"],
+        job=row.get("job"),
+        run=row.get("run"),
+        task_id=row.get("task_id"),
+        agent_id=row.get("agent_id"),
+        state=row.get("state"),
+        reason=row.get("reason") or "",
+        data=row.get("data") or {},
+    )

@@ -1,0 +1,185 @@
+"""The native API: jobs, runs, tasks, logs and agents. Routes only translate; the master acts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from corral import __version__
+from corral.api.render import agent_view, job_view, run_view, task_view
+from corral.master.master import Master
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from corral.spec.views import AgentView, ClusterInfo, JobView, LogChunk, RunView, TaskView
+
+
+def _master(request: Request) -> Master:
+    master: Master = request.app.state.master
+    return master
+
+
+MasterDep = Annotated[Master, Depends(_master)]
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _job_or_404(master: Master, name: str) -> JobView:
+    row = master.store.job(name)
+    if row is None:
+        raise HTTPException(404, f"job {name!r} not found")
+    return job_view(master, row)
+
+
+@router.get("/info")
+def info(request: Request) -> ClusterInfo:
+    """Who and what this is."""
+    return ClusterInfo(version=__version__, user=request.state.user)
+
+
+@router.post("/jobs", status_code=201)
+def create_job(spec: JobSpec, master: MasterDep, request: Request) -> JobView:
+    """Submit a new job; its first run starts at once."""
+    master.jobs.submit(spec, spec.owner or request.state.user)
+    return _job_or_404(master, spec.name)
+
+
+@router.put("/jobs/{name}")
+def apply_job(
+    name: str, spec: JobSpec, master: MasterDep, request: Request, response: Response
+) -> JobView:
+    """Create or update a job: a changed spec starts a new run, an identical one nothing."""
+    if spec.name != name:
+        raise HTTPException(
+            400, f"name in the body ({spec.name!r}) differs from the URL ({name!r})"
+        )
+    created, changed = master.jobs.apply(spec, spec.owner or request.state.user)
+    response.status_code = 201 if created else 200
+    response.headers["X-Corral-Changed"] = "true" if changed else "false"
+    return _job_or_404(master, name)
+
+
+@router.get("/jobs")
+def list_jobs(master: MasterDep, owner: str | None = None, q: str | None = None) -> list[JobView]:
+    """Jobs, newest first."""
+    return [job_view(master, row) for row in master.store.jobs(owner, q)]
+
+
+@router.get("/jobs/{name}")
+def get_job(name: str, master: MasterDep) -> JobView:
+    """One job."""
+    return _job_or_404(master, name)
+
+
+@router.delete("/jobs/{name}", status_code=204)
+def delete_job(name: str, master: MasterDep) -> Response:
+    """Delete a finished job with its runs and tasks."""
+    master.jobs.delete(name)
+    return Response(status_code=204)
+
+
+@router.post("/jobs/{name}/kill")
+async def kill_job(name: str, master: MasterDep) -> JobView:
+    """Kill every unfinished task of the job."""
+    await master.kill_job(name)
+    return _job_or_404(master, name)
+
+
+@router.post("/jobs/{name}/runs", status_code=201)
+def start_run(name: str, master: MasterDep) -> RunView:
+    """Start a new run now."""
+    number = master.jobs.start_run(name)
+    return run_view(master, master.store.runs(name, number)[0])
+
+
+@router.get("/jobs/{name}/runs")
+def list_runs(name: str, master: MasterDep) -> list[RunView]:
+    """Runs of a job, newest first."""
+    _job_or_404(master, name)
+    return [run_view(master, row) for row in master.store.runs(name)]
+
+
+def _run_or_404(master: Master, name: str, number: int) -> RunView:
+    rows = master.store.runs(name, number)
+    if not rows:
+        raise HTTPException(404, f"run {number} of job {name!r} not found")
+    return run_view(master, rows[0])
+
+
+@router.get("/jobs/{name}/runs/{number}")
+def get_run(name: str, number: int, master: MasterDep) -> RunView:
+    """One run."""
+    return _run_or_404(master, name, number)
+
+
+@router.post("/jobs/{name}/runs/{number}/kill")
+async def kill_run(name: str, number: int, master: MasterDep) -> RunView:
+    """Kill the unfinished tasks of one run."""
+    await master.kill_job(name, number)
+    return _run_or_404(master, name, number)
+
+
+@router.get("/tasks")
+def list_tasks(
+    master: MasterDep,
+    state: TaskState | None = None,
+    job: str | None = None,
+    run: int | None = None,
+    agent: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> list[TaskView]:
+    """Tasks matching every filter, in creation order."""
+    rows = master.store.tasks(
+        state=None if state is None else state.value, job=job, run=run, agent=agent, limit=limit
+    )
+    return [task_view(master, row) for row in rows]
+
+
+def _task_or_404(master: Master, task_id: str, with_events: bool = True) -> TaskView:
+    row = master.store.task(task_id)
+    if row is None:
+        raise HTTPException(404, f"task {task_id!r} not found")
+    events = list(master.store.task_events(task_id)) if with_events else None
+    return task_view(master, row, events)
+
+
+@router.get("/tasks/{task_id}")
+def get_task(task_id: str, master: MasterDep) -> TaskView:
+    """One task with its state history."""
+    return _task_or_404(master, task_id)
+
+
+@router.post("/tasks/{task_id}/kill")
+async def kill_task(task_id: str, master: MasterDep) -> TaskView:
+    """Kill one task."""
+    await master.kill_task(task_id)
+    return _task_or_404(master, task_id)
+
+
+@router.get("/tasks/{task_id}/logs/{file}")
+async def task_logs(
+    task_id: str,
+    file: Literal["stdout", "stderr"],
+    master: MasterDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    length: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 65536,
+) -> LogChunk:
+    """A piece of the task's stdout or stderr, read from its agent."""
+    got = await master.read_file(task_id, file, offset, length)
+    if got.error:
+        raise HTTPException(404, got.error)
+    return LogChunk(
+        task_id=task_id,
+        file=file,
+        offset=offset,
+        data=got.data,
+        next_offset=got.next_offset,
+        size=got.size,
+        complete=not got.running and got.next_offset >= got.size,
+    )
+
+
+@router.get("/agents")
+def list_agents(master: MasterDep) -> list[AgentView]:
+    """Every agent the master knows."""
+    return [agent_view(a) for a in master.state.agents.values()]

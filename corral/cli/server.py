@@ -1,0 +1,226 @@
+"""Server commands: ``corral up`` (master and agent in one process), ``corral master`` and
+``corral agent``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from corral.agent.executors.base import Executor
+from corral.agent.executors.process import ProcessExecutor
+from corral.agent.runtime import Agent, AgentConfig
+from corral.api.app import create_app
+from corral.client.config import user_config_path, write_config
+from corral.master.master import Master
+from corral.spec.protocol import AgentResources
+from corral.store.store import Store
+
+log = logging.getLogger("corral")
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: Corral stops in its own order (agent, then master)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def default_data_dir() -> Path:
+    """``$CORRAL_DATA``, else ``./.corral``."""
+    return Path(os.environ.get("CORRAL_DATA", ".corral"))
+
+
+def host_resources(data_dir: Path) -> AgentResources:
+    """What this machine has: all cpus, all memory, the free disk of the data dir."""
+    mem_kib = 1024 * 1024
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    disk = shutil.disk_usage(data_dir).free // (1024 * 1024)
+    return AgentResources(cpus=float(os.cpu_count() or 1), mem=mem_kib // 1024, disk=disk)
+
+
+def executors() -> dict[str, Executor]:
+    """The drivers this agent offers."""
+    return {"process": ProcessExecutor()}
+
+
+def _parse_attrs(attrs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for a in attrs:
+        key, sep, value = a.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{a!r} is not key=value", param_hint="--attr")
+        out[key] = value
+    return out
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise typer.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+async def _serve(
+    master: Master, host: str, port: int, auth: bool, agent_of: AgentConfig | None
+) -> None:
+    """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
+    await master.start()
+    server = _Server(
+        uvicorn.Config(
+            create_app(master, auth_required=auth),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # it failed to start: raise why
+            raise SystemExit(1)
+        await asyncio.sleep(0.01)
+    agent = None if agent_of is None else Agent(agent_of, executors())
+    agent_task = None if agent is None else asyncio.create_task(agent.run())
+    await stop.wait()
+    log.warning("stopping")
+    if agent is not None and agent_task is not None:
+        await agent.stop()
+        agent_task.cancel()
+    server.should_exit = True
+    await serving
+    await master.stop()
+    master.store.close()
+
+
+def up(
+    data: Annotated[
+        Path | None, typer.Option(help="Data dir [default: $CORRAL_DATA or ./.corral]")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8080,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Accept calls without a token.")
+    ] = False,
+    cpus: Annotated[float | None, typer.Option(help="CPUs the local agent offers.")] = None,
+    mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
+) -> None:
+    """Start a whole cluster here: a master and one local agent, state in the data dir."""
+    data_dir = data or default_data_dir()
+    url = f"http://127.0.0.1:{port}"
+    store = Store.in_dir(data_dir)
+    store.migrate()
+    master = Master(store)
+    token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
+    res = host_resources(data_dir / "agent")
+    res = AgentResources(cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk)
+    agent = AgentConfig(url, token, data_dir / "agent", socket.gethostname(), res)
+    write_config(data_dir / "client.json", url, token)
+    write_config(user_config_path(), url, token)
+    typer.echo(f"Corral is up at {url}  (state in {data_dir})")
+    if token:
+        typer.echo(f"admin token: {token}  (also in {data_dir / 'admin.token'})")
+    typer.echo("Ctrl-C stops it; running tasks are killed and recorded.")
+    asyncio.run(_serve(master, "127.0.0.1", port, not no_auth, agent))
+
+
+def master(
+    db: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL [default: sqlite in --data]")
+    ] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:8080",
+    data: Annotated[Path | None, typer.Option(help="Where admin.token is kept.")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Loopback only.")] = False,
+    lost_after: Annotated[
+        float, typer.Option(help="Seconds before a silent agent is LOST.")
+    ] = 10.0,
+) -> None:
+    """Run a master: API, scheduler and state store, for agents to dial in."""
+    host, port = _split_listen(listen)
+    if no_auth and host not in LOOPBACK:
+        raise typer.BadParameter(
+            "--no-auth is only allowed on a loopback address", param_hint="--no-auth"
+        )
+    data_dir = data or default_data_dir()
+    store = Store(db) if db else Store.in_dir(data_dir)
+    store.migrate()
+    m = Master(store, lost_after=lost_after)
+    if not no_auth:
+        token = m.ensure_admin_token(data_dir / "admin.token")
+        typer.echo(f"admin token in {data_dir / 'admin.token'}")
+        write_config(data_dir / "client.json", f"http://{host}:{port}", token)
+    typer.echo(f"Corral master listening on http://{host}:{port}")
+    asyncio.run(_serve(m, host, port, not no_auth, None))
+
+
+def agent(
+    master_url: Annotated[str, typer.Option("--master", help="URL of the master.")],
+    token: Annotated[
+        str | None, typer.Option(envvar="CORRAL_TOKEN", help="Token for the master.")
+    ] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPUs to offer [default: all].")] = None,
+    mem: Annotated[int | None, typer.Option(help="MiB of memory to offer [default: all].")] = None,
+    disk: Annotated[int | None, typer.Option(help="MiB of disk to offer [default: free].")] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="Attribute key=value (repeatable).")
+    ] = None,
+    data: Annotated[Path, typer.Option(help="Where the agent keeps sandboxes and journal.")] = Path(
+        ".corral-agent"
+    ),
+    hostname: Annotated[
+        str | None, typer.Option(help="Name to report [default: this host's].")
+    ] = None,
+) -> None:
+    """Run an agent: offer this node's resources to a master and run its tasks."""
+    res = host_resources(data)
+    res = AgentResources(
+        cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
+    )
+    config = AgentConfig(
+        master_url, token, data, hostname or socket.gethostname(), res, _parse_attrs(attr or [])
+    )
+    asyncio.run(_run_agent(config))
+
+
+async def _run_agent(config: AgentConfig) -> None:
+    a = Agent(config, executors())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(a.run())
+    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {config.master_url}")
+    await stop.wait()
+    await a.stop()
+    task.cancel()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the server commands to the ``corral`` app."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    app.command()(up)
+    app.command()(master)
+    app.command()(agent)

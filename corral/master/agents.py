@@ -1,0 +1,230 @@
+"""The master's side of the agent channel: registration, status updates, reconciliation and
+loss detection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from corral.master.records import AgentRecord, AgentSession, LiveTask
+from corral.master.state import ClusterState
+from corral.scheduler.model import Resources
+from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, TaskLaunch, Welcome
+from corral.spec.states import AgentState, TaskState
+
+log = logging.getLogger(__name__)
+
+# The order a task moves through; an update that would move it back is stale and ignored.
+_RANK = {
+    TaskState.PENDING: 0,
+    TaskState.STAGING: 1,
+    TaskState.STARTING: 2,
+    TaskState.RUNNING: 3,
+}
+
+
+def _is_forward(current: TaskState, new: TaskState) -> bool:
+    return new.terminal or _RANK[new] > _RANK[current]
+
+
+class AgentOps:
+    """Handles what agents say, and notices when they fall silent."""
+
+    def __init__(
+        self,
+        state: ClusterState,
+        heartbeat_interval: float = 1.0,
+        disconnect_after: float = 3.0,
+        lost_after: float = 10.0,
+    ) -> None:
+        self.state = state
+        self.heartbeat_interval = heartbeat_interval
+        self.disconnect_after = disconnect_after
+        self.lost_after = lost_after
+
+    def load(self) -> None:
+        """Agents from the store start DISCONNECTED: each has ``lost_after`` to come back."""
+        now = time.monotonic()
+        for row in self.state.store.agents():
+            res = row["resources"]
+            state = AgentState(row["state"])
+            if state is not AgentState.LOST:
+                state = AgentState.DISCONNECTED
+            self.state.agents[row["id"]] = AgentRecord(
+                id=row["id"],
+                hostname=row["hostname"],
+                total=Resources(round(res["cpus"] * 1000), res["mem"], res["disk"], res["gpus"]),
+                attributes=dict(row["attributes"]),
+                drivers=frozenset(row["drivers"]),
+                state=state,
+                last_seq=row["last_seq"],
+                registered_at=row["registered_at"],
+                cgroups=row["cgroups"],
+                last_heartbeat=row["last_heartbeat"],
+                silent_since=now,
+            )
+
+    # --- connection life
+
+    async def hello(self, msg: Hello, session: AgentSession) -> AgentRecord:
+        """Register (or re-register) an agent, replay its journal, reconcile its tasks."""
+        agent = self._register(msg, session)
+        for update in msg.unacked:
+            self.apply_status(agent, update)
+        await session.send(
+            Welcome(agent_id=agent.id, heartbeat_interval=self.heartbeat_interval).model_dump()
+        )
+        if msg.unacked:
+            await session.send(Ack(seq=agent.last_seq).model_dump())
+        await self._reconcile(agent, set(msg.running))
+        self.state.wake.set()
+        return agent
+
+    def _register(self, msg: Hello, session: AgentSession) -> AgentRecord:
+        now = self.state.clock.now()
+        res = msg.resources
+        total = Resources(round(res.cpus * 1000), res.mem, res.disk, res.gpus)
+        agent = self.state.agents.get(msg.agent_id)
+        if agent is not None and agent.session is not None:
+            agent.session.close()  # a newer connection replaces a half-dead one
+        with self.state.change() as ch:
+            ch.tx.upsert_agent(
+                msg.agent_id,
+                hostname=msg.hostname,
+                resources=res.model_dump(),
+                attributes=msg.attributes,
+                drivers=msg.drivers,
+                state=AgentState.ACTIVE.value,
+                cgroups=msg.cgroups,
+                registered_at=now if agent is None else agent.registered_at,
+                last_heartbeat=now,
+                **({"last_seq": 0} if agent is None else {}),
+            )
+            if agent is None:
+                agent = AgentRecord(
+                    id=msg.agent_id,
+                    hostname=msg.hostname,
+                    total=total,
+                    attributes=msg.attributes,
+                    drivers=frozenset(msg.drivers),
+                    state=AgentState.ACTIVE,
+                    last_seq=0,
+                    registered_at=now,
+                )
+                self.state.agents[agent.id] = agent
+            was = agent.state
+            agent.hostname, agent.total = msg.hostname, total
+            agent.attributes, agent.drivers = msg.attributes, frozenset(msg.drivers)
+            agent.cgroups, agent.session = msg.cgroups, session
+            agent.last_heartbeat, agent.silent_since = now, time.monotonic()
+            # A DRAINING agent stays draining across reconnections.
+            new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE
+            self.state.agent_event(ch, agent, new, "registered")
+        return agent
+
+    async def _reconcile(self, agent: AgentRecord, running: set[str]) -> None:
+        """Compare what the agent runs with what the store says it runs, and repair both."""
+        mine = [t for t in self.state.tasks.values() if t.agent_id == agent.id]
+        to_launch = [t for t in mine if t.state is TaskState.STAGING and t.id not in running]
+        gone = [t for t in mine if t.state is not TaskState.STAGING and t.id not in running]
+        if gone:
+            with self.state.change() as ch:
+                for task in gone:
+                    reason = f"agent {agent.hostname} no longer knows the task"
+                    self.state.transition(ch, task, TaskState.LOST, reason=reason)
+        known = {t.id for t in mine}
+        for task_id in sorted(running - known):
+            await self.send_kill(agent, task_id, "unknown to the master", grace=None)
+        # A STAGING task the agent never got is safe to send again: nothing of it runs there.
+        for task in to_launch:
+            await self.send_launch(agent, task)
+
+    def heartbeat(self, agent: AgentRecord) -> None:
+        """Note a sign of life."""
+        agent.silent_since = time.monotonic()
+        agent.last_heartbeat = self.state.clock.now()
+
+    def disconnected(self, agent: AgentRecord, session: AgentSession) -> None:
+        """The connection closed. Its tasks keep their state until the loss timeout."""
+        session.close()
+        if agent.session is not session:
+            return  # a newer connection already took over
+        agent.session = None
+        if agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
+            with self.state.change() as ch:
+                self.state.agent_event(ch, agent, AgentState.DISCONNECTED, "connection closed")
+
+    # --- status updates
+
+    def apply_status(self, agent: AgentRecord, update: StatusUpdate) -> bool:
+        """Apply one status update at most once. Answers False for a duplicate."""
+        if update.seq <= agent.last_seq:
+            return False
+        agent.silent_since = time.monotonic()
+        task = self.state.tasks.get(update.task_id)
+        with self.state.change() as ch:
+            ch.tx.upsert_agent(agent.id, last_seq=update.seq)
+            if (
+                task is not None
+                and task.agent_id == agent.id
+                and _is_forward(task.state, update.state)
+            ):
+                self.state.transition(
+                    ch,
+                    task,
+                    update.state,
+                    reason=update.reason,
+                    time=update.time,
+                    exit_code=update.exit_code,
+                )
+        agent.last_seq = update.seq
+        if task is None or task.agent_id != agent.id:
+            if not update.state.terminal:
+                # The task ended here (or was replaced elsewhere) but still runs there.
+                asyncio.get_running_loop().create_task(
+                    self.send_kill(agent, update.task_id, "not wanted by the master", None)
+                )
+        return True
+
+    # --- messages to agents
+
+    async def send_launch(self, agent: AgentRecord, task: LiveTask) -> None:
+        """Tell the agent to start a task."""
+        if agent.session is not None:
+            launch = TaskLaunch.model_validate(task.launch)
+            await agent.session.send(Launch(task=launch).model_dump(mode="json"))
+
+    async def send_kill(
+        self, agent: AgentRecord, task_id: str, reason: str, grace: float | None
+    ) -> None:
+        """Tell the agent to stop a task."""
+        if agent.session is not None:
+            msg = Kill(task_id=task_id, grace=grace, reason=reason)
+            await agent.session.send(msg.model_dump(mode="json"))
+
+    # --- loss detection
+
+    def check_liveness(self) -> None:
+        """Close silent connections; declare agents LOST after ``lost_after`` of silence."""
+        now = time.monotonic()
+        for agent in list(self.state.agents.values()):
+            silent = now - agent.silent_since
+            if agent.connected and silent > self.disconnect_after and agent.session:
+                log.warning("agent %s silent for %.1fs: disconnecting", agent.hostname, silent)
+                self.disconnected(agent, agent.session)
+            elif agent.state is AgentState.DISCONNECTED and silent > self.lost_after:
+                self._lose(agent, f"agent {agent.hostname} silent for {silent:.0f}s")
+
+    def _lose(self, agent: AgentRecord, reason: str) -> None:
+        victims = [t for t in self.state.tasks.values() if t.agent_id == agent.id]
+        with self.state.change() as ch:
+            self.state.agent_event(ch, agent, AgentState.LOST, reason)
+            for task in victims:
+                self.state.transition(ch, task, TaskState.LOST, reason=reason)
+
+    async def liveness_loop(self) -> None:
+        """Check liveness every half heartbeat, forever."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval / 2)
+            self.check_liveness()

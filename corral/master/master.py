@@ -1,0 +1,131 @@
+"""The master process: wires the state, the job and agent handlers and the loops together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from pathlib import Path
+
+from corral.master.agents import AgentOps
+from corral.master.clock import Clock, SystemClock
+from corral.master.events import EventBus
+from corral.master.jobs import Conflict, JobOps, NotFound
+from corral.master.records import LiveTask
+from corral.master.scheduling import SchedulingLoop
+from corral.master.state import ClusterState
+from corral.spec.protocol import Read, ReadResult
+from corral.spec.states import TaskState
+from corral.store.store import Store
+
+
+class Unavailable(Exception):
+    """What was asked needs an agent that is not connected."""
+
+
+class Master:
+    """Desired and actual state, the scheduling loop, and the agents' side of the channel."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock | None = None,
+        *,
+        heartbeat_interval: float = 1.0,
+        lost_after: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.bus = EventBus()
+        self.state = ClusterState(store, self.bus, clock or SystemClock())
+        self.jobs = JobOps(self.state)
+        self.agents = AgentOps(
+            self.state,
+            heartbeat_interval=heartbeat_interval,
+            disconnect_after=3 * heartbeat_interval,
+            lost_after=lost_after,
+        )
+        self.scheduler = SchedulingLoop(self.state, self.agents)
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Load the state and start the loops. Agents load first: tasks count against them."""
+        self.store.migrate()
+        self.agents.load()
+        self.state.load()
+        self._loops = [
+            asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
+            asyncio.create_task(self.agents.liveness_loop(), name="liveness"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the loops (the store stays open for the caller to close)."""
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        self._loops = []
+
+    def ensure_admin_token(self, token_file: Path) -> str:
+        """The admin token: read from ``token_file``, or created (and written 0600) on the
+        first start."""
+        if token_file.exists():
+            token = token_file.read_text().strip()
+            if self.store.token_user(token) is not None:
+                return token
+        token = secrets.token_urlsafe(32)
+        with self.store.tx() as tx:
+            tx.add_token(token, "admin", "admin", self.state.clock.now())
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.touch(mode=0o600)
+        token_file.chmod(0o600)
+        token_file.write_text(token + "\n")
+        return token
+
+    # --- kills: the store first, then the agents
+
+    async def kill_job(self, name: str, run: int | None = None) -> None:
+        """Kill every live task of a job, or of one of its runs."""
+        if run is not None and not self.store.runs(name, run):
+            raise NotFound(f"run {run} of job {name!r} not found")
+        await self._stop_on_agents(self.jobs.kill(name, run))
+
+    async def kill_task(self, task_id: str) -> None:
+        """Kill one task. A finished task is left as it is."""
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            if self.store.task(task_id) is None:
+                raise NotFound(f"task {task_id!r} not found")
+            return
+        await self._stop_on_agents(self.jobs.kill_tasks([task], "killed by user"))
+
+    async def _stop_on_agents(self, tasks: list[LiveTask]) -> None:
+        for task in tasks:
+            agent = self.state.agents[task.agent_id or ""]
+            await self.agents.send_kill(agent, task.id, "killed by user", grace=None)
+
+    # --- logs
+
+    async def read_file(
+        self, task_id: str, file: str, offset: int, length: int
+    ) -> dict[str, object]:
+        """Read part of a task's sandbox file from its agent."""
+        row = self.store.task(task_id)
+        if row is None:
+            raise NotFound(f"task {task_id!r} not found")
+        agent = self.state.agents.get(row["agent_id"] or "")
+        if agent is None:
+            if row["state"] == TaskState.PENDING.value:
+                return ReadResult(request_id=0, next_offset=offset, running=True)
+            raise Unavailable(f"task {task_id!r} never ran on an agent")
+        if agent.session is None or not agent.connected:
+            raise Unavailable(f"agent {agent.hostname} of task {task_id!r} is not connected")
+        msg = Read(request_id=0, task_id=task_id, file=file, offset=offset, length=length)
+        try:
+            answer = await agent.session.request_read(msg.model_dump(), timeout=10.0)
+            return ReadResult.model_validate(answer)
+        except (TimeoutError, ConnectionError) as e:
+            raise Unavailable(f"agent {agent.hostname} did not answer: {e}") from None
+
+
+__all__ = ["Conflict", "Master", "NotFound", "Unavailable"]

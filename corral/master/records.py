@@ -1,0 +1,150 @@
+"""The master's in-memory view of live work and agents, loaded from the store at start.
+
+The store is the truth; these records are a cache of what is not finished yet, so the
+scheduling loop never has to query for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.scheduler.model import Constraint, Operator, Resources, Strategy
+from corral.spec.states import AgentState, TaskState
+
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+_order = itertools.count()
+
+
+def resources_of(launch: Mapping[str, Any]) -> Resources:
+    """The resources a launch document asks for, in the core's exact units."""
+    return Resources(
+        millicpus=round(float(launch["cpus"]) * 1000),
+        mem=int(launch["mem"]),
+        disk=int(launch.get("disk", 0)),
+        gpus=int(launch.get("gpus", 0)),
+    )
+
+
+@dataclass(slots=True)
+class LiveTask:
+    """A task that is not finished: PENDING, STAGING, STARTING or RUNNING."""
+
+    id: str
+    job: str
+    run: int
+    slot: int
+    idx: int
+    attempt: int
+    state: TaskState
+    owner: str
+    priority: int
+    launch: dict[str, Any]
+    placement: dict[str, Any]
+    agent_id: str | None = None
+    not_before: float | None = None
+    kill_requested: bool = False
+    waiting: str = ""  # why it is not placed yet, from the last plan
+    order: int = field(default_factory=lambda: next(_order))
+    resources: Resources = field(init=False)
+    constraints: tuple[Constraint, ...] = field(init=False)
+    strategy: Strategy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.resources = resources_of(self.launch)
+        self.strategy = Strategy(self.placement.get("strategy", "binpack"))
+        self.constraints = tuple(
+            Constraint(c["field"], Operator(c["operator"]), c.get("value"))
+            for c in self.placement.get("constraints", ())
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> LiveTask:
+        """Build from a ``tasks`` row."""
+        return cls(
+            id=row["id"],
+            job=row["job"],
+            run=row["run"],
+            slot=row["slot"],
+            idx=row["idx"],
+            attempt=row["attempt"],
+            state=TaskState(row["state"]),
+            owner=row["owner"],
+            priority=row["priority"],
+            launch=dict(row["launch"]),
+            placement=dict(row["placement"]),
+            agent_id=row["agent_id"],
+            not_before=row["not_before"],
+            kill_requested=bool(row["kill_requested"]),
+        )
+
+
+class AgentSession:
+    """One live connection to an agent: sends messages, and matches answers to reads."""
+
+    def __init__(self, send: SendFn) -> None:
+        self._send = send
+        self._reads: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_read = itertools.count(1)
+        self.closed = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one message; a closed connection drops it (reconciliation repairs that)."""
+        if self.closed:
+            return
+        try:
+            await self._send(message)
+        except Exception:  # the socket died under us; the channel closes the session
+            self.closed = True
+
+    async def request_read(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send a ``read`` and wait for its ``read_result``."""
+        rid = next(self._next_read)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._reads[rid] = fut
+        try:
+            await self.send({**message, "request_id": rid})
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._reads.pop(rid, None)
+
+    def answer_read(self, result: dict[str, Any]) -> None:
+        """Deliver a ``read_result`` to whoever asked."""
+        fut = self._reads.get(int(result["request_id"]))
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    def close(self) -> None:
+        """Mark closed and fail pending reads."""
+        self.closed = True
+        for fut in self._reads.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("agent disconnected"))
+
+
+@dataclass(slots=True)
+class AgentRecord:
+    """An agent as the master tracks it."""
+
+    id: str
+    hostname: str
+    total: Resources
+    attributes: dict[str, str]
+    drivers: frozenset[str]
+    state: AgentState
+    last_seq: int
+    registered_at: float
+    cgroups: str = ""
+    used: Resources = field(default_factory=Resources)
+    last_heartbeat: float | None = None  # wall clock, for display
+    silent_since: float = 0.0  # monotonic time of the last sign of life
+    session: AgentSession | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while a live session exists."""
+        return self.session is not None and not self.session.closed

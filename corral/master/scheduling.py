@@ -1,0 +1,131 @@
+"""The scheduling pass: snapshot the live state, ask the pure core for a plan, write it ahead,
+then send the launches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from corral.master.agents import AgentOps
+from corral.master.records import LiveTask
+from corral.master.state import ClusterState
+from corral.scheduler import plan
+from corral.scheduler.model import AgentSnapshot, PlacedTask, Plan, Snapshot, TaskRequest
+from corral.spec.states import AgentState, TaskState
+
+log = logging.getLogger(__name__)
+
+
+def snapshot_of(state: ClusterState) -> Snapshot:
+    """The read-only view the core plans on."""
+    agents = tuple(
+        AgentSnapshot(
+            id=a.id,
+            hostname=a.hostname,
+            total=a.total,
+            used=a.used,
+            attributes=a.attributes,
+            drivers=a.drivers,
+            schedulable=a.connected and a.state is AgentState.ACTIVE,
+        )
+        for a in state.agents.values()
+    )
+    placed = tuple(
+        PlacedTask(t.id, t.job, t.agent_id, t.owner, t.resources)
+        for t in state.tasks.values()
+        if t.agent_id is not None and t.state.active
+    )
+    return Snapshot(agents=agents, placed=placed)
+
+
+def request_of(task: LiveTask) -> TaskRequest:
+    """What the core needs to know of a pending task."""
+    return TaskRequest(
+        id=task.id,
+        group=task.job,
+        resources=task.resources,
+        driver=str(task.launch.get("driver", "process")),
+        constraints=task.constraints,
+        strategy=task.strategy,
+        owner=task.owner,
+        priority=task.priority,
+        order=task.order,
+    )
+
+
+class SchedulingLoop:
+    """Runs a pass whenever something changed (``state.wake``) or a retry's backoff ends."""
+
+    def __init__(self, state: ClusterState, agents: AgentOps, tick: float = 1.0) -> None:
+        self.state = state
+        self.agents = agents
+        self.tick = tick
+
+    def due(self, now: float) -> tuple[list[LiveTask], float | None]:
+        """Pending tasks whose backoff is over, and when the next backoff ends."""
+        ready: list[LiveTask] = []
+        next_due: float | None = None
+        for t in self.state.tasks.values():
+            if t.state is not TaskState.PENDING or t.kill_requested:
+                continue
+            if t.not_before is not None and t.not_before > now:
+                next_due = t.not_before if next_due is None else min(next_due, t.not_before)
+            else:
+                ready.append(t)
+        return ready, next_due
+
+    async def run_once(self) -> Plan | None:
+        """One pass. Answers the plan, or None if nothing was pending."""
+        now = self.state.clock.now()
+        ready, _ = self.due(now)
+        if not ready:
+            return None
+        result = plan(snapshot_of(self.state), [request_of(t) for t in ready])
+        for task_id, reason in result.unplaced.items():
+            self.state.tasks[task_id].waiting = reason
+        if not result.placements:
+            return result
+        placed = [
+            (self.state.tasks[p.task_id], self.state.agents[p.agent_id]) for p in result.placements
+        ]
+        # Write-ahead: the placements are stored before any launch leaves, so a crash in
+        # between leaves STAGING tasks that reconciliation re-sends or marks LOST.
+        with self.state.change() as ch:
+            ch.tx.place_tasks([{"task_id": t.id, "agent_id": a.id} for t, a in placed])
+            ch.tx.add_events(
+                [
+                    {
+                        "time": now,
+                        "type": "task_state",
+                        "job": t.job,
+                        "run": t.run,
+                        "task_id": t.id,
+                        "agent_id": a.id,
+                        "state": "STAGING",
+                        "reason": f"placed on {a.hostname}",
+                    }
+                    for t, a in placed
+                ]
+            )
+            for t, a in placed:
+                ch.after(lambda t=t, a=a: self.state.occupy(t, a))
+        for t, a in placed:
+            await self.agents.send_launch(a, t)
+        return result
+
+    async def run_forever(self) -> None:
+        """Plan on every wake-up, and at least every ``tick`` seconds."""
+        while True:
+            _, next_due = self.due(self.state.clock.now())
+            timeout = self.tick
+            if next_due is not None:
+                timeout = max(0.0, min(timeout, next_due - self.state.clock.now()))
+            try:
+                await asyncio.wait_for(self.state.wake.wait(), timeout)
+            except TimeoutError:
+                pass
+            self.state.wake.clear()
+            try:
+                await self.run_once()
+            except Exception:  # a bad pass must not stop scheduling for good
+                log.exception("scheduling pass failed")

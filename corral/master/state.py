@@ -1,0 +1,231 @@
+"""The master's state: the store, the live records, and the one place where tasks change state.
+
+Every change goes through ``ClusterState.change()``: the writes of one transaction, then (only
+after the commit) the in-memory updates and the publication of its events. A store failure
+therefore never leaves memory ahead of the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from corral.master.clock import Clock
+from corral.master.events import EventBus
+from corral.master.records import AgentRecord, LiveTask
+from corral.master.retry import retry_delay, should_retry
+from corral.master.work import retry_row
+from corral.scheduler.model import Resources
+from corral.spec.jobs import JobSpec
+from corral.spec.states import AgentState, RunState, TaskState
+from corral.store.store import Store, Tx
+
+
+class Change:
+    """One transaction plus what to do in memory once it has committed."""
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.afterwards: list[Callable[[], None]] = []
+        # Live tasks per run gained (retries) or lost (endings) in this change, not yet in memory.
+        self.live_delta: Counter[tuple[str, int]] = Counter()
+        self.finished_runs: set[tuple[str, int]] = set()
+
+    def after(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` after the commit."""
+        self.afterwards.append(fn)
+
+
+class ClusterState:
+    """Live tasks, agents and unfinished runs, kept in step with the store."""
+
+    def __init__(self, store: Store, bus: EventBus, clock: Clock) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.tasks: dict[str, LiveTask] = {}
+        self.agents: dict[str, AgentRecord] = {}
+        self.runs: dict[tuple[str, int], RunState] = {}
+        self.live_per_run: Counter[tuple[str, int]] = Counter()
+        self.specs: dict[str, JobSpec] = {}
+        self.wake = asyncio.Event()
+
+    @contextmanager
+    def change(self) -> Iterator[Change]:
+        """A transaction; on commit, apply its memory updates, publish its events, wake the
+        scheduler."""
+        with self.store.tx() as tx:
+            ch = Change(tx)
+            yield ch
+        for fn in ch.afterwards:
+            fn()
+        self.bus.publish(ch.tx.events)
+        self.wake.set()
+
+    # --- loading
+
+    def load(self) -> None:
+        """Fill the live records from the store (at start, and when taking over)."""
+        for row in self.store.jobs():
+            self.specs[row["name"]] = JobSpec.model_validate(row["spec"])
+        for row in self.store.unfinished_runs():
+            self.runs[(row["job"], row["number"])] = RunState(row["state"])
+        for row in self.store.active_tasks():
+            self.add_live(LiveTask.from_row(row))
+
+    def add_live(self, task: LiveTask) -> None:
+        """Track a task that is not finished."""
+        self.tasks[task.id] = task
+        self.live_per_run[(task.job, task.run)] += 1
+        agent = self.agents.get(task.agent_id or "")
+        if agent is not None and task.state.active:
+            agent.used = agent.used + task.resources
+
+    def _drop_live(self, task: LiveTask) -> None:
+        self.tasks.pop(task.id, None)
+        self.live_per_run[(task.job, task.run)] -= 1
+        agent = self.agents.get(task.agent_id or "")
+        if agent is not None and task.state.active:
+            agent.used = agent.used - task.resources
+
+    def occupy(self, task: LiveTask, agent: AgentRecord) -> None:
+        """A PENDING task was placed: it now holds resources on the agent."""
+        task.state = TaskState.STAGING
+        task.agent_id = agent.id
+        task.waiting = ""
+        agent.used = agent.used + task.resources
+
+    # --- the one way a task changes state
+
+    def transition(
+        self,
+        ch: Change,
+        task: LiveTask,
+        state: TaskState,
+        *,
+        reason: str = "",
+        time: float | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        """Move ``task`` to ``state``: row, event, and (after commit) memory, retries and runs."""
+        when = self.clock.now() if time is None else time
+        values: dict[str, Any] = {"state": state.value, "reason": reason}
+        if state is TaskState.RUNNING:
+            values["started_at"] = when
+        if state.terminal:
+            values.update(finished_at=when, exit_code=exit_code)
+        ch.tx.update_task(task.id, **values)
+        ch.tx.add_event(
+            time=when,
+            type="task_state",
+            job=task.job,
+            run=task.run,
+            task_id=task.id,
+            agent_id=task.agent_id,
+            state=state.value,
+            reason=reason,
+            data={} if exit_code is None else {"exit_code": exit_code},
+        )
+        if state is TaskState.RUNNING:
+            self._mark_run_running(ch, task, when)
+        if not state.terminal:
+            ch.after(lambda: setattr(task, "state", state))
+            return
+        ch.live_delta[(task.job, task.run)] -= 1
+        ch.after(lambda: self._drop_live(task))
+        if not self._maybe_retry(ch, task, state, when, reason):
+            self.maybe_finish_run(ch, task.job, task.run, when)
+
+    def _mark_run_running(self, ch: Change, task: LiveTask, when: float) -> None:
+        key = (task.job, task.run)
+        if self.runs.get(key) is not RunState.PENDING:
+            return
+        ch.tx.update_run(task.job, task.run, state=RunState.RUNNING.value)
+        ch.tx.add_event(time=when, type="run_state", job=task.job, run=task.run, state="RUNNING")
+        ch.after(lambda: self.runs.__setitem__(key, RunState.RUNNING))
+
+    def _maybe_retry(
+        self, ch: Change, task: LiveTask, state: TaskState, when: float, reason: str
+    ) -> bool:
+        spec = self.specs.get(task.job)
+        if spec is None or not should_retry(state, task.kill_requested, task.attempt, spec.retries):
+            return False
+        delay = retry_delay(task.attempt, spec.retry_backoff, spec.max_retry_delay)
+        row = retry_row(self._row_of(task), when, when + delay)
+        ch.tx.update_task(task.id, latest=False)
+        ch.tx.insert_tasks([row])
+        why = f"retry {row['attempt']} of {spec.retries} in {delay:g}s after {state.value}"
+        ch.tx.add_event(
+            time=when,
+            type="task_state",
+            job=task.job,
+            run=task.run,
+            task_id=row["id"],
+            state="PENDING",
+            reason=f"{why}: {reason}" if reason else why,
+        )
+        ch.live_delta[(task.job, task.run)] += 1
+        ch.after(lambda: self.add_live(LiveTask.from_row({**row, "agent_id": None})))
+        return True
+
+    def maybe_finish_run(self, ch: Change, job: str, run: int, when: float) -> None:
+        """Give the run its outcome once none of its tasks is live."""
+        key = (job, run)
+        live = self.live_per_run[key] + ch.live_delta[key]
+        if live > 0 or key not in self.runs or key in ch.finished_runs:
+            return
+        ch.finished_runs.add(key)
+        counts, killed = ch.tx.run_outcome(job, run)
+        total = sum(counts.values())
+        if counts.get(TaskState.FINISHED.value, 0) == total:
+            outcome = RunState.SUCCEEDED
+        elif killed:
+            outcome = RunState.KILLED
+        else:
+            outcome = RunState.FAILED
+        ch.tx.update_run(job, run, state=outcome.value, finished_at=when)
+        ch.tx.add_event(
+            time=when,
+            type="run_state",
+            job=job,
+            run=run,
+            state=outcome.value,
+            data={"counts": counts},
+        )
+        ch.after(lambda: self.runs.pop(key, None))
+
+    @staticmethod
+    def _row_of(task: LiveTask) -> dict[str, Any]:
+        return {
+            "job": task.job,
+            "run": task.run,
+            "slot": task.slot,
+            "idx": task.idx,
+            "attempt": task.attempt,
+            "owner": task.owner,
+            "priority": task.priority,
+            "placement": task.placement,
+            "launch": task.launch,
+        }
+
+    # --- agents
+
+    def agent_event(self, ch: Change, agent: AgentRecord, state: AgentState, reason: str) -> None:
+        """Record an agent's change of state."""
+        ch.tx.upsert_agent(agent.id, state=state.value)
+        ch.tx.add_event(
+            time=self.clock.now(),
+            type="agent_state",
+            agent_id=agent.id,
+            state=state.value,
+            reason=reason,
+            data={"hostname": agent.hostname},
+        )
+        ch.after(lambda: setattr(agent, "state", state))
+
+    def free_of(self, agent: AgentRecord) -> Resources:
+        """What is left on an agent."""
+        return agent.total - agent.used

@@ -1,0 +1,1 @@
+"""The state store: SQLAlchemy Core tables, queries and alembic migrations."""

@@ -1,0 +1,106 @@
+"""Tables. Times are seconds since the epoch (float); specs are JSON documents."""
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("runs", Integer, nullable=False, default=0),  # number of the newest run
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("job", String(100), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("job", String(100), nullable=False),
+    Column("run", Integer, nullable=False),
+    Column("slot", Integer, nullable=False),
+    Column("idx", Integer, nullable=False),  # the value of {index}
+    Column("attempt", Integer, nullable=False),
+    Column("latest", Boolean, nullable=False, default=True),  # the newest attempt of its slot
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("exit_code", Integer),
+    Column("agent_id", String(100)),
+    Column("owner", String(100), nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("launch", JSON, nullable=False),  # a TaskLaunch document
+    Column("placement", JSON, nullable=False),  # strategy and constraints
+    Column("kill_requested", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("not_before", Float),
+    Index("ix_tasks_job_run", "job", "run"),
+    Index("ix_tasks_state", "state"),
+    Index("ix_tasks_agent", "agent_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("job", String(100)),
+    Column("run", Integer),
+    Column("task_id", String(200)),
+    Column("agent_id", String(100)),
+    Column("state", String(16)),
+    Column("reason", Text, nullable=False, default=""),
+    Column("data", JSON, nullable=False, default=dict),
+    Index("ix_events_task", "task_id"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("drivers", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("cgroups", Text, nullable=False, default=""),
+    Column("last_seq", Integer, nullable=False, default=0),  # newest status update applied
+    Column("registered_at", Float, nullable=False),
+    Column("last_heartbeat", Float),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 of the token: tokens are random
+    Column("user", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -1,0 +1,293 @@
+"""The store: one engine, transactions, and the queries the master and the API need.
+
+The master is the only writer. Each change of state is one transaction (``Store.tx``) that also
+appends its events; the master publishes those events only after the commit, so nothing a client
+sees was not stored first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from corral.store.schema import agents, events, jobs, runs, tasks, tokens
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
+
+
+def hash_token(token: str) -> str:
+    """Tokens are random, so a plain sha256 is enough to avoid storing them readable."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the writer; NORMAL sync survives a process crash (kill -9),
+    # which is what the master must survive; busy_timeout waits instead of failing on a lock.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Tx:
+    """The writes of one transaction. Events added here are published after the commit."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+
+    def add_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append events (time, type, job, run, task_id, agent_id, state, reason, data)."""
+        if not rows:
+            return
+        full = [{"reason": "", "data": {}, **r} for r in rows]
+        ids = self.conn.execute(insert(events).returning(events.c.id), full).scalars().all()
+        self.events.extend({**r, "id": i} for r, i in zip(full, ids, strict=True))
+
+    def add_event(self, **row: Any) -> None:
+        """Append one event."""
+        self.add_events([row])
+
+    def insert_job(self, **row: Any) -> None:
+        """Store a new job."""
+        self.conn.execute(insert(jobs).values(**row))
+
+    def update_job(self, name: str, **values: Any) -> None:
+        """Change fields of a job."""
+        self.conn.execute(update(jobs).where(jobs.c.name == name).values(**values))
+
+    def delete_job(self, name: str) -> None:
+        """Remove a job with its runs and tasks; its events stay in the log."""
+        self.conn.execute(delete(tasks).where(tasks.c.job == name))
+        self.conn.execute(delete(runs).where(runs.c.job == name))
+        self.conn.execute(delete(jobs).where(jobs.c.name == name))
+
+    def insert_run(self, **row: Any) -> None:
+        """Store a new run."""
+        self.conn.execute(insert(runs).values(**row))
+
+    def update_run(self, job: str, number: int, **values: Any) -> None:
+        """Change fields of a run."""
+        cond = (runs.c.job == job) & (runs.c.number == number)
+        self.conn.execute(update(runs).where(cond).values(**values))
+
+    def insert_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store new tasks."""
+        if rows:
+            self.conn.execute(insert(tasks), list(rows))
+
+    def update_task(self, task_id: str, **values: Any) -> None:
+        """Change fields of a task."""
+        self.conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+
+    def upsert_agent(self, agent_id: str, **values: Any) -> None:
+        """Create the agent row or change it."""
+        found = self.conn.execute(select(agents.c.id).where(agents.c.id == agent_id)).first()
+        if found is None:
+            self.conn.execute(insert(agents).values(id=agent_id, **values))
+        else:
+            self.conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+
+    def place_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Mark tasks STAGING on their agents: rows of ``task_id``, ``agent_id``."""
+        if rows:
+            stmt = (
+                update(tasks)
+                .where(tasks.c.id == bindparam("b_task"))
+                .values(state="STAGING", agent_id=bindparam("b_agent"), reason="")
+            )
+            params = [{"b_task": r["task_id"], "b_agent": r["agent_id"]} for r in rows]
+            self.conn.execute(stmt, params)
+
+    def run_outcome(self, job: str, number: int) -> tuple[dict[str, int], int]:
+        """Newest-attempt tasks of a run per state, and how many of them a user killed."""
+        cond = (tasks.c.job == job) & (tasks.c.run == number) & tasks.c.latest
+        stmt = select(tasks.c.state, tasks.c.kill_requested, func.count()).where(cond)
+        counts: dict[str, int] = {}
+        killed = 0
+        for state, kill_requested, n in self.conn.execute(
+            stmt.group_by(tasks.c.state, tasks.c.kill_requested)
+        ):
+            counts[state] = counts.get(state, 0) + n
+            killed += n if kill_requested else 0
+        return counts, killed
+
+    def add_token(self, token: str, user: str, role: str, now: float) -> None:
+        """Store a token (only its hash)."""
+        row = {"hash": hash_token(token), "user": user, "role": role, "created_at": now}
+        self.conn.execute(insert(tokens).values(**row))
+
+
+class Store:
+    """The state store on SQLite (default) or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            # One connection per thread is fine for the single-writer master.
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> Store:
+        """The default store: ``state.db`` in the data dir."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{data_dir / 'state.db'}")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (idempotent)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """One transaction: commits on normal exit, rolls back on an exception."""
+        with self.engine.begin() as conn:
+            yield Tx(conn)
+
+    def _all(self, stmt: Any) -> list[RowMapping]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).mappings().all())
+
+    def _one(self, stmt: Any) -> RowMapping | None:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).mappings().first()
+
+    # --- jobs and runs
+
+    def job(self, name: str) -> RowMapping | None:
+        """One job, or None."""
+        return self._one(select(jobs).where(jobs.c.name == name))
+
+    def jobs(self, owner: str | None = None, q: str | None = None) -> list[RowMapping]:
+        """Jobs, newest first, optionally of one owner or whose name contains ``q``."""
+        stmt = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.name)
+        if owner is not None:
+            stmt = stmt.where(jobs.c.owner == owner)
+        if q:
+            stmt = stmt.where(jobs.c.name.contains(q, autoescape=True))
+        return self._all(stmt)
+
+    def runs(self, job: str, number: int | None = None) -> list[RowMapping]:
+        """Runs of a job, newest first (or just run ``number``)."""
+        stmt = select(runs).where(runs.c.job == job).order_by(runs.c.number.desc())
+        if number is not None:
+            stmt = stmt.where(runs.c.number == number)
+        return self._all(stmt)
+
+    def unfinished_runs(self) -> list[RowMapping]:
+        """Runs without an outcome yet."""
+        return self._all(select(runs).where(runs.c.finished_at.is_(None)))
+
+    def run_counts(self, job: str, number: int) -> dict[str, int]:
+        """Tasks per state of a run, counting the newest attempt of each slot only."""
+        stmt = (
+            select(tasks.c.state, func.count())
+            .where((tasks.c.job == job) & (tasks.c.run == number) & tasks.c.latest)
+            .group_by(tasks.c.state)
+        )
+        with self.engine.connect() as conn:
+            return {state: n for state, n in conn.execute(stmt).all()}
+
+    # --- tasks
+
+    def task(self, task_id: str) -> RowMapping | None:
+        """One task, or None."""
+        return self._one(select(tasks).where(tasks.c.id == task_id))
+
+    def tasks(
+        self,
+        *,
+        state: str | None = None,
+        job: str | None = None,
+        run: int | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> list[RowMapping]:
+        """Tasks matching every given filter, in creation order."""
+        stmt = select(tasks).order_by(tasks.c.created_at, tasks.c.job, tasks.c.run, tasks.c.slot)
+        if state is not None:
+            stmt = stmt.where(tasks.c.state == state)
+        if job is not None:
+            stmt = stmt.where(tasks.c.job == job)
+        if run is not None:
+            stmt = stmt.where(tasks.c.run == run)
+        if agent is not None:
+            stmt = stmt.where(tasks.c.agent_id == agent)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return self._all(stmt)
+
+    def active_tasks(self) -> list[RowMapping]:
+        """Tasks that are not in a terminal state."""
+        return self._all(select(tasks).where(tasks.c.state.in_(ACTIVE_STATES)))
+
+    def task_events(self, task_id: str) -> list[RowMapping]:
+        """The state history of a task, oldest first."""
+        stmt = (
+            select(events)
+            .where((events.c.task_id == task_id) & (events.c.type == "task_state"))
+            .order_by(events.c.id)
+        )
+        return self._all(stmt)
+
+    # --- events, agents, tokens
+
+    def events_since(self, after: int, limit: int = 1000) -> list[RowMapping]:
+        """Events with an id above ``after``, oldest first."""
+        stmt = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
+        return self._all(stmt)
+
+    def last_event_id(self) -> int:
+        """The id of the newest event (0 if none)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
+
+    def agents(self) -> list[RowMapping]:
+        """Every agent ever registered."""
+        return self._all(select(agents).order_by(agents.c.hostname, agents.c.id))
+
+    def agent(self, agent_id: str) -> RowMapping | None:
+        """One agent, or None."""
+        return self._one(select(agents).where(agents.c.id == agent_id))
+
+    def token_user(self, token: str) -> tuple[str, str] | None:
+        """The (user, role) a token belongs to, or None."""
+        row = self._one(select(tokens).where(tokens.c.hash == hash_token(token)))
+        return None if row is None else (row["user"], row["role"])
+
+    def has_tokens(self) -> bool:
+        """True once any token exists."""
+        return self._one(select(tokens.c.hash).limit(1)) is not None
