@@ -90,6 +90,8 @@ async def _serve(
             log_level="warning",
             lifespan="off",
             ws="websockets-sansio",
+            # Event streams never end by themselves; don't let one hold up a shutdown.
+            timeout_graceful_shutdown=3,
         )
     )
     stop = asyncio.Event()

@@ -1,0 +1,388 @@
+"""Resource limits for process tasks: cgroups v2 or v1, when the host lets the agent write them.
+
+Task cgroups live below the agent's own cgroup (``<agent's cgroup>/corral/<task>``) so whatever
+limits the agent itself runs under (a systemd slice, a container) still cover its tasks, and the
+agent needs write access to its own subtree only. On v2 this needs a delegated cgroup whose
+processes allow enabling controllers below it; detection says why when it does not.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+V1_CONTROLLERS = ("memory", "cpu")
+CPU_PERIOD_US = 100_000  # the kernel's default CFS period; quota = cpus * period
+
+
+class CgroupUnavailable(Exception):
+    """This cgroup version cannot be used here; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """One mounted cgroup hierarchy: where it is mounted and which part of the tree it shows."""
+
+    mount: Path
+    root: str  # the cgroup shown at the mount point; "/" unless the mount is of a subtree
+    controllers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMounts:
+    """The cgroup hierarchies of this host: the v2 one, and v1 ones by controller."""
+
+    unified: Hierarchy | None
+    v1: dict[str, Hierarchy]
+
+
+def _unescape_mount(field: str) -> str:
+    """Mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> CgroupMounts:
+    """Find the cgroup hierarchies in the text of ``/proc/self/mountinfo``."""
+    unified: Hierarchy | None = None
+    v1: dict[str, Hierarchy] = {}
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, after = head.split(), tail.split()
+        if not sep or len(fields) < 5 or len(after) < 3:
+            continue
+        root, mount = _unescape_mount(fields[3]), Path(_unescape_mount(fields[4]))
+        if after[0] == "cgroup2":
+            unified = Hierarchy(mount, root, frozenset())
+        elif after[0] == "cgroup":
+            names = frozenset(opt for opt in after[2].split(",") if opt in V1_CONTROLLERS)
+            for name in names:
+                v1.setdefault(name, Hierarchy(mount, root, names))
+    return CgroupMounts(unified, v1)
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """Map controller to cgroup path from ``/proc/<pid>/cgroup``; the v2 entry has the key ""."""
+    paths: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            paths[""] = parts[2]
+        for name in parts[1].split(","):
+            if name:
+                paths[name] = parts[2]
+    return paths
+
+
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """Parse ``key value`` lines, as in ``memory.oom_control`` (v1) and ``memory.events`` (v2)."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            values[parts[0]] = int(parts[1])
+    return values
+
+
+def oom_killed_v1(oom_control: str, failcnt: int, max_usage: int, limit: int) -> bool:
+    """Whether the OOM killer struck in a v1 memory cgroup.
+
+    Kernels since 4.13 count kills in ``oom_control``; older ones only show that the limit was
+    reached (``failcnt`` > 0 with peak usage at the limit), the best evidence they give.
+    """
+    counters = parse_flat_keyed(oom_control)
+    if "oom_kill" in counters:
+        return counters["oom_kill"] > 0
+    return failcnt > 0 and max_usage >= limit
+
+
+def oom_killed_v2(memory_events: str) -> bool:
+    """Whether the OOM killer struck in a v2 cgroup, from its ``memory.events``."""
+    return parse_flat_keyed(memory_events).get("oom_kill", 0) > 0
+
+
+def cgroup_dir_name(task_id: str) -> str:
+    """A directory name for a task id: path separators and odd characters become ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
+    return "_" + name if name in ("", ".", "..") else name
+
+
+def _own_dir(hierarchy: Hierarchy, own_path: str) -> Path:
+    """The agent's cgroup directory in a hierarchy (the mount point if it is not visible)."""
+    root = hierarchy.root.rstrip("/")
+    if own_path == hierarchy.root or own_path.startswith(root + "/"):
+        return hierarchy.mount / own_path[len(root) :].lstrip("/")
+    return hierarchy.mount
+
+
+def _why(exc: OSError, path: Path) -> str:
+    """Turn a failed cgroup write into a reason an operator can act on."""
+    if exc.errno == errno.EROFS:
+        return f"{path} is read-only"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write {path}"
+    if exc.errno == errno.EBUSY:  # v2 "no internal processes": controllers need an empty parent
+        return f"{path} holds processes (run the agent in a delegated cgroup of its own)"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def _write_optional(path: Path, value: str) -> None:
+    """Write a setting that helps but that some kernels do not have or refuse."""
+    try:
+        path.write_text(value)
+    except OSError:
+        pass
+
+
+def _read_int(path: Path, default: int = 0) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def _enable_controllers(path: Path) -> None:
+    """Enable memory and cpu for the children of a v2 cgroup, writing only if one is missing.
+
+    Writing is refused (EBUSY) in a non-root cgroup that holds processes, even when it would
+    change nothing, so an already delegated cgroup must not be written again.
+    """
+    control = path / "cgroup.subtree_control"
+    enabled = set(control.read_text().split()) if control.exists() else set()
+    missing = [c for c in V1_CONTROLLERS if c not in enabled]
+    if missing:
+        _write(control, " ".join("+" + c for c in missing))
+
+
+def _setup_v2(mounts: CgroupMounts, own: dict[str, str], name: str) -> dict[str, Path]:
+    """Make ``<agent's cgroup>/<name>`` with memory and cpu enabled for task cgroups below it."""
+    if mounts.unified is None:
+        raise CgroupUnavailable("cgroup v2: not mounted")
+    own_dir = _own_dir(mounts.unified, own.get("", "/"))
+    try:
+        available = set((own_dir / "cgroup.controllers").read_text().split())
+    except OSError as exc:
+        raise CgroupUnavailable(f"cgroup v2: {_why(exc, own_dir)}") from exc
+    missing = [c for c in V1_CONTROLLERS if c not in available]
+    if missing:
+        raise CgroupUnavailable(f"cgroup v2: {', '.join(missing)} not available in {own_dir}")
+    parent = own_dir / name
+    step = own_dir
+    try:
+        # A controller reaches a cgroup only if each ancestor enables it for its children.
+        _enable_controllers(own_dir)
+        step = parent
+        parent.mkdir(exist_ok=True)
+        _enable_controllers(parent)
+    except OSError as exc:
+        raise CgroupUnavailable(f"cgroup v2: {_why(exc, step)}") from exc
+    return {"": parent}
+
+
+def _setup_v1(mounts: CgroupMounts, own: dict[str, str], name: str) -> dict[str, Path]:
+    """Make ``<agent's cgroup>/<name>`` in the memory and cpu hierarchies; both are required."""
+    parents: dict[str, Path] = {}
+    for controller in V1_CONTROLLERS:
+        hierarchy = mounts.v1.get(controller)
+        if hierarchy is None:
+            raise CgroupUnavailable(f"cgroup v1: no {controller} hierarchy mounted")
+        parent = _own_dir(hierarchy, own.get(controller, "/")) / name
+        try:
+            parent.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise CgroupUnavailable(f"cgroup v1: {_why(exc, parent.parent)}") from exc
+        parents[controller] = parent
+    return parents
+
+
+class Cgroups:
+    """Where task cgroups go on this host (v2, v1), or why limits are not enforced."""
+
+    def __init__(self, version: int | None, parents: dict[str, Path], description: str) -> None:
+        self.version = version
+        self.parents = parents  # controller ("" on v2) -> directory holding the task cgroups
+        self.description = description
+
+    @classmethod
+    def detect(
+        cls,
+        name: str = "corral",
+        mountinfo: Path = Path("/proc/self/mountinfo"),
+        self_cgroup: Path = Path("/proc/self/cgroup"),
+    ) -> Cgroups:
+        """Use cgroup v2 if it offers memory and cpu, else v1, else none (with the reasons)."""
+        try:
+            mounts = parse_mountinfo(mountinfo.read_text())
+            own = parse_proc_cgroup(self_cgroup.read_text())
+        except OSError as exc:
+            return cls.disabled(f"cannot read cgroup mounts: {exc}")
+        reasons = []
+        for version, setup in ((2, _setup_v2), (1, _setup_v1)):
+            try:
+                parents = setup(mounts, own, name)
+            except CgroupUnavailable as exc:
+                reasons.append(str(exc))
+                continue
+            return cls(version, parents, f"cgroup v{version}: {', '.join(V1_CONTROLLERS)}")
+        return cls.disabled("; ".join(reasons))
+
+    @classmethod
+    def disabled(cls, reason: str) -> Cgroups:
+        """No limits, for the given reason."""
+        return cls(None, {}, f"none: {reason} (limits not enforced)")
+
+    @property
+    def enabled(self) -> bool:
+        """True when task cgroups are created and limits enforced."""
+        return self.version is not None
+
+    def create(self, task_id: str, mem_mib: int, cpus: float) -> TaskCgroup | None:
+        """Create the task's cgroups with its limits; None when cgroups are not in use.
+
+        Raises ``OSError`` if the kernel refuses; nothing is left behind then.
+        """
+        if self.version is None:
+            return None
+        dirs = {c: parent / cgroup_dir_name(task_id) for c, parent in self.parents.items()}
+        memory_dir = dirs["" if self.version == 2 else "memory"]
+        cgroup = TaskCgroup(self.version, tuple(dirs.values()), memory_dir, mem_mib)
+        try:
+            for path in dirs.values():
+                if path.is_dir():
+                    path.rmdir()  # left from an earlier run: its OOM counters would mislead
+                path.mkdir()
+            if self.version == 2:
+                _limit_v2(memory_dir, mem_mib, cpus)
+            else:
+                _limit_v1(memory_dir, dirs["cpu"], mem_mib, cpus)
+        except OSError:
+            cgroup.remove()
+            raise
+        return cgroup
+
+
+def _limit_v2(path: Path, mem_mib: int, cpus: float) -> None:
+    if mem_mib > 0:
+        _write(path / "memory.max", str(mem_mib * 1024 * 1024))
+    # No swap, and kill the whole task on OOM: a task half-killed or swapping at its limit
+    # hangs instead of failing. Both files are optional (no swap accounting, old kernels).
+    _write_optional(path / "memory.swap.max", "0")
+    _write_optional(path / "memory.oom.group", "1")
+    quota = f"{max(1000, int(cpus * CPU_PERIOD_US))} {CPU_PERIOD_US}" if cpus > 0 else "max"
+    _write(path / "cpu.max", quota)
+
+
+def _limit_v1(memory: Path, cpu: Path, mem_mib: int, cpus: float) -> None:
+    if mem_mib > 0:
+        limit = str(mem_mib * 1024 * 1024)
+        _write(memory / "memory.limit_in_bytes", limit)
+        # memsw (memory + swap) may not go below the memory limit, so it is set second; it is
+        # optional, as is swappiness (kernels without swap accounting refuse them).
+        _write_optional(memory / "memory.memsw.limit_in_bytes", limit)
+    _write_optional(memory / "memory.swappiness", "0")
+    _write_optional(
+        memory / "memory.oom_control", "0"
+    )  # OOM killer on: kill at the limit, not hang
+    if cpus > 0:
+        period = _read_int(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
+        _write(cpu / "cpu.cfs_quota_us", str(max(1000, int(cpus * period))))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCgroup:
+    """The cgroup directories of one task (one on v2, one per hierarchy on v1)."""
+
+    version: int
+    dirs: tuple[Path, ...]
+    memory: Path
+    mem_mib: int
+
+    def procs_files(self) -> list[Path]:
+        """The files a process writes its pid into to join every cgroup of the task."""
+        return [path / "cgroup.procs" for path in self.dirs]
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed a process of the task (False if it cannot tell)."""
+        try:
+            if self.version == 2:
+                return oom_killed_v2((self.memory / "memory.events").read_text())
+            return oom_killed_v1(
+                (self.memory / "memory.oom_control").read_text(),
+                _read_int(self.memory / "memory.failcnt"),
+                _read_int(self.memory / "memory.max_usage_in_bytes"),
+                _read_int(self.memory / "memory.limit_in_bytes", -1),
+            )
+        except OSError:
+            return False
+
+    def pids(self) -> set[int]:
+        """The processes in the task's cgroups now."""
+        found: set[int] = set()
+        for procs in self.procs_files():
+            try:
+                found.update(int(line) for line in procs.read_text().split())
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the task's cgroups, even those that left its process group."""
+        kill_file = self.memory / "cgroup.kill"  # v2 on Linux >= 5.14: atomic, no pid races
+        if self.version == 2 and kill_file.exists():
+            try:
+                _write(kill_file, "1")
+                return
+            except OSError:
+                pass
+        for pid in self.pids() - {os.getpid()}:  # never the agent, whatever went wrong before
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+
+    def remove(self) -> bool:
+        """Remove the task's cgroups; False while some are busy (processes still exiting)."""
+        removed = True
+        for path in self.dirs:
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                removed = False
+        return removed
+
+    def dump(self) -> str:
+        """JSON for the task's meta directory, so a restarted agent finds the cgroups again."""
+        return json.dumps(
+            {
+                "version": self.version,
+                "dirs": [str(d) for d in self.dirs],
+                "memory": str(self.memory),
+                "mem_mib": self.mem_mib,
+            }
+        )
+
+    @classmethod
+    def load(cls, text: str) -> TaskCgroup:
+        """Read what ``dump`` wrote. Raises ``ValueError`` if it is not that."""
+        try:
+            data = json.loads(text)
+            return cls(
+                int(data["version"]),
+                tuple(Path(d) for d in data["dirs"]),
+                Path(data["memory"]),
+                int(data["mem_mib"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a task cgroup record: {exc}") from exc

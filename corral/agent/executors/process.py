@@ -1,0 +1,412 @@
+"""The ``process`` executor: a task is a process group in its own session, cgroups for limits.
+
+Each task runs under ``WRAPPER``, a few lines of ``/bin/sh`` that join the task's cgroups, run the
+command and leave its exit status in ``meta/exit_code``. The agent supervises without threads: it
+watches a pidfd of the wrapper on the event loop and reaps it with ``waitid``. After an agent
+restart the wrapper is no longer its child; ``recover`` then watches the pidfd again and takes the
+status from the file the wrapper writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from corral.agent import sandbox
+from corral.agent.cgroups import Cgroups, TaskCgroup
+from corral.agent.executors.base import LaunchError, TaskDirs, TaskExit
+from corral.spec.protocol import TaskLaunch
+from corral.spec.states import TaskState
+
+log = logging.getLogger(__name__)
+
+PID_FILE = "pid"  # "<pid> <start time>": the start time tells the wrapper from a reused pid
+EXIT_FILE = "exit_code"
+CGROUP_FILE = "cgroup.json"
+LOST_REASON = "exit status lost while the agent was down"
+
+# Arguments: exit-code file, the cgroup.procs files to join, "--", the command.
+# It joins the cgroups before the command exists, so limits hold from its first instruction.
+# The trap keeps the wrapper alive through the SIGTERM sent to the task's process group, so it can
+# record the status (a caught signal is reset for the command, an ignored one would not be). A
+# SIGKILL kills it too; the agent is alive then and gets the status from the kernel instead.
+# (A SIGTERM in the instant between the trap and the command's start is lost; SIGKILL after the
+# grace still stops the task.)
+# The status is written to a temporary file and renamed, so a reader never sees half of it.
+WRAPPER = """\
+exit_file=$1
+shift
+while [ "$1" != -- ]; do
+  echo "$$" > "$1" || { echo "corral: cannot join cgroup $1" >&2; exit 125; }
+  shift
+done
+shift
+trap : HUP INT TERM
+"$@"
+status=$?
+printf '%s\\n' "$status" > "$exit_file.tmp" &&
+  PATH=/usr/bin:/bin mv -f -- "$exit_file.tmp" "$exit_file"
+exit "$status"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a process ended: an exit code, or the signal that killed it."""
+
+    code: int | None = None
+    signal: int | None = None
+
+
+def shell_status(code: int) -> ExitStatus:
+    """Undo the shell's encoding of "killed by signal N" as exit status 128 + N."""
+    if 128 < code < 128 + signal.NSIG:
+        return ExitStatus(signal=code - 128)
+    return ExitStatus(code=code)
+
+
+def waitid_status(result: os.waitid_result) -> ExitStatus:
+    """The wrapper's end as the kernel reports it; its exit code relays the command's status."""
+    if result.si_code == os.CLD_EXITED:
+        return shell_status(result.si_status)
+    return ExitStatus(signal=result.si_status)
+
+
+def signal_name(number: int) -> str:
+    """``SIGSEGV`` for 11; ``signal 99`` for numbers without a name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def describe_exit(
+    status: ExitStatus | None, kill_reason: str | None, oom_mib: int | None
+) -> TaskExit:
+    """Map how the task ended to its final state and the reason the user sees.
+
+    ``status`` None means nobody saw the end; ``kill_reason`` is set when the agent asked the task
+    to stop; ``oom_mib`` is the memory limit when the kernel OOM-killed a process of the task.
+    """
+    code = status.code if status is not None else None
+    if kill_reason is not None:
+        return TaskExit(TaskState.KILLED, code, kill_reason)
+    if code == 0:
+        return TaskExit(TaskState.FINISHED, 0, "exited with status 0")
+    if oom_mib is not None:
+        return TaskExit(TaskState.FAILED, code, f"memory limit exceeded ({oom_mib} MiB)")
+    if status is None:
+        return TaskExit(TaskState.FAILED, None, LOST_REASON)
+    if status.signal is not None:
+        return TaskExit(
+            TaskState.FAILED, None, f"terminated by signal {signal_name(status.signal)}"
+        )
+    hint = {126: " (command not executable)", 127: " (command not found)"}.get(code or 0, "")
+    return TaskExit(TaskState.FAILED, code, f"exited with status {code}{hint}")
+
+
+def parse_stat_start_time(stat: str) -> int:
+    """Field 22 of ``/proc/<pid>/stat``: start time in clock ticks after boot.
+
+    The command name (field 2) may hold spaces and parentheses, so fields count from the last ')'.
+    """
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        return parse_stat_start_time(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_exit_file(path: Path) -> ExitStatus | None:
+    """The status the wrapper recorded, or None if it recorded none."""
+    try:
+        return shell_status(int(path.read_text().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def _oom_mib(cgroup: TaskCgroup | None, status: ExitStatus | None) -> int | None:
+    """The task's memory limit if the OOM killer ended it, else None."""
+    if cgroup is None or status == ExitStatus(code=0) or not cgroup.oom_killed():
+        return None
+    return cgroup.mem_mib
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+async def remove_cgroup(cgroup: TaskCgroup, attempts: int = 40) -> bool:
+    """Kill what is left in the task's cgroups and remove them, retrying while they are busy.
+
+    SIGKILLed processes take a moment to leave a cgroup and v1 has no event for "now empty", so
+    this polls briefly; a cgroup that stays busy is logged, never raised.
+    """
+    for _ in range(attempts):
+        cgroup.kill_all()
+        if cgroup.remove():
+            return True
+        await asyncio.sleep(0.05)
+    log.warning("cgroup of a task stays busy, not removed: %s", ", ".join(map(str, cgroup.dirs)))
+    return False
+
+
+class ProcessHandle:
+    """A running process task, watched through a pidfd on the event loop (no threads)."""
+
+    def __init__(
+        self, task_id: str, pid: int, pidfd: int, exit_file: Path, cgroup: TaskCgroup | None
+    ) -> None:
+        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on)."""
+        self.task_id = task_id
+        self.pid = pid  # of the wrapper, which leads the task's session and process group
+        self._pidfd = pidfd
+        self._exit_file = exit_file
+        self._cgroup = cgroup
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[TaskExit] = self._loop.create_future()
+        self._kill_reason: str | None = None
+        self._kill_deadline = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._detached = False
+        self._cleanup: asyncio.Task[None] | None = None
+        self._loop.add_reader(pidfd, self._on_exit)
+
+    async def wait(self) -> TaskExit:
+        """Return once the task has ended, its last process included. Same answer every call."""
+        if self._detached:
+            raise RuntimeError(f"task {self.task_id}: handle detached, recover() it instead")
+        # Shielded: a caller's timeout must not cancel the answer other callers wait for.
+        return await asyncio.shield(self._done)
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM the process group now, SIGKILL it after ``grace`` seconds if it still runs.
+
+        Idempotent: SIGTERM is sent once; a later call with a shorter grace brings SIGKILL forward.
+        """
+        if self._detached:
+            raise RuntimeError(f"task {self.task_id}: handle detached, recover() it instead")
+        if self._pidfd < 0:
+            return  # it has ended
+        if self._kill_reason is None:
+            self._kill_reason = "killed (SIGTERM)"
+            _signal_group(self.pid, signal.SIGTERM)
+        deadline = self._loop.time() + max(grace, 0.0)
+        if deadline < self._kill_deadline:
+            self._kill_deadline = deadline
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._force)
+
+    def detach(self) -> None:
+        """Stop watching without touching the task (agent shutdown); ``recover`` finds it again.
+
+        Pending ``wait`` calls are cancelled.
+        """
+        if self._pidfd < 0:
+            return  # it has ended
+        self._detached = True
+        self._stop_watching()
+        self._done.cancel()
+
+    def _force(self) -> None:
+        if self._pidfd < 0:
+            return
+        self._kill_reason = "killed (SIGKILL after grace)"
+        _signal_group(self.pid, signal.SIGKILL)
+        if self._cgroup is not None:
+            self._cgroup.kill_all()  # also processes that left the group (setsid, daemons)
+
+    def _on_exit(self) -> None:
+        """The pidfd is readable: the wrapper has exited."""
+        try:
+            result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            # Not our child: an earlier agent started it, so the wrapper's file has the status.
+            self._finish(read_exit_file(self._exit_file), reaped=False)
+            return
+        if result is not None:
+            self._finish(waitid_status(result), reaped=True)
+
+    def _finish(self, status: ExitStatus | None, reaped: bool) -> None:
+        self._stop_watching()
+        ended = describe_exit(status, self._kill_reason, _oom_mib(self._cgroup, status))
+        # A task's processes do not outlive it. Right after we reaped the leader its pid is still
+        # pinned as the group id if anything is left in the group, so this cannot hit a stranger.
+        if reaped:
+            _signal_group(self.pid, signal.SIGKILL)
+        if self._cgroup is None:
+            self._done.set_result(ended)
+        else:
+            self._cleanup = self._loop.create_task(self._settle(self._cgroup, ended))
+
+    async def _settle(self, cgroup: TaskCgroup, ended: TaskExit) -> None:
+        """Answer once the task's last process has left: only then are its resources free."""
+        await remove_cgroup(cgroup)
+        self._done.set_result(ended)
+
+    def _stop_watching(self) -> None:
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]:
+    """What the wrapper runs: the resolved command, or the shell string under ``/bin/sh -c``."""
+    if launch.command is not None and launch.shell is not None:
+        raise LaunchError("give either command or shell, not both")
+    if launch.shell is not None:
+        return ["/bin/sh", "-c", launch.shell]
+    if not launch.command:
+        raise LaunchError("nothing to run: neither command nor shell given")
+    program = sandbox.resolve_command(launch.command[0], search_path, workdir)
+    return [program, *launch.command[1:]]
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: Path, sandbox_dir: Path) -> int:
+    """Start ``argv`` in a new session with output to the sandbox; return its pid (unreaped)."""
+    with (
+        open(sandbox_dir / "stdout", "ab") as out,
+        open(sandbox_dir / "stderr", "ab") as err,
+    ):
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    # From here on the handle reaps the child (waitid on its pidfd). A Popen object that thinks
+    # its child runs would, once collected, reap it behind our back (subprocess._cleanup) and
+    # lose the status; marking it done keeps Popen out of the way.
+    proc.returncode = 0
+    return proc.pid
+
+
+def _open_same_process(pid: int, start_time: int) -> int | None:
+    """A pidfd of ``pid`` if it is still the process that started at ``start_time``."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    # Checked after opening: if the start time still matches, the pidfd is of that process.
+    if _start_time(pid) != start_time:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _read_pid_file(path: Path) -> tuple[int, int] | None:
+    try:
+        pid, start_time = path.read_text().split()
+        return int(pid), int(start_time)
+    except (OSError, ValueError):
+        return None
+
+
+def _load_cgroup(path: Path) -> TaskCgroup | None:
+    try:
+        return TaskCgroup.load(path.read_text())
+    except (OSError, ValueError):
+        return None  # the task ran without cgroups
+
+
+class ProcessExecutor:
+    """Runs tasks as local process groups, limited by cgroups when the host allows it."""
+
+    driver = "process"
+
+    def __init__(
+        self,
+        cgroup_name: str = "corral",
+        *,
+        cgroups: Cgroups | None = None,
+        agent_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Detect cgroups now (task cgroups go in ``<agent's cgroup>/<cgroup_name>/<task>``).
+
+        ``cgroups`` replaces detection (e.g. ``Cgroups.disabled(reason)``); ``agent_env`` replaces
+        ``os.environ`` as the source of the tasks' ``PATH``, ``LANG`` and ``HOME``.
+        """
+        self._cgroups = cgroups if cgroups is not None else Cgroups.detect(cgroup_name)
+        self._agent_env = dict(os.environ if agent_env is None else agent_env)
+
+    def limits(self) -> str:
+        """One line saying which resource limits are enforced, or why none are."""
+        return self._cgroups.description
+
+    async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle:
+        """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot."""
+        sandbox.prepare(launch, dirs)
+        env = sandbox.task_env(launch, dirs.sandbox, self._agent_env)
+        workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
+        argv = _task_argv(launch, env["PATH"], workdir)
+        exit_file = dirs.meta / EXIT_FILE
+        exit_file.unlink(missing_ok=True)  # from an earlier run in these directories
+        cgroup = self._create_cgroup(launch, dirs)
+        procs = [str(path) for path in cgroup.procs_files()] if cgroup is not None else []
+        wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(exit_file), *procs, "--", *argv]
+        try:
+            pid = _spawn(wrapper, env, workdir, dirs.sandbox)
+        except OSError as exc:
+            if cgroup is not None:
+                cgroup.remove()
+            raise LaunchError(f"cannot start the task: {exc.strerror or exc}") from exc
+        pidfd = os.pidfd_open(pid)
+        # The wrapper's /proc entry stays until we reap it, however fast it ends.
+        sandbox.write_atomic(dirs.meta / PID_FILE, f"{pid} {_start_time(pid)}\n")
+        return ProcessHandle(launch.task_id, pid, pidfd, exit_file, cgroup)
+
+    async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle | TaskExit:
+        """Re-attach to a task started by an earlier agent process.
+
+        Answer a handle if its wrapper still runs, else how it ended from ``meta/exit_code``
+        (FAILED with ``LOST_REASON`` if the wrapper could not record it).
+        """
+        cgroup = _load_cgroup(dirs.meta / CGROUP_FILE)
+        exit_file = dirs.meta / EXIT_FILE
+        recorded = _read_pid_file(dirs.meta / PID_FILE)
+        pidfd = _open_same_process(*recorded) if recorded is not None else None
+        if recorded is not None and pidfd is not None:
+            return ProcessHandle(launch.task_id, recorded[0], pidfd, exit_file, cgroup)
+        status = read_exit_file(exit_file)
+        ended = describe_exit(status, None, _oom_mib(cgroup, status))
+        if cgroup is not None:
+            await remove_cgroup(cgroup)
+        return ended
+
+    def _create_cgroup(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskCgroup | None:
+        """Create the task's cgroups and note them in ``meta`` for a restarted agent."""
+        record = dirs.meta / CGROUP_FILE
+        try:
+            cgroup = self._cgroups.create(launch.task_id, launch.mem, launch.cpus)
+        except OSError as exc:
+            raise LaunchError(f"cannot set resource limits: {exc.strerror or exc}") from exc
+        if cgroup is None:
+            record.unlink(missing_ok=True)
+            return None
+        try:
+            sandbox.write_atomic(record, cgroup.dump())
+        except OSError as exc:
+            cgroup.remove()
+            raise LaunchError(f"cannot write {record}: {exc.strerror or exc}") from exc
+        return cgroup

@@ -1,0 +1,88 @@
+"""A task's directories, environment, working directory and command, checked before it starts.
+
+Everything here raises ``LaunchError`` with a reason the user sees, so a bad spec fails at launch
+with a message instead of as an obscure exit status of the task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from corral.agent.executors.base import LaunchError, TaskDirs
+from corral.spec.protocol import TaskLaunch
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Taken from the agent's environment; anything else of the agent's stays out of tasks.
+AGENT_ENV_KEYS = ("PATH", "LANG", "HOME")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so readers (a restarted agent) see the old or the new content, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def prepare(launch: TaskLaunch, dirs: TaskDirs) -> None:
+    """Create the sandbox and meta directories and record the launch spec in ``meta``."""
+    try:
+        dirs.sandbox.mkdir(parents=True, exist_ok=True)
+        dirs.meta.mkdir(parents=True, exist_ok=True)
+        write_atomic(dirs.meta / "launch.json", launch.model_dump_json())
+    except OSError as exc:
+        raise LaunchError(f"cannot create the sandbox {dirs.root}: {exc.strerror or exc}") from exc
+
+
+def task_env(launch: TaskLaunch, sandbox: Path, agent_env: Mapping[str, str]) -> dict[str, str]:
+    """The task's environment: a minimal one of the agent's, the task's ids, ``launch.env``.
+
+    The task's own values win over the agent's; the sandbox path is a fact of this agent, so it
+    is set last.
+    """
+    env = {key: agent_env[key] for key in AGENT_ENV_KEYS if key in agent_env}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(
+        CORRAL_TASK_ID=launch.task_id,
+        CORRAL_JOB=launch.job,
+        MESOS_TASK_ID=launch.task_id,
+    )
+    env.update(launch.env)
+    env.update(CORRAL_SANDBOX=str(sandbox), MESOS_SANDBOX=str(sandbox))
+    return env
+
+
+def resolve_workdir(launch: TaskLaunch, sandbox: Path) -> Path:
+    """The task's working directory: ``launch.workdir`` (relative to the sandbox) or the sandbox."""
+    if not launch.workdir:
+        return sandbox
+    workdir = sandbox / launch.workdir  # an absolute workdir replaces the sandbox part
+    if not workdir.is_dir():
+        raise LaunchError(f"working directory does not exist: {launch.workdir}")
+    return workdir
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def resolve_command(name: str, search_path: str, workdir: Path) -> str:
+    """The absolute path of the program ``name``, looked up like a shell would.
+
+    A name with a slash is taken relative to the working directory, others are searched in
+    ``search_path``. The absolute path is run, so a name like ``echo`` runs the program, never a
+    builtin of the shell that wraps the task.
+    """
+    if not name:
+        raise LaunchError("command not found: empty program name")
+    if "/" in name:
+        candidates = [workdir / name]
+    else:
+        candidates = [workdir / (entry or ".") / name for entry in search_path.split(os.pathsep)]
+    for candidate in candidates:
+        if _executable(candidate):
+            return str(candidate.absolute())
+    if any(candidate.exists() for candidate in candidates):
+        raise LaunchError(f"not executable: {name}")
+    raise LaunchError(f"command not found: {name}")

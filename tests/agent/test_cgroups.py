@@ -1,0 +1,185 @@
+"""Cgroup detection, limits and bookkeeping: parsers in memory, then the host's real cgroups."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from corral.agent.cgroups import (
+    Cgroups,
+    Hierarchy,
+    TaskCgroup,
+    cgroup_dir_name,
+    oom_killed_v1,
+    oom_killed_v2,
+    parse_flat_keyed,
+    parse_mountinfo,
+    parse_proc_cgroup,
+)
+
+MOUNTINFO = """\
+24 31 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/my\\040unified rw,relatime - cgroup2 cgroup2 rw
+"""
+
+
+def test_mountinfo_yields_the_v2_mount_and_v1_mounts_by_controller() -> None:
+    mounts = parse_mountinfo(MOUNTINFO)
+    assert mounts.unified == Hierarchy(Path("/sys/fs/cgroup/my unified"), "/", frozenset())
+    assert mounts.v1["cpu"].mount == Path("/sys/fs/cgroup/cpu,cpuacct")
+    assert mounts.v1["memory"] == Hierarchy(
+        Path("/sys/fs/cgroup/memory"), "/docker/abc", frozenset({"memory"})
+    )
+    assert set(mounts.v1) == {"cpu", "memory"}
+
+
+def test_proc_cgroup_maps_each_controller_and_v2_to_a_path() -> None:
+    text = "9:name=systemd:/\n4:memory:/agent\n1:cpu,cpuacct:/a/b\n0::/unified/x\n"
+    assert parse_proc_cgroup(text) == {
+        "name=systemd": "/",
+        "memory": "/agent",
+        "cpu": "/a/b",
+        "cpuacct": "/a/b",
+        "": "/unified/x",
+    }
+
+
+def test_flat_keyed_files_parse_to_counters() -> None:
+    assert parse_flat_keyed("oom_kill_disable 0\nunder_oom 0\noom_kill 2\nbad\n") == {
+        "oom_kill_disable": 0,
+        "under_oom": 0,
+        "oom_kill": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("oom_control", "failcnt", "max_usage", "limit", "killed"),
+    [
+        pytest.param("oom_kill_disable 0\noom_kill 1\n", 0, 0, 100, True, id="counted kill"),
+        pytest.param("oom_kill_disable 0\noom_kill 0\n", 5, 100, 100, False, id="counted none"),
+        pytest.param("oom_kill_disable 0\n", 5, 100, 100, True, id="old kernel: limit hit"),
+        pytest.param("oom_kill_disable 0\n", 0, 50, 100, False, id="old kernel: under limit"),
+    ],
+)
+def test_v1_oom_kills_come_from_the_counter_or_else_from_hitting_the_limit(
+    oom_control: str, failcnt: int, max_usage: int, limit: int, killed: bool
+) -> None:
+    assert oom_killed_v1(oom_control, failcnt, max_usage, limit) is killed
+
+
+def test_v2_oom_kills_come_from_memory_events() -> None:
+    assert oom_killed_v2("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert not oom_killed_v2("low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\n")
+
+
+def test_task_ids_become_safe_directory_names() -> None:
+    assert cgroup_dir_name("web.abc-1_2") == "web.abc-1_2"
+    assert cgroup_dir_name("a/b c") == "a_b_c"
+    assert cgroup_dir_name("..") == "_.."
+
+
+def test_a_task_cgroup_record_round_trips_and_rejects_garbage() -> None:
+    cgroup = TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64)
+    assert TaskCgroup.load(cgroup.dump()) == cgroup
+    with pytest.raises(ValueError):
+        TaskCgroup.load('{"version": 1}')
+    with pytest.raises(ValueError):
+        TaskCgroup.load("not json")
+
+
+def _detect(tmp_path: Path, mountinfo: str, self_cgroup: str) -> Cgroups:
+    (tmp_path / "mountinfo").write_text(mountinfo)
+    (tmp_path / "cgroup").write_text(self_cgroup)
+    return Cgroups.detect("corral", tmp_path / "mountinfo", tmp_path / "cgroup")
+
+
+def test_without_cgroup_mounts_limits_are_off_with_the_reasons(tmp_path: Path) -> None:
+    cgroups = _detect(tmp_path, "24 31 0:22 / /sys rw - sysfs sysfs rw\n", "0::/\n")
+    assert not cgroups.enabled
+    assert cgroups.description == (
+        "none: cgroup v2: not mounted; cgroup v1: no memory hierarchy mounted (limits not enforced)"
+    )
+
+
+def test_v1_is_used_below_the_agents_own_cgroup_when_v2_lacks_controllers(tmp_path: Path) -> None:
+    # Plain directories stand in for the hierarchies: detection only makes directories there.
+    for name in ("unified", "memory/agent", "cpu"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "unified" / "cgroup.controllers").write_text("pids\n")
+    mountinfo = (
+        f"1 1 0:1 / {tmp_path / 'unified'} rw - cgroup2 cgroup2 rw\n"
+        f"2 1 0:2 / {tmp_path / 'memory'} rw - cgroup cgroup rw,memory\n"
+        f"3 1 0:3 / {tmp_path / 'cpu'} rw - cgroup cgroup rw,cpu\n"
+    )
+    cgroups = _detect(tmp_path, mountinfo, "0::/\n4:memory:/agent\n1:cpu:/\n")
+    assert cgroups.description == "cgroup v1: memory, cpu"
+    assert cgroups.parents == {
+        "memory": tmp_path / "memory" / "agent" / "corral",
+        "cpu": tmp_path / "cpu" / "corral",
+    }
+    assert all(parent.is_dir() for parent in cgroups.parents.values())
+
+
+def test_v2_is_preferred_when_it_offers_memory_and_cpu(tmp_path: Path) -> None:
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    mountinfo = f"1 1 0:1 / {tmp_path / 'unified'} rw - cgroup2 cgroup2 rw\n"
+    cgroups = _detect(tmp_path, mountinfo, "0::/\n")
+    assert cgroups.description == "cgroup v2: memory, cpu"
+    assert cgroups.parents == {"": tmp_path / "unified" / "corral"}
+    enabled = (tmp_path / "unified" / "corral" / "cgroup.subtree_control").read_text()
+    assert enabled == "+memory +cpu"
+
+
+def _host_cgroups() -> Cgroups:
+    cgroups = Cgroups.detect()
+    if not cgroups.enabled:
+        reason = f"needs writable cgroups with memory and cpu; here: {cgroups.description}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return cgroups
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def test_a_task_cgroup_carries_the_limits_and_is_removed_after_its_processes() -> None:
+    cgroups = _host_cgroups()
+    cgroup = cgroups.create(f"test-{uuid.uuid4().hex[:12]}", 64, 0.5)
+    assert cgroup is not None
+    if cgroup.version == 1:
+        assert _read(cgroup.memory / "memory.limit_in_bytes") == str(64 * 1024 * 1024)
+        cpu = next(path for path in cgroup.dirs if path != cgroup.memory)
+        period = int(_read(cpu / "cpu.cfs_period_us"))
+        assert int(_read(cpu / "cpu.cfs_quota_us")) == period // 2
+    else:
+        assert _read(cgroup.memory / "memory.max") == str(64 * 1024 * 1024)
+        assert _read(cgroup.memory / "cpu.max") == "50000 100000"
+    # A process that joins (like the task wrapper does) keeps the cgroup busy until it is killed.
+    join = "; ".join(f'echo $$ > "{procs}"' for procs in cgroup.procs_files())
+    script = f"{join}; echo joined; exec sleep 1000"
+    member = subprocess.Popen(["/bin/sh", "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert member.stdout is not None and member.stdout.readline() == b"joined\n"
+        assert cgroup.pids() == {member.pid}
+        assert not cgroup.remove()
+        cgroup.kill_all()
+        assert member.wait(timeout=15) == -signal.SIGKILL
+        assert cgroup.remove()
+        assert not any(path.exists() for path in cgroup.dirs)
+    finally:
+        member.kill()
+        member.wait()
+        if member.stdout is not None:
+            member.stdout.close()
+        cgroup.remove()

@@ -1,0 +1,363 @@
+"""The process executor with real processes: output, exit states, kills, limits, re-attaching."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from corral.agent.cgroups import Cgroups, TaskCgroup
+from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.process import LOST_REASON, ProcessExecutor, ProcessHandle
+from corral.spec.protocol import TaskLaunch
+from corral.spec.states import TaskState
+
+T = TypeVar("T")
+DEADLINE = 15.0  # seconds; generous, a task that needs it has hung
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one scenario on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+def task(**fields: Any) -> TaskLaunch:
+    """A launch with a unique id, small resources and the given fields."""
+    base: dict[str, Any] = {"task_id": f"test-{uuid.uuid4().hex[:12]}", "job": "tests"}
+    return TaskLaunch.model_validate({"cpus": 0.5, "mem": 128, **base, **fields})
+
+
+async def finish(handle: ProcessHandle | TaskExit) -> TaskExit:
+    """How the task ended, waiting for it at most ``DEADLINE`` seconds."""
+    assert isinstance(handle, ProcessHandle)
+    return await asyncio.wait_for(handle.wait(), DEADLINE)
+
+
+async def run_task(executor: ProcessExecutor, dirs: TaskDirs, **fields: Any) -> TaskExit:
+    """Start a task and wait for its end."""
+    return await finish(await executor.start(task(**fields), dirs))
+
+
+async def finish_started(launch: TaskLaunch, dirs: TaskDirs) -> TaskExit:
+    """Start ``launch`` with a fresh executor and wait for its end."""
+    return await finish(await ProcessExecutor().start(launch, dirs))
+
+
+async def readable(fd: int) -> None:
+    """Wait until ``fd`` is readable, at most ``DEADLINE`` seconds."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await asyncio.wait_for(ready, DEADLINE)
+    finally:
+        loop.remove_reader(fd)
+
+
+async def process_ends(pid: int) -> None:
+    """Return once ``pid`` has exited (a pidfd turns readable then, also for zombies)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+class Fifo:
+    """A named pipe the test holds open for reading and writing, so neither side blocks on open."""
+
+    def __init__(self, path: Path) -> None:
+        os.mkfifo(path)
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    async def read_line(self) -> str:
+        """The next line a task wrote, waiting at most ``DEADLINE`` seconds."""
+        data = b""
+        while not data.endswith(b"\n"):
+            await readable(self.fd)
+            data += os.read(self.fd, 4096)
+        return data.decode().strip()
+
+    def write(self, text: str) -> None:
+        """Hand the task a line."""
+        os.write(self.fd, text.encode())
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> TaskDirs:
+    """A task's directories, the sandbox already there so tests can put pipes in it."""
+    task_dirs = TaskDirs(tmp_path / "task")
+    task_dirs.sandbox.mkdir(parents=True)
+    return task_dirs
+
+
+@pytest.fixture
+def fifo(dirs: TaskDirs) -> Iterator[Callable[[str], Fifo]]:
+    """Make named pipes in the sandbox; they are closed after the test."""
+    made: list[Fifo] = []
+
+    def make(name: str) -> Fifo:
+        made.append(Fifo(dirs.sandbox / name))
+        return made[-1]
+
+    yield make
+    for pipe in made:
+        os.close(pipe.fd)
+
+
+@pytest.fixture(params=["cgroups", "no-cgroups"])
+def executor(request: pytest.FixtureRequest) -> ProcessExecutor:
+    """The executor with the cgroups this host offers, and one that uses none."""
+    if request.param == "cgroups":
+        return ProcessExecutor()
+    return ProcessExecutor(cgroups=Cgroups.disabled("turned off by the test"))
+
+
+def require_cgroups(executor: ProcessExecutor) -> None:
+    """Skip when the host gives no writable cgroups; in CI that is a failure, not a skip."""
+    if not executor.limits().startswith("cgroup"):
+        reason = f"needs writable cgroups with memory and cpu; here: {executor.limits()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def test_the_executor_satisfies_the_executor_protocol() -> None:
+    executor: Executor = ProcessExecutor()
+    assert executor.driver == "process"
+    assert executor.limits()
+
+
+def test_what_a_command_prints_lands_in_the_sandbox(
+    executor: ProcessExecutor, dirs: TaskDirs
+) -> None:
+    ended = run(run_task(executor, dirs, command=["echo", "hello", "world"]))
+    assert ended == TaskExit(TaskState.FINISHED, 0, "exited with status 0")
+    assert (dirs.sandbox / "stdout").read_text() == "hello world\n"
+    assert (dirs.sandbox / "stderr").read_text() == ""
+    assert TaskLaunch.model_validate_json((dirs.meta / "launch.json").read_text()).job == "tests"
+
+
+def test_a_shell_string_runs_under_sh_with_both_output_streams(dirs: TaskDirs) -> None:
+    ended = run(run_task(ProcessExecutor(), dirs, shell="echo out && echo err >&2; exit 0"))
+    assert ended.state == TaskState.FINISHED
+    assert (dirs.sandbox / "stdout").read_text() == "out\n"
+    assert (dirs.sandbox / "stderr").read_text() == "err\n"
+
+
+def test_a_non_zero_exit_fails_the_task_with_its_status(dirs: TaskDirs) -> None:
+    ended = run(run_task(ProcessExecutor(), dirs, shell="exit 3"))
+    assert ended == TaskExit(TaskState.FAILED, 3, "exited with status 3")
+
+
+def test_a_shell_command_that_is_not_found_says_so(dirs: TaskDirs) -> None:
+    ended = run(run_task(ProcessExecutor(), dirs, shell="no-such-program-corral"))
+    assert (ended.state, ended.exit_code) == (TaskState.FAILED, 127)
+    assert "command not found" in ended.reason
+
+
+def test_a_task_killed_by_a_signal_it_did_not_ask_for_fails_naming_the_signal(
+    dirs: TaskDirs,
+) -> None:
+    ended = run(run_task(ProcessExecutor(), dirs, shell="kill -SEGV $$"))
+    assert ended == TaskExit(TaskState.FAILED, None, "terminated by signal SIGSEGV")
+
+
+def test_a_missing_program_is_a_launch_error_naming_it(dirs: TaskDirs) -> None:
+    with pytest.raises(LaunchError, match="command not found: no-such-program-corral"):
+        run(ProcessExecutor().start(task(command=["no-such-program-corral", "x"]), dirs))
+    assert not (dirs.meta / "pid").exists()
+
+
+def test_a_program_without_execute_permission_is_a_launch_error(dirs: TaskDirs) -> None:
+    (dirs.sandbox / "script").write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(LaunchError, match="not executable: ./script"):
+        run(ProcessExecutor().start(task(command=["./script"]), dirs))
+
+
+def test_a_working_directory_that_does_not_exist_is_a_launch_error(dirs: TaskDirs) -> None:
+    with pytest.raises(LaunchError, match="working directory does not exist: data"):
+        run(ProcessExecutor().start(task(shell="true", workdir="data"), dirs))
+
+
+def test_a_relative_working_directory_is_inside_the_sandbox(dirs: TaskDirs) -> None:
+    (dirs.sandbox / "data").mkdir()
+    run(run_task(ProcessExecutor(), dirs, command=["pwd"], workdir="data"))
+    assert (dirs.sandbox / "stdout").read_text() == f"{dirs.sandbox / 'data'}\n"
+
+
+def test_the_task_gets_its_env_and_the_sandbox_but_not_the_agents_other_variables(
+    dirs: TaskDirs,
+) -> None:
+    executor = ProcessExecutor(agent_env={"PATH": "/usr/bin:/bin", "AGENT_SECRET": "x"})
+    script = 'printf "%s|%s|%s|%s" "$GREETING" "$CORRAL_SANDBOX" "$MESOS_SANDBOX" "$AGENT_SECRET"'
+    run(run_task(executor, dirs, shell=script, env={"GREETING": "hello there"}))
+    sandbox = str(dirs.sandbox)
+    assert (dirs.sandbox / "stdout").read_text() == f"hello there|{sandbox}|{sandbox}|"
+
+
+def test_waiting_twice_gives_the_same_answer(dirs: TaskDirs) -> None:
+    async def scenario() -> tuple[TaskExit, TaskExit]:
+        handle = await ProcessExecutor().start(task(shell="exit 4"), dirs)
+        return await finish(handle), await finish(handle)
+
+    first, second = run(scenario())
+    assert first == second == TaskExit(TaskState.FAILED, 4, "exited with status 4")
+
+
+def test_a_task_that_ends_on_sigterm_is_killed(dirs: TaskDirs, fifo: Callable[[str], Fifo]) -> None:
+    ready = fifo("ready")
+
+    async def scenario() -> TaskExit:
+        handle = await ProcessExecutor().start(
+            task(shell='echo up > "$CORRAL_SANDBOX/ready"; exec sleep 1000'), dirs
+        )
+        await ready.read_line()
+        await handle.kill(grace=DEADLINE)
+        return await finish(handle)
+
+    assert run(scenario()) == TaskExit(TaskState.KILLED, None, "killed (SIGTERM)")
+
+
+def test_a_task_ignoring_sigterm_is_sigkilled_after_the_grace_with_its_children(
+    executor: ProcessExecutor, dirs: TaskDirs, fifo: Callable[[str], Fifo]
+) -> None:
+    ready = fifo("ready")
+    script = 'trap "" TERM; sleep 1000 & echo $! > "$CORRAL_SANDBOX/ready"; wait'
+
+    async def scenario() -> tuple[TaskExit, float]:
+        loop = asyncio.get_running_loop()
+        handle = await executor.start(task(shell=script), dirs)
+        child = int(await ready.read_line())
+        began = loop.time()
+        await handle.kill(grace=0.3)
+        await handle.kill(grace=0.3)  # idempotent: one SIGTERM, the same deadline
+        ended = await finish(handle)
+        waited = loop.time() - began
+        await process_ends(child)
+        await handle.kill(grace=0)  # after the end: nothing to do
+        return ended, waited
+
+    ended, waited = run(scenario())
+    assert ended == TaskExit(TaskState.KILLED, None, "killed (SIGKILL after grace)")
+    assert waited >= 0.3
+
+
+def test_processes_left_behind_by_a_task_are_killed_when_it_ends(
+    executor: ProcessExecutor, dirs: TaskDirs, fifo: Callable[[str], Fifo]
+) -> None:
+    ready = fifo("ready")
+
+    async def scenario() -> TaskExit:
+        handle = await executor.start(
+            task(shell='sleep 1000 & echo $! > "$CORRAL_SANDBOX/ready"; exit 0'), dirs
+        )
+        child = int(await ready.read_line())
+        ended = await finish(handle)
+        await process_ends(child)
+        return ended
+
+    assert run(scenario()).state == TaskState.FINISHED
+
+
+def test_a_task_over_its_memory_limit_fails_naming_the_limit(dirs: TaskDirs) -> None:
+    executor = ProcessExecutor()
+    require_cgroups(executor)
+    hog = [sys.executable, "-c", "b = bytearray(300 * 1024 * 1024)"]
+    ended = run(run_task(executor, dirs, command=hog, mem=64))
+    assert ended.state == TaskState.FAILED
+    assert ended.reason == "memory limit exceeded (64 MiB)"
+    cgroup = TaskCgroup.load((dirs.meta / "cgroup.json").read_text())
+    assert not any(path.exists() for path in cgroup.dirs)  # removed after the end
+
+
+def test_a_new_executor_recovers_a_running_task_and_gets_its_status(
+    dirs: TaskDirs, fifo: Callable[[str], Fifo]
+) -> None:
+    go = fifo("go")
+    launch = task(shell='read line < "$CORRAL_SANDBOX/go"; exit 7')
+
+    async def scenario() -> TaskExit:
+        handle = await ProcessExecutor().start(launch, dirs)
+        handle.detach()  # the agent goes away, the task runs on
+        recovered = await ProcessExecutor().recover(launch, dirs)
+        assert isinstance(recovered, ProcessHandle)
+        assert recovered.pid == handle.pid
+        go.write("go\n")
+        return await finish(recovered)
+
+    assert run(scenario()) == TaskExit(TaskState.FAILED, 7, "exited with status 7")
+
+
+AGENT = """
+import asyncio, sys
+from pathlib import Path
+from corral.agent.executors.base import TaskDirs
+from corral.agent.executors.process import ProcessExecutor
+from corral.spec.protocol import TaskLaunch
+
+async def main() -> None:
+    launch = TaskLaunch.model_validate_json(sys.argv[2])
+    handle = await ProcessExecutor().start(launch, TaskDirs(Path(sys.argv[1])))
+    handle.detach()
+
+asyncio.run(main())
+"""
+
+
+def test_an_agent_in_a_new_process_recovers_the_task_and_reads_its_status_file(
+    dirs: TaskDirs, fifo: Callable[[str], Fifo]
+) -> None:
+    go = fifo("go")
+    launch = task(shell='read line < "$CORRAL_SANDBOX/go"; exit 9')
+    # An earlier agent process starts the task and exits: the task is no child of this one.
+    agent = [sys.executable, "-c", AGENT, str(dirs.root), launch.model_dump_json()]
+    subprocess.run(agent, check=True, timeout=DEADLINE)
+
+    async def scenario() -> TaskExit:
+        recovered = await ProcessExecutor().recover(launch, dirs)
+        go.write("go\n")
+        return await finish(recovered)
+
+    assert run(scenario()) == TaskExit(TaskState.FAILED, 9, "exited with status 9")
+
+
+def test_recovering_an_ended_task_answers_its_status_from_the_file(dirs: TaskDirs) -> None:
+    launch = task(shell="exit 5")
+    run(finish_started(launch, dirs))
+    recovered = run(ProcessExecutor().recover(launch, dirs))
+    assert recovered == TaskExit(TaskState.FAILED, 5, "exited with status 5")
+
+
+def test_recovering_an_ended_task_without_a_status_file_fails_it_as_lost(dirs: TaskDirs) -> None:
+    launch = task(shell="exit 0")
+    run(finish_started(launch, dirs))
+    (dirs.meta / "exit_code").unlink()
+    recovered = run(ProcessExecutor().recover(launch, dirs))
+    assert recovered == TaskExit(TaskState.FAILED, None, LOST_REASON)
+
+
+def test_recovering_does_not_mistake_a_new_process_with_the_same_pid_for_the_task(
+    dirs: TaskDirs,
+) -> None:
+    launch = task(shell="exit 0")
+    run(finish_started(launch, dirs))
+    # This test's own process stands in for a stranger that got the task's pid.
+    (dirs.meta / "pid").write_text(f"{os.getpid()} 1\n")
+    recovered = run(ProcessExecutor().recover(launch, dirs))
+    assert recovered == TaskExit(TaskState.FINISHED, 0, "exited with status 0")

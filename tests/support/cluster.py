@@ -1,0 +1,253 @@
+"""A real cluster on this machine for integration tests: a ``corral master`` and agents as
+separate processes, each agent declaring its own resources and hostname.
+
+Waiting is event-driven: a watcher thread follows the master's event stream and wakes waiters on
+every event; each wait has a deadline and says what it waited for when it runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from corral.client import Client, ClientError
+from corral.spec.views import EventView
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+CORRAL = [sys.executable, "-m", "corral.cli"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def corral_env(**extra: str) -> dict[str, str]:
+    """The environment for a corral process: no CORRAL_* leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+class EventWatcher:
+    """Follows ``/api/v1/events`` in a thread, reconnecting (with ``since``) across restarts."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.events: list[EventView] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._client: Client | None = None
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        last: int | None = 0
+        while not self._stop:
+            try:
+                self._client = Client(self.url, self.token)
+                for ev in self._client.events(since=last):
+                    with self._cond:
+                        self.events.append(ev)
+                        last = ev.id
+                        self._cond.notify_all()
+            except (ClientError, httpx.HTTPError, OSError):
+                pass  # the master is down or restarting; try again
+            finally:
+                if self._client is not None:
+                    self._client.close()
+            with self._cond:
+                self._cond.notify_all()
+                self._cond.wait(0.1)
+
+    def wait_until(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Re-evaluate ``check`` on every event until it answers something truthy."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                try:
+                    result = check()
+                except (ClientError, httpx.HTTPError):
+                    result = None  # the master may be restarting
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                # The cap only matters while the master is down and sends no events.
+                self._cond.wait(min(remaining, 0.5))
+
+    def close(self) -> None:
+        """Stop following."""
+        self._stop = True
+        if self._client is not None:
+            self._client.close()
+
+
+@dataclass
+class Proc:
+    """A corral process and its log file."""
+
+    args: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the process, appending to its log."""
+        out = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            self.args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=corral_env(),
+            start_new_session=True,
+        )
+        out.close()
+
+    def signal(self, sig: int) -> None:
+        """Send a signal and wait for the process to exit."""
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            self.popen.wait(30)
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class Cluster:
+    """A master and named agents, all real processes, under ``root``."""
+
+    root: Path
+    lost_after: float = 10.0
+    port: int = field(default_factory=free_port)
+    agents: dict[str, Proc] = field(default_factory=dict)
+    master: Proc | None = None
+    token: str = ""
+    _watcher: EventWatcher | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Client:
+        """A client of this cluster's API (close it, or use it with ``with``)."""
+        return Client(self.url, self.token)
+
+    def start_master(self) -> None:
+        """Start the master and wait until it answers."""
+        (self.root / "master").mkdir(parents=True, exist_ok=True)
+        if self.master is None:
+            self.master = Proc(
+                CORRAL
+                + [
+                    "master",
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--data",
+                    str(self.root / "master"),
+                    "--lost-after",
+                    str(self.lost_after),
+                ],
+                self.root / "master.log",
+            )
+        self.master.start()
+        deadline = time.monotonic() + 30
+        while True:  # nothing to subscribe to before the server listens
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.master.running, self.master.log.read_text()
+            assert time.monotonic() < deadline, (
+                "master did not start:\n" + self.master.log.read_text()
+            )
+            time.sleep(0.05)
+        self.token = (self.root / "master" / "admin.token").read_text().strip()
+        if self._watcher is None:
+            self._watcher = EventWatcher(self.url, self.token)
+
+    def add_agent(self, name: str, cpus: float = 2, mem: int = 2048, **attrs: str) -> None:
+        """Start an agent with declared resources and wait until it is ACTIVE."""
+        args = CORRAL + [
+            "agent",
+            "--master",
+            self.url,
+            "--token",
+            self.token,
+            "--hostname",
+            name,
+            "--cpus",
+            str(cpus),
+            "--mem",
+            str(mem),
+            "--disk",
+            "10000",
+            "--data",
+            str(self.root / "agents" / name),
+        ]
+        for k, v in attrs.items():
+            args += ["--attr", f"{k}={v}"]
+        self.agents[name] = Proc(args, self.root / f"agent-{name}.log")
+        self.start_agent(name)
+
+    def start_agent(self, name: str) -> None:
+        """(Re)start a named agent and wait until the master sees it ACTIVE."""
+        self.agents[name].start()
+        self.wait_until(lambda: self.agent_state(name) == "ACTIVE", 30, f"agent {name} ACTIVE")
+
+    def agent_state(self, name: str) -> str | None:
+        """The state the master reports for the agent with this hostname."""
+        with self.client() as c:
+            for a in c.agents():
+                if a.hostname == name:
+                    return a.state.value if a.connected or a.state.value != "ACTIVE" else None
+        return None
+
+    def wait_until(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Wait (on events, with a deadline) until ``check`` answers something truthy."""
+        assert self._watcher is not None
+        return self._watcher.wait_until(check, timeout, what)
+
+    def wait_run(self, job: str, run: int = 1, timeout: float = 60) -> str:
+        """Wait until a run has an outcome; answers it."""
+
+        def done() -> str | None:
+            with self.client() as c:
+                r = c.run(job, run)
+            return r.state.value if r.state.terminal else None
+
+        return self.wait_until(done, timeout, f"run {run} of {job} to end")
+
+    def stop(self) -> None:
+        """Stop everything (agents first, so they can report)."""
+        if self._watcher is not None:
+            self._watcher.close()
+        for proc in self.agents.values():
+            if proc.running:
+                proc.signal(signal.SIGTERM)
+        if self.master is not None and self.master.running:
+            self.master.signal(signal.SIGTERM)
+
+    def logs(self) -> str:
+        """Every process log, for a failing test's report."""
+        parts = [self.root / "master.log", *(p.log for p in self.agents.values())]
+        return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in parts if p.exists())
