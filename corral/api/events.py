@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1")
 KEEPALIVE = 15.0
 
 
-def sse(event: Mapping[str, Any]) -> str:
+def sse(event: Mapping[Any, Any]) -> str:
     """One event in the text/event-stream format."""
     body = event_view(event).model_dump_json()
     return f"id: {event['id']}\nevent: {event['type']}\ndata: {body}\n\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from corral.spec.views import (
     TaskView,
 )
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]  # store rows (RowMapping) and plain dicts alike
 
 
 def ts(value: float | None) -> datetime | None:
@@ -38,7 +38,7 @@ def resources_view(r: Resources) -> ResourcesView:
     return ResourcesView(cpus=r.millicpus / 1000, mem=r.mem, disk=r.disk, gpus=r.gpus)
 
 
-def task_view(master: Master, row: Row, events: list[Row] | None = None) -> TaskView:
+def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> TaskView:
     """A task row, with the live reason why it waits if it is pending."""
     launch = row["launch"]
     reason = row["reason"]

@@ -139,7 +139,7 @@ def _task_or_404(master: Master, task_id: str, with_events: bool = True) -> Task
     row = master.store.task(task_id)
     if row is None:
         raise HTTPException(404, f"task {task_id!r} not found")
-    events = list(master.store.task_events(task_id)) if with_events else None
+    events = master.store.task_events(task_id) if with_events else None
     return task_view(master, row, events)
 
 

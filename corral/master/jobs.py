@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import RowMapping
+
 from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
@@ -139,10 +141,13 @@ class JobOps:
         with self.state.change() as ch:
             ch.tx.delete_job(name)
             ch.tx.add_event(time=self.state.clock.now(), type="job_deleted", job=name)
-            ch.after(lambda: self.state.specs.pop(name, None))
+            ch.after(lambda: self._forget_spec(name))
 
-    def _job(self, name: str) -> dict[str, object]:
+    def _forget_spec(self, name: str) -> None:
+        self.state.specs.pop(name, None)
+
+    def _job(self, name: str) -> RowMapping:
         row = self.state.store.job(name)
         if row is None:
             raise NotFound(f"job {name!r} not found")
-        return dict(row)
+        return row

@@ -106,9 +106,7 @@ class Master:
 
     # --- logs
 
-    async def read_file(
-        self, task_id: str, file: str, offset: int, length: int
-    ) -> dict[str, object]:
+    async def read_file(self, task_id: str, file: str, offset: int, length: int) -> ReadResult:
         """Read part of a task's sandbox file from its agent."""
         row = self.store.task(task_id)
         if row is None:

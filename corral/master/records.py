@@ -63,7 +63,7 @@ class LiveTask:
         )
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LiveTask:
+    def from_row(cls, row: Mapping[Any, Any]) -> LiveTask:
         """Build from a ``tasks`` row."""
         return cls(
             id=row["id"],

@@ -107,8 +107,12 @@ class SchedulingLoop:
                     for t, a in placed
                 ]
             )
-            for t, a in placed:
-                ch.after(lambda t=t, a=a: self.state.occupy(t, a))
+
+            def occupy() -> None:
+                for t, a in placed:
+                    self.state.occupy(t, a)
+
+            ch.after(occupy)
         for t, a in placed:
             await self.agents.send_launch(a, t)
         return result

@@ -195,7 +195,10 @@ class ClusterState:
             state=outcome.value,
             data={"counts": counts},
         )
-        ch.after(lambda: self.runs.pop(key, None))
+        ch.after(lambda: self._forget_run(key))
+
+    def _forget_run(self, key: tuple[str, int]) -> None:
+        self.runs.pop(key, None)
 
     @staticmethod
     def _row_of(task: LiveTask) -> dict[str, Any]:

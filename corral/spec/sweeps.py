@@ -64,7 +64,8 @@ def expand(array: str | None, params: Mapping[str, Sequence[str]]) -> Iterator[S
     names = sorted(params)
     combos = itertools.product(indices, *(params[n] for n in names))
     for slot, (index, *values) in enumerate(combos):
-        yield Slot(slot, slot if index is None else index, dict(zip(names, values, strict=True)))
+        number = slot if index is None else int(index)
+        yield Slot(slot, number, {n: str(v) for n, v in zip(names, values, strict=True)})
 
 
 def substitute(text: str, slot: Slot) -> str:

@@ -45,9 +45,7 @@ def token(master: Master, tmp_path: Path) -> str:
 
 @pytest.fixture
 def api(master: Master, token: str) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(master), headers={"Authorization": f"Bearer {token}"}
-    ) as client:
+    with TestClient(create_app(master), headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 

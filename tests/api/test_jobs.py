@@ -80,9 +80,7 @@ def test_an_invalid_spec_is_422_naming_the_field_and_stores_nothing(
 
 
 def test_a_body_that_is_not_json_is_422(api: TestClient) -> None:
-    r = api.post(
-        "/api/v1/jobs", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
+    r = api.post("/api/v1/jobs", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from corral.spec.jobs import JobSpec
+from corral.spec.views import TaskView
 from tests.support.cluster import Cluster
 
 
@@ -100,13 +101,9 @@ def test_killing_a_running_task_stops_it_and_records_who_asked(cluster: Cluster)
         c.create_job(
             spec(name="victim", array="0-1", task={"command": ["sleep", "60"], "cpus": 0.1})
         )
-        cluster.wait_until(
-            lambda: c.run("victim", 1).counts.get("RUNNING") == 2, 30, "both tasks RUNNING"
-        )
+        cluster.wait_count("victim", "RUNNING", 2)
         c.kill_task("victim.1.0.0")
-        cluster.wait_until(
-            lambda: c.task("victim.1.0.0").state.value == "KILLED", 30, "task KILLED"
-        )
+        cluster.wait_task("victim.1.0.0", "KILLED")
         assert "killed by user" in c.task("victim.1.0.0").reason
         assert c.task("victim.1.1.0").state.value == "RUNNING"
         c.kill_job("victim")
@@ -124,12 +121,14 @@ def test_memory_over_the_limit_fails_the_task_with_memory_limit(cluster: Cluster
         assert "memory limit" in c.task("hog.1.0.0").reason
 
 
+def waiting(task: TaskView) -> TaskView | None:
+    return task if task.reason else None
+
+
 def test_work_waits_with_a_reason_when_no_agent_fits(cluster: Cluster) -> None:
     cluster.add_agent("small", cpus=1)
     with cluster.client() as c:
         c.create_job(spec(name="big", task={"command": ["true"], "cpus": 4}))
-        task = cluster.wait_until(
-            lambda: (t := c.task("big.1.0.0")).reason and t, 10, "a waiting reason"
-        )
+        task = cluster.wait_until(lambda: waiting(c.task("big.1.0.0")), 10, "a waiting reason")
         assert task.state.value == "PENDING"
         assert "cpu" in task.reason

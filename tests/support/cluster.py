@@ -22,7 +22,8 @@ from typing import TypeVar
 import httpx
 
 from corral.client import Client, ClientError
-from corral.spec.views import EventView
+from corral.spec.states import TaskState
+from corral.spec.views import EventView, TaskView
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -237,6 +238,25 @@ class Cluster:
 
         return self.wait_until(done, timeout, f"run {run} of {job} to end")
 
+    def wait_task(self, task_id: str, state: str, timeout: float = 30) -> TaskView:
+        """Wait until a task is in ``state``; answers the task."""
+
+        def reached() -> TaskView | None:
+            with self.client() as c:
+                t = c.task(task_id)
+            return t if t.state.value == state else None
+
+        return self.wait_until(reached, timeout, f"task {task_id} {state}")
+
+    def wait_count(self, job: str, state: str, n: int, run: int = 1, timeout: float = 30) -> None:
+        """Wait until ``n`` tasks of a run are in ``state``."""
+
+        def reached() -> bool:
+            with self.client() as c:
+                return c.run(job, run).counts.get(TaskState(state), 0) == n
+
+        self.wait_until(reached, timeout, f"{n} tasks of {job} {state}")
+
     def stop(self) -> None:
         """Stop everything (agents first, so they can report)."""
         if self._watcher is not None:
@@ -251,3 +271,13 @@ class Cluster:
         """Every process log, for a failing test's report."""
         parts = [self.root / "master.log", *(p.log for p in self.agents.values())]
         return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in parts if p.exists())
+
+
+def wait_for_file(path: Path, timeout: float, contains: str = "") -> str:
+    """Wait until a file exists (and holds ``contains``), for when no master is up to tell."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and contains in (text := path.read_text()):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {path} to hold {contains!r}")

@@ -1,0 +1,100 @@
+"""``corral jobs`` and ``corral job show|kill|rm|run``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from corral.cli.context import connect
+from corral.cli.follow import wait_and_exit
+from corral.cli.output import console, print_json, print_list, say, table
+from corral.cli.views import JOB_COLUMNS, RUN_COLUMNS, TASK_COLUMNS, job_fields
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+NameArgument = Annotated[str, typer.Argument(help="The job's name.", show_default=False)]
+
+job_app = typer.Typer(help="Show, kill, delete or re-run one job.", no_args_is_help=True)
+
+
+def list_jobs(
+    ctx: typer.Context,
+    owner: Annotated[str | None, typer.Option(help="Only jobs of this owner.")] = None,
+    q: Annotated[str | None, typer.Option("--q", help="Only jobs whose name has this.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first, with the state of their last run."""
+    with connect(ctx) as client:
+        jobs = client.jobs(owner=owner, q=q)
+    print_list(jobs, JOB_COLUMNS, as_json, "jobs")
+
+
+@job_app.command("show")
+def show(
+    ctx: typer.Context,
+    name: NameArgument,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Tasks (attempts) of the last run to list.")
+    ] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job's spec, its runs with task counts, and the tasks of its last run."""
+    with connect(ctx) as client:
+        job = client.job(name)
+        runs = client.runs(name)
+        last = job.last_run
+        tasks = client.tasks(job=name, run=last.number, limit=limit) if last else []
+    if as_json:
+        print_json({"job": job, "runs": runs, "tasks": tasks})
+        return
+    console.print(job_fields(job))
+    if runs:
+        console.print()
+        console.print(table(runs, RUN_COLUMNS, title="runs"))
+    if last and tasks:
+        more = f" (the first {limit}; --limit shows more)" if len(tasks) == limit else ""
+        console.print()
+        console.print(table(tasks, TASK_COLUMNS, title=f"tasks of run {last.number}{more}"))
+
+
+@job_app.command("kill")
+def kill(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False) -> None:
+    """Kill every unfinished task of a job."""
+    with connect(ctx) as client:
+        job = client.kill_job(name)
+    if as_json:
+        print_json(job)
+    else:
+        say(f"{job.name}: unfinished tasks killed")
+
+
+@job_app.command("rm")
+def remove(ctx: typer.Context, name: NameArgument) -> None:
+    """Delete a job and its history (kill it first if tasks are still running)."""
+    with connect(ctx) as client:
+        client.delete_job(name)
+    say(f"{name}: deleted")
+
+
+@job_app.command("run")
+def start_run(
+    ctx: typer.Context,
+    name: NameArgument,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a new run of a job now (exit status with --wait as for `corral run`)."""
+    with connect(ctx) as client:
+        run = client.start_run(name)
+    if wait:
+        wait_and_exit(ctx, name, run.number, as_json)
+    elif as_json:
+        print_json(run)
+    else:
+        say(f"{name}: run {run.number} started, {run.total} task{'s' * (run.total != 1)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``jobs`` and the ``job`` group to the app."""
+    app.command("jobs")(list_jobs)
+    app.add_typer(job_app, name="job")

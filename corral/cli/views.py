@@ -1,0 +1,165 @@
+"""How each API view is shown: table columns and detail grids for jobs, runs, tasks, agents."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.table import Table
+
+from corral.cli.output import Cell, Column, ago, counts, duration, fields, state, table, when
+from corral.spec.jobs import JobSpec
+from corral.spec.sweeps import sweep_size
+from corral.spec.views import (
+    AgentView,
+    JobView,
+    ResourcesView,
+    RunView,
+    TaskEventView,
+    TaskView,
+)
+
+
+def command_line(command: list[str] | None, shell: str | None) -> str:
+    """The task's command as a user would type it."""
+    if shell is not None:
+        return shell
+    return shlex.join(command or [])
+
+
+def latest_attempts(tasks: list[TaskView]) -> list[TaskView]:
+    """Each slot's latest attempt, in slot order: what a run's outcome is made of."""
+    latest: dict[int, TaskView] = {}
+    for task in tasks:
+        if task.slot not in latest or task.attempt > latest[task.slot].attempt:
+            latest[task.slot] = task
+    return [latest[slot] for slot in sorted(latest)]
+
+
+def resources(r: ResourcesView) -> str:
+    """``2 cpus, 512 MiB`` plus disk and gpus when asked for."""
+    out = f"{r.cpus:g} cpu{'' if r.cpus == 1 else 's'}, {r.mem} MiB"
+    if r.disk:
+        out += f", {r.disk} MiB disk"
+    if r.gpus:
+        out += f", {r.gpus} gpus"
+    return out
+
+
+def _usage(used: float, total: float) -> str:
+    return f"{used:g}/{total:g}"
+
+
+def _last_run_state(job: JobView) -> Cell:
+    return state(job.last_run.state) if job.last_run else ""
+
+
+def _last_run_counts(job: JobView) -> Cell:
+    return counts(job.last_run.counts, job.last_run.total) if job.last_run else ""
+
+
+JOB_COLUMNS: list[Column[JobView]] = [
+    Column("NAME", lambda j: j.name),
+    Column("OWNER", lambda j: j.owner),
+    Column("RUNS", lambda j: str(j.runs), "right"),
+    Column("LAST RUN", _last_run_state),
+    Column("TASKS", _last_run_counts, wrap=True),
+    Column("UPDATED", lambda j: when(j.updated_at)),
+]
+
+RUN_COLUMNS: list[Column[RunView]] = [
+    Column("RUN", lambda r: str(r.number), "right"),
+    Column("STATE", lambda r: state(r.state)),
+    Column("TASKS", lambda r: counts(r.counts, r.total), wrap=True),
+    Column("CREATED", lambda r: when(r.created_at)),
+    Column("TOOK", lambda r: duration(r.created_at, r.finished_at)),
+]
+
+TASK_COLUMNS: list[Column[TaskView]] = [
+    Column("ID", lambda t: t.id),
+    Column("STATE", lambda t: state(t.state)),
+    Column("EXIT", lambda t: "" if t.exit_code is None else str(t.exit_code), "right"),
+    Column("HOST", lambda t: t.hostname or ""),
+    Column("STARTED", lambda t: when(t.started_at)),
+    Column("TOOK", lambda t: duration(t.started_at, t.finished_at)),
+    Column("REASON", lambda t: t.reason, wrap=True),
+]
+
+AGENT_COLUMNS: list[Column[AgentView]] = [
+    Column("ID", lambda a: a.id),
+    Column("HOST", lambda a: a.hostname),
+    Column("STATE", lambda a: state(a.state) if a.connected else state("DISCONNECTED")),
+    Column("CPUS", lambda a: _usage(a.used.cpus, a.total.cpus), "right"),
+    Column("MEM MiB", lambda a: _usage(a.used.mem, a.total.mem), "right"),
+    Column("DISK MiB", lambda a: _usage(a.used.disk, a.total.disk), "right"),
+    Column("HEARTBEAT", lambda a: ago(a.last_heartbeat)),
+    Column("DRIVERS", lambda a: ",".join(a.drivers), wrap=True),
+]
+
+EVENT_COLUMNS: list[Column[TaskEventView]] = [
+    Column("TIME", lambda e: when(e.time)),
+    Column("STATE", lambda e: state(e.state)),
+    Column("REASON", lambda e: e.reason, wrap=True),
+    Column("AGENT", lambda e: e.agent_id or ""),
+]
+
+
+def job_fields(job: JobView) -> Table:
+    """The job's identity and a summary of its spec."""
+    spec = job.spec
+    t = spec.task
+    return fields(
+        [
+            ("name", job.name),
+            ("owner", job.owner),
+            ("description", spec.description),
+            ("command", command_line(t.command, t.shell)),
+            (
+                "resources",
+                resources(ResourcesView(cpus=t.cpus, mem=t.mem, disk=t.disk, gpus=t.gpus)),
+            ),
+            ("tasks per run", _sweep(spec)),
+            (
+                "retries",
+                f"{spec.retries} (backoff {spec.retry_backoff:g}s)" if spec.retries else None,
+            ),
+            ("max runtime", f"{t.max_runtime:g}s" if t.max_runtime else None),
+            ("workdir", t.workdir),
+            ("env", " ".join(f"{k}={v}" for k, v in t.env.items())),
+            ("created", when(job.created_at)),
+            ("updated", when(job.updated_at)),
+        ]
+    )
+
+
+def _sweep(spec: JobSpec) -> str:
+    parts = [f"array {spec.array}"] if spec.array else []
+    parts += [f"{name}={','.join(values)}" for name, values in spec.params.items()]
+    n = sweep_size(spec.array, spec.params)
+    return f"{n}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def task_fields(task: TaskView) -> Table:
+    """Everything about one task except its history."""
+    return fields(
+        [
+            ("id", task.id),
+            ("job", f"{task.job} run {task.run}"),
+            ("slot", f"{task.slot} (index {task.index}, attempt {task.attempt})"),
+            ("state", state(task.state)),
+            ("reason", task.reason),
+            ("exit code", None if task.exit_code is None else str(task.exit_code)),
+            ("agent", f"{task.hostname or ''} ({task.agent_id})" if task.agent_id else None),
+            ("command", command_line(task.command, task.shell)),
+            ("resources", resources(task.resources)),
+            ("created", when(task.created_at)),
+            ("started", when(task.started_at)),
+            ("finished", when(task.finished_at)),
+            ("took", duration(task.started_at, task.finished_at)),
+            ("retry not before", when(task.not_before) if task.state == "PENDING" else None),
+        ]
+    )
+
+
+def task_history(task: TaskView) -> Table:
+    """The task's state transitions, oldest first."""
+    return table(task.events or [], EVENT_COLUMNS, title="history")

@@ -1,0 +1,211 @@
+"""The API's calls, described once for both clients: how to ask, and how to read the answer.
+
+``Client`` and ``AsyncClient`` only differ in how they send a ``Call``; everything about paths,
+query parameters, bodies, status codes and models lives here (a "sans-I/O" layer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from corral.client.errors import ClientError, UnreachableError, error_from_response
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from corral.spec.views import (
+    AgentView,
+    ClusterInfo,
+    JobView,
+    LogChunk,
+    RunView,
+    TaskView,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+LogFile = Literal["stdout", "stderr"]
+Params = dict[str, str | int]
+
+API = "/api/v1"
+EVENTS_PATH = f"{API}/events"
+
+_JOBS = TypeAdapter(list[JobView])
+_RUNS = TypeAdapter(list[RunView])
+_TASKS = TypeAdapter(list[TaskView])
+_AGENTS = TypeAdapter(list[AgentView])
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request and the function that reads its successful answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Params = field(default_factory=dict)
+    body: Any = None
+
+    def finish(self, response: httpx.Response) -> T:
+        """Raise ``ApiError`` for an error status, else parse the answer into its model."""
+        if response.is_error:
+            raise error_from_response(response)
+        try:
+            return self.parse(response)
+        except ValidationError as e:
+            # A master of another version, or a bug: say which call, not just pydantic's text.
+            raise ClientError(
+                f"unexpected answer from the master to {self.method} {self.path}: {e}"
+            ) from None
+
+
+@contextlib.contextmanager
+def transport_errors(url: str) -> Iterator[None]:
+    """Translate httpx's network errors into ``ClientError``s that name the master's URL."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+        raise UnreachableError(url, str(e) or type(e).__name__) from None
+    except httpx.TransportError as e:
+        raise ClientError(f"talking to the corral master at {url} failed: {e!r}") from None
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for a bearer token, or nothing without one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _q(segment: str) -> str:
+    # Names and ids never contain '/', but user input might: keep it inside one path segment.
+    return quote(segment, safe="")
+
+
+def _one(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda r: model.model_validate_json(r.content)
+
+
+def _many(adapter: TypeAdapter[list[M]]) -> Callable[[httpx.Response], list[M]]:
+    return lambda r: adapter.validate_json(r.content)
+
+
+def _nothing(_: httpx.Response) -> None:
+    return None
+
+
+def _job_and_created(r: httpx.Response) -> tuple[JobView, bool]:
+    return JobView.model_validate_json(r.content), r.status_code == 201
+
+
+def _spec_body(spec: JobSpec) -> Any:
+    # Unset optionals are left out so the master applies its own defaults (e.g. owner).
+    return spec.model_dump(mode="json", exclude_none=True)
+
+
+def _params(**values: str | int | None) -> Params:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def info() -> Call[ClusterInfo]:
+    """``GET /api/v1/info``."""
+    return Call("GET", f"{API}/info", _one(ClusterInfo))
+
+
+def create_job(spec: JobSpec) -> Call[JobView]:
+    """``POST /api/v1/jobs``: 409 if the name is taken."""
+    return Call("POST", f"{API}/jobs", _one(JobView), body=_spec_body(spec))
+
+
+def apply_job(spec: JobSpec) -> Call[tuple[JobView, bool]]:
+    """``PUT /api/v1/jobs/{name}``: the view, and True when the job was created."""
+    return Call("PUT", f"{API}/jobs/{_q(spec.name)}", _job_and_created, body=_spec_body(spec))
+
+
+def jobs(owner: str | None, q: str | None) -> Call[list[JobView]]:
+    """``GET /api/v1/jobs``, newest first."""
+    return Call("GET", f"{API}/jobs", _many(_JOBS), params=_params(owner=owner, q=q))
+
+
+def job(name: str) -> Call[JobView]:
+    """``GET /api/v1/jobs/{name}``."""
+    return Call("GET", f"{API}/jobs/{_q(name)}", _one(JobView))
+
+
+def delete_job(name: str) -> Call[None]:
+    """``DELETE /api/v1/jobs/{name}``: 409 while it has unfinished tasks."""
+    return Call("DELETE", f"{API}/jobs/{_q(name)}", _nothing)
+
+
+def kill_job(name: str) -> Call[JobView]:
+    """``POST /api/v1/jobs/{name}/kill``."""
+    return Call("POST", f"{API}/jobs/{_q(name)}/kill", _one(JobView))
+
+
+def start_run(name: str) -> Call[RunView]:
+    """``POST /api/v1/jobs/{name}/runs``."""
+    return Call("POST", f"{API}/jobs/{_q(name)}/runs", _one(RunView))
+
+
+def runs(name: str) -> Call[list[RunView]]:
+    """``GET /api/v1/jobs/{name}/runs``, newest first."""
+    return Call("GET", f"{API}/jobs/{_q(name)}/runs", _many(_RUNS))
+
+
+def run(name: str, number: int) -> Call[RunView]:
+    """``GET /api/v1/jobs/{name}/runs/{n}``."""
+    return Call("GET", f"{API}/jobs/{_q(name)}/runs/{number}", _one(RunView))
+
+
+def kill_run(name: str, number: int) -> Call[RunView]:
+    """``POST /api/v1/jobs/{name}/runs/{n}/kill``."""
+    return Call("POST", f"{API}/jobs/{_q(name)}/runs/{number}/kill", _one(RunView))
+
+
+def tasks(
+    state: TaskState | str | None,
+    job: str | None,
+    run: int | None,
+    agent: str | None,
+    limit: int | None,
+) -> Call[list[TaskView]]:
+    """``GET /api/v1/tasks`` with optional filters."""
+    params = _params(
+        state=None if state is None else str(state), job=job, run=run, agent=agent, limit=limit
+    )
+    return Call("GET", f"{API}/tasks", _many(_TASKS), params=params)
+
+
+def task(task_id: str) -> Call[TaskView]:
+    """``GET /api/v1/tasks/{id}``, with its state history."""
+    return Call("GET", f"{API}/tasks/{_q(task_id)}", _one(TaskView))
+
+
+def kill_task(task_id: str) -> Call[TaskView]:
+    """``POST /api/v1/tasks/{id}/kill``."""
+    return Call("POST", f"{API}/tasks/{_q(task_id)}/kill", _one(TaskView))
+
+
+def logs(task_id: str, file: LogFile, offset: int, length: int) -> Call[LogChunk]:
+    """``GET /api/v1/tasks/{id}/logs/{file}``: 503 if the task's agent is not connected."""
+    path = f"{API}/tasks/{_q(task_id)}/logs/{_q(file)}"
+    return Call("GET", path, _one(LogChunk), params={"offset": offset, "length": length})
+
+
+def agents() -> Call[list[AgentView]]:
+    """``GET /api/v1/agents``."""
+    return Call("GET", f"{API}/agents", _many(_AGENTS))
+
+
+def events_params(since: int | None) -> Params:
+    """Query parameters of ``GET /api/v1/events``: replay from after event ``since``."""
+    return _params(since=since)
+
+
+# The stream stays open between events, possibly for long: no read timeout on it.
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+STREAM_HEADERS = {"Accept": "text/event-stream"}

@@ -1,0 +1,171 @@
+"""``Client``: the blocking client of the native API."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from corral.client import _calls as calls
+from corral.client._sse import EventDecoder
+from corral.client.config import load_config
+from corral.client.errors import error_from_response
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from corral.spec.views import (
+    AgentView,
+    ClusterInfo,
+    EventView,
+    JobView,
+    LogChunk,
+    RunView,
+    TaskView,
+)
+
+T = TypeVar("T")
+
+
+class Client:
+    """Typed calls of ``/api/v1``; every method raises ``ClientError`` (or ``ApiError``).
+
+    ``url``/``token`` default to ``load_config()``. Use as a context manager, or ``close()``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if url is None:
+            config = load_config()
+            url, token = config.url, token or config.token
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=calls.auth_headers(token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, call: calls.Call[T]) -> T:
+        with calls.transport_errors(self.url):
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.body
+            )
+        return call.finish(response)
+
+    def info(self) -> ClusterInfo:
+        """The cluster's name, version, and who the token belongs to."""
+        return self._send(calls.info())
+
+    def create_job(self, spec: JobSpec) -> JobView:
+        """Create a job and start its first run; ``ApiError`` 409 if the name is taken."""
+        return self._send(calls.create_job(spec))
+
+    def apply_job(self, spec: JobSpec) -> tuple[JobView, bool]:
+        """Create or update a job by name; the bool is True when it was created."""
+        return self._send(calls.apply_job(spec))
+
+    def jobs(self, owner: str | None = None, q: str | None = None) -> list[JobView]:
+        """Jobs, newest first, optionally of one owner or matching ``q``."""
+        return self._send(calls.jobs(owner, q))
+
+    def job(self, name: str) -> JobView:
+        """One job; ``ApiError`` 404 if there is none of that name."""
+        return self._send(calls.job(name))
+
+    def delete_job(self, name: str) -> None:
+        """Delete a job; ``ApiError`` 409 while it has unfinished tasks."""
+        self._send(calls.delete_job(name))
+
+    def kill_job(self, name: str) -> JobView:
+        """Kill every unfinished task of a job."""
+        return self._send(calls.kill_job(name))
+
+    def start_run(self, name: str) -> RunView:
+        """Start a new run of a job now."""
+        return self._send(calls.start_run(name))
+
+    def runs(self, name: str) -> list[RunView]:
+        """A job's runs, newest first."""
+        return self._send(calls.runs(name))
+
+    def run(self, name: str, number: int) -> RunView:
+        """Run ``number`` of a job."""
+        return self._send(calls.run(name, number))
+
+    def kill_run(self, name: str, number: int) -> RunView:
+        """Kill the unfinished tasks of one run."""
+        return self._send(calls.kill_run(name, number))
+
+    def tasks(
+        self,
+        state: TaskState | str | None = None,
+        job: str | None = None,
+        run: int | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskView]:
+        """Tasks matching every filter given."""
+        return self._send(calls.tasks(state, job, run, agent, limit))
+
+    def task(self, task_id: str) -> TaskView:
+        """One task with its state history (``events``)."""
+        return self._send(calls.task(task_id))
+
+    def kill_task(self, task_id: str) -> TaskView:
+        """Kill one task."""
+        return self._send(calls.kill_task(task_id))
+
+    def logs(
+        self, task_id: str, file: calls.LogFile = "stdout", offset: int = 0, length: int = 65536
+    ) -> LogChunk:
+        """Up to ``length`` bytes of a task's stdout or stderr from ``offset``."""
+        return self._send(calls.logs(task_id, file, offset, length))
+
+    def agents(self) -> list[AgentView]:
+        """Every agent the master knows."""
+        return self._send(calls.agents())
+
+    def events(self, since: int | None = None) -> Generator[EventView, None, None]:
+        """Follow the event stream (after event ``since`` if given) until the master ends it.
+
+        Close the iterator (or leave the loop and let it be collected) to close the stream.
+        """
+        params = calls.events_params(since)
+        with calls.transport_errors(self.url):
+            with self._http.stream(
+                "GET",
+                calls.EVENTS_PATH,
+                params=params,
+                headers=calls.STREAM_HEADERS,
+                timeout=calls.STREAM_TIMEOUT,
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                decoder = EventDecoder()
+                for line in response.iter_lines():
+                    event = decoder.feed(line)
+                    if event is not None:
+                        yield event

@@ -1,0 +1,99 @@
+"""The scratch state of one plan: what is free, where each group sits, what each owner holds.
+
+Built from the snapshot when ``plan()`` starts and changed only by :meth:`PlanState.place`, so
+every stage reads one consistent picture. Within a plan, free resources only shrink and counts
+only grow; the planner's shortcuts rely on that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from corral.scheduler.feasibility import field_value
+from corral.scheduler.model import (
+    AgentSnapshot,
+    Operator,
+    Placement,
+    Resources,
+    Snapshot,
+    TaskRequest,
+)
+
+NOTHING = Resources()
+
+
+@dataclass(slots=True, eq=False)
+class AgentState:
+    """One agent during the plan. ``rank`` is its position in id order (the tie-break)."""
+
+    rank: int
+    agent: AgentSnapshot
+    free: Resources
+    version: int = 0  # bumped on every placement here: lets cached scores be recognised as stale
+
+
+def tracked_fields(pending: Iterable[TaskRequest]) -> dict[str, tuple[str, ...]]:
+    """For each group, the fields whose per-value task counts its constraints need, sorted."""
+    fields: dict[str, dict[str, None]] = {}
+    for task in pending:
+        for c in task.constraints:
+            if c.operator in (Operator.UNIQUE, Operator.MAX_PER, Operator.GROUP_BY) or (
+                c.operator == Operator.CLUSTER and c.value is None
+            ):
+                fields.setdefault(task.group, {})[c.field] = None
+    # Sorted so that nothing downstream depends on the order tasks arrived in.
+    return {group: tuple(sorted(names)) for group, names in sorted(fields.items())}
+
+
+class PlanState:
+    """Mutable state of one plan; see the module docstring."""
+
+    def __init__(self, snapshot: Snapshot, tracked: dict[str, tuple[str, ...]]) -> None:
+        ordered = sorted(snapshot.agents, key=lambda a: a.id)
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            if before.id == after.id:
+                raise ValueError(f"agent id {after.id!r} appears twice in the snapshot")
+        self.agents = [AgentState(i, a, a.total - a.used) for i, a in enumerate(ordered)]
+        self.rank_of = {a.id: i for i, a in enumerate(ordered)}
+        self.capacity = sum((a.total for a in ordered), NOTHING)
+        self.quotas = snapshot.quotas
+        self.usage: dict[str, Resources] = {}  # owner -> resources held, placed and planned
+        self.counts: dict[tuple[str, str], dict[str, int]] = {
+            (group, field): {} for group, names in tracked.items() for field in names
+        }
+        self._tracked = {
+            group: tuple((field, self.counts[(group, field)]) for field in names)
+            for group, names in tracked.items()
+        }
+        self.placed_in_group: dict[str, int] = {}  # placements this plan made, per group
+        self.changed: list[int] = []  # rank of the agent of each placement, in order
+        self.placements: list[Placement] = []
+        for task in snapshot.placed:
+            self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
+            rank = self.rank_of.get(task.agent_id)
+            # A task on an agent missing from the snapshot still holds its owner's share, but
+            # its field values are unknown, so it cannot count for constraints.
+            if rank is not None:
+                self._count(task.group, self.agents[rank].agent)
+
+    def counts_for(self, group: str, field: str) -> dict[str, int]:
+        """The live map value -> tasks of ``group`` for a tracked field (shared, not a copy)."""
+        return self.counts[(group, field)]
+
+    def place(self, task: TaskRequest, rank: int) -> None:
+        """Record that ``task`` goes on the agent of ``rank``; the caller checked feasibility."""
+        state = self.agents[rank]
+        state.free = state.free - task.resources
+        state.version += 1
+        self.changed.append(rank)
+        self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
+        self.placed_in_group[task.group] = self.placed_in_group.get(task.group, 0) + 1
+        self._count(task.group, state.agent)
+        self.placements.append(Placement(task.id, state.agent.id))
+
+    def _count(self, group: str, agent: AgentSnapshot) -> None:
+        for field, counts in self._tracked.get(group, ()):
+            value = field_value(agent, field)
+            if value is not None:
+                counts[value] = counts.get(value, 0) + 1

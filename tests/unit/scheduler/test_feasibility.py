@@ -1,0 +1,230 @@
+"""The checks one by one: each answers with a Status carrying a fixed reason, never a bare bool."""
+
+from __future__ import annotations
+
+import pytest
+
+from corral.scheduler import AgentSnapshot, Constraint, Operator, Resources, TaskRequest
+from corral.scheduler.feasibility import (
+    FITS,
+    Code,
+    InvalidConstraint,
+    Status,
+    check_counted_rule,
+    check_driver,
+    check_group_by,
+    check_quota,
+    check_resources,
+    check_schedulable,
+    check_static,
+    check_static_rule,
+    compile_rule,
+    field_value,
+)
+
+
+def agent(**attributes: str) -> AgentSnapshot:
+    return AgentSnapshot(
+        "a1", "host1", Resources(4000, 4096), Resources(), attributes, frozenset({"process"})
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "free", "expected"),
+    [
+        pytest.param(Resources(1000, 512), Resources(1000, 512), FITS, id="exact_fit_fits"),
+        pytest.param(
+            Resources(1001, 512),
+            Resources(1000, 4096),
+            Status(Code.UNSCHEDULABLE, "insufficient cpus"),
+            id="one_millicpu_too_many_is_insufficient_cpus",
+        ),
+        pytest.param(
+            Resources(1000, 513),
+            Resources(1000, 512),
+            Status(Code.UNSCHEDULABLE, "insufficient mem"),
+            id="one_mib_too_many_is_insufficient_mem",
+        ),
+        pytest.param(
+            Resources(0, 0, 1),
+            Resources(),
+            Status(Code.UNSCHEDULABLE, "insufficient disk"),
+            id="disk_is_checked",
+        ),
+        pytest.param(
+            Resources(0, 0, 0, 1),
+            Resources(),
+            Status(Code.UNSCHEDULABLE, "insufficient gpus"),
+            id="gpus_are_checked",
+        ),
+        pytest.param(
+            Resources(9000, 9000),
+            Resources(),
+            Status(Code.UNSCHEDULABLE, "insufficient cpus"),
+            id="the_first_insufficient_resource_is_named",
+        ),
+    ],
+)
+def test_check_resources(request_: Resources, free: Resources, expected: Status) -> None:
+    assert check_resources(request_, free) == expected
+
+
+def test_a_draining_agent_is_unresolvably_not_schedulable() -> None:
+    status = check_schedulable(AgentSnapshot("a", "a", Resources(), Resources(), schedulable=False))
+    assert status == Status(Code.UNRESOLVABLE, "not schedulable")
+    assert not status.fits
+
+
+def test_a_missing_driver_is_named_in_the_reason() -> None:
+    assert check_driver("docker", agent()) == Status(Code.UNRESOLVABLE, "no driver docker")
+    assert check_driver("process", agent()).fits
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [("hostname", "host1"), ("agent", "a1"), ("id", "a1"), ("rack", "r1"), ("gpu", None)],
+    ids=[
+        "hostname_is_the_agent_hostname",
+        "agent_is_the_agent_id",
+        "id_is_the_agent_id",
+        "any_other_field_is_an_attribute",
+        "a_missing_attribute_is_none",
+    ],
+)
+def test_field_value(field: str, expected: str | None) -> None:
+    assert field_value(agent(rack="r1"), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("constraint", "value", "reason"),
+    [
+        (Constraint("rack", Operator.LIKE, "r[12]"), "r1", ""),
+        (Constraint("rack", Operator.LIKE, "r[12]"), "r12", "rack not LIKE r[12]"),
+        (Constraint("rack", Operator.LIKE, "r"), None, "missing attribute rack"),
+        (Constraint("rack", Operator.UNLIKE, "r1"), "r1", "rack matches UNLIKE r1"),
+        (Constraint("rack", Operator.UNLIKE, "r1"), "r10", ""),
+        (Constraint("rack", Operator.UNLIKE, "r1"), None, ""),
+        (Constraint("rack", Operator.CLUSTER, "r1"), "r2", "CLUSTER rack r1"),
+        (Constraint("rack", Operator.UNIQUE), None, "missing attribute rack"),
+        (Constraint("rack", Operator.MAX_PER, "2"), None, "missing attribute rack"),
+        (Constraint("rack", Operator.GROUP_BY), None, "missing attribute rack"),
+        (Constraint("rack", Operator.UNIQUE), "r1", ""),
+    ],
+    ids=[
+        "like_fits_a_full_match",
+        "like_refuses_a_partial_match",
+        "like_refuses_a_missing_attribute",
+        "unlike_refuses_a_full_match",
+        "unlike_fits_a_partial_match",
+        "unlike_fits_a_missing_attribute",
+        "cluster_with_a_value_refuses_another_value",
+        "unique_refuses_a_missing_attribute",
+        "max_per_refuses_a_missing_attribute",
+        "group_by_refuses_a_missing_attribute",
+        "counted_rules_leave_a_present_attribute_to_the_counted_check",
+    ],
+)
+def test_check_static_rule(constraint: Constraint, value: str | None, reason: str) -> None:
+    status = check_static_rule(compile_rule(constraint), value)
+    assert status.reason == reason
+    assert status.fits == (reason == "")
+
+
+@pytest.mark.parametrize(
+    ("constraint", "value", "counts", "reason"),
+    [
+        (Constraint("h", Operator.UNIQUE), "x", {}, ""),
+        (Constraint("h", Operator.UNIQUE), "x", {"x": 1}, "UNIQUE h taken"),
+        (Constraint("h", Operator.UNIQUE), "y", {"x": 1}, ""),
+        (Constraint("h", Operator.MAX_PER, "2"), "x", {"x": 1}, ""),
+        (Constraint("h", Operator.MAX_PER, "2"), "x", {"x": 2}, "MAX_PER h 2 reached"),
+        (Constraint("h", Operator.CLUSTER), "x", {}, ""),
+        (Constraint("h", Operator.CLUSTER), "x", {"x": 3}, ""),
+        (Constraint("h", Operator.CLUSTER), "y", {"x": 3}, "CLUSTER h"),
+        (Constraint("h", Operator.CLUSTER), "x", {"x": 1, "y": 1}, "CLUSTER h"),
+    ],
+    ids=[
+        "unique_fits_an_unused_value",
+        "unique_refuses_a_used_value",
+        "unique_fits_another_value",
+        "max_per_fits_below_n",
+        "max_per_refuses_at_n",
+        "cluster_lets_the_first_task_choose",
+        "cluster_fits_the_chosen_value",
+        "cluster_refuses_another_value",
+        "cluster_refuses_everything_once_the_group_spans_two_values",
+    ],
+)
+def test_check_counted_rule(
+    constraint: Constraint, value: str, counts: dict[str, int], reason: str
+) -> None:
+    assert check_counted_rule(compile_rule(constraint), value, counts).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("n", "value", "counts", "floor", "reason"),
+    [
+        (None, "a", {}, 0, ""),
+        (None, "a", {"a": 1}, 0, "GROUP_BY rack uneven"),
+        (None, "a", {"a": 1, "b": 1}, 1, ""),
+        ("3", "a", {"a": 1, "b": 1}, 1, "GROUP_BY rack 3: too few values"),
+        ("2", "a", {"a": 1, "b": 1}, 1, ""),
+    ],
+    ids=[
+        "group_by_fits_a_value_at_the_floor",
+        "group_by_refuses_a_value_above_the_floor",
+        "group_by_fits_any_value_once_all_are_level",
+        "group_by_n_refuses_doubling_up_with_fewer_than_n_values_in_use",
+        "group_by_n_allows_doubling_up_with_n_values_in_use",
+    ],
+)
+def test_check_group_by(
+    n: str | None, value: str, counts: dict[str, int], floor: int, reason: str
+) -> None:
+    rule = compile_rule(Constraint("rack", Operator.GROUP_BY, n))
+    assert check_group_by(rule, value, counts, floor).reason == reason
+
+
+def test_check_static_reports_the_first_failing_check_in_chain_order() -> None:
+    task = TaskRequest("t", "g", Resources(), driver="docker")
+    rules = (compile_rule(Constraint("rack", Operator.LIKE, "x")),)
+    assert check_static(task, rules, agent(rack="y")).reason == "no driver docker"
+
+
+@pytest.mark.parametrize(
+    ("usage", "quota", "reason"),
+    [
+        (Resources(1000, 100), Resources(2000, 200), ""),
+        (Resources(1500, 100), Resources(2000, 200), "quota of owner alice exhausted (cpus)"),
+        (Resources(1500, 150), Resources(2000, 200), "quota of owner alice exhausted (cpus, mem)"),
+    ],
+    ids=["within_quota_fits", "over_on_cpus_names_cpus", "over_on_two_resources_names_both"],
+)
+def test_check_quota(usage: Resources, quota: Resources, reason: str) -> None:
+    assert check_quota("alice", Resources(1000, 100), usage, quota).reason == reason
+
+
+@pytest.mark.parametrize(
+    "constraint",
+    [
+        Constraint("rack", Operator.LIKE),
+        Constraint("rack", Operator.UNLIKE, "("),
+        Constraint("rack", Operator.MAX_PER),
+        Constraint("rack", Operator.MAX_PER, "0"),
+        Constraint("rack", Operator.MAX_PER, "two"),
+        Constraint("rack", Operator.GROUP_BY, "-1"),
+        Constraint("", Operator.UNIQUE),
+    ],
+    ids=[
+        "like_without_a_pattern",
+        "unlike_with_a_broken_pattern",
+        "max_per_without_n",
+        "max_per_zero",
+        "max_per_not_a_number",
+        "group_by_negative",
+        "empty_field",
+    ],
+)
+def test_invalid_constraints_are_refused_with_a_message(constraint: Constraint) -> None:
+    with pytest.raises(InvalidConstraint, match="invalid constraint"):
+        compile_rule(constraint)

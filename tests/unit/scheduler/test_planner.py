@@ -1,0 +1,116 @@
+"""The wiring: input validation, and ``plan`` agreeing with the exhaustive reference at scale."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from corral.scheduler import (
+    Constraint,
+    Operator,
+    Resources,
+    Snapshot,
+    Strategy,
+    TaskRequest,
+    plan,
+    plan_exhaustive,
+)
+from corral.scheduler.harness import Harness, check_plan
+
+
+def test_an_agent_id_given_twice_is_refused() -> None:
+    h = Harness()
+    h.add_agent("a")
+    h.add_agent("a")
+    with pytest.raises(ValueError, match="agent id 'a' appears twice"):
+        h.plan()
+
+
+def test_a_task_id_pending_twice_is_refused() -> None:
+    task = TaskRequest("t", "g", Resources(1000))
+    with pytest.raises(ValueError, match="task id 't' is pending twice"):
+        plan(Snapshot(agents=()), [task, task])
+
+
+def test_nothing_pending_gives_an_empty_plan() -> None:
+    assert plan(Snapshot(agents=()), []).placements == ()
+
+
+def test_placements_come_in_decision_order() -> None:
+    h = Harness()
+    h.add_agents(2)
+    h.add_task("second", order=2)
+    h.add_task("first", order=1)
+    assert [p.task_id for p in h.plan().placements] == ["first", "second"]
+
+
+def random_cluster(seed: int) -> Harness:
+    """A mid-size mixed cluster: big enough that heaps, caches and fair share all come in."""
+    rng = random.Random(seed)
+    h = Harness()
+    for i in range(60):
+        h.add_agent(
+            f"agent-{i:02d}",
+            cpus=rng.choice((2, 4, 8)),
+            mem=rng.choice((2048, 8192)),
+            hostname=f"host-{i % 50}",
+            drivers=("process", "docker") if rng.random() < 0.7 else ("process",),
+            schedulable=rng.random() > 0.05,
+            rack=f"r{i % 6}",
+        )
+    choices = [
+        (),
+        (Constraint("rack", Operator.LIKE, "r[0-3]"),),
+        (Constraint("rack", Operator.UNLIKE, "r[45]"),),
+        (Constraint("hostname", Operator.UNIQUE),),
+        (Constraint("rack", Operator.MAX_PER, "4"),),
+        (Constraint("rack", Operator.GROUP_BY),),
+        (Constraint("rack", Operator.CLUSTER),),
+        (Constraint("rack", Operator.CLUSTER, "r2"), Constraint("agent", Operator.MAX_PER, "2")),
+    ]
+    for g in range(30):
+        h.add_tasks(
+            rng.randint(1, 25),
+            group=f"job{g}",
+            cpus=rng.choice((0.5, 1, 2)),
+            mem=rng.choice((256, 1024)),
+            driver=rng.choice(("process", "docker")),
+            constraints=rng.choice(choices),
+            strategy=rng.choice((Strategy.BINPACK, Strategy.SPREAD)),
+            owner=rng.choice(("alice", "bob", "carol")),
+            priority=rng.choice((0, 1)),
+        )
+    h.quotas = {"carol": Resources(20_000, 100_000)}
+    h.weights = {"alice": 2.0}
+    return h
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_plan_matches_the_exhaustive_reference_on_a_mixed_cluster(seed: int) -> None:
+    h = random_cluster(seed)
+    fast = plan(h.snapshot(), h.pending)
+    slow = plan_exhaustive(h.snapshot(), h.pending)
+    assert fast.placements == slow.placements
+    assert fast.unplaced.keys() == slow.unplaced.keys()
+    assert check_plan(h.snapshot(), h.pending, fast) == []
+    assert 0 < len(fast.unplaced) < len(h.pending)  # the scenario exercises both outcomes
+
+
+def test_a_group_by_task_that_had_to_wait_is_reconsidered_once_its_group_moves_on() -> None:
+    h = Harness()
+    h.add_agent("a1", cpus=4, rack="a")
+    h.add_agent("b1", cpus=2, rack="b")
+    h.add_placed("old", "a1", cpus=0, mem=0)  # the group already holds rack a
+    by_rack = [Constraint("rack", Operator.GROUP_BY)]
+    h.add_task("other", group="other", priority=3)  # BINPACK puts it on b1: 1 cpu left there
+    h.add_task("x0", cpus=2, constraints=by_rack, priority=2)  # rack a is ahead, b1 is full
+    h.add_task("y0", cpus=1, constraints=by_rack, priority=1)  # evens the racks out on b1
+    h.add_task("x1", cpus=2, constraints=by_rack)  # like x0, but rack a may now take it
+    result = h.plan()
+    assert [(p.task_id, p.agent_id) for p in result.placements] == [
+        ("other", "b1"),
+        ("y0", "b1"),
+        ("x1", "a1"),
+    ]
+    assert list(result.unplaced) == ["x0"]

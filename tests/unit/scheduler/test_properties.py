@@ -1,0 +1,157 @@
+"""Properties of every plan, on small generated clusters: hypothesis looks for a counterexample.
+
+For any snapshot and pending work: no agent is over-committed; LIKE, UNLIKE, CLUSTER, UNIQUE and
+MAX_PER hold over the final placement set; quotas hold; no task is placed twice; each pending
+task is placed or has a reason (all via ``check_plan``); ``plan`` places exactly what the
+exhaustive reference places (which also covers GROUP_BY); and the plan depends on nothing but
+the input's content: not on repetition, the order of pending tasks or of agents.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from itertools import product
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corral.scheduler import (
+    AgentSnapshot,
+    Constraint,
+    Operator,
+    PlacedTask,
+    Resources,
+    Snapshot,
+    Strategy,
+    TaskRequest,
+    plan,
+    plan_exhaustive,
+)
+from corral.scheduler.harness import check_plan
+
+RACKS = ("a", "b", "c")
+HOSTS = ("h1", "h2", "h3", "h4")
+OWNERS = ("alice", "bob", "carol")
+FIELDS = ("hostname", "rack", "agent")
+SETTINGS = settings(max_examples=200, deadline=None)
+
+Work = tuple[Snapshot, list[TaskRequest]]
+
+
+# Each draw picks a whole combination from a list built once: hypothesis spends far more time
+# per draw than the planner spends per plan, so few draws keep 200 examples quick.
+SIZES = [Resources(c, m) for c in (0, 250, 500, 1000, 2000) for m in (0, 128, 1024)]
+AGENT = st.sampled_from(
+    list(
+        product(
+            range(0, 4001, 500),  # millicpus
+            (0, 512, 1024, 4096),  # mem
+            (*RACKS, None),
+            HOSTS,
+            (("process",), ("docker",), ("process", "docker")),
+            (0.0, 0.25, 0.5, 1.0),  # share of the agent already used
+        )
+    )
+)
+GPUS_SCHEDULABLE = st.sampled_from([(g, s > 0) for g in (0, 1) for s in range(10)])
+VALUES: dict[Operator, tuple[str | None, ...]] = {
+    Operator.LIKE: ("a", "a|b", "[bc]", ".*", "h[12]", "agent-1"),
+    Operator.UNLIKE: ("a", "a|b", "[bc]", ".*", "h[12]", "agent-1"),
+    Operator.CLUSTER: (None, "a", "b", "h1"),
+    Operator.MAX_PER: ("1", "2", "3"),
+    Operator.GROUP_BY: (None, "2", "3"),
+    Operator.UNIQUE: (None,),
+}
+CONSTRAINT = st.sampled_from(
+    [Constraint(f, op, v) for f in FIELDS for op, values in VALUES.items() for v in values]
+)
+RULES = st.lists(CONSTRAINT, max_size=2).map(tuple)
+KIND = st.sampled_from(list(product(Strategy, OWNERS, ("process", "process", "docker"))))
+MEMBER = st.sampled_from(list(product(range(3), range(4), (None, None, None, *SIZES))))
+PLACED = st.sampled_from(list(product(range(4), range(7), OWNERS, (0, 500, 1000))))
+QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
+
+
+@st.composite
+def agents(draw: st.DrawFn, index: int) -> AgentSnapshot:
+    cpus, mem, rack, host, drivers, busy = draw(AGENT)
+    gpus, schedulable = draw(GPUS_SCHEDULABLE)
+    return AgentSnapshot(
+        id=f"agent-{index}",
+        hostname=host,
+        total=Resources(cpus, mem, 0, gpus),
+        used=Resources(int(cpus * busy), int(mem * busy)),
+        attributes={} if rack is None else {"rack": rack},
+        drivers=frozenset(drivers),
+        schedulable=schedulable,
+    )
+
+
+@st.composite
+def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
+    """A job or service: tasks alike but for id, priority, order and (sometimes) size."""
+    rules, size, (strategy, owner, driver) = draw(RULES), draw(st.sampled_from(SIZES)), draw(KIND)
+    return [
+        TaskRequest(
+            id=f"{name}-{i}",
+            group=name,
+            resources=size if other is None else other,
+            driver=driver,
+            constraints=rules,
+            strategy=strategy,
+            owner=owner,
+            priority=priority,
+            order=start + order,
+        )
+        for i, (priority, order, other) in enumerate(draw(st.lists(MEMBER, min_size=1, max_size=6)))
+    ]
+
+
+@st.composite
+def work(draw: st.DrawFn) -> Work:
+    cluster = tuple(draw(agents(i)) for i in range(draw(st.integers(0, 6))))
+    pending: list[TaskRequest] = []
+    for g in range(draw(st.integers(1, 4))):
+        pending += draw(groups(f"g{g}", start=len(pending)))
+    placed = tuple(
+        # agent-6 is never in the snapshot: its task counts for fair share and quota only.
+        PlacedTask(f"old-{i}", f"g{group}", f"agent-{agent}", owner, Resources(cpus, 128))
+        for i, (group, agent, owner, cpus) in enumerate(draw(st.lists(PLACED, max_size=4)))
+    )
+    quotas = draw(st.dictionaries(st.sampled_from(OWNERS), QUOTA, max_size=2))
+    weights = draw(
+        st.dictionaries(st.sampled_from(OWNERS), st.sampled_from((0.5, 1.0, 3.0)), max_size=2)
+    )
+    return Snapshot(cluster, placed, weights=weights, quotas=quotas), pending
+
+
+@SETTINGS
+@given(work())
+def test_every_plan_keeps_the_invariants(case: Work) -> None:
+    snapshot, pending = case
+    assert check_plan(snapshot, pending, plan(snapshot, pending)) == []
+
+
+@SETTINGS
+@given(work())
+def test_plan_places_exactly_what_the_exhaustive_reference_places(case: Work) -> None:
+    snapshot, pending = case
+    fast, slow = plan(snapshot, pending), plan_exhaustive(snapshot, pending)
+    assert fast.placements == slow.placements
+    assert fast.unplaced.keys() == slow.unplaced.keys()
+
+
+@SETTINGS
+@given(work(), st.randoms(use_true_random=False))
+def test_the_same_input_in_any_order_gives_the_same_plan(case: Work, rng: random.Random) -> None:
+    snapshot, pending = case
+    first = plan(snapshot, pending)
+    assert plan(snapshot, pending) == first
+    shuffled_pending = list(pending)
+    rng.shuffle(shuffled_pending)
+    shuffled_agents = list(snapshot.agents)
+    rng.shuffle(shuffled_agents)
+    again = plan(replace(snapshot, agents=tuple(shuffled_agents)), shuffled_pending)
+    assert again.placements == first.placements
+    assert again.unplaced == first.unplaced
