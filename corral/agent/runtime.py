@@ -36,6 +36,7 @@ from corral.spec.protocol import (
     ReadResult,
     StatusUpdate,
     TaskLaunch,
+    Updates,
     Welcome,
     master_message,
 )
@@ -101,6 +102,7 @@ class Agent:
         self._ws: ClientConnection | None = None
         self._send_lock = asyncio.Lock()
         self._sent = 0  # highest seq sent on the current connection
+        self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
         self.connected = asyncio.Event()
         self.heartbeat_interval = 1.0
@@ -182,12 +184,13 @@ class Agent:
     async def _flush(self) -> None:
         """Send journal entries not yet sent on this connection, in order."""
         async with self._send_lock:
-            if self._ws is None:
-                return
-            for update in self.journal.unacked():
-                if update.seq > self._sent:
-                    await self._send(update.model_dump_json())
-                    self._sent = update.seq
+            # Loops because updates may be journaled while a send is under way.
+            while self._ws is not None:
+                unsent = [u for u in self.journal.unacked() if u.seq > self._sent]
+                if not unsent:
+                    return
+                self._sent = unsent[-1].seq
+                await self._send(Updates(updates=unsent).model_dump_json())
 
     async def _handle(self, msg: Any) -> None:
         if isinstance(msg, Ack):
@@ -218,7 +221,12 @@ class Agent:
             done = self.tasks_dir / task_id / "meta" / "done"
             with contextlib.suppress(OSError):
                 done.touch()
-        await self._flush()
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Send soon: updates made in the same turn of the loop then go in one message."""
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
 
     # --- tasks
 

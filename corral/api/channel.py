@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from corral.master.master import Master
 from corral.master.records import AgentRecord, AgentSession
-from corral.spec.protocol import Ack, Heartbeat, Hello, ReadResult, StatusUpdate, agent_message
+from corral.spec.protocol import Ack, Heartbeat, Hello, ReadResult, Updates, agent_message
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -56,10 +56,10 @@ async def _handle(
     master: Master,
     agent: AgentRecord,
     session: AgentSession,
-    msg: Hello | Heartbeat | StatusUpdate | ReadResult,
+    msg: Hello | Heartbeat | Updates | ReadResult,
 ) -> None:
-    if isinstance(msg, StatusUpdate):
-        master.agents.apply_status(agent, msg)
+    if isinstance(msg, Updates):
+        master.agents.apply_updates(agent, msg.updates)
         # Acks are cumulative and updates arrive in order, so a duplicate is acked too.
         await session.send(Ack(seq=agent.last_seq).model_dump())
     elif isinstance(msg, Heartbeat):

@@ -58,14 +58,19 @@ def show(
 
 
 @job_app.command("kill")
-def kill(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False) -> None:
-    """Kill every unfinished task of a job."""
+def kill(
+    ctx: typer.Context,
+    name: NameArgument,
+    run: Annotated[int | None, typer.Option(help="Kill only this run.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Kill every unfinished task of a job (or of one of its runs)."""
     with connect(ctx) as client:
-        job = client.kill_job(name)
+        killed = client.kill_job(name) if run is None else client.kill_run(name, run)
     if as_json:
-        print_json(job)
+        print_json(killed)
     else:
-        say(f"{job.name}: unfinished tasks killed")
+        say(f"{name}: unfinished tasks {'' if run is None else f'of run {run} '}killed")
 
 
 @job_app.command("rm")

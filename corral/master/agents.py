@@ -70,8 +70,7 @@ class AgentOps:
     async def hello(self, msg: Hello, session: AgentSession) -> AgentRecord:
         """Register (or re-register) an agent, replay its journal, reconcile its tasks."""
         agent = self._register(msg, session)
-        for update in msg.unacked:
-            self.apply_status(agent, update)
+        self.apply_updates(agent, msg.unacked)
         await session.send(
             Welcome(agent_id=agent.id, heartbeat_interval=self.heartbeat_interval).model_dump()
         )
@@ -157,35 +156,36 @@ class AgentOps:
 
     # --- status updates
 
-    def apply_status(self, agent: AgentRecord, update: StatusUpdate) -> bool:
-        """Apply one status update at most once. Answers False for a duplicate."""
-        if update.seq <= agent.last_seq:
-            return False
+    def apply_updates(self, agent: AgentRecord, updates: list[StatusUpdate]) -> None:
+        """Apply status updates (in ``seq`` order) in one transaction, each at most once."""
+        fresh = [u for u in updates if u.seq > agent.last_seq]
+        if not fresh:
+            return
         agent.silent_since = time.monotonic()
-        task = self.state.tasks.get(update.task_id)
+        unwanted: list[str] = []
         with self.state.change() as ch:
-            ch.tx.upsert_agent(agent.id, last_seq=update.seq)
-            if (
-                task is not None
-                and task.agent_id == agent.id
-                and _is_forward(task.state, update.state)
-            ):
-                self.state.transition(
-                    ch,
-                    task,
-                    update.state,
-                    reason=update.reason,
-                    time=update.time,
-                    exit_code=update.exit_code,
-                )
-        agent.last_seq = update.seq
-        if task is None or task.agent_id != agent.id:
-            if not update.state.terminal:
-                # The task ended here (or was replaced elsewhere) but still runs there.
-                asyncio.get_running_loop().create_task(
-                    self.send_kill(agent, update.task_id, "not wanted by the master", None)
-                )
-        return True
+            for update in fresh:
+                task = self.state.tasks.get(update.task_id)
+                if task is None or task.agent_id != agent.id:
+                    if not update.state.terminal:
+                        unwanted.append(update.task_id)  # ended here, or replaced elsewhere
+                    continue
+                if _is_forward(ch.state_of(task), update.state):
+                    self.state.transition(
+                        ch,
+                        task,
+                        update.state,
+                        reason=update.reason,
+                        time=update.time,
+                        exit_code=update.exit_code,
+                    )
+            ch.tx.set_agent_seq(agent.id, fresh[-1].seq)
+        agent.last_seq = fresh[-1].seq
+        for task_id in unwanted:
+            # It runs there but the master does not want it: stop it.
+            asyncio.get_running_loop().create_task(
+                self.send_kill(agent, task_id, "not wanted by the master", None)
+            )
 
     # --- messages to agents
 

@@ -72,6 +72,7 @@ class JobOps:
 
     def _start_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
         rows = run_tasks(spec, owner, number, now)
+        ch.reschedule = True
         ch.tx.insert_run(
             job=spec.name,
             number=number,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from corral.master.agents import AgentOps
 from corral.master.records import LiveTask
@@ -56,10 +57,15 @@ def request_of(task: LiveTask) -> TaskRequest:
 class SchedulingLoop:
     """Runs a pass whenever something changed (``state.wake``) or a retry's backoff ends."""
 
-    def __init__(self, state: ClusterState, agents: AgentOps, tick: float = 1.0) -> None:
+    def __init__(
+        self, state: ClusterState, agents: AgentOps, tick: float = 1.0, spacing: float = 0.005
+    ) -> None:
         self.state = state
         self.agents = agents
         self.tick = tick
+        # Passes are at least this far apart, so a burst of status updates makes one pass,
+        # not one each; an idle cluster plans at once.
+        self.spacing = spacing
 
     def due(self, now: float) -> tuple[list[LiveTask], float | None]:
         """Pending tasks whose backoff is over, and when the next backoff ends."""
@@ -119,6 +125,8 @@ class SchedulingLoop:
 
     async def run_forever(self) -> None:
         """Plan on every wake-up, and at least every ``tick`` seconds."""
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         while True:
             _, next_due = self.due(self.state.clock.now())
             timeout = self.tick
@@ -128,7 +136,10 @@ class SchedulingLoop:
                 await asyncio.wait_for(self.state.wake.wait(), timeout)
             except TimeoutError:
                 pass
+            if loop.time() - last < self.spacing:
+                await asyncio.sleep(self.spacing - (loop.time() - last))
             self.state.wake.clear()
+            last = loop.time()
             try:
                 await self.run_once()
             except Exception:  # a bad pass must not stop scheduling for good

@@ -33,6 +33,14 @@ class Change:
         # Live tasks per run gained (retries) or lost (endings) in this change, not yet in memory.
         self.live_delta: Counter[tuple[str, int]] = Counter()
         self.finished_runs: set[tuple[str, int]] = set()
+        self.running_runs: set[tuple[str, int]] = set()
+        self.reschedule = False  # set when the change may let pending work be placed
+        # The state each task changed here will have once committed (memory lags until then).
+        self.states: dict[str, TaskState] = {}
+
+    def state_of(self, task: LiveTask) -> TaskState:
+        """The task's state as of this change."""
+        return self.states.get(task.id, task.state)
 
     def after(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` after the commit."""
@@ -63,7 +71,8 @@ class ClusterState:
         for fn in ch.afterwards:
             fn()
         self.bus.publish(ch.tx.events)
-        self.wake.set()
+        if ch.reschedule:
+            self.wake.set()
 
     # --- loading
 
@@ -118,6 +127,7 @@ class ClusterState:
         if state.terminal:
             values.update(finished_at=when, exit_code=exit_code)
         ch.tx.update_task(task.id, **values)
+        ch.states[task.id] = state
         ch.tx.add_event(
             time=when,
             type="task_state",
@@ -135,14 +145,16 @@ class ClusterState:
             ch.after(lambda: setattr(task, "state", state))
             return
         ch.live_delta[(task.job, task.run)] -= 1
+        ch.reschedule = True  # resources were freed, or a retry waits
         ch.after(lambda: self._drop_live(task))
         if not self._maybe_retry(ch, task, state, when, reason):
             self.maybe_finish_run(ch, task.job, task.run, when)
 
     def _mark_run_running(self, ch: Change, task: LiveTask, when: float) -> None:
         key = (task.job, task.run)
-        if self.runs.get(key) is not RunState.PENDING:
+        if self.runs.get(key) is not RunState.PENDING or key in ch.running_runs:
             return
+        ch.running_runs.add(key)
         ch.tx.update_run(task.job, task.run, state=RunState.RUNNING.value)
         ch.tx.add_event(time=when, type="run_state", job=task.job, run=task.run, state="RUNNING")
         ch.after(lambda: self.runs.__setitem__(key, RunState.RUNNING))
@@ -219,6 +231,7 @@ class ClusterState:
     def agent_event(self, ch: Change, agent: AgentRecord, state: AgentState, reason: str) -> None:
         """Record an agent's change of state."""
         ch.tx.upsert_agent(agent.id, state=state.value)
+        ch.reschedule = True
         ch.tx.add_event(
             time=self.clock.now(),
             type="agent_state",

@@ -45,14 +45,25 @@ class Ranking:
 
 
 @dataclass(slots=True, eq=False)
+class Tally:
+    """Why each agent refuses a shape, kept current lazily like a ranking (see selection.py)."""
+
+    statuses: list[Status]  # per rank: the first static or resource check it fails, or FITS
+    counts: dict[str, int]  # reason -> agents refusing for it
+    fitting: dict[int, None]  # ranks whose status is FITS (a dict: ordered, unlike a set)
+    synced: int  # how much of PlanState.changed the statuses reflect
+
+
+@dataclass(slots=True, eq=False)
 class Shape:
     """Work that places alike, whatever its group; see the module docstring."""
 
     task: TaskRequest  # the first task of this shape: gives resources, driver and strategy
     rules: tuple[Rule, ...]
+    static: list[Status]  # per rank: the static checks' answer (shared by like shapes)
     candidates: list[int]  # ranks of the statically feasible agents, ascending
     ranking: Ranking | None = None  # built on first use
-    explained: tuple[int, str] | None = None  # (placements made, reason) of the last failure
+    tally: Tally | None = None  # built on the first failure to explain
     _values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def values(self, state: PlanState, name: str) -> tuple[str, ...]:
@@ -134,7 +145,7 @@ class _Shapes:
         self._state = state
         self._start_free = [a.agent.total - a.agent.used for a in state.agents]
         self._shapes: dict[ShapeKey, Shape | str] = {}
-        self._passing: dict[tuple[str, tuple[Constraint, ...]], list[int]] = {}
+        self._static: dict[tuple[str, tuple[Constraint, ...]], list[Status]] = {}
 
     def get(self, task: TaskRequest) -> Shape | str:
         """The shape of ``task``, or why no task of that shape can ever be placed."""
@@ -153,15 +164,19 @@ class _Shapes:
         except InvalidConstraint as e:
             return str(e)
         static_key = (task.driver, task.constraints)
-        passing = self._passing.get(static_key)
-        if passing is None:
-            passing = self._passing[static_key] = [
-                a.rank for a in self._state.agents if check_static(task, rules, a.agent).fits
+        static = self._static.get(static_key)
+        if static is None:
+            static = self._static[static_key] = [
+                check_static(task, rules, a.agent) for a in self._state.agents
             ]
         # Statically feasible: passes the static checks and fits what was free at the start.
         start_free = self._start_free
-        candidates = [rank for rank in passing if request.fits_in(start_free[rank])]
-        return Shape(task, rules, candidates)
+        candidates = [
+            rank
+            for rank, status in enumerate(static)
+            if status.fits and request.fits_in(start_free[rank])
+        ]
+        return Shape(task, rules, static, candidates)
 
 
 def _cohort(task: TaskRequest, shape: Shape, state: PlanState) -> Cohort:

@@ -98,8 +98,12 @@ def field_value(agent: AgentSnapshot, field: str) -> str | None:
 
 def compile_rule(constraint: Constraint) -> Rule:
     """Validate a constraint and prepare it; raises :class:`InvalidConstraint`."""
-    field, op, value = constraint.field, Operator(constraint.operator), constraint.value
-    shown = f"{field} {op}" if value is None else f"{field} {op} {value}"
+    field, value = constraint.field, constraint.value
+    shown = " ".join(str(part) for part in (field, constraint.operator, value) if part is not None)
+    try:
+        op = Operator(constraint.operator)
+    except ValueError:
+        raise InvalidConstraint(f"invalid constraint {shown!r}: unknown operator") from None
     if not field:
         raise InvalidConstraint(f"invalid constraint {shown!r}: empty field")
     pattern: re.Pattern[str] | None = None

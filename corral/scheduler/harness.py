@@ -221,6 +221,24 @@ def where(result: Plan) -> dict[str, str]:
     return {p.task_id: p.agent_id for p in result.placements}
 
 
+def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, str]:
+    """Task id -> reason of the first task refused in each cohort, in decision order.
+
+    ``plan`` gives later tasks of a cohort the reason found for the first, where
+    ``plan_exhaustive`` re-counts: compare these to compare the reasons of the two.
+    """
+    tasks = {t.id: t for t in pending}
+    seen: set[tuple[object, ...]] = set()
+    first = {}
+    for task_id, reason in result.unplaced.items():
+        t = tasks[task_id]
+        key = (t.group, t.owner, t.resources, t.driver, t.constraints, t.strategy)
+        if key not in seen:
+            seen.add(key)
+            first[task_id] = reason
+    return first
+
+
 def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> list[str]:
     """Every broken invariant of ``result``, as sentences; an empty list means a sound plan.
 

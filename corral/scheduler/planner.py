@@ -1,6 +1,6 @@
 """The wiring: ``plan(snapshot, pending) -> Plan``, composing the stages in a fixed order.
 
-1. cohorts    — group interchangeable tasks; compile constraints; find static candidates once.
+1. cohorts    — sort tasks into shapes and cohorts; compile constraints; find candidates once.
 2. fair share — take tasks one at a time, lowest weighted dominant share first.
 3. quota      — refuse a task that would take its owner over quota (before looking at agents:
                 no agent can fix that).
@@ -18,7 +18,7 @@ from corral.scheduler.cohorts import Cohort, build_cohorts
 from corral.scheduler.fairshare import FairQueue
 from corral.scheduler.feasibility import check_quota
 from corral.scheduler.model import Plan, Snapshot, TaskRequest
-from corral.scheduler.selection import select_exhaustive, select_fast, select_scan
+from corral.scheduler.selection import explain, select_exhaustive, select_fast, select_scan
 from corral.scheduler.state import NOTHING, PlanState, tracked_fields
 
 _Decide = Callable[[TaskRequest, Cohort, PlanState], str | None]
@@ -71,6 +71,14 @@ def _quota_refusal(task: TaskRequest, state: PlanState) -> str | None:
 
 def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | None:
     """Place ``task`` and return None, or return why it cannot be placed."""
+    reason = _place_or_explain(task, cohort, state)
+    cohort.remaining -= 1
+    if cohort.remaining == 0:
+        cohort.own = None  # that was the last member: free the private ranking's memory
+    return reason
+
+
+def _place_or_explain(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | None:
     group_placed = state.placed_in_group.get(task.group, 0)
     if cohort.failure is not None and (cohort.monotone or cohort.failed_at == group_placed):
         # Nothing that could help this cohort has happened since its last task failed.
@@ -81,7 +89,7 @@ def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | N
         if rank is not None:
             state.place(task, rank)
             return None
-        _, reason = select_exhaustive(cohort, state)  # only to explain the failure
+        reason = explain(cohort, state)
     cohort.failure, cohort.failed_at = reason, group_placed
     return reason
 

@@ -35,6 +35,13 @@ class StatusUpdate(BaseModel):
     exit_code: int | None = None
 
 
+class Updates(BaseModel):
+    """Status updates in ``seq`` order, sent together: the master applies them in one go."""
+
+    type: Literal["updates"] = "updates"
+    updates: list[StatusUpdate]
+
+
 class TaskLaunch(BaseModel):
     """Everything an agent needs to start one task."""
 
@@ -85,7 +92,7 @@ class ReadResult(BaseModel):
     error: str | None = None
 
 
-AgentMessage = Annotated[Hello | Heartbeat | StatusUpdate | ReadResult, Field(discriminator="type")]
+AgentMessage = Annotated[Hello | Heartbeat | Updates | ReadResult, Field(discriminator="type")]
 agent_message: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 
 

@@ -134,6 +134,10 @@ class Tx:
             killed += n if kill_requested else 0
         return counts, killed
 
+    def set_agent_seq(self, agent_id: str, seq: int) -> None:
+        """Record the newest status update applied for an agent."""
+        self.conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seq=seq))
+
     def add_token(self, token: str, user: str, role: str, now: float) -> None:
         """Store a token (only its hash)."""
         row = {"hash": hash_token(token), "user": user, "role": role, "created_at": now}

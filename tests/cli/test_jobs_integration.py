@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from contextlib import aclosing
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from corral.client import ApiError, AsyncClient, Client
 from corral.spec.jobs import JobSpec, TaskTemplate
 from tests.cli.harness import Corral, Server, ok, tasks_of
+from tests.support.cluster import EventWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -56,16 +56,17 @@ def test_tables_show_the_job_its_runs_and_the_task_history(corral: Corral, job_n
     assert "ACTIVE" in ok(corral("agents"))
 
 
-def test_a_killed_job_can_be_deleted_and_is_then_not_found(corral: Corral, job_name: str) -> None:
+def test_a_killed_job_can_be_deleted_and_is_then_not_found(
+    corral: Corral, job_name: str, server: Server
+) -> None:
     ok(corral("run", "--name", job_name, "--", "sleep", "60"))
     ok(corral("job", "kill", job_name))
-    deleted = None
-    for _ in range(50):  # the kill takes effect when the agent reports the task KILLED
-        deleted = corral("job", "rm", job_name)
-        if deleted.exit_code == 0:
-            break
-        time.sleep(0.2)
-    assert deleted is not None and ok(deleted) == f"{job_name}: deleted\n"
+    # The kill takes effect when the agent reports the task KILLED.
+    watcher = EventWatcher(server.url, server.token)
+    with Client(server.url, server.token) as client:
+        watcher.wait_until(lambda: client.run(job_name, 1).state.terminal, 30, "run killed")
+    watcher.close()
+    assert ok(corral("job", "rm", job_name)) == f"{job_name}: deleted\n"
     assert corral("job", "show", job_name).exit_code == 1
 
 

@@ -214,6 +214,7 @@ def test_check_quota(usage: Resources, quota: Resources, reason: str) -> None:
         Constraint("rack", Operator.MAX_PER, "two"),
         Constraint("rack", Operator.GROUP_BY, "-1"),
         Constraint("", Operator.UNIQUE),
+        Constraint("rack", "NEAR", "a"),  # type: ignore[arg-type]
     ],
     ids=[
         "like_without_a_pattern",
@@ -223,6 +224,7 @@ def test_check_quota(usage: Resources, quota: Resources, reason: str) -> None:
         "max_per_not_a_number",
         "group_by_negative",
         "empty_field",
+        "unknown_operator",
     ],
 )
 def test_invalid_constraints_are_refused_with_a_message(constraint: Constraint) -> None:

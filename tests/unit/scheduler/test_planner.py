@@ -15,8 +15,9 @@ from corral.scheduler import (
     TaskRequest,
     plan,
     plan_exhaustive,
+    selection,
 )
-from corral.scheduler.harness import Harness, check_plan
+from corral.scheduler.harness import Harness, check_plan, first_refusals
 
 
 def test_an_agent_id_given_twice_is_refused() -> None:
@@ -45,15 +46,15 @@ def test_placements_come_in_decision_order() -> None:
     assert [p.task_id for p in h.plan().placements] == ["first", "second"]
 
 
-def random_cluster(seed: int) -> Harness:
-    """A mid-size mixed cluster: big enough that heaps, caches and fair share all come in."""
+def random_cluster(seed: int, agents: int = 60, groups: int = 30, size: int = 25) -> Harness:
+    """A mixed cluster, big enough that rankings, caches and fair share all come into play."""
     rng = random.Random(seed)
     h = Harness()
-    for i in range(60):
+    for i in range(agents):
         h.add_agent(
             f"agent-{i:02d}",
-            cpus=rng.choice((2, 4, 8)),
-            mem=rng.choice((2048, 8192)),
+            cpus=rng.choice((2, 4, 8)) * (60 // agents),
+            mem=rng.choice((2048, 8192)) * (60 // agents),
             hostname=f"host-{i % 50}",
             drivers=("process", "docker") if rng.random() < 0.7 else ("process",),
             schedulable=rng.random() > 0.05,
@@ -61,17 +62,19 @@ def random_cluster(seed: int) -> Harness:
         )
     choices = [
         (),
+        (),
         (Constraint("rack", Operator.LIKE, "r[0-3]"),),
         (Constraint("rack", Operator.UNLIKE, "r[45]"),),
         (Constraint("hostname", Operator.UNIQUE),),
         (Constraint("rack", Operator.MAX_PER, "4"),),
+        (Constraint("hostname", Operator.MAX_PER, "3"),),
         (Constraint("rack", Operator.GROUP_BY),),
         (Constraint("rack", Operator.CLUSTER),),
         (Constraint("rack", Operator.CLUSTER, "r2"), Constraint("agent", Operator.MAX_PER, "2")),
     ]
-    for g in range(30):
+    for g in range(groups):
         h.add_tasks(
-            rng.randint(1, 25),
+            rng.randint(1, size),
             group=f"job{g}",
             cpus=rng.choice((0.5, 1, 2)),
             mem=rng.choice((256, 1024)),
@@ -81,18 +84,30 @@ def random_cluster(seed: int) -> Harness:
             owner=rng.choice(("alice", "bob", "carol")),
             priority=rng.choice((0, 1)),
         )
-    h.quotas = {"carol": Resources(20_000, 100_000)}
+    h.quotas = {"carol": Resources(20_000 * (60 // agents), 100_000)}
     h.weights = {"alice": 2.0}
     return h
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_plan_matches_the_exhaustive_reference_on_a_mixed_cluster(seed: int) -> None:
-    h = random_cluster(seed)
+@pytest.mark.parametrize(
+    ("seed", "agents", "groups", "size"),
+    [
+        pytest.param(1, 60, 30, 25, id="sixty_agents_thirty_jobs"),
+        pytest.param(2, 60, 30, 25, id="sixty_agents_thirty_other_jobs"),
+        # Few big agents, many small jobs: shapes shared across jobs, long-lived heaps.
+        pytest.param(3, 6, 400, 4, id="six_big_agents_four_hundred_small_jobs"),
+        pytest.param(4, 12, 40, 60, id="twelve_big_agents_forty_big_jobs"),
+    ],
+)
+def test_plan_matches_the_exhaustive_reference_on_a_mixed_cluster(
+    seed: int, agents: int, groups: int, size: int
+) -> None:
+    h = random_cluster(seed, agents, groups, size)
     fast = plan(h.snapshot(), h.pending)
     slow = plan_exhaustive(h.snapshot(), h.pending)
     assert fast.placements == slow.placements
     assert fast.unplaced.keys() == slow.unplaced.keys()
+    assert first_refusals(h.pending, fast) == first_refusals(h.pending, slow)
     assert check_plan(h.snapshot(), h.pending, fast) == []
     assert 0 < len(fast.unplaced) < len(h.pending)  # the scenario exercises both outcomes
 
@@ -114,3 +129,20 @@ def test_a_group_by_task_that_had_to_wait_is_reconsidered_once_its_group_moves_o
         ("x1", "a1"),
     ]
     assert list(result.unplaced) == ["x0"]
+
+
+@pytest.mark.parametrize(
+    ("fork_after", "sweep_slack"),
+    [
+        pytest.param(0, 0, id="forking_and_sweeping_at_every_chance"),
+        pytest.param(10**9, 10**9, id="never_forking_nor_sweeping"),
+    ],
+)
+def test_the_lazy_rankings_shortcuts_never_change_the_plan(
+    monkeypatch: pytest.MonkeyPatch, fork_after: int, sweep_slack: int
+) -> None:
+    h = random_cluster(5, agents=20, groups=60, size=30)
+    expected = plan_exhaustive(h.snapshot(), h.pending)
+    monkeypatch.setattr(selection, "FORK_AFTER", fork_after)
+    monkeypatch.setattr(selection, "SWEEP_SLACK", sweep_slack)
+    assert plan(h.snapshot(), h.pending).placements == expected.placements

@@ -89,3 +89,15 @@ def test_a_pending_task_that_is_already_placed_is_not_placed_twice() -> None:
     result = h.plan()
     assert result.placements == ()
     assert result.unplaced == {"t": "already placed on agent agent-01"}
+
+
+def test_a_reason_follows_the_cluster_as_the_plan_fills_it() -> None:
+    h = Harness()
+    h.add_agent("a1", cpus=2, mem=1024)
+    h.add_task("t0", group="t0", cpus=1, mem=2048)  # too much mem
+    h.add_task("x", group="x", cpus=2)  # takes every cpu
+    h.add_task("t1", group="t1", cpus=1, mem=2048)  # alike t0, once a1 has no cpu left either
+    assert h.plan().unplaced == {
+        "t0": "0/1 agents fit: 1 insufficient mem",
+        "t1": "0/1 agents fit: 1 insufficient cpus",
+    }

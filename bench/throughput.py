@@ -1,0 +1,112 @@
+"""End-to-end throughput and latency of a real cluster, beside a bare baseline.
+
+Run from the repository root: ``python bench/throughput.py``. Starts a master and two agents as
+separate processes (SQLite store, process executor), then:
+
+1. runs 1,000 trivial tasks (``true``) as one array, and times submit -> run SUCCEEDED;
+2. spawns the same 1,000 ``true`` processes with 2 workers and no scheduler (the baseline);
+3. on the idle cluster, submits single-task jobs one at a time and measures submit -> RUNNING.
+
+Prints tasks/s of both, their ratio, and latency percentiles. Not a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from corral.spec.jobs import JobSpec  # noqa: E402
+from tests.support.cluster import Cluster  # noqa: E402
+
+TASKS = 1_000
+LATENCY_SAMPLES = 50
+
+
+def corral_array(cluster: Cluster) -> float:
+    """Seconds from submitting the array to its run's success."""
+    spec = JobSpec.model_validate(
+        {
+            "name": "throughput",
+            "array": f"0-{TASKS - 1}",
+            "task": {"command": ["true"], "cpus": 0.1, "mem": 16},
+        }
+    )
+    with cluster.client() as c:
+        start = time.perf_counter()
+        c.create_job(spec)
+        outcome = cluster.wait_run("throughput", timeout=600)
+        elapsed = time.perf_counter() - start
+    assert outcome == "SUCCEEDED", outcome
+    return elapsed
+
+
+def bare_baseline() -> float:
+    """Seconds to spawn the same processes with 2 workers and nothing else."""
+
+    def one(_: int) -> None:
+        subprocess.run(["true"], check=True)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, range(TASKS)))
+    return time.perf_counter() - start
+
+
+def latencies(cluster: Cluster) -> list[float]:
+    """Submit -> RUNNING of single tasks on an idle cluster, in seconds."""
+    samples = []
+    with cluster.client() as c:
+        for i in range(LATENCY_SAMPLES):
+            name = f"latency-{i}"
+            spec = JobSpec.model_validate(
+                {"name": name, "task": {"command": ["true"], "cpus": 0.1, "mem": 16}}
+            )
+            submitted = time.time()
+            c.create_job(spec)
+            cluster.wait_run(name, timeout=30)
+            running = next(e for e in c.task(f"{name}.1.0.0").events or [] if e.state == "RUNNING")
+            samples.append(running.time.timestamp() - submitted)
+    return samples
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp))
+        cluster.start_master()
+        try:
+            cluster.add_agent("bench-1", cpus=2, mem=4096)
+            cluster.add_agent("bench-2", cpus=2, mem=4096)
+            corral_s = corral_array(cluster)
+            base_s = bare_baseline()
+            lat = latencies(cluster)
+        finally:
+            cluster.stop()
+    corral_rate, base_rate = TASKS / corral_s, TASKS / base_s
+    print(
+        f"corral: {TASKS} tasks in {corral_s:.2f}s = {corral_rate:.0f} tasks/s "
+        "(master + 2 agents, 20 slots each)"
+    )
+    print(f"bare:   {TASKS} processes in {base_s:.2f}s = {base_rate:.0f} tasks/s (2 workers)")
+    print(f"ratio corral/bare: {corral_rate / base_rate:.2f} (target >= 0.33)")
+    print(
+        f"submit->RUNNING latency over {len(lat)} single tasks: "
+        f"p50 {percentile(lat, 50) * 1000:.1f} ms, p99 {percentile(lat, 99) * 1000:.1f} ms, "
+        f"mean {statistics.mean(lat) * 1000:.1f} ms (target p50 <= 20 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
