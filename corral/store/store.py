@@ -51,20 +51,62 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     cur.close()
 
 
+_EVENT_DEFAULTS: dict[str, Any] = {
+    "job": None,
+    "run": None,
+    "task_id": None,
+    "agent_id": None,
+    "state": None,
+    "reason": "",
+    "data": {},
+}
+
+
 class Tx:
-    """The writes of one transaction. Events added here are published after the commit."""
+    """The writes of one transaction. Events added here are published after the commit.
+
+    Task updates and events, the hot path, are collected and written in bulk (one statement
+    per kind) when the transaction ends or before any other statement runs, so the order of
+    effects is as if each were written at once.
+    """
 
     def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+        self._conn = conn
         self.events: list[dict[str, Any]] = []
+        self._new_events: list[dict[str, Any]] = []
+        self._task_updates: dict[str, dict[str, Any]] = {}
+
+    @property
+    def conn(self) -> Connection:
+        """The connection, with every deferred write done."""
+        self.flush()
+        return self._conn
+
+    def flush(self) -> None:
+        """Write the collected task updates and events."""
+        if self._task_updates:
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for task_id, values in self._task_updates.items():
+                params = {f"v_{k}": v for k, v in values.items()}
+                by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **params})
+            self._task_updates = {}
+            for columns, rows in by_columns.items():
+                stmt = (
+                    update(tasks)
+                    .where(tasks.c.id == bindparam("b_id"))
+                    .values({c: bindparam(f"v_{c}") for c in columns})
+                )
+                self._conn.execute(stmt, rows)
+        if self._new_events:
+            rows, self._new_events = self._new_events, []
+            insert_stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
+            ids = self._conn.execute(insert_stmt, rows).scalars().all()
+            self.events.extend({**r, "id": i} for r, i in zip(rows, ids, strict=True))
 
     def add_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append events (time, type, job, run, task_id, agent_id, state, reason, data)."""
-        if not rows:
-            return
-        full = [{"reason": "", "data": {}, **r} for r in rows]
-        ids = self.conn.execute(insert(events).returning(events.c.id), full).scalars().all()
-        self.events.extend({**r, "id": i} for r, i in zip(full, ids, strict=True))
+        # Every row gets every column: a bulk insert takes its columns from the first row.
+        self._new_events.extend({**_EVENT_DEFAULTS, **r} for r in rows)
 
     def add_event(self, **row: Any) -> None:
         """Append one event."""
@@ -99,8 +141,8 @@ class Tx:
             self.conn.execute(insert(tasks), list(rows))
 
     def update_task(self, task_id: str, **values: Any) -> None:
-        """Change fields of a task."""
-        self.conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values))
+        """Change fields of a task (later changes of one field in a transaction win)."""
+        self._task_updates.setdefault(task_id, {}).update(values)
 
     def upsert_agent(self, agent_id: str, **values: Any) -> None:
         """Create the agent row or change it."""
@@ -179,7 +221,9 @@ class Store:
     def tx(self) -> Iterator[Tx]:
         """One transaction: commits on normal exit, rolls back on an exception."""
         with self.engine.begin() as conn:
-            yield Tx(conn)
+            tx = Tx(conn)
+            yield tx
+            tx.flush()
 
     def _all(self, stmt: Any) -> list[RowMapping]:
         with self.engine.connect() as conn:

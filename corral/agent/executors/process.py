@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import signal
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,8 @@ LOST_REASON = "exit status lost while the agent was down"
 # The status is written to a temporary file and renamed, so a reader never sees half of it.
 WRAPPER = """\
 exit_file=$1
-shift
+cd -- "$2" || { echo "corral: cannot enter the working directory $2" >&2; exit 125; }
+shift 2
 while [ "$1" != -- ]; do
   echo "$$" > "$1" || { echo "corral: cannot join cgroup $1" >&2; exit 125; }
   shift
@@ -51,8 +51,7 @@ shift
 trap : HUP INT TERM
 "$@"
 status=$?
-printf '%s\\n' "$status" > "$exit_file.tmp" &&
-  PATH=/usr/bin:/bin mv -f -- "$exit_file.tmp" "$exit_file"
+printf '%s\\n' "$status" > "$exit_file"
 exit "$status"
 """
 
@@ -280,26 +279,26 @@ def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]
     return [program, *launch.command[1:]]
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: Path, sandbox_dir: Path) -> int:
-    """Start ``argv`` in a new session with output to the sandbox; return its pid (unreaped)."""
-    with (
-        open(sandbox_dir / "stdout", "ab") as out,
-        open(sandbox_dir / "stderr", "ab") as err,
-    ):
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-    # From here on the handle reaps the child (waitid on its pidfd). A Popen object that thinks
-    # its child runs would, once collected, reap it behind our back (subprocess._cleanup) and
-    # lose the status; marking it done keeps Popen out of the way.
-    proc.returncode = 0
-    return proc.pid
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
+    """Start ``argv`` in a new session with output to the sandbox; return its pid (unreaped).
+
+    posix_spawn (vfork underneath) costs a fraction of a fork of the agent; the wrapper
+    changes into the working directory itself, as posix_spawn cannot.
+    """
+    return os.posix_spawn(
+        argv[0],
+        argv,
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(sandbox_dir / "stdout"), _OUTPUT_FLAGS, 0o644),
+            (os.POSIX_SPAWN_OPEN, 2, str(sandbox_dir / "stderr"), _OUTPUT_FLAGS, 0o644),
+        ],
+        setsid=True,
+    )
 
 
 def _open_same_process(pid: int, start_time: int) -> int | None:
@@ -364,9 +363,10 @@ class ProcessExecutor:
         exit_file.unlink(missing_ok=True)  # from an earlier run in these directories
         cgroup = self._create_cgroup(launch, dirs)
         procs = [str(path) for path in cgroup.procs_files()] if cgroup is not None else []
-        wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(exit_file), *procs, "--", *argv]
+        wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(exit_file), str(workdir)]
+        wrapper += [*procs, "--", *argv]
         try:
-            pid = _spawn(wrapper, env, workdir, dirs.sandbox)
+            pid = _spawn(wrapper, env, dirs.sandbox)
         except OSError as exc:
             if cgroup is not None:
                 cgroup.remove()
