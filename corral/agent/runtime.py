@@ -132,7 +132,8 @@ class Agent:
     async def _connect_once(self) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
         url = channel_url(self.config.master_url)
-        async with connect(url, additional_headers=headers, max_size=2**24) as ws:
+        # No per-message compression: the messages are small and it costs CPU on both sides.
+        async with connect(url, additional_headers=headers, max_size=2**24, compression=None) as ws:
             async with self._send_lock:
                 hello = self._hello()
                 await ws.send(hello.model_dump_json())

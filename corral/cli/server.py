@@ -90,6 +90,7 @@ async def _serve(
             log_level="warning",
             lifespan="off",
             ws="websockets-sansio",
+            ws_per_message_deflate=False,
             # Event streams never end by themselves; don't let one hold up a shutdown.
             timeout_graceful_shutdown=3,
         )
