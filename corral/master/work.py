@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from corral.spec.docker import DockerSpec
 from corral.spec.jobs import JobSpec
 from corral.spec.protocol import TaskLaunch
 from corral.spec.sweeps import Slot, expand, substitute
@@ -47,7 +48,22 @@ def launch_for(spec: JobSpec, slot: Slot, tid: str, run: int) -> TaskLaunch:
         max_runtime=t.max_runtime,
         kill_grace=t.kill_grace,
         driver=t.driver,
+        docker=None if t.docker is None else _docker_for(t.docker, slot),
     )
+
+
+def _docker_for(docker: DockerSpec, slot: Slot) -> DockerSpec:
+    """Placeholders in volume paths too: a sweep often mounts one directory per task."""
+    volumes = [
+        v.model_copy(
+            update={
+                "host_path": substitute(v.host_path, slot),
+                "container_path": substitute(v.container_path, slot),
+            }
+        )
+        for v in docker.volumes
+    ]
+    return docker.model_copy(update={"volumes": volumes})
 
 
 def placement_doc(spec: JobSpec) -> dict[str, Any]:

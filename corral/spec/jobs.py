@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corral.scheduler.model import Operator, Strategy
+from corral.spec.docker import DockerSpec
 from corral.spec.sweeps import parse_array, sweep_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -84,7 +85,10 @@ class TaskTemplate(BaseModel):
     kill_grace: float = Field(
         10.0, ge=0, le=3600, description="Seconds between SIGTERM and SIGKILL."
     )
-    driver: Literal["process"] = "process"
+    driver: Literal["process", "docker"] = Field(
+        "process", description="'docker' when a container is given."
+    )
+    docker: DockerSpec | None = Field(None, description="Run in this container (driver docker).")
 
     @field_validator("command")
     @classmethod
@@ -108,9 +112,23 @@ class TaskTemplate(BaseModel):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _container_means_docker(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("docker") is not None and "driver" not in data:
+            return {**data, "driver": "docker"}
+        return data
+
     @model_validator(mode="after")
     def _one_way_to_run(self) -> TaskTemplate:
-        if (self.command is None) == (self.shell is None):
+        if self.command is not None and self.shell is not None:
+            raise ValueError("give either 'command' (argv) or 'shell' (a command line), not both")
+        if self.driver == "docker":
+            if self.docker is None:
+                raise ValueError("driver 'docker' needs 'docker' with at least an image")
+        elif self.docker is not None:
+            raise ValueError(f"'docker' settings need driver 'docker', not {self.driver!r}")
+        elif self.command is None and self.shell is None:
             raise ValueError("give exactly one of 'command' (argv) or 'shell' (a command line)")
         return self
 

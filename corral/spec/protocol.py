@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from corral.spec.docker import DockerSpec
 from corral.spec.states import TaskState
 
 
@@ -57,6 +58,7 @@ class TaskLaunch(BaseModel):
     max_runtime: float | None = None
     kill_grace: float = 10.0
     driver: str = "process"
+    docker: DockerSpec | None = None
 
 
 class Hello(BaseModel):

@@ -53,7 +53,7 @@ def test_a_parameter_sweep_runs_every_combination(api: TestClient, master: Maste
     ("spec", "field", "words"),
     [
         (job(task={"command": ["x"], "cpus": -1}), ["body", "task", "cpus"], "greater than 0"),
-        (job(task={"command": ["x"], "shell": "x"}), ["body", "task"], "exactly one"),
+        (job(task={"command": ["x"], "shell": "x"}), ["body", "task"], "not both"),
         (job(task={}), ["body", "task"], "exactly one"),
         (job(array="5-1"), ["body", "array"], "ends before it starts"),
         (job(array="zero"), ["body", "array"], "not an index"),
