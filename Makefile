@@ -31,6 +31,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/docker_sweep.py
 
 # Re-resolve the pinned dependencies after editing pyproject.toml (needs network to PyPI).
 lock:

@@ -56,6 +56,15 @@ class AgentConfig:
     hostname: str
     resources: AgentResources
     attributes: dict[str, str] = field(default_factory=dict)
+    allowed_volumes: list[str] = field(default_factory=list)  # besides its own data dir
+    allow_privileged: bool = False
+    port_range: tuple[int, int] = (31000, 32000)
+    keep_containers: bool = False
+
+    @property
+    def volume_roots(self) -> list[str]:
+        """Host paths under which containers may mount volumes: its data dir and the allowed."""
+        return [str(self.data_dir.resolve()), *self.allowed_volumes]
 
 
 @dataclass
@@ -167,6 +176,8 @@ class Agent:
             unacked=self.journal.unacked(),
             cgroups=limits,
             version=__version__,
+            volume_roots=self.config.volume_roots,
+            allow_privileged=self.config.allow_privileged,
         )
 
     async def _heartbeats(self, ws: ClientConnection) -> None:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from corral import __version__
 from corral.api import channel, events, ops, v1
 from corral.api.auth import CHALLENGE, Authenticator
+from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
 
 OPEN_PATHS = frozenset({"/health", "/ping", "/metrics"})
@@ -51,6 +52,12 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        # The shape of FastAPI's validation errors, so clients read both the same way.
+        detail = [{"loc": ["body", *r.loc], "msg": r.msg, "type": "refused"} for r in exc.refusals]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Unavailable)
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:

@@ -12,6 +12,7 @@ from corral.cli.output import print_json, say
 from corral.cli.specs import (
     build_spec,
     command_fields,
+    docker_fields,
     generated_name,
     params_from_options,
     split_pairs,
@@ -35,7 +36,7 @@ With --wait, exits 0 if the run SUCCEEDED and 1 if it FAILED or was KILLED.
 
 def run(
     ctx: typer.Context,
-    command: Annotated[list[str], typer.Argument(metavar="CMD", show_default=False)],
+    command: Annotated[list[str] | None, typer.Argument(metavar="CMD", show_default=False)] = None,
     name: Annotated[str | None, typer.Option(help="Job name (default: run-<6 hex>).")] = None,
     cpus: Annotated[float | None, typer.Option(help="CPUs per task (default: 1).")] = None,
     mem: Annotated[int | None, typer.Option(help="Memory per task, MiB (default: 128).")] = None,
@@ -55,6 +56,13 @@ def run(
     shell: Annotated[
         bool, typer.Option("--shell", help="Run the arguments with /bin/sh -c.")
     ] = False,
+    image: Annotated[
+        str | None, typer.Option(help="Run in a container of this Docker image.")
+    ] = None,
+    volume: Annotated[
+        list[str] | None,
+        typer.Option(help="HOST:CONTAINER[:ro|:rw] bind mount into the container (repeatable)."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the job (or run) as JSON.")
@@ -64,7 +72,10 @@ def run(
     task = without_none(
         {"cpus": cpus, "mem": mem, "disk": disk, "max_runtime": max_runtime, "workdir": workdir}
     )
-    task |= command_fields(command, shell) | {"env": dict(split_pairs(env or [], "--env"))}
+    if command or image is None:  # a container may run its image's own command
+        task |= command_fields(command or [], shell)
+    task |= {"env": dict(split_pairs(env or [], "--env"))}
+    task |= docker_fields(image, volume or [])
     spec = build_spec(
         without_none(
             {

@@ -18,8 +18,9 @@ import typer
 import uvicorn
 
 from corral.agent.executors.base import Executor
+from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
-from corral.agent.runtime import Agent, AgentConfig
+from corral.agent.runtime import Agent, AgentConfig, load_agent_id
 from corral.api.app import create_app
 from corral.client.config import user_config_path, write_config
 from corral.master.master import Master
@@ -55,9 +56,36 @@ def host_resources(data_dir: Path) -> AgentResources:
     return AgentResources(cpus=float(os.cpu_count() or 1), mem=mem_kib // 1024, disk=disk)
 
 
-def executors() -> dict[str, Executor]:
-    """The drivers this agent offers."""
-    return {"process": ProcessExecutor()}
+async def executors(config: AgentConfig) -> dict[str, Executor]:
+    """The drivers this agent offers: processes always, containers when dockerd answers."""
+    offered: dict[str, Executor] = {"process": ProcessExecutor()}
+    if await DockerExecutor.available():
+        offered["docker"] = DockerExecutor(
+            load_agent_id(config.data_dir),
+            allowed_volumes=config.volume_roots,
+            allow_privileged=config.allow_privileged,
+            port_range=config.port_range,
+            keep_containers=config.keep_containers,
+        )
+    else:
+        log.warning("no Docker daemon answers: this agent offers no docker driver")
+    return offered
+
+
+def _parse_range(value: str) -> tuple[int, int]:
+    low, sep, high = value.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit() or int(low) > int(high):
+        raise typer.BadParameter(f"{value!r} is not a range LOW-HIGH", param_hint="--ports")
+    return int(low), int(high)
+
+
+def _allowed_paths(paths: list[str] | None) -> list[str]:
+    out = []
+    for p in paths or []:
+        if not p.startswith("/"):
+            raise typer.BadParameter(f"{p!r} is not an absolute path", param_hint="--allow-volume")
+        out.append(os.path.normpath(p))
+    return out
 
 
 def _parse_attrs(attrs: list[str]) -> dict[str, str]:
@@ -105,7 +133,7 @@ async def _serve(
             await serving  # it failed to start: raise why
             raise SystemExit(1)
         await asyncio.sleep(0.01)
-    agent = None if agent_of is None else Agent(agent_of, executors())
+    agent = None if agent_of is None else Agent(agent_of, await executors(agent_of))
     agent_task = None if agent is None else asyncio.create_task(agent.run())
     await stop.wait()
     log.warning("stopping")
@@ -128,6 +156,14 @@ def up(
     ] = False,
     cpus: Annotated[float | None, typer.Option(help="CPUs the local agent offers.")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
+    allow_volume: Annotated[
+        list[str] | None,
+        typer.Option(help="Host path under which containers may mount volumes (repeatable)."),
+    ] = None,
+    allow_privileged: Annotated[
+        bool,
+        typer.Option("--allow-privileged", help="Admin only: run privileged containers."),
+    ] = False,
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
     data_dir = data or default_data_dir()
@@ -138,7 +174,15 @@ def up(
     token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
     res = host_resources(data_dir / "agent")
     res = AgentResources(cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk)
-    agent = AgentConfig(url, token, data_dir / "agent", socket.gethostname(), res)
+    agent = AgentConfig(
+        url,
+        token,
+        data_dir / "agent",
+        socket.gethostname(),
+        res,
+        allowed_volumes=_allowed_paths(allow_volume),
+        allow_privileged=allow_privileged,
+    )
     write_config(data_dir / "client.json", url, token)
     write_config(user_config_path(), url, token)
     typer.echo(f"Corral is up at {url}  (state in {data_dir})")
@@ -194,6 +238,20 @@ def agent(
     hostname: Annotated[
         str | None, typer.Option(help="Name to report [default: this host's].")
     ] = None,
+    allow_volume: Annotated[
+        list[str] | None,
+        typer.Option(help="Host path under which containers may mount volumes (repeatable)."),
+    ] = None,
+    allow_privileged: Annotated[
+        bool,
+        typer.Option("--allow-privileged", help="Admin only: run privileged containers."),
+    ] = False,
+    ports: Annotated[
+        str, typer.Option(help="Host ports it gives to tasks, LOW-HIGH.")
+    ] = "31000-32000",
+    keep_containers: Annotated[
+        bool, typer.Option("--keep-containers", help="Keep ended containers, for debugging.")
+    ] = False,
 ) -> None:
     """Run an agent: offer this node's resources to a master and run its tasks."""
     res = host_resources(data)
@@ -201,13 +259,22 @@ def agent(
         cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
     )
     config = AgentConfig(
-        master_url, token, data, hostname or socket.gethostname(), res, _parse_attrs(attr or [])
+        master_url,
+        token,
+        data,
+        hostname or socket.gethostname(),
+        res,
+        _parse_attrs(attr or []),
+        allowed_volumes=_allowed_paths(allow_volume),
+        allow_privileged=allow_privileged,
+        port_range=_parse_range(ports),
+        keep_containers=keep_containers,
     )
     asyncio.run(_run_agent(config))
 
 
 async def _run_agent(config: AgentConfig) -> None:
-    a = Agent(config, executors())
+    a = Agent(config, await executors(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

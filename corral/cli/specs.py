@@ -58,6 +58,24 @@ def command_fields(args: Sequence[str], shell: bool) -> dict[str, Any]:
     return {"command": list(args)}
 
 
+def docker_fields(image: str | None, volumes: Sequence[str]) -> dict[str, Any]:
+    """``{"docker": {...}}`` from ``--image`` and ``--volume HOST:CONTAINER[:ro|:rw]``."""
+    if image is None:
+        if volumes:
+            raise InvalidInput("--volume needs --image: only containers get volumes")
+        return {}
+    mounts = []
+    for v in volumes:
+        parts = v.split(":")
+        mode = "RW"
+        if len(parts) == 3 and parts[2].lower() in ("ro", "rw"):
+            mode = parts.pop().upper()
+        if len(parts) != 2 or not all(parts):
+            raise InvalidInput(f"--volume {v!r}: expected HOST:CONTAINER[:ro|:rw]")
+        mounts.append({"host_path": parts[0], "container_path": parts[1], "mode": mode})
+    return {"docker": {"image": image, "volumes": mounts}}
+
+
 def build_spec(data: Mapping[str, Any], where: str = "") -> JobSpec:
     """Validate a spec; ``InvalidInput`` names each bad field (prefixed by ``where``)."""
     try:

@@ -61,6 +61,8 @@ class AgentOps:
                 last_seq=row["last_seq"],
                 registered_at=row["registered_at"],
                 cgroups=row["cgroups"],
+                volume_roots=tuple(row["capabilities"].get("volume_roots", ())),
+                privileged=bool(row["capabilities"].get("privileged", False)),
                 last_heartbeat=row["last_heartbeat"],
                 silent_since=now,
             )
@@ -96,6 +98,10 @@ class AgentOps:
                 drivers=msg.drivers,
                 state=AgentState.ACTIVE.value,
                 cgroups=msg.cgroups,
+                capabilities={
+                    "volume_roots": msg.volume_roots,
+                    "privileged": msg.allow_privileged,
+                },
                 registered_at=now if agent is None else agent.registered_at,
                 last_heartbeat=now,
                 **({"last_seq": 0} if agent is None else {}),
@@ -116,6 +122,8 @@ class AgentOps:
             agent.hostname, agent.total = msg.hostname, total
             agent.attributes, agent.drivers = msg.attributes, frozenset(msg.drivers)
             agent.cgroups, agent.session = msg.cgroups, session
+            agent.volume_roots = tuple(msg.volume_roots)
+            agent.privileged = msg.allow_privileged
             agent.last_heartbeat, agent.silent_since = now, time.monotonic()
             # A DRAINING agent stays draining across reconnections.
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import RowMapping
 
+from corral.master.admission import admit
 from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
@@ -31,6 +32,7 @@ class JobOps:
         """Store a new job and start its first run. ``Conflict`` if the name is taken."""
         if self.state.store.job(spec.name) is not None:
             raise Conflict(f"job {spec.name!r} already exists")
+        admit(spec, self.state.agents.values())
         now = self.state.clock.now()
         with self.state.change() as ch:
             ch.tx.insert_job(
@@ -53,6 +55,7 @@ class JobOps:
             return True, True
         if JobSpec.model_validate(row["spec"]) == spec:
             return False, False
+        admit(spec, self.state.agents.values())
         now = self.state.clock.now()
         with self.state.change() as ch:
             ch.tx.update_job(spec.name, spec=spec.model_dump(mode="json"), updated_at=now)

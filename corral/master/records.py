@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy
+from corral.spec.docker import PRIVILEGED_PARAMETERS
 from corral.spec.states import AgentState, TaskState
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
@@ -53,9 +54,16 @@ class LiveTask:
     resources: Resources = field(init=False)
     constraints: tuple[Constraint, ...] = field(init=False)
     strategy: Strategy = field(init=False)
+    host_paths: tuple[str, ...] = field(init=False)
+    privileged: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.resources = resources_of(self.launch)
+        docker = self.launch.get("docker") or {}
+        self.host_paths = tuple(sorted({v["host_path"] for v in docker.get("volumes", ())}))
+        self.privileged = bool(docker.get("privileged")) or any(
+            p["key"] in PRIVILEGED_PARAMETERS for p in docker.get("parameters", ())
+        )
         self.strategy = Strategy(self.placement.get("strategy", "binpack"))
         self.constraints = tuple(
             Constraint(c["field"], Operator(c["operator"]), c.get("value"))
@@ -139,6 +147,8 @@ class AgentRecord:
     last_seq: int
     registered_at: float
     cgroups: str = ""
+    volume_roots: tuple[str, ...] = ()
+    privileged: bool = False
     used: Resources = field(default_factory=Resources)
     last_heartbeat: float | None = None  # wall clock, for display
     silent_since: float = 0.0  # monotonic time of the last sign of life

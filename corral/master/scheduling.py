@@ -28,6 +28,8 @@ def snapshot_of(state: ClusterState) -> Snapshot:
             attributes=a.attributes,
             drivers=a.drivers,
             schedulable=a.connected and a.state is AgentState.ACTIVE,
+            volume_roots=a.volume_roots,
+            privileged=a.privileged,
         )
         for a in state.agents.values()
     )
@@ -51,6 +53,8 @@ def request_of(task: LiveTask) -> TaskRequest:
         owner=task.owner,
         priority=task.priority,
         order=task.order,
+        host_paths=task.host_paths,
+        privileged=task.privileged,
     )
 
 

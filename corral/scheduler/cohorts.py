@@ -31,7 +31,7 @@ from corral.scheduler.feasibility import (
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy, TaskRequest
 from corral.scheduler.state import AgentState, PlanState
 
-ShapeKey = tuple[Resources, str, tuple[Constraint, ...], Strategy]
+ShapeKey = tuple[Resources, str, tuple[Constraint, ...], Strategy, tuple[str, ...], bool]
 CohortKey = tuple[str, str, ShapeKey]
 
 
@@ -103,7 +103,14 @@ class Cohort:
 
 def shape_key(task: TaskRequest) -> ShapeKey:
     """What makes two tasks place alike, apart from their group."""
-    return (task.resources, task.driver, task.constraints, Strategy(task.strategy))
+    return (
+        task.resources,
+        task.driver,
+        task.constraints,
+        Strategy(task.strategy),
+        task.host_paths,
+        task.privileged,
+    )
 
 
 def build_cohorts(

@@ -168,6 +168,29 @@ def check_driver(driver: str, agent: AgentSnapshot) -> Status:
     return Status(Code.UNRESOLVABLE, f"no driver {driver}")
 
 
+VOLUME_NOT_ALLOWED = Status(Code.UNRESOLVABLE, "volume path not allowed")
+NOT_PRIVILEGED = Status(Code.UNRESOLVABLE, "privileged containers not allowed")
+
+
+def path_under(path: str, root: str) -> bool:
+    """True when ``path`` is ``root`` or below it (by path components: /data2 is not in /data)."""
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+def check_volumes(host_paths: Sequence[str], agent: AgentSnapshot) -> Status:
+    """Every host path a task mounts must lie under one of the agent's allowed roots."""
+    for path in host_paths:
+        if not any(path_under(path, root) for root in agent.volume_roots):
+            return VOLUME_NOT_ALLOWED
+    return FITS
+
+
+def check_privilege(privileged: bool, agent: AgentSnapshot) -> Status:
+    """Privileged containers only where the agent's admin allowed them."""
+    return NOT_PRIVILEGED if privileged and not agent.privileged else FITS
+
+
 def check_resources(request: Resources, free: Resources) -> Status:
     """Every amount requested must be at most what is free; names the first that is not."""
     if request.millicpus > free.millicpus:
@@ -202,6 +225,12 @@ def check_static(task: TaskRequest, rules: Sequence[Rule], agent: AgentSnapshot)
     if not status.fits:
         return status
     status = check_driver(task.driver, agent)
+    if not status.fits:
+        return status
+    status = check_volumes(task.host_paths, agent)
+    if not status.fits:
+        return status
+    status = check_privilege(task.privileged, agent)
     if not status.fits:
         return status
     for rule in rules:

@@ -84,6 +84,8 @@ class AgentSnapshot:
     attributes: Mapping[str, str] = field(default_factory=dict)
     drivers: frozenset[str] = frozenset({"process"})
     schedulable: bool = True  # False while DRAINING, DISCONNECTED or LOST
+    volume_roots: tuple[str, ...] = ()  # host paths under which it mounts volumes
+    privileged: bool = False  # whether it runs privileged containers
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class TaskRequest:
     owner: str = ""
     priority: int = 0  # higher goes first within an owner's share
     order: int = 0  # submission order: lower goes first among equals
+    host_paths: tuple[str, ...] = ()  # host paths it mounts (normalized, absolute)
+    privileged: bool = False  # needs an agent that allows privileged containers
 
 
 @dataclass(frozen=True, slots=True)

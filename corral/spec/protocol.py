@@ -74,6 +74,10 @@ class Hello(BaseModel):
     unacked: list[StatusUpdate] = Field(default_factory=list)
     cgroups: str = ""
     version: str = ""
+    volume_roots: list[str] = Field(
+        default_factory=list, description="Host paths under which it mounts volumes."
+    )
+    allow_privileged: bool = False
 
 
 class Heartbeat(BaseModel):

@@ -91,6 +91,8 @@ agents = Table(
     Column("drivers", JSON, nullable=False),
     Column("state", String(16), nullable=False),
     Column("cgroups", Text, nullable=False, default=""),
+    # What else it allows: volume_roots (host paths), privileged (containers).
+    Column("capabilities", JSON, nullable=False, default=dict),
     Column("last_seq", Integer, nullable=False, default=0),  # newest status update applied
     Column("registered_at", Float, nullable=False),
     Column("last_heartbeat", Float),

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -186,7 +186,14 @@ class Cluster:
         if self._watcher is None:
             self._watcher = EventWatcher(self.url, self.token)
 
-    def add_agent(self, name: str, cpus: float = 2, mem: int = 2048, **attrs: str) -> None:
+    def add_agent(
+        self,
+        name: str,
+        cpus: float = 2,
+        mem: int = 2048,
+        allow_volumes: Sequence[Path] = (),
+        **attrs: str,
+    ) -> None:
         """Start an agent with declared resources and wait until it is ACTIVE."""
         args = CORRAL + [
             "agent",
@@ -207,6 +214,8 @@ class Cluster:
         ]
         for k, v in attrs.items():
             args += ["--attr", f"{k}={v}"]
+        for path in allow_volumes:
+            args += ["--allow-volume", str(path)]
         self.agents[name] = Proc(args, self.root / f"agent-{name}.log")
         self.start_agent(name)
 

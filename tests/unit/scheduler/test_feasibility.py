@@ -13,14 +13,17 @@ from corral.scheduler.feasibility import (
     check_counted_rule,
     check_driver,
     check_group_by,
+    check_privilege,
     check_quota,
     check_resources,
     check_schedulable,
     check_static,
     check_static_rule,
+    check_volumes,
     compile_rule,
     field_value,
 )
+from corral.scheduler.harness import res
 
 
 def agent(**attributes: str) -> AgentSnapshot:
@@ -230,3 +233,31 @@ def test_check_quota(usage: Resources, quota: Resources, reason: str) -> None:
 def test_invalid_constraints_are_refused_with_a_message(constraint: Constraint) -> None:
     with pytest.raises(InvalidConstraint, match="invalid constraint"):
         compile_rule(constraint)
+
+
+@pytest.mark.parametrize(
+    ("paths", "roots", "fits"),
+    [
+        ((), (), True),
+        (("/data/in",), ("/data",), True),
+        (("/data",), ("/data",), True),
+        (("/data2/in",), ("/data",), False),
+        (("/data/in", "/scratch/out"), ("/data",), False),
+        (("/data/in", "/scratch/out"), ("/data", "/scratch"), True),
+        (("/etc",), ("/",), True),
+        (("/etc",), (), False),
+    ],
+)
+def test_volumes_must_lie_under_an_allowed_root_by_whole_path_components(
+    paths: tuple[str, ...], roots: tuple[str, ...], fits: bool
+) -> None:
+    agent = AgentSnapshot("a", "a", res(4, 4096), res(0, 0), volume_roots=roots)
+    assert check_volumes(paths, agent).fits is fits
+
+
+def test_privileged_tasks_only_go_to_agents_that_allow_them() -> None:
+    strict = AgentSnapshot("a", "a", res(4, 4096), res(0, 0))
+    lax = AgentSnapshot("b", "b", res(4, 4096), res(0, 0), privileged=True)
+    assert not check_privilege(True, strict).fits
+    assert check_privilege(True, lax).fits
+    assert check_privilege(False, strict).fits

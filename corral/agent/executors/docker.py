@@ -1,0 +1,579 @@
+"""The ``docker`` executor: a task is a container of the local Docker Engine, driven over its API.
+
+Containers carry the labels ``corral.task_id`` and ``corral.agent_id``, so a restarted agent finds
+them again without any state of its own. While a container runs, its handle follows the log
+stream and appends stdout and stderr to the sandbox files as they come; a restarted agent counts
+the bytes already there and copies only the rest. Once the container has stopped and its output
+is copied, the handle answers how it ended and removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import socket as sockets
+import struct
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import aiodocker
+import aiohttp
+from aiodocker.containers import DockerContainer
+
+from corral.agent import sandbox
+from corral.agent.executors.base import LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.docker_config import (
+    JSON,
+    TASK_ID_LABEL,
+    check_privilege,
+    check_volumes,
+    container_config,
+    describe_end,
+    ports_of,
+    stop_signal_name,
+)
+from corral.agent.executors.process import describe_exit
+from corral.spec.docker import DockerSpec, PortMapping
+from corral.spec.protocol import TaskLaunch
+from corral.spec.states import TaskState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+CONTAINER_FILE = "container"  # in meta: the container's id, for people and for recover()
+GONE_REASON = "container of the task is gone (agent restarted)"
+REMOVED_REASON = "container of the task was removed by someone else"
+UNSTARTED_REASON = "the agent restarted before the container started"
+LOG_DRAIN_TIMEOUT = 5.0  # seconds to let the log stream deliver its end after the container's
+PROBE_TIMEOUT = 5.0
+_DOCKER_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, asyncio.IncompleteReadError)
+# The log stream multiplexes frames: stream id, three zero bytes, payload length (big-endian).
+_FRAME_HEADER = struct.Struct(">BxxxL")
+_STREAM_FILES = {1: "stdout", 2: "stderr"}
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    """What ``available()`` learnt of a Docker daemon, for ``limits()``."""
+
+    version: str
+    memory_limit: bool
+    cpu_limit: bool
+
+
+_DAEMONS: dict[str, DaemonInfo] = {}  # by socket
+
+
+def _bindable(port: int, protocol: str) -> bool:
+    kind = sockets.SOCK_DGRAM if protocol == "udp" else sockets.SOCK_STREAM
+    with sockets.socket(sockets.AF_INET, kind) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+class PortPool:
+    """Host ports held by this executor's tasks; a port asked as 0 gets a free one of the range."""
+
+    def __init__(self, first: int, last: int) -> None:
+        """Hand out ports from ``first`` to ``last``, both included."""
+        if not 1 <= first <= last <= 65535:
+            raise ValueError(f"port range {first}-{last} is not within 1-65535")
+        self.first, self.last = first, last
+        self._cursor = first  # goes round, so a port just given back is not reused at once
+        self._held: dict[str, list[int]] = {}
+
+    def reserve(self, task_id: str, mappings: Sequence[PortMapping]) -> list[int]:
+        """The host port of each mapping, held for ``task_id`` until ``release``."""
+        taken = {port for ports in self._held.values() for port in ports}
+        ports: list[int] = []
+        for mapping in mappings:
+            port = mapping.host_port or self._free(taken, mapping.protocol)
+            taken.add(port)
+            ports.append(port)
+        self._held[task_id] = ports
+        return ports
+
+    def adopt(self, task_id: str, ports: Sequence[int]) -> None:
+        """Hold the ports of a task found running after a restart."""
+        self._held[task_id] = list(ports)
+
+    def release(self, task_id: str) -> None:
+        """Give back the ports of ``task_id`` (no-op if it held none)."""
+        self._held.pop(task_id, None)
+
+    def _free(self, taken: set[int], protocol: str) -> int:
+        size = self.last - self.first + 1
+        for _ in range(size):
+            port = self._cursor
+            self._cursor = self.first + (port - self.first + 1) % size
+            # A port can be in use by something else on the host: only a bind tells.
+            if port not in taken and _bindable(port, protocol):
+                return port
+        raise LaunchError(f"no free host port in {self.first}-{self.last}")
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, aiodocker.DockerError):
+        return exc.message.strip()
+    return str(exc) or type(exc).__name__
+
+
+@asynccontextmanager
+async def _log_stream(
+    docker: aiodocker.Docker, container_id: str, follow: bool
+) -> AsyncIterator[aiohttp.StreamReader]:
+    """The raw multiplexed log stream of a container.
+
+    aiodocker's ``log()`` decodes the text and merges the streams, so this asks the same session
+    for the bytes.
+    """
+    url = f"{docker.docker_host}/containers/{container_id}/logs"
+    params = {"stdout": "1", "stderr": "1", "follow": "1" if follow else "0"}
+    timeout = aiohttp.ClientTimeout()  # none: following lasts as long as the container
+    async with docker.session.get(url, params=params, timeout=timeout) as response:
+        if response.status != 200:
+            body = await response.text()
+            with contextlib.suppress(ValueError, AttributeError):
+                body = json.loads(body).get("message", body)
+            raise aiodocker.DockerError(response.status, body)
+        yield response.content
+
+
+class LogCopier:
+    """Appends a container's stdout and stderr to the sandbox files, each byte once."""
+
+    def __init__(self, docker: aiodocker.Docker, container_id: str, sandbox_dir: Path) -> None:
+        """``sandbox_dir`` may hold output copied by an earlier agent: that part is skipped."""
+        self._docker = docker
+        self._container_id = container_id
+        self._paths = {kind: sandbox_dir / name for kind, name in _STREAM_FILES.items()}
+        self._written = {kind: _size(path) for kind, path in self._paths.items()}
+
+    async def copy(self, follow: bool) -> None:
+        """Copy what is new; with ``follow``, go on until the container has stopped.
+
+        Raises Docker's and the connection's errors.
+        """
+        seen = dict.fromkeys(self._paths, 0)
+        files = {kind: path.open("ab", buffering=0) for kind, path in self._paths.items()}
+        try:
+            async with _log_stream(self._docker, self._container_id, follow) as stream:
+                while (frame := await _read_frame(stream)) is not None:
+                    kind, data = frame
+                    if kind not in files:
+                        continue
+                    start = self._written[kind] - seen[kind]  # how much of it is copied already
+                    seen[kind] += len(data)
+                    if start < len(data):
+                        files[kind].write(data[max(start, 0) :])
+                        self._written[kind] = seen[kind]
+        finally:
+            for file in files.values():
+                file.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+async def _read_frame(stream: aiohttp.StreamReader) -> tuple[int, bytes] | None:
+    """The next (stream id, payload) of a log stream, None at its end."""
+    try:
+        header = await stream.readexactly(_FRAME_HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    kind, length = _FRAME_HEADER.unpack(header)
+    return kind, await stream.readexactly(length)
+
+
+async def _remove(container: DockerContainer) -> None:
+    """Remove a container, running or not; one that is gone already is fine."""
+    try:
+        await container.delete(force=True, v=True)
+    except aiodocker.DockerError as exc:
+        if exc.status != 404:
+            log.warning("cannot remove container %s: %s", container.id, _error_text(exc))
+
+
+class DockerHandle:
+    """A task's running container: follows its logs, answers its end, then removes it."""
+
+    def __init__(
+        self,
+        task_id: str,
+        docker: aiodocker.Docker,
+        container: JSON,
+        sandbox_dir: Path,
+        *,
+        mem_mib: int,
+        keep: bool,
+        on_end: Callable[[], None],
+    ) -> None:
+        """Watch ``container`` (its inspect data); ``docker`` belongs to the handle from now on."""
+        self.task_id = task_id
+        self.container_id: str = container["Id"]
+        self._docker = docker
+        self._container = docker.containers.container(self.container_id)
+        self._logs = LogCopier(docker, self.container_id, sandbox_dir)
+        self._mem_mib = mem_mib
+        self._keep = keep
+        self._on_end = on_end
+        self._stop_signal = stop_signal_name(container)
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[TaskExit] = self._loop.create_future()
+        self._kill_reason: str | None = None
+        self._kill_deadline = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._signals: set[asyncio.Task[None]] = set()
+        self._detached = False
+        self._supervisor = self._loop.create_task(self._supervise(), name=f"docker {task_id}")
+
+    async def wait(self) -> TaskExit:
+        """Return once the container has stopped and its output is copied. Same answer each call."""
+        if self._detached:
+            raise RuntimeError(f"task {self.task_id}: handle detached, recover() it instead")
+        # Shielded: a caller's timeout must not cancel the answer other callers wait for.
+        return await asyncio.shield(self._done)
+
+    async def kill(self, grace: float) -> None:
+        """Send the stop signal now and SIGKILL after ``grace`` seconds, as ``docker stop`` does.
+
+        Returns at once; the signals are sent in the background. Idempotent: the stop signal is
+        sent once; a later call with a shorter grace brings SIGKILL forward.
+        """
+        if self._detached:
+            raise RuntimeError(f"task {self.task_id}: handle detached, recover() it instead")
+        if self._done.done():
+            return
+        if self._kill_reason is None:
+            self._kill_reason = f"killed ({self._stop_signal})"
+            self._send(self._stop_signal)
+        deadline = self._loop.time() + max(grace, 0.0)
+        if deadline < self._kill_deadline:
+            self._kill_deadline = deadline
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._force)
+
+    async def detach(self) -> None:
+        """Stop watching, leave the container running (agent shutdown); ``recover`` finds it.
+
+        Pending ``wait`` calls are cancelled.
+        """
+        if self._done.done():
+            return
+        self._detached = True
+        self._supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._supervisor
+        self._done.cancel()
+
+    def _force(self) -> None:
+        if not self._done.done():
+            self._kill_reason = "killed (SIGKILL after grace)"
+            self._send("SIGKILL")
+
+    def _send(self, signal: str) -> None:
+        task = self._loop.create_task(self._signal(signal))
+        self._signals.add(task)
+        task.add_done_callback(self._signals.discard)
+
+    async def _signal(self, signal: str) -> None:
+        try:
+            await self._container.kill(signal=signal)
+        except _DOCKER_ERRORS as exc:
+            # 409: it is not running (any more), which is what was asked.
+            if not isinstance(exc, aiodocker.DockerError) or exc.status not in (404, 409):
+                log.warning("task %s: cannot send %s: %s", self.task_id, signal, _error_text(exc))
+
+    async def _supervise(self) -> None:
+        follower = self._loop.create_task(self._follow())
+        try:
+            state = await self._end_state()
+            await self._drain(follower)
+            if state is None:
+                ended = (
+                    describe_exit(None, self._kill_reason, None)
+                    if self._kill_reason is not None
+                    else TaskExit(TaskState.FAILED, None, REMOVED_REASON)
+                )
+            else:
+                ended = describe_end(state, self._kill_reason, self._mem_mib)
+                if not self._keep:
+                    await _remove(self._container)
+            self._done.set_result(ended)
+            self._on_end()
+        finally:
+            await self._close(follower)
+
+    async def _close(self, follower: asyncio.Task[bool]) -> None:
+        """Stop the background work and close the connection to Docker (also on cancel)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        pending = [follower, *self._signals]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self._docker.close()
+
+    async def _follow(self) -> bool:
+        """Copy output while the container runs; False if the stream broke off."""
+        try:
+            await self._logs.copy(follow=True)
+            return True
+        except (*_DOCKER_ERRORS, OSError) as exc:
+            log.warning("task %s: following its output failed: %s", self.task_id, _error_text(exc))
+            return False
+
+    async def _drain(self, follower: asyncio.Task[bool]) -> None:
+        """Make sure all output is in the sandbox: the stream's end, or a last copy if it broke."""
+        try:
+            complete = await asyncio.wait_for(asyncio.shield(follower), LOG_DRAIN_TIMEOUT)
+        except TimeoutError:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            complete = False
+        if not complete:
+            try:
+                await self._logs.copy(follow=False)
+            except (*_DOCKER_ERRORS, OSError) as exc:
+                log.warning("task %s: output incomplete: %s", self.task_id, _error_text(exc))
+
+    async def _end_state(self) -> JSON | None:
+        """Wait for the container to stop; its ``State``, None if it was removed meanwhile.
+
+        Retries while Docker cannot be reached: it may be restarting.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await self._container.wait()
+                info = await self._container.show()
+                state: JSON = info["State"]
+                if not state.get("Running"):
+                    return state
+            except _DOCKER_ERRORS as exc:
+                if isinstance(exc, aiodocker.DockerError) and exc.status == 404:
+                    return None
+                log.warning("task %s: waiting for its container: %s", self.task_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+async def _image_present(docker: aiodocker.Docker, image: str) -> bool:
+    try:
+        await docker.images.inspect(image)
+    except aiodocker.DockerError as exc:
+        if exc.status == 404:
+            return False
+        raise LaunchError(f"cannot inspect image {image}: {_error_text(exc)}") from exc
+    return True
+
+
+async def ensure_image(docker: aiodocker.Docker, spec: DockerSpec) -> None:
+    """Pull the image if it is not here, or always with ``force_pull``."""
+    if not spec.force_pull and await _image_present(docker, spec.image):
+        return
+    # force_pull means "must pull", as Marathon's forcePullImage: if the pull fails the launch
+    # fails, even with a copy of the image here, rather than run a possibly stale image silently.
+    try:
+        await docker.images.pull(spec.image)
+    except _DOCKER_ERRORS as exc:
+        raise LaunchError(f"cannot pull image {spec.image}: {_error_text(exc)}") from exc
+
+
+async def run_container(docker: aiodocker.Docker, config: JSON, meta: Path) -> JSON:
+    """Create and start the container; its inspect data. Nothing is left behind on failure."""
+    try:
+        container = await docker.containers.create(config)
+    except _DOCKER_ERRORS as exc:
+        raise LaunchError(f"cannot create the container: {_error_text(exc)}") from exc
+    try:
+        sandbox.write_atomic(meta / CONTAINER_FILE, container.id + "\n")
+        await container.start()
+        return await container.show()
+    except BaseException as exc:
+        await _remove(container)
+        if isinstance(exc, _DOCKER_ERRORS):
+            raise LaunchError(f"cannot start the container: {_error_text(exc)}") from exc
+        raise
+
+
+async def find_container(docker: aiodocker.Docker, task_id: str, meta: Path) -> JSON | None:
+    """The inspect data of the task's container, found by its label; None if there is none.
+
+    Should there be several, the one named in ``meta`` wins, else the newest.
+    """
+    filters = json.dumps({"label": [f"{TASK_ID_LABEL}={task_id}"]})
+    found = await docker.containers.list(all="1", filters=filters)
+    if not found:
+        return None
+    try:
+        recorded = (meta / CONTAINER_FILE).read_text().strip()
+    except OSError:
+        recorded = ""
+    chosen = max(found, key=lambda c: (c.id == recorded, c["Created"] if "Created" in c else 0))
+    return await chosen.show()
+
+
+class DockerExecutor:
+    """Runs tasks as containers of the local Docker Engine."""
+
+    driver = "docker"
+
+    def __init__(
+        self,
+        agent_id: str,
+        *,
+        allowed_volumes: Sequence[str | os.PathLike[str]],
+        allow_privileged: bool = False,
+        port_range: tuple[int, int] = (31000, 32000),
+        keep_containers: bool = False,
+        socket: str = DEFAULT_SOCKET,
+        hostname: str | None = None,
+    ) -> None:
+        """Set up; Docker is first asked at the first ``start`` or ``recover``.
+
+        ``allowed_volumes``: host paths under which tasks may mount volumes (pass the agent's data
+        dir among them); ``port_range``: host ports handed out for ``hostPort: 0``, both ends
+        included; ``keep_containers`` leaves stopped containers for debugging; ``hostname`` is the
+        tasks' ``HOST`` (default: this machine's name).
+        """
+        self.agent_id = agent_id
+        self._allowed = [Path(path) for path in allowed_volumes]
+        relative = [str(path) for path in self._allowed if not path.is_absolute()]
+        if relative:
+            raise ValueError(f"allowed volume paths must be absolute: {', '.join(relative)}")
+        self._allow_privileged = allow_privileged
+        self._ports = PortPool(*port_range)
+        self._keep = keep_containers
+        self._socket = socket
+        self._hostname = hostname or sockets.gethostname()
+
+    @classmethod
+    async def available(cls, socket: str = DEFAULT_SOCKET) -> bool:
+        """Whether a Docker daemon answers on ``socket``; remembers its version for ``limits``."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT), aiodocker.Docker(url=socket) as docker:
+                version = await docker.version()
+                info = await docker.system.info()
+        except (*_DOCKER_ERRORS, OSError, ValueError, TimeoutError) as exc:
+            log.info("docker not available on %s: %s", socket, _error_text(exc))
+            return False
+        _DAEMONS[socket] = DaemonInfo(
+            version=str(version.get("Version", "?")),
+            memory_limit=bool(info.get("MemoryLimit", True)),
+            cpu_limit=bool(info.get("CpuCfsQuota", True)),
+        )
+        return True
+
+    def limits(self) -> str:
+        """One line saying which resource limits Docker enforces here."""
+        daemon = _DAEMONS.get(self._socket)
+        if daemon is None:
+            return "docker: cpus and memory set on each container (daemon not probed)"
+        limits = {"cpus": daemon.cpu_limit, "memory": daemon.memory_limit}
+        enforced = " and ".join(name for name, on in limits.items() if on) or "no limits"
+        missing = " and ".join(name for name, on in limits.items() if not on)
+        line = f"docker {daemon.version}: {enforced} enforced by Docker"
+        return line + (f" ({missing} not: no cgroup controller for it)" if missing else "")
+
+    async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> DockerHandle:
+        """Pull the image if needed, create and start the container, or raise ``LaunchError``."""
+        spec = launch.docker
+        if spec is None:
+            raise LaunchError("the docker driver needs a docker section with at least an image")
+        sandbox.prepare(launch, dirs)
+        for name in _STREAM_FILES.values():
+            (dirs.sandbox / name).touch()  # readers find them at once, empty until output comes
+        check_privilege(spec, self._allow_privileged)
+        check_volumes(spec, self._allowed)
+        host_ports = self._ports.reserve(launch.task_id, spec.port_mappings)
+        docker = aiodocker.Docker(url=self._socket)
+        try:
+            await ensure_image(docker, spec)
+            config = container_config(
+                launch,
+                spec,
+                agent_id=self.agent_id,
+                sandbox=dirs.sandbox,
+                host_ports=host_ports,
+                hostname=self._hostname,
+            )
+            container = await run_container(docker, config, dirs.meta)
+        except BaseException:
+            self._ports.release(launch.task_id)
+            await docker.close()
+            raise
+        return self._handle(launch, dirs, docker, container)
+
+    async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> DockerHandle | TaskExit:
+        """Find the task's container by its label: a handle if it runs, else how it ended.
+
+        A container that ended meanwhile gets its output completed and is removed.
+        """
+        docker = aiodocker.Docker(url=self._socket)
+        handed_over = False
+        try:
+            container = await find_container(docker, launch.task_id, dirs.meta)
+            if container is None or not container["State"].get("Running"):
+                return await self._ended(docker, launch, dirs, container)
+            count = len(launch.docker.port_mappings) if launch.docker is not None else 0
+            self._ports.adopt(launch.task_id, ports_of(container, count))
+            handle = self._handle(launch, dirs, docker, container)
+            handed_over = True
+            return handle
+        except _DOCKER_ERRORS as exc:
+            reason = f"cannot find the container: docker: {_error_text(exc)}"
+            return TaskExit(TaskState.FAILED, None, reason)
+        finally:
+            if not handed_over:
+                await docker.close()
+
+    async def _ended(
+        self, docker: aiodocker.Docker, launch: TaskLaunch, dirs: TaskDirs, container: JSON | None
+    ) -> TaskExit:
+        """How a container found stopped (or not found) ended; completes its output."""
+        if container is None:
+            return TaskExit(TaskState.FAILED, None, GONE_REASON)
+        handle = docker.containers.container(container["Id"])
+        state: JSON = container["State"]
+        if state.get("Status") == "created":
+            await _remove(handle)
+            return TaskExit(TaskState.FAILED, None, UNSTARTED_REASON)
+        try:
+            await LogCopier(docker, handle.id, dirs.sandbox).copy(follow=False)
+        except (*_DOCKER_ERRORS, OSError) as exc:
+            log.warning("task %s: output incomplete: %s", launch.task_id, _error_text(exc))
+        if not self._keep:
+            await _remove(handle)
+        return describe_end(state, None, launch.mem)
+
+    def _handle(
+        self, launch: TaskLaunch, dirs: TaskDirs, docker: aiodocker.Docker, container: JSON
+    ) -> DockerHandle:
+        return DockerHandle(
+            launch.task_id,
+            docker,
+            container,
+            dirs.sandbox,
+            mem_mib=launch.mem,
+            keep=self._keep,
+            on_end=partial(self._ports.release, launch.task_id),
+        )

@@ -1,0 +1,69 @@
+"""Admission: refuse at submission what no agent of the cluster would ever run.
+
+Volumes and privileged containers are allowed per agent (``--allow-volume``,
+``--allow-privileged``); a spec that needs what no known agent allows would wait forever, so it
+is refused up front with the field named, as a validation error is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from corral.master.records import AgentRecord
+from corral.scheduler.feasibility import path_under
+from corral.spec.docker import PRIVILEGED_PARAMETERS
+from corral.spec.jobs import JobSpec
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One field of a spec that the cluster cannot honour, and why."""
+
+    loc: Loc
+    msg: str
+
+
+class Refused(Exception):
+    """The spec is valid but cannot run on this cluster."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, r.loc))}: {r.msg}" for r in refusals))
+        self.refusals = refusals
+
+
+def refusals(spec: JobSpec, agents: Iterable[AgentRecord]) -> list[Refusal]:
+    """What in ``spec`` no known agent allows (empty when it can run somewhere)."""
+    docker = spec.task.docker
+    if docker is None:
+        return []
+    known = list(agents)
+    roots = sorted({root for a in known for root in a.volume_roots})
+    found: list[Refusal] = []
+    for i, volume in enumerate(docker.volumes):
+        if not any(path_under(volume.host_path, root) for root in roots):
+            allowed = ", ".join(roots) or "none"
+            found.append(
+                Refusal(
+                    ("task", "docker", "volumes", i, "host_path"),
+                    f"{volume.host_path} is not under a path any agent allows for volumes "
+                    f"(allowed: {allowed}); agents allow more with --allow-volume",
+                )
+            )
+    if not any(a.privileged for a in known):
+        why = "no agent allows privileged containers (--allow-privileged)"
+        if docker.privileged:
+            found.append(Refusal(("task", "docker", "privileged"), why))
+        for i, p in enumerate(docker.parameters):
+            if p.key in PRIVILEGED_PARAMETERS:
+                found.append(Refusal(("task", "docker", "parameters", i), f"{p.key}: {why}"))
+    return found
+
+
+def admit(spec: JobSpec, agents: Iterable[AgentRecord]) -> None:
+    """Raise ``Refused`` if the spec needs what no agent allows."""
+    found = refusals(spec, agents)
+    if found:
+        raise Refused(found)
