@@ -261,18 +261,22 @@ class Agent:
             )
             return
         await self.report(launch.task_id, TaskState.STARTING)
+        # Starting can take long (an image pull): the channel goes on meanwhile.
+        rt.watcher = asyncio.create_task(self._start(rt, executor), name=f"{launch.task_id}")
+
+    async def _start(self, rt: RunningTask, executor: Executor) -> None:
+        task_id = rt.launch.task_id
         try:
-            rt.handle = await executor.start(launch, dirs)
-        except LaunchError as e:
-            del self.tasks[launch.task_id]
-            await self.report(launch.task_id, TaskState.FAILED, str(e))
+            rt.handle = await executor.start(rt.launch, rt.dirs)
+        except (LaunchError, OSError) as e:
+            del self.tasks[task_id]
+            reason = str(e) if isinstance(e, LaunchError) else f"could not start: {e}"
+            await self.report(task_id, TaskState.FAILED, reason)
             return
-        except OSError as e:
-            del self.tasks[launch.task_id]
-            await self.report(launch.task_id, TaskState.FAILED, f"could not start: {e}")
-            return
-        await self.report(launch.task_id, TaskState.RUNNING)
-        rt.watcher = asyncio.create_task(self._watch(rt), name=f"watch {launch.task_id}")
+        await self.report(task_id, TaskState.RUNNING)
+        if rt.kill_reason is not None:  # a kill came while it was starting
+            await rt.handle.kill(rt.launch.kill_grace)
+        await self._watch(rt)
 
     async def _watch(self, rt: RunningTask) -> None:
         assert rt.handle is not None
@@ -298,10 +302,11 @@ class Agent:
     async def kill(self, task_id: str, grace: float | None, reason: str) -> None:
         """Stop a task: SIGTERM, then SIGKILL after the grace period. Idempotent."""
         rt = self.tasks.get(task_id)
-        if rt is None or rt.handle is None:
+        if rt is None:
             return
         rt.kill_reason = rt.kill_reason or reason
-        await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
+        if rt.handle is not None:  # else it is starting, and is killed once started
+            await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
 
     def read(self, msg: Read) -> ReadResult:
         """Read part of a task's stdout or stderr."""
@@ -363,8 +368,8 @@ class Agent:
         self._stopping = True
         running = list(self.tasks.values())
         for rt in running:
+            rt.kill_reason = rt.kill_reason or "agent shutting down"
             if rt.handle is not None:
-                rt.kill_reason = rt.kill_reason or "agent shutting down"
                 await rt.handle.kill(rt.launch.kill_grace)
         watchers = [rt.watcher for rt in running if rt.watcher is not None]
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +64,11 @@ async def _remove_all(agent_id: str) -> None:
     async with aiodocker.Docker(url=DEFAULT_SOCKET) as docker:
         for found in await _containers(agent_id):
             await docker.containers.container(found["Id"]).delete(force=True)
+
+
+async def _image_id(name: str) -> str:
+    async with aiodocker.Docker(url=DEFAULT_SOCKET) as docker:
+        return str((await docker.images.inspect(name))["Id"])
 
 
 async def _inspect(container_id: str) -> dict[str, Any]:
@@ -142,6 +148,17 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def test_the_test_image_is_made_once_and_calls_at_the_same_time_agree(image: str) -> None:
+    before = run(_image_id(image))
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: ensure_test_image(image), range(2))) == [image, image]
+    assert run(_image_id(image)) == before
+
+
+def test_docker_is_not_available_where_no_daemon_answers(tmp_path: Path) -> None:
+    assert run(DockerExecutor.available(f"unix://{tmp_path}/docker.sock")) is False
 
 
 def test_the_executor_meets_the_executor_protocol_and_names_docker_in_its_limits(

@@ -1,10 +1,10 @@
 """The ``docker`` executor: a task is a container of the local Docker Engine, driven over its API.
 
 Containers carry the labels ``corral.task_id`` and ``corral.agent_id``, so a restarted agent finds
-them again without any state of its own. While a container runs, its handle follows the log
-stream and appends stdout and stderr to the sandbox files as they come; a restarted agent counts
-the bytes already there and copies only the rest. Once the container has stopped and its output
-is copied, the handle answers how it ended and removes it.
+them again even if its note of the container id (``meta/container``) is lost. While a container
+runs, its handle follows the log stream and appends stdout and stderr to the sandbox files as they
+come; a restarted agent counts the bytes already there and copies only the rest. Once the
+container has stopped and its output is copied, the handle answers how it ended and removes it.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ async def _log_stream(
 ) -> AsyncIterator[aiohttp.StreamReader]:
     """The raw multiplexed log stream of a container.
 
-    aiodocker's ``log()`` decodes the text and merges the streams, so this asks the same session
-    for the bytes.
+    aiodocker's ``log()`` yields text (dropping bytes that are not UTF-8) without saying which
+    stream it came from, so this asks the same session for the frames themselves.
     """
     url = f"{docker.docker_host}/containers/{container_id}/logs"
     params = {"stdout": "1", "stderr": "1", "follow": "1" if follow else "0"}
@@ -281,6 +281,7 @@ class DockerHandle:
         self._supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._supervisor
+        await self._docker.close()  # again: the cancel may have cut the supervisor's close short
         self._done.cancel()
 
     def _force(self) -> None:
@@ -302,24 +303,29 @@ class DockerHandle:
                 log.warning("task %s: cannot send %s: %s", self.task_id, signal, _error_text(exc))
 
     async def _supervise(self) -> None:
+        """Answer ``wait`` once the end is known and the output copied; close the client first."""
         follower = self._loop.create_task(self._follow())
         try:
-            state = await self._end_state()
-            await self._drain(follower)
-            if state is None:
-                ended = (
-                    describe_exit(None, self._kill_reason, None)
-                    if self._kill_reason is not None
-                    else TaskExit(TaskState.FAILED, None, REMOVED_REASON)
-                )
-            else:
-                ended = describe_end(state, self._kill_reason, self._mem_mib)
-                if not self._keep:
-                    await _remove(self._container)
-            self._done.set_result(ended)
-            self._on_end()
-        finally:
+            ended = await self._outcome(follower)
+        except Exception as exc:  # a bug or an odd answer must not leave the task RUNNING forever
+            log.exception("task %s: supervising its container failed", self.task_id)
+            ended = TaskExit(TaskState.FAILED, None, f"lost track of the container: {exc}")
+        finally:  # also when detached (cancelled)
             await self._close(follower)
+        self._on_end()
+        self._done.set_result(ended)
+
+    async def _outcome(self, follower: asyncio.Task[bool]) -> TaskExit:
+        state = await self._end_state()
+        kill_reason = self._kill_reason  # a kill asked after the end did not end it
+        await self._drain(follower)
+        if state is None:
+            if kill_reason is not None:
+                return describe_exit(None, kill_reason, None)
+            return TaskExit(TaskState.FAILED, None, REMOVED_REASON)
+        if not self._keep:
+            await _remove(self._container)
+        return describe_end(state, kill_reason, self._mem_mib)
 
     async def _close(self, follower: asyncio.Task[bool]) -> None:
         """Stop the background work and close the connection to Docker (also on cancel)."""
@@ -371,7 +377,9 @@ class DockerHandle:
             except _DOCKER_ERRORS as exc:
                 if isinstance(exc, aiodocker.DockerError) and exc.status == 404:
                     return None
-                log.warning("task %s: waiting for its container: %s", self.task_id, exc)
+                log.warning(
+                    "task %s: waiting for its container: %s", self.task_id, _error_text(exc)
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
