@@ -29,8 +29,8 @@ SHELL = "cd /in && tar czf /out/sim_{index}.mac.tgz sim_{index}.mac"
 def prepare(root: Path) -> tuple[Path, Path]:
     """Input macros and an empty output directory."""
     inputs, outputs = root / "macros", root / "results"
-    inputs.mkdir()
-    outputs.mkdir()
+    inputs.mkdir(parents=True)
+    outputs.mkdir(parents=True)
     for i in range(TASKS):
         (inputs / f"sim_{i}.mac").write_text(f"/run/beamOn {1000 + i}\n")
     return inputs, outputs
