@@ -105,6 +105,12 @@ def job_view(master: Master, row: Row) -> JobView:
         updated_at=_ts(row["updated_at"]),
         runs=row["runs"],
         last_run=run_view(master, runs[0]) if runs else None,
+        success_count=row["success_count"],
+        error_count=row["error_count"],
+        last_success=ts(row["last_success"]),
+        last_error=ts(row["last_error"]),
+        next_run=ts(row["next_due"]),
+        children=master.jobs.children(row["name"]),
     )
 
 

@@ -86,9 +86,15 @@ async def kill_job(name: str, master: MasterDep) -> JobView:
 
 
 @router.post("/jobs/{name}/runs", status_code=201)
-def start_run(name: str, master: MasterDep) -> RunView:
+def start_run(
+    name: str,
+    master: MasterDep,
+    arguments: Annotated[
+        list[str] | None, Query(description="Appended to the command for this run only.")
+    ] = None,
+) -> RunView:
     """Start a new run now."""
-    number = master.jobs.start_run(name)
+    number = master.jobs.start_run(name, arguments or [])
     return run_view(master, master.store.runs(name, number)[0])
 
 

@@ -7,7 +7,7 @@ is refused up front with the field named, as a validation error is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from corral.master.records import AgentRecord
@@ -34,14 +34,17 @@ class Refused(Exception):
         self.refusals = refusals
 
 
-def refusals(spec: JobSpec, agents: Iterable[AgentRecord]) -> list[Refusal]:
-    """What in ``spec`` no known agent allows (empty when it can run somewhere)."""
+def refusals(
+    spec: JobSpec, agents: Iterable[AgentRecord], jobs: Mapping[str, JobSpec]
+) -> list[Refusal]:
+    """What in ``spec`` the cluster cannot honour: unknown parents, a dependency cycle, or what
+    no known agent allows (empty when it can run)."""
+    found = _parent_refusals(spec, jobs)
     docker = spec.task.docker
     if docker is None:
-        return []
+        return found
     known = list(agents)
     roots = sorted({root for a in known for root in a.volume_roots})
-    found: list[Refusal] = []
     for i, volume in enumerate(docker.volumes):
         if not any(path_under(volume.host_path, root) for root in roots):
             allowed = ", ".join(roots) or "none"
@@ -62,8 +65,36 @@ def refusals(spec: JobSpec, agents: Iterable[AgentRecord]) -> list[Refusal]:
     return found
 
 
-def admit(spec: JobSpec, agents: Iterable[AgentRecord]) -> None:
-    """Raise ``Refused`` if the spec needs what no agent allows."""
-    found = refusals(spec, agents)
+def _parent_refusals(spec: JobSpec, jobs: Mapping[str, JobSpec]) -> list[Refusal]:
+    found = []
+    for i, parent in enumerate(spec.parents):
+        if parent not in jobs:
+            found.append(Refusal(("parents", i), f"unknown job {parent!r}"))
+        else:
+            cycle = _path_to(spec.name, parent, jobs)
+            if cycle is not None:
+                chain = " -> ".join([spec.name, *cycle])
+                found.append(Refusal(("parents", i), f"dependency cycle: {chain}"))
+    return found
+
+
+def _path_to(target: str, start: str, jobs: Mapping[str, JobSpec]) -> list[str] | None:
+    """A chain of parent links from ``start`` back to ``target``, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        if name == target:
+            return path
+        if name in seen or name not in jobs:
+            continue
+        seen.add(name)
+        stack.extend((p, [*path, p]) for p in jobs[name].parents)
+    return None
+
+
+def admit(spec: JobSpec, agents: Iterable[AgentRecord], jobs: Mapping[str, JobSpec]) -> None:
+    """Raise ``Refused`` if the cluster cannot run the spec."""
+    found = refusals(spec, agents, jobs)
     if found:
         raise Refused(found)

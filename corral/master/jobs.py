@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import RowMapping
 
@@ -11,6 +14,7 @@ from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
 from corral.spec.jobs import JobSpec
+from corral.spec.schedules import parse_schedule
 from corral.spec.states import RunState, TaskState
 
 
@@ -22,17 +26,56 @@ class Conflict(Exception):
     """The request contradicts the current state (name taken, job still running...)."""
 
 
+def runs_when_submitted(spec: JobSpec) -> bool:
+    """A job without a schedule or parents is one-off: it runs when submitted."""
+    return spec.schedule is None and not spec.parents
+
+
+def timing(spec: JobSpec, now: float) -> dict[str, Any]:
+    """The schedule columns of a job (re)defined at ``now``: its anchor and first firing."""
+    if spec.schedule is None:
+        return {"anchor": None, "next_due": None, "next_index": None}
+    anchor = datetime.fromtimestamp(now, UTC)
+    first = parse_schedule(spec.schedule, spec.timezone).first_at_or_after(anchor, anchor)
+    return {
+        "anchor": now,
+        "next_due": None if first is None else first.at.timestamp(),
+        "next_index": None if first is None else first.index,
+    }
+
+
+def with_arguments(spec: JobSpec, arguments: Sequence[str]) -> JobSpec:
+    """The spec of one run with ``arguments`` appended to the command (Chronos' run-now)."""
+    task = spec.task
+    if not arguments:
+        return spec
+    if task.command is not None:
+        return spec.model_copy(
+            update={"task": task.model_copy(update={"command": [*task.command, *arguments]})}
+        )
+    if task.shell is not None:
+        return spec.model_copy(
+            update={
+                "task": task.model_copy(update={"shell": f"{task.shell} {shlex.join(arguments)}"})
+            }
+        )
+    # A container with the image's own command: the arguments become its command.
+    return spec.model_copy(update={"task": task.model_copy(update={"command": list(arguments)})})
+
+
 class JobOps:
     """The job operations the API offers, on top of ``ClusterState``."""
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
+        state.run_finished.append(self._after_run)
 
     def submit(self, spec: JobSpec, owner: str) -> None:
-        """Store a new job and start its first run. ``Conflict`` if the name is taken."""
+        """Store a new job; a one-off job starts its first run. ``Conflict`` if the name is
+        taken, ``Refused`` if the cluster cannot run it."""
         if self.state.store.job(spec.name) is not None:
             raise Conflict(f"job {spec.name!r} already exists")
-        admit(spec, self.state.agents.values())
+        admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
         with self.state.change() as ch:
             ch.tx.insert_job(
@@ -42,38 +85,86 @@ class JobOps:
                 runs=0,
                 created_at=now,
                 updated_at=now,
+                **timing(spec, now),
             )
             ch.tx.add_event(time=now, type="job_created", job=spec.name, data={"owner": owner})
-            ch.after(lambda: self.state.specs.__setitem__(spec.name, spec))
-            self._start_run(ch, spec, owner, 1, now)
+            ch.after(lambda: self._remember(spec))
+            if runs_when_submitted(spec):
+                self.begin_run(ch, spec, owner, 1, now)
 
     def apply(self, spec: JobSpec, owner: str) -> tuple[bool, bool]:
-        """Create or update a job. Returns (created, changed); a changed spec starts a run."""
+        """Create or update a job. Returns (created, changed). A changed one-off job runs again;
+        a changed schedule counts from now."""
         row = self.state.store.job(spec.name)
         if row is None:
             self.submit(spec, owner)
             return True, True
         if JobSpec.model_validate(row["spec"]) == spec:
             return False, False
-        admit(spec, self.state.agents.values())
+        admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
         with self.state.change() as ch:
-            ch.tx.update_job(spec.name, spec=spec.model_dump(mode="json"), updated_at=now)
+            ch.tx.update_job(
+                spec.name, spec=spec.model_dump(mode="json"), updated_at=now, **timing(spec, now)
+            )
             ch.tx.add_event(time=now, type="job_updated", job=spec.name)
-            ch.after(lambda: self.state.specs.__setitem__(spec.name, spec))
-            self._start_run(ch, spec, row["owner"], row["runs"] + 1, now)
+            ch.after(lambda: self._remember(spec))
+            if runs_when_submitted(spec):
+                self.begin_run(ch, spec, row["owner"], row["runs"] + 1, now)
         return False, True
 
-    def start_run(self, name: str) -> int:
-        """Start a new run of a job now; answers its number."""
+    def _remember(self, spec: JobSpec) -> None:
+        self.state.specs[spec.name] = spec
+        self.state.timers.set()
+
+    def start_run(self, name: str, arguments: Sequence[str] = ()) -> int:
+        """Start a new run of a job now, ``arguments`` appended to its command; answers its
+        number."""
         row = self._job(name)
-        spec = JobSpec.model_validate(row["spec"])
+        spec = with_arguments(JobSpec.model_validate(row["spec"]), arguments)
         number = int(row["runs"]) + 1
         with self.state.change() as ch:
-            self._start_run(ch, spec, row["owner"], number, self.state.clock.now())
+            self.begin_run(ch, spec, row["owner"], number, self.state.clock.now())
         return number
 
-    def _start_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
+    def children(self, name: str) -> list[str]:
+        """Jobs that name ``name`` among their parents."""
+        return sorted(n for n, s in self.state.specs.items() if name in s.parents)
+
+    def _after_run(self, ch: Change, job: str, run: int, outcome: RunState, when: float) -> None:
+        """Count the outcome, then start the children whose parents have all succeeded since
+        the child last ran."""
+        row = ch.tx.job(job)
+        if row is None:
+            return
+        if outcome is RunState.SUCCEEDED:
+            ch.tx.update_job(job, success_count=row["success_count"] + 1, last_success=when)
+        elif outcome is RunState.FAILED:
+            ch.tx.update_job(job, error_count=row["error_count"] + 1, last_error=when)
+        if outcome is not RunState.SUCCEEDED:
+            return
+        for child in self.children(job):
+            self._maybe_start_child(ch, child, when)
+
+    def _maybe_start_child(self, ch: Change, child: str, when: float) -> None:
+        spec = self.state.specs[child]
+        row = ch.tx.job(child)
+        if row is None or spec.disabled:
+            return
+        since = ch.tx.last_run_start(child) or row["created_at"]
+        for parent in spec.parents:
+            prow = ch.tx.job(parent)
+            if prow is None or prow["last_success"] is None or prow["last_success"] <= since:
+                return  # this parent has not succeeded since the child's last run
+        if not spec.concurrent and any(j == child for j, _ in self.state.runs):
+            ch.tx.add_event(
+                time=when, type="run_skipped", job=child, reason="previous run still running"
+            )
+            return
+        self.begin_run(ch, spec, row["owner"], row["runs"] + 1, when)
+
+    def begin_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
+        """Start run ``number`` of a job within the change ``ch``."""
         rows = run_tasks(spec, owner, number, now)
         ch.reschedule = True
         ch.tx.insert_run(
@@ -137,8 +228,14 @@ class JobOps:
         return on_agents
 
     def delete(self, name: str) -> None:
-        """Delete a job with its runs and tasks. ``Conflict`` while tasks are live."""
+        """Delete a job with its runs and tasks. ``Conflict`` while tasks are live or other jobs
+        depend on it."""
         self._job(name)
+        children = self.children(name)
+        if children:
+            raise Conflict(
+                f"job {name!r} is a parent of {', '.join(children)}: delete or change them first"
+            )
         live = [t.id for t in self.state.tasks.values() if t.job == name]
         if live:
             raise Conflict(f"job {name!r} has {len(live)} unfinished tasks; kill it first")
@@ -146,6 +243,7 @@ class JobOps:
             ch.tx.delete_job(name)
             ch.tx.add_event(time=self.state.clock.now(), type="job_deleted", job=name)
             ch.after(lambda: self._forget_spec(name))
+            ch.after(self.state.timers.set)
 
     def _forget_spec(self, name: str) -> None:
         self.state.specs.pop(name, None)

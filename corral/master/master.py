@@ -14,6 +14,7 @@ from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.records import LiveTask
 from corral.master.scheduling import SchedulingLoop
 from corral.master.state import ClusterState
+from corral.master.timers import ScheduleLoop
 from corral.spec.protocol import Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Store
@@ -45,6 +46,7 @@ class Master:
             lost_after=lost_after,
         )
         self.scheduler = SchedulingLoop(self.state, self.agents)
+        self.timers = ScheduleLoop(self.state, self.jobs)
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -55,6 +57,7 @@ class Master:
         self._loops = [
             asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
             asyncio.create_task(self.agents.liveness_loop(), name="liveness"),
+            asyncio.create_task(self.timers.run_forever(), name="schedules"),
         ]
 
     async def stop(self) -> None:

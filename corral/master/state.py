@@ -59,7 +59,10 @@ class ClusterState:
         self.runs: dict[tuple[str, int], RunState] = {}
         self.live_per_run: Counter[tuple[str, int]] = Counter()
         self.specs: dict[str, JobSpec] = {}
-        self.wake = asyncio.Event()
+        self.wake = asyncio.Event()  # the scheduling loop: work may be placeable
+        self.timers = asyncio.Event()  # the schedule loop: a job's next firing changed
+        # Called in the change that gives a run its outcome (job statistics, dependent jobs).
+        self.run_finished: list[Callable[[Change, str, int, RunState, float], None]] = []
 
     @contextmanager
     def change(self) -> Iterator[Change]:
@@ -208,6 +211,8 @@ class ClusterState:
             data={"counts": counts},
         )
         ch.after(lambda: self._forget_run(key))
+        for hook in self.run_finished:
+            hook(ch, job, run, outcome, when)
 
     def _forget_run(self, key: tuple[str, int]) -> None:
         self.runs.pop(key, None)

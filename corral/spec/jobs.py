@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corral.scheduler.model import Operator, Strategy
 from corral.spec.docker import DockerSpec
+from corral.spec.schedules import parse_schedule
 from corral.spec.sweeps import parse_array, sweep_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -158,6 +160,29 @@ class JobSpec(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000)
     placement: Strategy = Strategy.BINPACK
     constraints: list[ConstraintSpec] = Field(default_factory=list)
+    schedule: str | None = Field(
+        None,
+        description="When to run: an ISO 8601 repeating interval 'R[n]/[start]/period' "
+        "(R alone repeats forever, an empty start means now) or a 5-field cron expression. "
+        "Without a schedule or parents, a job runs once when submitted.",
+    )
+    timezone: str = Field("UTC", description="IANA time zone of the schedule.")
+    epsilon: float | None = Field(
+        None, ge=0, description="Seconds a firing may be late; a later one is skipped."
+    )
+    missed: Literal["run-once", "skip"] = Field(
+        "run-once",
+        description="Firings missed while the master was down: run once, or skip them.",
+    )
+    parents: list[Name] = Field(
+        default_factory=list,
+        description="Run after every parent has succeeded since this job's last run.",
+    )
+    disabled: bool = Field(False, description="Neither the schedule nor parents start runs.")
+    concurrent: bool = Field(False, description="May a new run start while one is still running.")
+    soft_error: bool = Field(
+        False, description="A failed run does not count against the job (Chronos' softError)."
+    )
 
     @field_validator("array")
     @classmethod
@@ -177,6 +202,35 @@ class JobSpec(BaseModel):
             if not values:
                 raise ValueError(f"parameter {key!r} needs at least one value")
         return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("parents")
+    @classmethod
+    def _distinct_parents(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a parent is named twice")
+        return v
+
+    @model_validator(mode="after")
+    def _schedule_valid(self) -> JobSpec:
+        if self.schedule is not None:
+            if self.parents:
+                raise ValueError("a job runs on a schedule or after its parents, not both")
+            try:
+                parse_schedule(self.schedule, self.timezone)
+            except ValueError as e:
+                raise ValueError(f"schedule: {e}") from None
+        if self.name in self.parents:
+            raise ValueError("a job cannot be its own parent")
+        return self
 
     @model_validator(mode="after")
     def _size_bounded(self) -> JobSpec:

@@ -78,6 +78,12 @@ class JobView(BaseModel):
     updated_at: datetime
     runs: int
     last_run: RunView | None = None
+    success_count: int = 0
+    error_count: int = 0
+    last_success: datetime | None = None
+    last_error: datetime | None = None
+    next_run: datetime | None = Field(None, description="When the schedule fires next.")
+    children: list[str] = Field(default_factory=list, description="Jobs that depend on it.")
 
 
 class AgentView(BaseModel):

@@ -24,6 +24,14 @@ jobs = Table(
     Column("runs", Integer, nullable=False, default=0),  # number of the newest run
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # Scheduling: firings count from the anchor; next_due is the oldest firing not handled.
+    Column("anchor", Float),
+    Column("next_due", Float, index=True),
+    Column("next_index", Integer),
+    Column("success_count", Integer, nullable=False, default=0),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_success", Float),
+    Column("last_error", Float),
 )
 
 runs = Table(

@@ -126,6 +126,16 @@ class Tx:
         self.conn.execute(delete(runs).where(runs.c.job == name))
         self.conn.execute(delete(jobs).where(jobs.c.name == name))
 
+    def job(self, name: str) -> RowMapping | None:
+        """A job as this transaction sees it."""
+        return self.conn.execute(select(jobs).where(jobs.c.name == name)).mappings().first()
+
+    def last_run_start(self, job: str) -> float | None:
+        """When the job's newest run was created, as this transaction sees it."""
+        stmt = select(func.max(runs.c.created_at)).where(runs.c.job == job)
+        value = self.conn.execute(stmt).scalar()
+        return None if value is None else float(value)
+
     def insert_run(self, **row: Any) -> None:
         """Store a new run."""
         self.conn.execute(insert(runs).values(**row))
@@ -254,6 +264,17 @@ class Store:
         if number is not None:
             stmt = stmt.where(runs.c.number == number)
         return self._all(stmt)
+
+    def due_jobs(self, now: float) -> list[RowMapping]:
+        """Jobs whose next firing is at or before ``now``."""
+        stmt = select(jobs).where(jobs.c.next_due <= now).order_by(jobs.c.next_due)
+        return self._all(stmt)
+
+    def earliest_due(self) -> float | None:
+        """When the next scheduled firing of any job is due."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.min(jobs.c.next_due))).scalar()
+        return None if value is None else float(value)
 
     def unfinished_runs(self) -> list[RowMapping]:
         """Runs without an outcome yet."""

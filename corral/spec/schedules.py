@@ -1,0 +1,378 @@
+"""When a scheduled job fires: ISO 8601 repeating intervals and cron, as pure functions.
+
+Nothing here reads the clock: callers pass ``now`` and the *anchor* (the job's creation time),
+which is where an ISO schedule without a start begins and before which cron never fires. Every
+answer is computed directly from the schedule's start, never by stepping through the elapsed
+periods, so a schedule that missed a million firings is decided as fast as one that missed none.
+
+Cron firings carry ``index == -1``: cron has no count of firings, so there is nothing to number.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import MAXYEAR, UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+__all__ = ["Decision", "Firing", "Schedule", "decide", "parse_schedule"]
+
+_US = timedelta(microseconds=1)
+_SECOND = timedelta(seconds=1)
+_DAY_US = 86_400 * 10**6
+_MONTH_US = 2_629_746 * 10**6  # the Gregorian mean month (365.2425 days / 12), exact in µs
+_MAX_PERIOD_US = 10_000 * 12 * _MONTH_US  # longer than datetime's range: could never fire twice
+_FEW = 3  # decide() names this many skipped firings at each end and counts the rest
+_SKIP_LIMIT = 60.0  # seconds a firing may be late under missed="skip" when no epsilon is given
+_NUM = r"([0-9]+(?:[.,][0-9]+)?)"
+_DURATION = re.compile(
+    rf"P(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?",
+    re.ASCII,
+)
+# The regex groups in order, with what one of each is worth: (months, days, microseconds).
+_UNITS = (
+    ("years", 12, 0, 0),
+    ("months", 1, 0, 0),
+    ("weeks", 0, 7, 0),
+    ("days", 0, 1, 0),
+    ("hours", 0, 0, 3_600 * 10**6),
+    ("minutes", 0, 0, 60 * 10**6),
+    ("seconds", 0, 0, 10**6),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One firing of a schedule."""
+
+    index: int  # 0-based number of the firing in an ISO schedule; -1 for cron
+    at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A parsed schedule; build it with :func:`parse_schedule`."""
+
+    text: str
+    timezone: str
+    zone: ZoneInfo = field(repr=False, compare=False)
+    cron: str | None = None  # the five cron fields, or None for an ISO repeating interval
+    count: int | None = None  # ISO: how many firings; None repeats forever
+    start_wall: datetime | None = None  # ISO: naive wall-clock start in `zone`; None = anchor
+    start_at: datetime | None = None  # ISO: the instant of firing 0 (UTC); None = anchor
+    months: int = 0  # ISO period, calendar part: added in wall-clock time of `zone`
+    days: int = 0
+    micros: int = 0  # ISO period, time part: added as absolute time
+
+    def first_at_or_after(self, anchor: datetime, t: datetime) -> Firing | None:
+        """The first firing at or after ``t``; None when the schedule is exhausted.
+
+        ``anchor`` is the job's creation time: the start of an ISO schedule that names none,
+        and the earliest instant a cron schedule fires.
+        """
+        anchor, t = _utc(anchor, "anchor"), _utc(t, "t")
+        if self.cron is not None:
+            return self._cron_next(max(anchor, t))
+        wall, at0 = self._origin(anchor)
+        k = self._first_index(wall, at0, t)
+        at = self._at(wall, at0, k)
+        if at is None or (self.count is not None and k >= self.count):
+            return None
+        return Firing(k, at)
+
+    def latest_at_or_before(self, anchor: datetime, t: datetime) -> Firing | None:
+        """The last firing at or before ``t``; None when none has happened yet."""
+        anchor, t = _utc(anchor, "anchor"), _utc(t, "t")
+        if self.cron is not None:
+            return self._cron_prev(anchor, t)
+        wall, at0 = self._origin(anchor)
+        # The last firing <= t is the one before the first firing > t.
+        k = self._first_index(wall, at0, t + _US) - 1
+        if self.count is not None:
+            k = min(k, self.count - 1)
+        at = self._at(wall, at0, k) if k >= 0 else None
+        return None if at is None else Firing(k, at)
+
+    def _origin(self, anchor: datetime) -> tuple[datetime, datetime]:
+        """Wall-clock time and instant of firing 0."""
+        if self.start_wall is not None and self.start_at is not None:
+            return self.start_wall, self.start_at
+        return anchor.astimezone(self.zone).replace(tzinfo=None), anchor
+
+    def _at(self, wall: datetime, at0: datetime, k: int) -> datetime | None:
+        """Firing k, computed from the start each time; None past the end of datetime's range."""
+        if k == 0:
+            # Exactly the start, even when it is the second of two equal wall-clock times.
+            return at0
+        try:
+            base = at0
+            if self.months or self.days:
+                year, month = divmod(wall.month - 1 + k * self.months, 12)
+                year += wall.year
+                if year > MAXYEAR:
+                    return None
+                # Jan 31 + 1 month is the last of February, not March 3.
+                day = min(wall.day, calendar.monthrange(year, month + 1)[1])
+                local = wall.replace(year=year, month=month + 1, day=day)
+                base = _instant(local + timedelta(days=k * self.days), self.zone)
+            return base + timedelta(microseconds=k * self.micros)
+        except OverflowError:
+            return None
+
+    def _first_index(self, wall: datetime, at0: datetime, t: datetime) -> int:
+        """The smallest k whose firing is at or after ``t`` (or past datetime's range)."""
+
+        def reached(k: int) -> bool:
+            at = self._at(wall, at0, k)
+            return at is None or at >= t
+
+        period_us = self.months * _MONTH_US + self.days * _DAY_US + self.micros
+        k = max(0, ((t - at0) // _US) // period_us)
+        # The estimate is exact for time-only periods; month lengths and DST put it off by at
+        # most a period or two otherwise, so both loops take a few steps at most.
+        while k > 0 and reached(k - 1):
+            k -= 1
+        while not reached(k):
+            k += 1
+        return k
+
+    def _cron_next(self, t: datetime) -> Firing | None:
+        assert self.cron is not None
+        if t.microsecond:  # cron fires on whole seconds
+            t = t.replace(microsecond=0) + _SECOND
+        # CronSim yields firings strictly after its start, hence the second less.
+        it = CronSim(self.cron, (t - _SECOND).astimezone(self.zone))
+        # For fixed-time expressions CronSim steps through wall-clock time, so during a
+        # fall-back hour it can yield instants before t; skip those (an hour's worth at most).
+        for at in it:
+            if at.astimezone(UTC) >= t:
+                return Firing(-1, at.astimezone(UTC))
+        return None  # CronSim gives up after 50 years without a firing
+
+    def _cron_prev(self, anchor: datetime, t: datetime) -> Firing | None:
+        assert self.cron is not None
+        end = t.replace(microsecond=0) + _SECOND  # reverse CronSim yields instants before `end`
+        local = end.astimezone(self.zone)
+        # In the second pass of a repeated (fall-back) hour, firings of the first pass at later
+        # wall-clock times are before t too: start that much later and skip what lies after t.
+        first_pass, offset = local.replace(fold=0).utcoffset(), local.utcoffset()
+        if first_pass is not None and offset is not None and first_pass > offset:
+            local = (end + (first_pass - offset)).astimezone(self.zone)
+        for at in CronSim(self.cron, local, reverse=True):
+            at = at.astimezone(UTC)
+            if at <= t:  # not so during a fall-back hour, as in _cron_next
+                return Firing(-1, at) if at >= anchor else None
+        return None
+
+
+def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:
+    """Parse ``R[n]/[start]/period`` (ISO 8601) or a five-field cron expression.
+
+    Raises ValueError naming the bad part.
+    """
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {timezone!r}") from None
+    stripped = text.strip()
+    if stripped.startswith("R"):  # no cron field starts with R
+        return _parse_iso(text, timezone, zone)
+    fields = stripped.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 repeating interval 'R[n]/[start]/period' "
+            f"nor a cron expression of 5 fields (minute hour day month weekday)"
+        )
+    cron = " ".join(fields)
+    try:
+        # Parsing happens in the constructor; one step finds expressions that never fire.
+        next(CronSim(cron, datetime(2001, 1, 1, tzinfo=zone)))
+    except CronSimError as e:
+        raise ValueError(f"cron expression {cron!r}: {e}") from None
+    except StopIteration:
+        raise ValueError(f"cron expression {cron!r} never fires") from None
+    return Schedule(text, timezone, zone, cron=cron)
+
+
+def _parse_iso(text: str, timezone: str, zone: ZoneInfo) -> Schedule:
+    parts = text.strip().split("/")
+    if len(parts) != 3 or not parts[0].startswith("R"):
+        raise ValueError(f"{text!r} is not a repeating interval 'R[n]/[start]/period'")
+    repeat, start, period = parts
+    count = None
+    if repeat != "R":
+        if not re.fullmatch(r"[0-9]{1,18}", repeat[1:], re.ASCII):
+            raise ValueError(f"repetitions {repeat!r} must be 'R' or 'R' and a whole number >= 0")
+        count = int(repeat[1:])
+    months, days, micros = _parse_period(period)
+    wall = at = None
+    if start:
+        wall, at = _parse_start(start, zone)
+    return Schedule(text, timezone, zone, None, count, wall, at, months, days, micros)
+
+
+def _parse_start(text: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Wall-clock time in ``zone`` and instant of a start; without an offset it is in ``zone``."""
+    try:
+        dt = datetime.fromisoformat(text)
+        if dt.tzinfo is None:
+            return dt, _instant(dt, zone)
+        at = dt.astimezone(UTC)
+        return at.astimezone(zone).replace(tzinfo=None), at
+    except ValueError:
+        raise ValueError(
+            f"start {text!r} is not an ISO 8601 date-time like 2026-01-31T02:30:00Z"
+        ) from None
+    except OverflowError:
+        raise ValueError(f"start {text!r} is out of range") from None
+
+
+def _parse_period(text: str) -> tuple[int, int, int]:
+    """(months, days, microseconds) of an ISO 8601 duration ``PnYnMnWnDTnHnMnS``."""
+    if text.startswith(("-", "P-")):
+        raise ValueError(f"period {text!r}: period must be longer than zero")
+    match = _DURATION.fullmatch(text)
+    if match is None or text.endswith(("P", "T")):
+        raise ValueError(f"period {text!r} is not an ISO 8601 duration like PT1H, P1D or P1M2DT3H")
+    given = [
+        (unit, value)
+        for unit, value in zip(_UNITS, match.groups(), strict=True)
+        if value is not None
+    ]
+    months = days = 0
+    micros = Decimal(0)
+    for i, ((name, in_months, in_days, in_us), value) in enumerate(given):
+        if len(value) > 30:
+            raise ValueError(f"period {text!r}: the number of {name} is too large")
+        if not value.isdigit():
+            if in_us == 0:
+                raise ValueError(f"period {text!r}: only hours, minutes or seconds take a fraction")
+            if i != len(given) - 1:
+                raise ValueError(f"period {text!r}: only the last (smallest) unit takes a fraction")
+            micros += Decimal(value.replace(",", ".")) * in_us
+        else:
+            months += int(value) * in_months
+            days += int(value) * in_days
+            micros += int(value) * in_us
+    us = int(micros.to_integral_value())
+    if months == days == us == 0:
+        raise ValueError(f"period {text!r}: period must be longer than zero")
+    if months * _MONTH_US + days * _DAY_US + us > _MAX_PERIOD_US:
+        raise ValueError(f"period {text!r} is longer than 10,000 years")
+    return months, days, us
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do about the firings that came due: run one, skip the rest, wait for the next."""
+
+    run: Firing | None  # the firing to run now (at most one: never a burst)
+    skipped: tuple[tuple[Firing, str], ...]  # firings not run, each with the reason
+    next_due: Firing | None  # the first firing after now (None: exhausted)
+
+
+def decide(
+    schedule: Schedule,
+    anchor: datetime,
+    due: Firing,
+    now: datetime,
+    *,
+    missed: str = "run-once",
+    epsilon: float | None = None,
+) -> Decision:
+    """Handle every firing in ``[due.at, now]``: run the latest unless it is too late.
+
+    ``due`` is the oldest firing not handled yet. A firing may be ``epsilon`` seconds late
+    (default: 60 s under ``missed="skip"``, unlimited under ``"run-once"``); the latest one runs
+    if it is on time and all earlier ones are skipped, else all are skipped. Long runs of skipped
+    firings are reported as the first and last few plus one entry counting the rest. A ``due``
+    still in the future decides nothing and is returned as ``next_due``.
+    """
+    if missed not in ("run-once", "skip"):
+        raise ValueError(f"missed must be 'run-once' or 'skip', not {missed!r}")
+    now = _utc(now, "now")
+    if due.at > now:
+        return Decision(None, (), due)
+    next_due = schedule.first_at_or_after(anchor, now + _US)
+    latest = schedule.latest_at_or_before(anchor, now)
+    if latest is None or latest.at < due.at:
+        latest = due  # `due` is a firing by contract; trust it over a disagreeing anchor
+    limit = epsilon if epsilon is not None else _SKIP_LIMIT if missed == "skip" else math.inf
+    if (now - latest.at).total_seconds() > limit:
+        allowed = (
+            f"epsilon {_secs(limit)}s"
+            if epsilon is not None
+            else f"the {_secs(limit)}s that missed='skip' allows"
+        )
+
+        def late(f: Firing) -> str:
+            return f"late by {_secs((now - f.at).total_seconds())}s, more than {allowed}"
+
+        skipped = _skipped(schedule, anchor, due, latest, late, f"late by more than {allowed}")
+        return Decision(None, skipped, next_due)
+    ran = f"missed; ran once at {latest.at.isoformat()}"
+    before = schedule.latest_at_or_before(anchor, latest.at - _US)
+    if before is None or before.at < due.at:
+        return Decision(latest, (), next_due)
+    skipped = _skipped(schedule, anchor, due, before, lambda _: ran, ran)
+    return Decision(latest, skipped, next_due)
+
+
+def _skipped(
+    schedule: Schedule,
+    anchor: datetime,
+    first: Firing,
+    last: Firing,
+    why: Callable[[Firing], str],
+    why_all: str,
+) -> tuple[tuple[Firing, str], ...]:
+    """The firings from ``first`` to ``last`` with reasons: the first and last few by name and
+    one entry counting those between, found by a few direct look-ups rather than a walk."""
+    head = [first]
+    while len(head) < _FEW and head[-1].at < last.at:
+        f = schedule.first_at_or_after(anchor, head[-1].at + _US)
+        if f is None or f.at > last.at:
+            break
+        head.append(f)
+    tail: list[Firing] = []
+    if head[-1].at < last.at:
+        tail = [last]
+        while len(tail) < _FEW:
+            f = schedule.latest_at_or_before(anchor, tail[0].at - _US)
+            if f is None or f.at <= head[-1].at:
+                break
+            tail.insert(0, f)
+    middle: list[tuple[Firing, str]] = []
+    gap_first = schedule.first_at_or_after(anchor, head[-1].at + _US) if tail else None
+    if gap_first is not None and gap_first.at < tail[0].at:
+        gap_last = schedule.latest_at_or_before(anchor, tail[0].at - _US)
+        assert gap_last is not None  # gap_first itself lies before tail[0]
+        n = f"{gap_last.index - gap_first.index + 1} more" if gap_first.index >= 0 else "more"
+        when = f"{gap_first.at.isoformat()} to {gap_last.at.isoformat()}"
+        middle = [(gap_first, f"{n} missed from {when}: {why_all}")]
+    return (*((f, why(f)) for f in head), *middle, *((f, why(f)) for f in tail))
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant of a wall-clock time in ``zone``, as UTC.
+
+    fold=0 resolves an ambiguous time (fall back) to its first occurrence, and shifts a time
+    that does not exist (spring forward) forward by the gap: 02:30 becomes 03:30 summer time.
+    """
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+def _utc(dt: datetime, name: str) -> datetime:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {dt.isoformat()}")
+    return dt.astimezone(UTC)
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")

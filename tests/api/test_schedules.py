@@ -1,0 +1,186 @@
+"""Scheduled and dependent jobs through the native API, with an injected clock.
+
+No agent runs here, so runs stay pending: these tests are about when runs start, what is
+skipped and why, and what is refused.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from corral.master.master import Master
+from tests.api.conftest import FixedClock
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def job(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "task": {"command": ["true"]}, **extra}
+
+
+def runs_of(api: TestClient, name: str) -> int:
+    return int(api.get(f"/api/v1/jobs/{name}").json()["runs"])
+
+
+def skipped_reasons(master: Master, name: str) -> list[str]:
+    return [
+        e["reason"]
+        for e in master.store.events_since(0, limit=100_000)
+        if e["type"] == "run_skipped" and e["job"] == name
+    ]
+
+
+@pytest.fixture
+def clock(master: Master) -> FixedClock:
+    c = master.state.clock
+    assert isinstance(c, FixedClock)
+    return c
+
+
+def test_an_iso_schedule_fires_at_its_times_and_stops_after_its_repetitions(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2026-12-31T23:00:00+00:00")
+    spec = job("hourly", schedule="R2/2027-01-01T00:00:00Z/PT1H", concurrent=True)
+    assert api.post("/api/v1/jobs", json=spec).status_code == 201
+    assert runs_of(api, "hourly") == 0
+    assert api.get("/api/v1/jobs/hourly").json()["next_run"] == "2027-01-01T00:00:00Z"
+    for now, fired, total in [
+        ("2026-12-31T23:59:59+00:00", 0, 0),
+        ("2027-01-01T00:00:30+00:00", 1, 1),
+        ("2027-01-01T00:59:00+00:00", 0, 1),
+        ("2027-01-01T01:00:00+00:00", 1, 2),
+        ("2027-01-01T05:00:00+00:00", 0, 2),
+    ]:
+        clock.t = at(now)
+        assert master.timers.fire_due() == fired, now
+        assert runs_of(api, "hourly") == total, now
+    assert api.get("/api/v1/jobs/hourly").json()["next_run"] is None
+
+
+def test_r1_with_an_empty_start_runs_once_right_away(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-03-01T12:00:00+00:00")
+    api.post("/api/v1/jobs", json=job("once", schedule="R1//PT10M"))
+    assert master.timers.fire_due() == 1
+    clock.t += 3600
+    assert master.timers.fire_due() == 0
+    assert runs_of(api, "once") == 1
+
+
+def test_firings_missed_while_the_master_was_down_run_once_not_in_a_burst(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    api.post(
+        "/api/v1/jobs", json=job("daily", schedule="R/2027-01-01T02:00:00Z/P1D", concurrent=True)
+    )
+    clock.t = at("2027-01-04T03:00:00+00:00")  # four firings passed while nobody looked
+    assert master.timers.fire_due() == 1
+    assert runs_of(api, "daily") == 1
+    reasons = skipped_reasons(master, "daily")
+    assert len(reasons) == 3 and all("missed" in r for r in reasons)
+    assert api.get("/api/v1/jobs/daily").json()["next_run"] == "2027-01-05T02:00:00Z"
+
+
+def test_with_missed_skip_late_firings_do_not_run(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    api.post(
+        "/api/v1/jobs", json=job("strict", schedule="R/2027-01-01T02:00:00Z/P1D", missed="skip")
+    )
+    clock.t = at("2027-01-03T03:00:00+00:00")
+    assert master.timers.fire_due() == 0
+    assert len(skipped_reasons(master, "strict")) == 3
+
+
+def test_a_firing_later_than_epsilon_is_skipped_and_recorded(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    api.post("/api/v1/jobs", json=job("tight", schedule="R/2027-01-01T01:00:00Z/PT1H", epsilon=60))
+    clock.t = at("2027-01-01T01:00:30+00:00")
+    assert master.timers.fire_due() == 1  # 30 s late: within epsilon
+    clock.t = at("2027-01-01T02:01:30+00:00")
+    assert master.timers.fire_due() == 0  # 90 s late: skipped
+    [reason] = skipped_reasons(master, "tight")
+    assert "epsilon" in reason
+
+
+def test_a_disabled_or_still_running_job_skips_its_firing_with_a_reason(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    api.post("/api/v1/jobs", json=job("off", schedule="R/2027-01-01T01:00:00Z/PT1H", disabled=True))
+    api.post("/api/v1/jobs", json=job("busy", schedule="R/2027-01-01T01:00:00Z/PT1H"))
+    clock.t = at("2027-01-01T01:00:00+00:00")
+    assert master.timers.fire_due() == 1  # busy's first run; off is disabled
+    clock.t = at("2027-01-01T02:00:00+00:00")
+    assert master.timers.fire_due() == 0  # busy's first run has not finished (no agent)
+    assert skipped_reasons(master, "off") == ["job disabled", "job disabled"]
+    assert skipped_reasons(master, "busy") == ["previous run still running"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ({"schedule": "R-1//PT1H"}, "schedule"),
+        ({"schedule": "R//PT0S"}, "schedule"),
+        ({"schedule": "R//P-1D"}, "schedule"),
+        ({"schedule": "R/2027-13-45T00:00:00Z/PT1H"}, "schedule"),
+        ({"schedule": "R//PT1H", "timezone": "Mars/Olympus"}, "time zone"),
+        ({"schedule": "61 * * * *"}, "schedule"),
+        ({"schedule": "R//PT1H", "parents": ["a"]}, "not both"),
+    ],
+)
+def test_a_bad_schedule_is_refused_naming_the_problem(
+    api: TestClient, extra: dict[str, Any], words: str
+) -> None:
+    r = api.post("/api/v1/jobs", json=job("bad", **extra))
+    assert r.status_code == 422, r.text
+    assert words in r.text
+    assert api.get("/api/v1/jobs").json() == []
+
+
+def test_unknown_parents_and_cycles_are_refused_naming_the_field(api: TestClient) -> None:
+    r = api.post("/api/v1/jobs", json=job("child", parents=["ghost"]))
+    assert r.status_code == 422
+    [detail] = r.json()["detail"]
+    assert detail["loc"] == ["body", "parents", 0] and "ghost" in detail["msg"]
+    api.post("/api/v1/jobs", json=job("a"))
+    api.post("/api/v1/jobs", json=job("b", parents=["a"]))
+    api.post("/api/v1/jobs", json=job("c", parents=["b"]))
+    r = api.put("/api/v1/jobs/a", json=job("a", parents=["c"]))
+    assert r.status_code == 422 and "cycle: a -> c -> b -> a" in r.text
+    assert api.get("/api/v1/jobs/a").json()["spec"]["parents"] == []
+
+
+def test_a_parent_with_children_cannot_be_deleted_and_the_children_are_named(
+    api: TestClient,
+) -> None:
+    api.post("/api/v1/jobs", json=job("raw"))
+    api.post("/api/v1/jobs", json=job("clean", parents=["raw"]))
+    api.post("/api/v1/jobs", json=job("plot", parents=["raw"]))
+    api.post("/api/v1/jobs/raw/kill")
+    r = api.delete("/api/v1/jobs/raw")
+    assert r.status_code == 409 and "clean, plot" in r.json()["detail"]
+    assert api.get("/api/v1/jobs/raw").json()["children"] == ["clean", "plot"]
+
+
+def test_dependent_jobs_do_not_run_when_submitted(api: TestClient) -> None:
+    api.post("/api/v1/jobs", json=job("first"))
+    api.post("/api/v1/jobs", json=job("second", parents=["first"]))
+    assert runs_of(api, "first") == 1 and runs_of(api, "second") == 0
+
+
+def test_run_now_appends_arguments_to_the_command(api: TestClient) -> None:
+    api.post("/api/v1/jobs", json=job("echoer", task={"command": ["echo", "a"]}))
+    r = api.post("/api/v1/jobs/echoer/runs", params={"arguments": ["b", "c d"]})
+    assert r.status_code == 201
+    assert api.get("/api/v1/tasks/echoer.2.0.0").json()["command"] == ["echo", "a", "b", "c d"]
