@@ -6,10 +6,17 @@ from typing import Annotated
 
 import typer
 
+from corral.cli.apply import apply
 from corral.cli.context import connect
 from corral.cli.follow import wait_and_exit
 from corral.cli.output import console, print_json, print_list, say, table
-from corral.cli.views import JOB_COLUMNS, RUN_COLUMNS, TASK_COLUMNS, job_fields
+from corral.cli.views import (
+    JOB_COLUMNS,
+    RUN_COLUMNS,
+    SCHEDULED_COLUMNS,
+    TASK_COLUMNS,
+    job_fields,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 NameArgument = Annotated[str, typer.Argument(help="The job's name.", show_default=False)]
@@ -21,12 +28,22 @@ def list_jobs(
     ctx: typer.Context,
     owner: Annotated[str | None, typer.Option(help="Only jobs of this owner.")] = None,
     q: Annotated[str | None, typer.Option("--q", help="Only jobs whose name has this.")] = None,
+    scheduled: Annotated[
+        bool, typer.Option("--scheduled", help="Only scheduled jobs, with their next run.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """List jobs, newest first, with the state of their last run."""
     with connect(ctx) as client:
         jobs = client.jobs(owner=owner, q=q)
-    print_list(jobs, JOB_COLUMNS, as_json, "jobs")
+    if scheduled:
+        jobs = sorted(
+            (j for j in jobs if j.spec.schedule is not None),
+            key=lambda j: (j.next_run is None, j.next_run or j.created_at),
+        )
+        print_list(jobs, SCHEDULED_COLUMNS, as_json, "scheduled jobs")
+    else:
+        print_list(jobs, JOB_COLUMNS, as_json, "jobs")
 
 
 @job_app.command("show")
@@ -85,12 +102,15 @@ def remove(ctx: typer.Context, name: NameArgument) -> None:
 def start_run(
     ctx: typer.Context,
     name: NameArgument,
+    arguments: Annotated[
+        list[str] | None, typer.Argument(help="Appended to the command for this run.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Start a new run of a job now (exit status with --wait as for `corral run`)."""
     with connect(ctx) as client:
-        run = client.start_run(name)
+        run = client.start_run(name, arguments or [])
     if wait:
         wait_and_exit(ctx, name, run.number, as_json)
     elif as_json:
@@ -99,7 +119,34 @@ def start_run(
         say(f"{name}: run {run.number} started, {run.total} task{'s' * (run.total != 1)}")
 
 
+@job_app.command("graph")
+def graph(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Print the dependency graph: each job with the jobs that run after it."""
+    with connect(ctx) as client:
+        jobs = client.jobs()
+    edges = sorted((p, j.name) for j in jobs for p in j.spec.parents)
+    if as_json:
+        print_json([{"parent": p, "child": c} for p, c in edges])
+        return
+    children: dict[str, list[str]] = {}
+    for parent, child in edges:
+        children.setdefault(parent, []).append(child)
+    roots = sorted({p for p, _ in edges} - {c for _, c in edges})
+    lines: list[str] = []
+
+    def walk(name: str, depth: int, seen: frozenset[str]) -> None:
+        lines.append("  " * depth + ("└─ " if depth else "") + name)
+        for child in children.get(name, []):
+            if child not in seen:  # cycles are refused by the master; this only guards
+                walk(child, depth + 1, seen | {child})
+
+    for root in roots:
+        walk(root, 0, frozenset({root}))
+    say("\n".join(lines) if lines else "no dependencies")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``jobs`` and the ``job`` group to the app."""
+    """Add ``jobs`` and the ``job`` group (with ``job apply``, as ``apply``) to the app."""
+    job_app.command("apply")(apply)
     app.command("jobs")(list_jobs)
     app.add_typer(job_app, name="job")

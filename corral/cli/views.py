@@ -66,6 +66,15 @@ JOB_COLUMNS: list[Column[JobView]] = [
     Column("UPDATED", lambda j: when(j.updated_at)),
 ]
 
+SCHEDULED_COLUMNS: list[Column[JobView]] = [
+    Column("NAME", lambda j: j.name),
+    Column("SCHEDULE", lambda j: f"{j.spec.schedule} ({j.spec.timezone})"),
+    Column("NEXT RUN", lambda j: "" if j.next_run is None else when(j.next_run)),
+    Column("LAST RUN", _last_run_state),
+    Column("OK", lambda j: str(j.success_count), "right"),
+    Column("FAILED", lambda j: str(j.error_count), "right"),
+]
+
 RUN_COLUMNS: list[Column[RunView]] = [
     Column("RUN", lambda r: str(r.number), "right"),
     Column("STATE", lambda r: state(r.state)),

@@ -7,7 +7,7 @@ query parameters, bodies, status codes and models lives here (a "sans-I/O" layer
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
@@ -31,7 +31,7 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 LogFile = Literal["stdout", "stderr"]
-Params = dict[str, str | int]
+Params = dict[str, str | int | list[str]]
 
 API = "/api/v1"
 EVENTS_PATH = f"{API}/events"
@@ -146,9 +146,10 @@ def kill_job(name: str) -> Call[JobView]:
     return Call("POST", f"{API}/jobs/{_q(name)}/kill", _one(JobView))
 
 
-def start_run(name: str) -> Call[RunView]:
-    """``POST /api/v1/jobs/{name}/runs``."""
-    return Call("POST", f"{API}/jobs/{_q(name)}/runs", _one(RunView))
+def start_run(name: str, arguments: Sequence[str] = ()) -> Call[RunView]:
+    """``POST /api/v1/jobs/{name}/runs``, ``arguments`` appended to the command."""
+    params: Params = {"arguments": list(arguments)} if arguments else {}
+    return Call("POST", f"{API}/jobs/{_q(name)}/runs", _one(RunView), params=params)
 
 
 def runs(name: str) -> Call[list[RunView]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -102,9 +102,9 @@ class AsyncClient:
         """Kill every unfinished task of a job."""
         return await self._send(calls.kill_job(name))
 
-    async def start_run(self, name: str) -> RunView:
-        """Start a new run of a job now."""
-        return await self._send(calls.start_run(name))
+    async def start_run(self, name: str, arguments: Sequence[str] = ()) -> RunView:
+        """Start a new run of a job now, ``arguments`` appended to its command."""
+        return await self._send(calls.start_run(name, arguments))
 
     async def runs(self, name: str) -> list[RunView]:
         """A job's runs, newest first."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -102,9 +102,9 @@ class Client:
         """Kill every unfinished task of a job."""
         return self._send(calls.kill_job(name))
 
-    def start_run(self, name: str) -> RunView:
-        """Start a new run of a job now."""
-        return self._send(calls.start_run(name))
+    def start_run(self, name: str, arguments: Sequence[str] = ()) -> RunView:
+        """Start a new run of a job now, ``arguments`` appended to its command."""
+        return self._send(calls.start_run(name, arguments))
 
     def runs(self, name: str) -> list[RunView]:
         """A job's runs, newest first."""

@@ -105,3 +105,34 @@ def test_the_event_stream_reports_a_new_job(server: Server, job_name: str) -> No
         return None
 
     assert asyncio.run(asyncio.wait_for(main(), 20)) == "job_created"
+
+
+def test_job_graph_prints_the_chain_and_scheduled_jobs_show_their_next_run(
+    corral: Corral, job_name: str, server: Server
+) -> None:
+    first, second, third = (f"{job_name}-{i}" for i in range(3))
+    with Client(server.url, server.token) as client:
+        client.create_job(JobSpec.model_validate({"name": first, "task": {"command": ["true"]}}))
+        for parent, child in ((first, second), (second, third)):
+            client.create_job(
+                JobSpec.model_validate(
+                    {"name": child, "parents": [parent], "task": {"command": ["true"]}}
+                )
+            )
+        client.create_job(
+            JobSpec.model_validate(
+                {
+                    "name": f"{job_name}-cron",
+                    "schedule": "0 3 * * *",
+                    "timezone": "Europe/Berlin",
+                    "task": {"command": ["true"]},
+                }
+            )
+        )
+    tree = ok(corral("job", "graph"))
+    assert f"{first}\n  └─ {second}\n    └─ {third}" in tree
+    edges = json.loads(ok(corral("job", "graph", "--json")))
+    assert {"parent": first, "child": second} in edges
+    scheduled = json.loads(ok(corral("jobs", "--scheduled", "--json")))
+    [cron] = [j for j in scheduled if j["name"] == f"{job_name}-cron"]
+    assert cron["next_run"] is not None and cron["runs"] == 0
