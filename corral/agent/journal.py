@@ -31,7 +31,12 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _load(self) -> None:
-        for line in self.path.read_text().splitlines():
+        text = self.path.read_text()
+        if text and not text.endswith("\n"):
+            # A crash tore the last line: drop it, or the next append would be glued to it.
+            text = text[: text.rfind("\n") + 1]
+            self.path.write_text(text)
+        for line in text.splitlines():
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from corral.scheduler.model import Operator, Strategy
 from corral.spec.docker import DockerSpec
 from corral.spec.schedules import parse_schedule
-from corral.spec.sweeps import parse_array, sweep_size
+from corral.spec.sweeps import array_bound, sweep_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -110,7 +110,7 @@ class TaskTemplate(BaseModel):
     @classmethod
     def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not ENV_NAME.match(key):
+            if not ENV_NAME.fullmatch(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
         return v
 
@@ -188,14 +188,14 @@ class JobSpec(BaseModel):
     @classmethod
     def _array_parses(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_array(v)  # raises ValueError with the reason
+            array_bound(v)  # parses without enumerating; raises ValueError with the reason
         return v
 
     @field_validator("params")
     @classmethod
     def _params_valid(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
         for key, values in v.items():
-            if not ENV_NAME.match(key):
+            if not ENV_NAME.fullmatch(key):
                 raise ValueError(f"parameter name {key!r} must be letters, digits and '_'")
             if key == "index":
                 raise ValueError("'index' is reserved for the array index")

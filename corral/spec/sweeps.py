@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 _RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 MAX_ARRAY_INDEX = 10_000_000
+_ENUMERATE_AT_MOST = 1_000_000
 
 
-def parse_array(expr: str) -> list[int]:
-    """Parse Slurm-style array indices ('0-95', '1,3,5-7', '0-99:2') into sorted unique ints."""
-    indices: set[int] = set()
+def _ranges(expr: str) -> list[range]:
+    """The ranges of an array expression, checked but not enumerated."""
+    found = []
     parts = [p.strip() for p in expr.split(",")]
     if not expr.strip() or any(not p for p in parts):
         raise ValueError(f"{expr!r} is not an array expression such as '0-95' or '1,3,5-7'")
@@ -36,12 +37,30 @@ def parse_array(expr: str) -> list[int]:
             raise ValueError(f"step in {part!r} must be at least 1")
         if end > MAX_ARRAY_INDEX:
             raise ValueError(f"index {end} is over the limit of {MAX_ARRAY_INDEX}")
-        indices.update(range(start, end + 1, step))
+        found.append(range(start, end + 1, step))
+    return found
+
+
+def parse_array(expr: str) -> list[int]:
+    """Parse Slurm-style array indices ('0-95', '1,3,5-7', '0-99:2') into sorted unique ints."""
+    indices: set[int] = set()
+    for r in _ranges(expr):
+        indices.update(r)
     return sorted(indices)
 
 
+def array_bound(expr: str) -> int:
+    """At most how many indices an expression names (exact unless its ranges overlap), found
+    without enumerating them: a huge array is refused before it costs memory."""
+    return sum(len(r) for r in _ranges(expr))
+
+
 def _array_len(expr: str | None) -> int:
-    return 1 if expr is None else len(parse_array(expr))
+    if expr is None:
+        return 1
+    bound = array_bound(expr)
+    # Enumerate only what is small enough to keep; a bound that large is over any task limit.
+    return bound if bound > _ENUMERATE_AT_MOST else len(parse_array(expr))
 
 
 def sweep_size(array: str | None, params: Mapping[str, Sequence[str]]) -> int:
@@ -68,9 +87,17 @@ def expand(array: str | None, params: Mapping[str, Sequence[str]]) -> Iterator[S
         yield Slot(slot, number, {n: str(v) for n, v in zip(names, values, strict=True)})
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def substitute(text: str, slot: Slot) -> str:
-    """Replace ``{index}`` and ``{NAME}`` placeholders; other braces are left alone."""
-    out = text.replace("{index}", str(slot.index))
-    for name, value in slot.params.items():
-        out = out.replace("{" + name + "}", value)
-    return out
+    """Replace ``{index}`` and ``{NAME}`` placeholders in one pass (a value that looks like a
+    placeholder is left as it is); other braces are left alone."""
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name == "index":
+            return str(slot.index)
+        return slot.params.get(name, m.group(0))
+
+    return _PLACEHOLDER.sub(value, text)
