@@ -3,13 +3,16 @@ HTTP answers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import channel, events, ops, v1
+from corral.api import channel, chronos, events, ops, ui, v1
 from corral.api.auth import CHALLENGE, Authenticator
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -33,9 +36,15 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     async def authenticate(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path in OPEN_PATHS:
+        if request.url.path in OPEN_PATHS or ui.handles(request.url.path):
+            # The dashboard checks the token itself: it also takes it from a cookie.
             return await call_next(request)
         user = app.state.auth.user(request.headers.get("authorization"))
+        if user is None and chronos.is_chronos_path(request.url.path):
+            # Chronos clients (httplib2) answer only a challenge they parse: plain Basic.
+            answer = chronos.chronos_error(401, "a valid token is required (basic auth password)")
+            answer.headers["WWW-Authenticate"] = 'Basic realm="corral"'
+            return answer
         if user is None:
             return JSONResponse(
                 {"detail": "a valid token is required (Authorization: Bearer TOKEN)"},
@@ -44,6 +53,13 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
             )
         request.state.user = user
         return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's answer, but ASCII-escaped: the input it echoes may hold lone surrogates,
+        # which no UTF-8 encoder accepts.
+        body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+        return Response(body, status_code=422, media_type="application/json")
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -63,6 +79,8 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    for module in (ops, v1, events, channel):
+    for module in (ops, v1, events, channel, ui):
         app.include_router(module.router)
+    for prefix in chronos.PREFIXES:
+        app.include_router(chronos.router, prefix=prefix)
     return app

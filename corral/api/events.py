@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from corral.api.render import event_view
+from corral.api.v1 import MAX_ID
 from corral.master.master import Master
 
 router = APIRouter(prefix="/api/v1")
@@ -52,8 +53,10 @@ async def stream(master: Master, since: int, request: Request) -> AsyncIterator[
 @router.get("/events", response_class=StreamingResponse)
 async def events(
     request: Request,
-    since: Annotated[int | None, Query(ge=0, description="Replay events after this id.")] = None,
-    last_event_id: Annotated[int | None, Header()] = None,
+    since: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Replay events after this id.")
+    ] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ) -> StreamingResponse:
     """Server-sent events of every state change. Without ``since``, only new events."""
     master: Master = request.app.state.master

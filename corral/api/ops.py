@@ -23,7 +23,7 @@ def ping() -> str:
     return "pong"
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request) -> Response:
     """Prometheus metrics of the cluster as the master sees it now."""
     master: Master = request.app.state.master

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from corral import __version__
 from corral.api.render import agent_view, job_view, run_view, task_view
@@ -22,6 +22,8 @@ def _master(request: Request) -> Master:
 MasterDep = Annotated[Master, Depends(_master)]
 
 router = APIRouter(prefix="/api/v1")
+MAX_ID = 2**62  # ids and numbers are 64-bit in the store: larger ones are refused, not crashed on
+RunNumber = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _job_or_404(master: Master, name: str) -> JobView:
@@ -113,13 +115,13 @@ def _run_or_404(master: Master, name: str, number: int) -> RunView:
 
 
 @router.get("/jobs/{name}/runs/{number}")
-def get_run(name: str, number: int, master: MasterDep) -> RunView:
+def get_run(name: str, number: RunNumber, master: MasterDep) -> RunView:
     """One run."""
     return _run_or_404(master, name, number)
 
 
 @router.post("/jobs/{name}/runs/{number}/kill")
-async def kill_run(name: str, number: int, master: MasterDep) -> RunView:
+async def kill_run(name: str, number: RunNumber, master: MasterDep) -> RunView:
     """Kill the unfinished tasks of one run."""
     await master.kill_job(name, number)
     return _run_or_404(master, name, number)
@@ -130,7 +132,7 @@ def list_tasks(
     master: MasterDep,
     state: TaskState | None = None,
     job: str | None = None,
-    run: int | None = None,
+    run: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     agent: str | None = None,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> list[TaskView]:

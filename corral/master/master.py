@@ -116,9 +116,9 @@ class Master:
             raise NotFound(f"task {task_id!r} not found")
         agent = self.state.agents.get(row["agent_id"] or "")
         if agent is None:
-            if row["state"] == TaskState.PENDING.value:
-                return ReadResult(request_id=0, next_offset=offset, running=True)
-            raise Unavailable(f"task {task_id!r} never ran on an agent")
+            # Never placed: no output yet, or (ended before it was placed) none ever.
+            pending = row["state"] == TaskState.PENDING.value
+            return ReadResult(request_id=0, next_offset=offset, running=pending)
         if agent.session is None or not agent.connected:
             raise Unavailable(f"agent {agent.hostname} of task {task_id!r} is not connected")
         msg = Read(request_id=0, task_id=task_id, file=file, offset=offset, length=length)

@@ -106,7 +106,9 @@ class AgentSession:
             return
         try:
             await self._send(message)
-        except Exception:  # the socket died under us; the channel closes the session
+        except (OSError, RuntimeError, ConnectionError):
+            # The socket died under us (Starlette raises RuntimeError once it is closed); the
+            # channel closes the session. Anything else is a bug of ours and must surface.
             self.closed = True
 
     async def request_read(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -135,10 +135,39 @@ class TaskTemplate(BaseModel):
         return self
 
 
+def _unencodable(value: Any, path: str) -> str | None:
+    """The path of the first string that is not valid Unicode (a lone surrogate), if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "(value)"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found = _unencodable(k, path) or _unencodable(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _unencodable(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class JobSpec(BaseModel):
     """A batch workload: one task, or an array / parameter sweep of tasks, with retries."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may carry lone surrogates ("\ud800"); stored, they could never be sent on.
+        where = _unencodable(data, "")
+        if where is not None:
+            raise ValueError(f"{where}: text is not valid Unicode (a lone surrogate)")
+        return data
 
     kind: Literal["job"] = "job"
     name: Name

@@ -6,6 +6,10 @@ answer is computed directly from the schedule's start, never by stepping through
 periods, so a schedule that missed a million firings is decided as fast as one that missed none.
 
 Cron firings carry ``index == -1``: cron has no count of firings, so there is nothing to number.
+Cron follows cronsim (and Debian cron) across DST: a fixed-time job whose time is skipped runs
+when the gap ends, and once on a repeated hour. Known cronsim limitation: where the clock shifts
+by half an hour (Australia/Lord_Howe), a cron with a wildcard minute or hour can miss the firings
+in the half hour after the change.
 """
 
 from __future__ import annotations
@@ -164,11 +168,18 @@ class Schedule:
         first_pass, offset = local.replace(fold=0).utcoffset(), local.utcoffset()
         if first_pass is not None and offset is not None and first_pass > offset:
             local = (end + (first_pass - offset)).astimezone(self.zone)
+        found = None
         for at in CronSim(self.cron, local, reverse=True):
-            at = at.astimezone(UTC)
-            if at <= t:  # not so during a fall-back hour, as in _cron_next
-                return Firing(-1, at) if at >= anchor else None
-        return None
+            if at.astimezone(UTC) <= t:  # not so during a fall-back hour, as in _cron_next
+                found = Firing(-1, at.astimezone(UTC))
+                break
+        # CronSim's backward search can skip firings where the clock shifts by half an hour
+        # (Australia/Lord_Howe); step forward so both directions agree on the firings.
+        while found is not None and (later := self._cron_next(found.at + _US)) is not None:
+            if later.at > t:
+                break
+            found = later
+        return found if found is not None and found.at >= anchor else None
 
 
 def parse_schedule(text: str, timezone: str = "UTC") -> Schedule:

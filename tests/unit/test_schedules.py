@@ -570,3 +570,18 @@ def test_cron_firings_around_t_agree_with_each_other(expr: str, zone: str, t: da
         assert s.first_at_or_after(ANCHOR, latest.at) == latest
         if latest != first:  # nothing lies strictly between the two
             assert s.first_at_or_after(ANCHOR, latest.at + US) == first
+
+
+def test_the_latest_cron_firing_agrees_with_the_forward_search_on_a_half_hour_dst_day() -> None:
+    s = parse_schedule("*/15 1 * * *", "Australia/Lord_Howe")
+    latest = s.latest_at_or_before(ANCHOR, utc("2026-10-04T00:00:00Z"))  # 02:00 -> 02:30 that day
+    assert latest == Firing(-1, utc("2026-10-04T01:45:00+10:30"))
+
+
+@pytest.mark.xfail(strict=True, reason="cronsim steps hours in real time: half-hour DST shifts")
+def test_cron_fires_at_every_time_on_a_half_hour_dst_change() -> None:
+    s = parse_schedule("*/15 2 * * *", "Australia/Lord_Howe")
+    assert upcoming(s, utc("2026-04-04T12:00:00Z"), 2) == [
+        "2026-04-05T02:00:00+10:30",
+        "2026-04-05T02:15:00+10:30",
+    ]

@@ -1,0 +1,332 @@
+"""The dashboard: server-rendered pages at ``/`` and ``/ui/...``, a login page, the static files,
+and the event stream the pages follow.
+
+Pages read through the native API's own route functions, so they show exactly what the API
+answers; every action a page offers is a call of the native API from the browser, with the
+token as ``Authorization: Bearer``. A browser's navigations and its ``EventSource`` cannot send
+that header, so these routes also take the token from the ``corral_token`` cookie that the login
+page sets; the app's middleware lets them through (``handles``) and they check it here with the
+app's ``Authenticator``. The cookie is only ever honoured for these read-only routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from corral import __version__
+from corral.api import events, v1
+from corral.api.auth import Authenticator
+from corral.master.master import Master
+from corral.spec.states import AgentState, TaskState
+from corral.ui import STATIC, TEMPLATES, graph, summary
+
+T = TypeVar("T")
+COOKIE = "corral_token"
+PARTIAL = "x-corral-partial"  # request header: answer the page's live regions only
+RUNS_SHOWN = 20  # newest runs listed on a job's page
+RUNS_WITH_TASKS = 5  # of which this many list their tasks
+TASKS_PER_RUN = 200
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in STATIC_TYPES)
+
+router = APIRouter(include_in_schema=False)
+
+
+def handles(path: str) -> bool:
+    """True for the paths this router serves and authenticates by itself."""
+    return path == "/" or path.startswith("/ui/")
+
+
+# --- formatting for the templates
+
+
+def when(value: datetime | None, style: str = "ago") -> Markup:
+    """A timestamp as ``<time>``: UTC on the server; once the page's script runs, relative
+    (``ago``: "5s ago") or the local time of day (``clock``)."""
+    if value is None:
+        return Markup('<span class="muted">—</span>')
+    utc = value.astimezone(UTC)
+    return Markup('<time datetime="{}" data-rel="{}">{}</time>').format(
+        utc.isoformat().replace("+00:00", "Z"), style, utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
+
+
+def mib(value: float) -> str:
+    """MiB in the largest unit that keeps the number above 1."""
+    for unit, size in (("TiB", 1024 * 1024), ("GiB", 1024)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:g} MiB"
+
+
+def num(value: float) -> str:
+    """A count of cpus or gpus without a useless ``.0``."""
+    return f"{round(value, 3):g}"
+
+
+def took(start: datetime | None, end: datetime | None) -> str:
+    """How long something ran, or ``""`` if it has not started."""
+    if start is None:
+        return ""
+    seconds = ((end or datetime.now(UTC)) - start).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes}m {sec:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+TEMPLATE_ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATE_ENV.filters.update(when=when, mib=mib, num=num)
+TEMPLATE_ENV.globals.update(
+    took=took,
+    progress_of=summary.progress,
+    TaskState=TaskState,
+    AgentState=AgentState,
+    version=__version__,
+)
+
+
+# --- who is asking
+
+
+def _auth(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+def user_of(request: Request) -> str | None:
+    """The user the ``Authorization`` header or, failing that, the cookie authenticates."""
+    header = request.headers.get("authorization")
+    if header is None and (token := request.cookies.get(COOKIE)):
+        header = f"Bearer {token}"
+    return _auth(request).user(header)
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a path on this site only, never another host."""
+    # Browsers read "//host" and "/\host" as another host; control characters split headers.
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and target.isprintable() else "/"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page request that passed authentication, and the master it reads."""
+
+    request: Request
+    master: Master
+    user: str
+    since: int  # the newest event before the page read anything: its live stream starts here
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """The page, or only its live regions when the page's script asks for them."""
+        html = TEMPLATE_ENV.get_template(template).render(
+            partial=self.request.headers.get(PARTIAL) == "1",
+            user=self.user,
+            auth_required=_auth(self.request).required,
+            since=self.since,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def missing(self, exc: HTTPException) -> HTMLResponse:
+        """The API's answer that something does not exist, as a page."""
+        return self.render("error.html", status=exc.status_code, message=exc.detail)
+
+
+def _page(request: Request) -> Page:
+    user = user_of(request)
+    if user is None:
+        if request.headers.get(PARTIAL) == "1":
+            raise HTTPException(401, "sign in again")
+        # A redirect raised, so every page route can simply depend on Page.
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        raise HTTPException(303, headers={"Location": f"/ui/login?next={target}"})
+    master: Master = request.app.state.master
+    return Page(request, master, user, master.store.last_event_id())
+
+
+PageDep = Annotated[Page, Depends(_page)]
+
+
+def _found(call: Callable[[], T]) -> T | None:
+    """The API's answer, or None where it answers 404."""
+    try:
+        return call()
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+# --- pages
+
+
+@router.get("/")
+def overview(page: PageDep) -> HTMLResponse:
+    """Resources allocated vs total, tasks and agents by state, recent failures."""
+    master = page.master
+    agents = v1.list_agents(master)
+    tasks = v1.list_tasks(master)
+    rows = [summary.job_row(j) for j in v1.list_jobs(master)]
+    live = summary.connected(agents)
+    return page.render(
+        "overview.html",
+        nav="overview",
+        usage=summary.usage(live),
+        connected=len(live),
+        agent_counts=summary.agent_counts(agents),
+        task_counts=summary.task_counts(tasks),
+        failures=summary.recent_failures(tasks),
+        totals=summary.job_totals(rows),
+    )
+
+
+@router.get("/ui/agents")
+def agents_page(page: PageDep) -> HTMLResponse:
+    """Every agent with its resources, attributes, state and last heartbeat."""
+    agents = sorted(v1.list_agents(page.master), key=lambda a: (a.hostname, a.id))
+    return page.render(
+        "agents.html",
+        nav="agents",
+        agents=[(a, summary.usage([a])) for a in agents],
+    )
+
+
+@router.get("/ui/jobs")
+def jobs_page(page: PageDep, q: str = "", state: str = "") -> HTMLResponse:
+    """Jobs with totals, filtered by name or owner (``q``) and status (``state``)."""
+    rows = [summary.job_row(j) for j in v1.list_jobs(page.master)]
+    state = state if state in summary.JOB_STATUSES else ""
+    return page.render(
+        "jobs.html",
+        nav="jobs",
+        rows=summary.filter_jobs(rows, q, state),
+        totals=summary.job_totals(rows),
+        q=q,
+        state=state,
+        statuses=summary.JOB_STATUSES,
+    )
+
+
+@router.get("/ui/jobs/{name}")
+def job_page(name: str, page: PageDep) -> HTMLResponse:
+    """A job: its runs with their tasks, its dependency graph and its spec."""
+    master = page.master
+    try:
+        job = v1.get_job(name, master)
+    except HTTPException as exc:
+        return page.missing(exc)
+    runs = v1.list_runs(name, master)[:RUNS_SHOWN]
+    tasks = {
+        r.number: v1.list_tasks(master, job=name, run=r.number) for r in runs[:RUNS_WITH_TASKS]
+    }
+
+    def lookup(other: str) -> tuple[list[str], list[str]] | None:
+        view = job if other == name else _found(lambda: v1.get_job(other, master))
+        return None if view is None else (view.spec.parents, view.children)
+
+    return page.render(
+        "job.html",
+        nav="jobs",
+        row=summary.job_row(job),
+        runs=runs,
+        tasks=tasks,
+        tasks_per_run=TASKS_PER_RUN,
+        graph=graph.layout(name, lookup),
+        graph_size=(graph.NODE_W, graph.NODE_H),
+        spec=job.spec.model_dump_json(indent=2, exclude_defaults=True),
+    )
+
+
+@router.get("/ui/tasks/{task_id}")
+def task_page(task_id: str, page: PageDep) -> HTMLResponse:
+    """A task: its state history, agent, exit code, and the tail of its stdout and stderr."""
+    try:
+        task = v1.get_task(task_id, page.master)
+    except HTTPException as exc:
+        return page.missing(exc)
+    agent = next((a for a in v1.list_agents(page.master) if a.id == task.agent_id), None)
+    return page.render("task.html", nav="jobs", task=task, agent=agent)
+
+
+# --- signing in, live events, static files
+
+
+def _login(request: Request, target: str, error: str = "", status: int = 200) -> HTMLResponse:
+    html = TEMPLATE_ENV.get_template("login.html").render(next=target, error=error)
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/ui/login", response_model=None)
+def login_form(request: Request, next: str = "/") -> HTMLResponse | RedirectResponse:
+    """The form that asks for a token (straight on when the cluster needs none)."""
+    if not _auth(request).required:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _login(request, _safe_next(next))
+
+
+@router.post("/ui/login", response_model=None)
+async def login(request: Request) -> HTMLResponse | RedirectResponse:
+    """Check the token; a good one goes into the cookie the pages and their script read."""
+    form = parse_qs((await request.body()).decode(errors="replace"), keep_blank_values=True)
+    token = form.get("token", [""])[0].strip()
+    target = _safe_next(form.get("next", ["/"])[0])
+    if not token:
+        return _login(request, target, "Enter an access token.", 400)
+    if _auth(request).user(f"Bearer {token}") is None:
+        return _login(request, target, "That token is not valid on this cluster.", 401)
+    response = RedirectResponse(target, status_code=303)
+    # Readable by the pages' script (not HttpOnly), which sends it as a Bearer token to the API.
+    response.set_cookie(
+        COOKIE, token, samesite="lax", secure=request.url.scheme == "https", path="/"
+    )
+    return response
+
+
+@router.post("/ui/logout")
+def logout() -> RedirectResponse:
+    """Forget the token."""
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/ui/events", response_class=StreamingResponse)
+async def ui_events(
+    request: Request,
+    since: Annotated[int | None, Query(ge=0, le=v1.MAX_ID)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=v1.MAX_ID)] = None,
+) -> StreamingResponse:
+    """``/api/v1/events`` for the pages' ``EventSource``, which can only send the cookie."""
+    user = user_of(request)
+    if user is None:
+        raise HTTPException(401, "a valid token is required")
+    request.state.user = user
+    return await events.events(request, since, last_event_id)
+
+
+@router.get("/ui/static/{name}")
+def static(name: str) -> FileResponse:
+    """The stylesheet, the script and the icon (revalidated on each load: no build step)."""
+    if name not in STATIC_FILES:
+        raise HTTPException(404, f"no static file {name!r}")
+    path = STATIC / name
+    return FileResponse(
+        path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"}
+    )

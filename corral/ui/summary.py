@@ -1,0 +1,191 @@
+"""What the pages show, computed from the native API's views: a job's status and last result,
+an array's progress, totals, cluster resource use, counts by state and recent failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from corral.spec.states import AgentState, RunState, TaskState
+from corral.spec.views import AgentView, JobView, RunView, TaskView
+
+JobStatus = Literal["idle", "queued", "running"]
+JOB_STATUSES: tuple[JobStatus, ...] = ("idle", "queued", "running")
+Result = Literal["success", "failure"]
+
+ACTIVE_STATES = frozenset({TaskState.STAGING, TaskState.STARTING, TaskState.RUNNING})
+# Ends a user did not ask for; KILLED is left out because someone chose it.
+FAILURE_STATES = frozenset({TaskState.FAILED, TaskState.ERROR, TaskState.LOST})
+UNSUCCESSFUL_STATES = FAILURE_STATES | {TaskState.KILLED}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the tasks of one run got: the segments of an array's progress bar."""
+
+    total: int
+    done: int
+    running: int
+    failed: int
+
+    @property
+    def waiting(self) -> int:
+        """Tasks neither started nor ended (pending, or waiting for a retry)."""
+        return max(self.total - self.done - self.running - self.failed, 0)
+
+    def percent(self, part: int) -> float:
+        """``part`` as a percentage of all tasks, for a bar segment's width."""
+        return 0.0 if self.total == 0 else round(100 * part / self.total, 2)
+
+
+def progress(run: RunView) -> Progress:
+    """The progress of a run from its counts (latest attempt of each slot)."""
+    counts = run.counts
+    return Progress(
+        total=run.total,
+        done=counts.get(TaskState.FINISHED, 0),
+        running=sum(counts.get(s, 0) for s in ACTIVE_STATES),
+        failed=sum(counts.get(s, 0) for s in UNSUCCESSFUL_STATES),
+    )
+
+
+def job_status(job: JobView) -> JobStatus:
+    """``running`` while a task of its latest run holds an agent, ``queued`` while the run waits
+    for placement (or a retry), ``idle`` otherwise."""
+    run = job.last_run
+    if run is None or run.state.terminal:
+        return "idle"
+    return "running" if progress(run).running else "queued"
+
+
+def last_result(job: JobView) -> Result | None:
+    """The outcome of the newest run that has one, or None if none has ended yet."""
+    run = job.last_run
+    if run is not None and run.state.terminal:
+        return "success" if run.state is RunState.SUCCEEDED else "failure"
+    if job.last_success is not None and (
+        job.last_error is None or job.last_success >= job.last_error
+    ):
+        return "success"
+    return "failure" if job.last_error is not None else None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as one line of the jobs list."""
+
+    job: JobView
+    status: JobStatus
+    result: Result | None
+    progress: Progress | None  # only for arrays: runs of more than one task
+
+    @property
+    def recurring(self) -> bool:
+        """A job that starts runs by itself (schedule or parents): the only kind worth
+        disabling."""
+        return self.job.spec.schedule is not None or bool(self.job.spec.parents)
+
+
+def job_row(job: JobView) -> JobRow:
+    """Status, last result and (for arrays) progress of a job."""
+    run = job.last_run
+    return JobRow(
+        job=job,
+        status=job_status(job),
+        result=last_result(job),
+        progress=progress(run) if run is not None and run.total > 1 else None,
+    )
+
+
+def filter_jobs(rows: Iterable[JobRow], q: str, status: str) -> list[JobRow]:
+    """Rows whose name or owner contains ``q`` (any case) and whose status is ``status``
+    (empty: any)."""
+    needle = q.strip().lower()
+    return [
+        r
+        for r in rows
+        if (not needle or needle in r.job.name.lower() or needle in r.job.owner.lower())
+        and (not status or r.status == status)
+    ]
+
+
+@dataclass(frozen=True)
+class JobTotals:
+    """The counters above the jobs list."""
+
+    jobs: int
+    failed: int
+    running: int
+    queued: int
+
+
+def job_totals(rows: Sequence[JobRow]) -> JobTotals:
+    """Totals over every job, whatever the filter."""
+    return JobTotals(
+        jobs=len(rows),
+        failed=sum(r.result == "failure" for r in rows),
+        running=sum(r.status == "running" for r in rows),
+        queued=sum(r.status == "queued" for r in rows),
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One resource, allocated vs total: a bar of the overview or of an agent."""
+
+    key: str
+    label: str
+    used: float
+    total: float
+    unit: str  # "cpus", "MiB" or "gpus": the template formats MiB
+
+    @property
+    def percent(self) -> float:
+        """Allocated share of the total, 0-100."""
+        return 0.0 if self.total <= 0 else min(round(100 * self.used / self.total, 1), 100.0)
+
+
+def usage(agents: Iterable[AgentView]) -> list[Usage]:
+    """CPU, GPU, memory and disk allocated vs total, summed over the given agents."""
+    chosen = list(agents)
+    used = [a.used for a in chosen]
+    total = [a.total for a in chosen]
+    return [
+        Usage("cpus", "CPU", round(sum(r.cpus for r in used), 3), sum(r.cpus for r in total), ""),
+        Usage("gpus", "GPU", sum(r.gpus for r in used), sum(r.gpus for r in total), ""),
+        Usage("mem", "Memory", sum(r.mem for r in used), sum(r.mem for r in total), "MiB"),
+        Usage("disk", "Disk", sum(r.disk for r in used), sum(r.disk for r in total), "MiB"),
+    ]
+
+
+def connected(agents: Iterable[AgentView]) -> list[AgentView]:
+    """The agents whose resources count: those connected right now."""
+    return [a for a in agents if a.connected]
+
+
+def task_counts(tasks: Iterable[TaskView]) -> dict[TaskState, int]:
+    """Tasks per state, every state present (in lifecycle order)."""
+    counts = dict.fromkeys(TaskState, 0)
+    for t in tasks:
+        counts[t.state] += 1
+    return counts
+
+
+def agent_counts(agents: Iterable[AgentView]) -> dict[AgentState, int]:
+    """Agents per state, every state present."""
+    counts = dict.fromkeys(AgentState, 0)
+    for a in agents:
+        counts[a.state] += 1
+    return counts
+
+
+def _ended(task: TaskView) -> datetime:
+    return task.finished_at or task.started_at or task.created_at
+
+
+def recent_failures(tasks: Iterable[TaskView], limit: int = 8) -> list[TaskView]:
+    """The newest tasks that failed, were lost or could not run, newest first."""
+    failed = [t for t in tasks if t.state in FAILURE_STATES]
+    return sorted(failed, key=_ended, reverse=True)[:limit]

@@ -1,0 +1,63 @@
+"""A full-page screenshot of every page at desktop and phone width, saved under
+test-output/screenshots/ for people to look at: taken while a sweep is half done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from corral.client import Client
+from tests.browser.pages import SCREENSHOTS, open_live, screenshot, shell_job, wait_for_file
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_page_is_captured_at_desktop_and_phone_width(
+    page: Page, api: Client, name: str, gate: Path
+) -> None:
+    tag = name[-4:]  # short names read better in the pictures
+    sweep, prepare, simulate, analyse = (f"{s}-{tag}" for s in ("sweep", "prep", "sim", "ana"))
+    hold = wait_for_file(gate)
+    # Half of the sweep ends at once, the other half runs until the pictures are taken.
+    api.create_job(
+        shell_job(
+            sweep,
+            f"echo simulating sim_{{index}}.mac; [ {{index}} -lt 6 ] || {{ {hold}; }}",
+            array="0-11",
+            description="Geant4 macros, one task each",
+        )
+    )
+    api.create_job(shell_job(f"fail-{tag}", "echo 'bad input' >&2; exit 3"))
+    # The chain's head waits too, so that its children exist when it succeeds.
+    api.create_job(shell_job(prepare, f"{hold}; echo prepared"))
+    api.create_job(shell_job(simulate, "echo simulated", parents=[prepare]))
+    api.create_job(shell_job(analyse, "echo analysed", parents=[simulate]))
+    api.create_job(shell_job(f"nightly-{tag}", "echo backup", schedule="0 2 * * *"))
+
+    open_live(page, "/ui/jobs")
+    row = page.locator(f'#jobs tr[data-job="{sweep}"]')
+    expect(row.locator("[data-done]")).to_have_text("6")
+    expect(row.locator("[data-running]")).to_have_text("6")
+    screenshot(page, "jobs")
+    open_live(page, "/")
+    screenshot(page, "overview")
+    open_live(page, "/ui/agents")
+    screenshot(page, "agents")
+    open_live(page, f"/ui/jobs/{sweep}")
+    screenshot(page, "job-sweep")
+    open_live(page, f"/ui/tasks/{sweep}.1.7.0")
+    expect(page.locator("pre#stdout")).to_have_text("simulating sim_7.mac\n")
+    screenshot(page, "task")
+
+    gate.touch()
+    open_live(page, f"/ui/jobs/{simulate}")
+    expect(page.locator('[data-run="1"] summary .badge')).to_have_text("SUCCEEDED")
+    screenshot(page, "job-chain")
+    page.goto("/ui/login")  # shown even when signed in
+    screenshot(page, "login")
+
+    for shot in ("overview", "agents", "jobs", "job-sweep", "job-chain", "task", "login"):
+        for width in (1280, 390):
+            assert (SCREENSHOTS / f"{shot}-{width}.png").stat().st_size > 10_000
