@@ -191,3 +191,22 @@ async def task_logs(
 def list_agents(master: MasterDep) -> list[AgentView]:
     """Every agent the master knows."""
     return [agent_view(a) for a in master.state.agents.values()]
+
+
+def _drain(master: Master, agent_id: str, draining: bool) -> AgentView:
+    try:
+        return agent_view(master.agents.drain(agent_id, draining))
+    except KeyError:
+        raise HTTPException(404, f"agent {agent_id!r} not found") from None
+
+
+@router.post("/agents/{agent_id}/drain")
+def drain_agent(agent_id: str, master: MasterDep) -> AgentView:
+    """Stop placing work on an agent; what it runs goes on."""
+    return _drain(master, agent_id, True)
+
+
+@router.post("/agents/{agent_id}/undrain")
+def undrain_agent(agent_id: str, master: MasterDep) -> AgentView:
+    """Place work on a drained agent again."""
+    return _drain(master, agent_id, False)

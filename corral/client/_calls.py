@@ -202,6 +202,12 @@ def agents() -> Call[list[AgentView]]:
     return Call("GET", f"{API}/agents", _many(_AGENTS))
 
 
+def drain_agent(agent_id: str, draining: bool) -> Call[AgentView]:
+    """``POST /api/v1/agents/{id}/drain`` (or ``/undrain``)."""
+    verb = "drain" if draining else "undrain"
+    return Call("POST", f"{API}/agents/{_q(agent_id)}/{verb}", _one(AgentView))
+
+
 def events_params(since: int | None) -> Params:
     """Query parameters of ``GET /api/v1/events``: replay from after event ``since``."""
     return _params(since=since)

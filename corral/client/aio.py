@@ -147,6 +147,10 @@ class AsyncClient:
         """Every agent the master knows."""
         return await self._send(calls.agents())
 
+    async def drain_agent(self, agent_id: str, draining: bool = True) -> AgentView:
+        """Stop (or, with ``draining=False``, resume) placing work on an agent."""
+        return await self._send(calls.drain_agent(agent_id, draining))
+
     async def events(self, since: int | None = None) -> AsyncGenerator[EventView, None]:
         """Follow the event stream (after event ``since`` if given) until the master ends it.
 

@@ -147,6 +147,10 @@ class Client:
         """Every agent the master knows."""
         return self._send(calls.agents())
 
+    def drain_agent(self, agent_id: str, draining: bool = True) -> AgentView:
+        """Stop (or, with ``draining=False``, resume) placing work on an agent."""
+        return self._send(calls.drain_agent(agent_id, draining))
+
     def events(self, since: int | None = None) -> Generator[EventView, None, None]:
         """Follow the event stream (after event ``since`` if given) until the master ends it.
 

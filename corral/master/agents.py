@@ -211,6 +211,21 @@ class AgentOps:
             msg = Kill(task_id=task_id, grace=grace, reason=reason)
             await agent.session.send(msg.model_dump(mode="json"))
 
+    # --- draining
+
+    def drain(self, agent_id: str, draining: bool) -> AgentRecord:
+        """DRAINING: it keeps what it runs and takes nothing new; undrained, it is ACTIVE again
+        (or stays DISCONNECTED or LOST until it reconnects). ``KeyError`` if unknown."""
+        agent = self.state.agents[agent_id]
+        if draining and agent.state is AgentState.ACTIVE:
+            with self.state.change() as ch:
+                self.state.agent_event(ch, agent, AgentState.DRAINING, "drained by an operator")
+        elif not draining and agent.state is AgentState.DRAINING:
+            new = AgentState.ACTIVE if agent.connected else AgentState.DISCONNECTED
+            with self.state.change() as ch:
+                self.state.agent_event(ch, agent, new, "undrained by an operator")
+        return agent
+
     # --- loss detection
 
     def check_liveness(self) -> None:

@@ -51,9 +51,7 @@ def test_the_overview_shows_the_numbers_the_api_reports(
     expect(first_row).to_contain_text(newest_failure.reason)
 
 
-def test_the_agents_page_shows_the_local_agent_with_drain_not_yet_offered(
-    page: Page, api: Client
-) -> None:
+def test_the_agents_page_drains_and_undrains_the_local_agent(page: Page, api: Client) -> None:
     [agent] = api.agents()
     open_live(page, "/ui/agents")
     card = page.locator(f'[data-agent="{agent.hostname}"]')
@@ -61,6 +59,14 @@ def test_the_agents_page_shows_the_local_agent_with_drain_not_yet_offered(
     expect(card.locator('[data-resource="cpus"] data[data-total]')).to_have_attribute(
         "value", str(agent.total.cpus)
     )
-    drain = card.get_by_role("button", name="Drain", exact=True)
-    expect(drain).to_be_disabled()
-    expect(drain).to_have_attribute("title", "Not available yet: the API has no drain call")
+    try:
+        card.get_by_role("button", name="Drain", exact=True).click()
+        expect(card.locator(".badge").first).to_have_text("DRAINING")
+        assert api.agents()[0].state.value == "DRAINING"
+        undrain = card.get_by_role("button", name="Undrain", exact=True)
+        expect(undrain).to_be_enabled()
+        undrain.click()
+        expect(card.locator(".badge").first).to_have_text("ACTIVE")
+    finally:
+        api.drain_agent(agent.id, False)  # the other tests need the agent
+    assert api.agents()[0].state.value == "ACTIVE"

@@ -132,3 +132,36 @@ def test_work_waits_with_a_reason_when_no_agent_fits(cluster: Cluster) -> None:
         task = cluster.wait_until(lambda: waiting(c.task("big.1.0.0")), 10, "a waiting reason")
         assert task.state.value == "PENDING"
         assert "cpu" in task.reason
+
+
+def test_a_drained_agent_keeps_its_tasks_and_takes_no_new_work(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.add_agent("a1")
+    gate = tmp_path / "gate"
+    with cluster.client() as c:
+        c.create_job(
+            spec(
+                name="resident",
+                task={"shell": f"while [ ! -e {gate} ]; do sleep 0.05; done", "cpus": 0.1},
+            )
+        )
+        cluster.wait_task("resident.1.0.0", "RUNNING")
+        [a1] = c.agents()
+        assert c.drain_agent(a1.id).state.value == "DRAINING"
+        c.create_job(spec(name="newcomer", task={"command": ["true"], "cpus": 0.1}))
+        waiting = cluster.wait_until(
+            lambda: waiting_reason(c.task("newcomer.1.0.0")), 10, "the newcomer to wait"
+        )
+        assert "not schedulable" in waiting
+        cluster.add_agent("a2")
+        assert cluster.wait_run("newcomer") == "SUCCEEDED"
+        assert c.task("newcomer.1.0.0").hostname == "a2"
+        gate.touch()
+        assert cluster.wait_run("resident") == "SUCCEEDED"  # it ran on where it was
+        assert c.task("resident.1.0.0").hostname == "a1"
+        assert c.drain_agent(a1.id, False).state.value == "ACTIVE"
+
+
+def waiting_reason(task: TaskView) -> str | None:
+    return task.reason if task.reason.startswith("waiting") else None

@@ -278,6 +278,14 @@
     async enable(el) {
       return setDisabled(el.dataset.job, false);
     },
+    async drain(el) {
+      const agent = await api("POST", `/api/v1/agents/${enc(el.dataset.agent)}/drain`);
+      return `${agent.hostname} is draining: it takes no new work.`;
+    },
+    async undrain(el) {
+      const agent = await api("POST", `/api/v1/agents/${enc(el.dataset.agent)}/undrain`);
+      return `${agent.hostname} takes work again.`;
+    },
     async "kill-task"(el) {
       const task = el.dataset.task;
       const ok = await confirmAction(`Kill ${task}?`, `The task ${task} is stopped.`, "Kill");
