@@ -49,14 +49,14 @@ if (_why := _missing()) is not None:
     pytest.skip(f"browser tests need chromium and playwright: {_why}", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real ``corral up`` for the whole session; tests keep apart by unique job names."""
     with corral_up(tmp_path_factory.mktemp("corral")) as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def watcher(server: Server) -> Iterator[EventWatcher]:
     """Follows the cluster's events, to wait for states the pages are not asked about."""
     w = EventWatcher(server.url, server.token)
@@ -71,7 +71,7 @@ def api(server: Server) -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, for the whole session."""
     from playwright.sync_api import expect, sync_playwright
