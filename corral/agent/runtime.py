@@ -28,12 +28,15 @@ from corral.agent.journal import Journal
 from corral.spec.protocol import (
     Ack,
     AgentResources,
+    FileList,
     Heartbeat,
     Hello,
     Kill,
     Launch,
+    ListFiles,
     Read,
     ReadResult,
+    SandboxFile,
     StatusUpdate,
     TaskLaunch,
     Updates,
@@ -43,7 +46,6 @@ from corral.spec.protocol import (
 from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
-LOG_FILES = frozenset({"stdout", "stderr"})
 
 
 @dataclass
@@ -213,6 +215,8 @@ class Agent:
             await self.kill(msg.task_id, msg.grace, msg.reason or "killed")
         elif isinstance(msg, Read):
             await self._send(self.read(msg).model_dump_json())
+        elif isinstance(msg, ListFiles):
+            await self._send(self.list_files(msg).model_dump_json())
 
     # --- status reports
 
@@ -308,11 +312,33 @@ class Agent:
         if rt.handle is not None:  # else it is starting, and is killed once started
             await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
 
+    def list_files(self, msg: ListFiles, limit: int = 1000) -> FileList:
+        """The files of a task's sandbox, sorted by path (at most ``limit``)."""
+        sandbox = TaskDirs(self.tasks_dir / msg.task_id).sandbox
+        if not sandbox.is_dir():
+            return FileList(request_id=msg.request_id, error=f"no sandbox for {msg.task_id!r} here")
+        found: list[SandboxFile] = []
+        for path in sorted(sandbox.rglob("*")):
+            if len(found) == limit:
+                return FileList(request_id=msg.request_id, files=found, truncated=True)
+            with contextlib.suppress(OSError):  # it may vanish while we look
+                if path.is_file() and not path.is_symlink():
+                    st = path.stat()
+                    rel = str(path.relative_to(sandbox))
+                    found.append(SandboxFile(path=rel, size=st.st_size, mtime=st.st_mtime))
+        return FileList(request_id=msg.request_id, files=found)
+
+    def _sandbox_path(self, task_id: str, name: str) -> Path | None:
+        """``name`` inside the task's sandbox, or None if it would lead out of it."""
+        sandbox = TaskDirs(self.tasks_dir / task_id).sandbox.resolve()
+        path = (sandbox / name).resolve()
+        return path if path.is_relative_to(sandbox) and path != sandbox else None
+
     def read(self, msg: Read) -> ReadResult:
-        """Read part of a task's stdout or stderr."""
-        if msg.file not in LOG_FILES:
+        """Read part of a file of a task's sandbox (its stdout, stderr, or what it wrote)."""
+        path = self._sandbox_path(msg.task_id, msg.file)
+        if path is None:
             return ReadResult(request_id=msg.request_id, error=f"no file {msg.file!r}")
-        path = TaskDirs(self.tasks_dir / msg.task_id).sandbox / msg.file
         running = msg.task_id in self.tasks
         try:
             with path.open("rb") as f:
@@ -320,11 +346,11 @@ class Agent:
                 f.seek(msg.offset)
                 data = f.read(msg.length)
         except FileNotFoundError:
-            if running:
+            if running:  # not written yet
                 return ReadResult(request_id=msg.request_id, next_offset=msg.offset, running=True)
-            return ReadResult(
-                request_id=msg.request_id, error=f"no sandbox for task {msg.task_id!r} here"
-            )
+            return ReadResult(request_id=msg.request_id, error=f"no file {msg.file!r} here")
+        except OSError as e:  # a directory, or unreadable
+            return ReadResult(request_id=msg.request_id, error=f"cannot read {msg.file!r}: {e}")
         # A multi-byte character cut at the end of the chunk is left for the next read.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         text = decoder.decode(data, final=not running and len(data) < msg.length)

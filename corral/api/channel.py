@@ -11,7 +11,15 @@ from pydantic import ValidationError
 
 from corral.master.master import Master
 from corral.master.records import AgentRecord, AgentSession
-from corral.spec.protocol import Ack, Heartbeat, Hello, ReadResult, Updates, agent_message
+from corral.spec.protocol import (
+    Ack,
+    FileList,
+    Heartbeat,
+    Hello,
+    ReadResult,
+    Updates,
+    agent_message,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -56,7 +64,7 @@ async def _handle(
     master: Master,
     agent: AgentRecord,
     session: AgentSession,
-    msg: Hello | Heartbeat | Updates | ReadResult,
+    msg: Hello | Heartbeat | Updates | ReadResult | FileList,
 ) -> None:
     if isinstance(msg, Updates):
         master.agents.apply_updates(agent, msg.updates)
@@ -64,7 +72,7 @@ async def _handle(
         await session.send(Ack(seq=agent.last_seq).model_dump())
     elif isinstance(msg, Heartbeat):
         master.agents.heartbeat(agent)
-    elif isinstance(msg, ReadResult):
+    elif isinstance(msg, ReadResult | FileList):
         session.answer_read(msg.model_dump())
     else:
         log.warning("agent %s said hello twice; ignored", agent.hostname)

@@ -17,15 +17,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from corral import __version__
 from corral.api import events, v1
 from corral.api.auth import Authenticator
-from corral.master.master import Master
+from corral.master.master import Master, NotFound, Unavailable
 from corral.spec.states import AgentState, TaskState
 from corral.ui import STATIC, TEMPLATES, graph, summary
 
@@ -255,14 +261,39 @@ def job_page(name: str, page: PageDep) -> HTMLResponse:
 
 
 @router.get("/ui/tasks/{task_id}")
-def task_page(task_id: str, page: PageDep) -> HTMLResponse:
-    """A task: its state history, agent, exit code, and the tail of its stdout and stderr."""
+async def task_page(task_id: str, page: PageDep) -> HTMLResponse:
+    """A task: its state history, agent, exit code, sandbox files, and the tail of its stdout
+    and stderr."""
     try:
         task = v1.get_task(task_id, page.master)
     except HTTPException as exc:
         return page.missing(exc)
     agent = next((a for a in v1.list_agents(page.master) if a.id == task.agent_id), None)
-    return page.render("task.html", nav="jobs", task=task, agent=agent)
+    try:
+        listing = await page.master.list_files(task_id)
+        files_error = listing.error or ""
+        files = [
+            {"path": f.path, "size": f.size, "modified": datetime.fromtimestamp(f.mtime, UTC)}
+            for f in listing.files
+        ]
+    except Unavailable as exc:
+        files, files_error = [], str(exc)
+    return page.render(
+        "task.html", nav="jobs", task=task, agent=agent, files=files, files_error=files_error
+    )
+
+
+@router.get("/ui/tasks/{task_id}/files/{path:path}")
+async def task_file(task_id: str, path: str, page: PageDep) -> Response:
+    """The first MiB of a sandbox file, as text, for the file links of the task page."""
+    try:
+        got = await page.master.read_file(task_id, path, 0, 1024 * 1024)
+    except (NotFound, Unavailable) as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    if got.error:
+        return PlainTextResponse(got.error, status_code=404)
+    cut = "\n[… cut at 1 MiB]\n" if got.next_offset < got.size else ""
+    return PlainTextResponse(got.data + cut)
 
 
 # --- signing in, live events, static files

@@ -11,7 +11,15 @@ from corral.api.render import agent_view, job_view, run_view, task_view
 from corral.master.master import Master
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
-from corral.spec.views import AgentView, ClusterInfo, JobView, LogChunk, RunView, TaskView
+from corral.spec.views import (
+    AgentView,
+    ClusterInfo,
+    JobView,
+    LogChunk,
+    RunView,
+    SandboxView,
+    TaskView,
+)
 
 
 def _master(request: Request) -> Master:
@@ -169,10 +177,14 @@ async def task_logs(
     task_id: str,
     file: Literal["stdout", "stderr"],
     master: MasterDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     length: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 65536,
 ) -> LogChunk:
     """A piece of the task's stdout or stderr, read from its agent."""
+    return await _chunk(master, task_id, file, offset, length)
+
+
+async def _chunk(master: Master, task_id: str, file: str, offset: int, length: int) -> LogChunk:
     got = await master.read_file(task_id, file, offset, length)
     if got.error:
         raise HTTPException(404, got.error)
@@ -185,6 +197,27 @@ async def task_logs(
         size=got.size,
         complete=not got.running and got.next_offset >= got.size,
     )
+
+
+@router.get("/tasks/{task_id}/files")
+async def task_files(task_id: str, master: MasterDep) -> SandboxView:
+    """The files of a task's sandbox: what it wrote besides stdout and stderr."""
+    got = await master.list_files(task_id)
+    if got.error:
+        raise HTTPException(404, got.error)
+    return SandboxView(task_id=task_id, files=got.files, truncated=got.truncated)
+
+
+@router.get("/tasks/{task_id}/files/{path:path}")
+async def task_file(
+    task_id: str,
+    path: str,
+    master: MasterDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    length: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 65536,
+) -> LogChunk:
+    """A piece of any file of the task's sandbox (a path relative to it)."""
+    return await _chunk(master, task_id, path, offset, length)
 
 
 @router.get("/agents")

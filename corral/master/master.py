@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import secrets
 from pathlib import Path
+from typing import Any
 
 from corral.master.agents import AgentOps
 from corral.master.clock import Clock, SystemClock
 from corral.master.events import EventBus
 from corral.master.jobs import Conflict, JobOps, NotFound
-from corral.master.records import LiveTask
+from corral.master.records import AgentRecord, LiveTask
 from corral.master.scheduling import SchedulingLoop
 from corral.master.state import ClusterState
 from corral.master.timers import ScheduleLoop
-from corral.spec.protocol import Read, ReadResult
+from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Store
 
@@ -109,24 +110,37 @@ class Master:
 
     # --- logs
 
-    async def read_file(self, task_id: str, file: str, offset: int, length: int) -> ReadResult:
-        """Read part of a task's sandbox file from its agent."""
+    def _placed(self, task_id: str) -> tuple[bool, AgentRecord | None]:
+        """Whether the task is still pending, and the agent it was placed on (None: never)."""
         row = self.store.task(task_id)
         if row is None:
             raise NotFound(f"task {task_id!r} not found")
-        agent = self.state.agents.get(row["agent_id"] or "")
-        if agent is None:
-            # Never placed: no output yet, or (ended before it was placed) none ever.
-            pending = row["state"] == TaskState.PENDING.value
-            return ReadResult(request_id=0, next_offset=offset, running=pending)
+        return row["state"] == TaskState.PENDING.value, self.state.agents.get(row["agent_id"] or "")
+
+    async def _ask(self, agent: AgentRecord, task_id: str, message: dict[str, Any]) -> Any:
         if agent.session is None or not agent.connected:
             raise Unavailable(f"agent {agent.hostname} of task {task_id!r} is not connected")
-        msg = Read(request_id=0, task_id=task_id, file=file, offset=offset, length=length)
         try:
-            answer = await agent.session.request_read(msg.model_dump(), timeout=10.0)
-            return ReadResult.model_validate(answer)
+            return await agent.session.request_read(message, timeout=10.0)
         except (TimeoutError, ConnectionError) as e:
             raise Unavailable(f"agent {agent.hostname} did not answer: {e}") from None
+
+    async def read_file(self, task_id: str, file: str, offset: int, length: int) -> ReadResult:
+        """Read part of a file of a task's sandbox, from its agent."""
+        pending, agent = self._placed(task_id)
+        if agent is None:
+            # Never placed: no output yet, or (ended before it was placed) none ever.
+            return ReadResult(request_id=0, next_offset=offset, running=pending)
+        msg = Read(request_id=0, task_id=task_id, file=file, offset=offset, length=length)
+        return ReadResult.model_validate(await self._ask(agent, task_id, msg.model_dump()))
+
+    async def list_files(self, task_id: str) -> FileList:
+        """The files of a task's sandbox, from its agent."""
+        _, agent = self._placed(task_id)
+        if agent is None:
+            return FileList(request_id=0)
+        msg = ListFiles(request_id=0, task_id=task_id)
+        return FileList.model_validate(await self._ask(agent, task_id, msg.model_dump()))
 
 
 __all__ = ["Conflict", "Master", "NotFound", "Unavailable"]

@@ -98,7 +98,27 @@ class ReadResult(BaseModel):
     error: str | None = None
 
 
-AgentMessage = Annotated[Hello | Heartbeat | Updates | ReadResult, Field(discriminator="type")]
+class SandboxFile(BaseModel):
+    """A file in a task's sandbox."""
+
+    path: str  # relative to the sandbox
+    size: int
+    mtime: float
+
+
+class FileList(BaseModel):
+    """Answer to ``list``: the files of a task's sandbox."""
+
+    type: Literal["files"] = "files"
+    request_id: int
+    files: list[SandboxFile] = Field(default_factory=list)
+    truncated: bool = False  # more files than a listing holds
+    error: str | None = None
+
+
+AgentMessage = Annotated[
+    Hello | Heartbeat | Updates | ReadResult | FileList, Field(discriminator="type")
+]
 agent_message: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 
 
@@ -144,5 +164,15 @@ class Read(BaseModel):
     length: int = 65536
 
 
-MasterMessage = Annotated[Welcome | Ack | Launch | Kill | Read, Field(discriminator="type")]
+class ListFiles(BaseModel):
+    """List the files of a task's sandbox."""
+
+    type: Literal["list"] = "list"
+    request_id: int
+    task_id: str
+
+
+MasterMessage = Annotated[
+    Welcome | Ack | Launch | Kill | Read | ListFiles, Field(discriminator="type")
+]
 master_message: TypeAdapter[MasterMessage] = TypeAdapter(MasterMessage)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from corral.spec.jobs import JobSpec
+from corral.spec.protocol import SandboxFile
 from corral.spec.states import AgentState, RunState, TaskState
 
 
@@ -127,6 +128,14 @@ class LogChunk(BaseModel):
     next_offset: int
     size: int
     complete: bool = Field(description="True once the task has ended and all was read.")
+
+
+class SandboxView(BaseModel):
+    """The files of a task's sandbox, on its agent."""
+
+    task_id: str
+    files: list[SandboxFile]
+    truncated: bool = Field(False, description="The sandbox holds more files than listed.")
 
 
 class ClusterInfo(BaseModel):

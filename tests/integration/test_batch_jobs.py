@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import httpx
+
 from corral.spec.jobs import JobSpec
 from corral.spec.views import TaskView
 from tests.support.cluster import Cluster
@@ -165,3 +167,26 @@ def test_a_drained_agent_keeps_its_tasks_and_takes_no_new_work(
 
 def waiting_reason(task: TaskView) -> str | None:
     return task.reason if task.reason.startswith("waiting") else None
+
+
+def test_the_files_a_task_writes_in_its_sandbox_can_be_listed_and_read(cluster: Cluster) -> None:
+    cluster.add_agent("a1")
+    with cluster.client() as c:
+        c.create_job(
+            spec(
+                name="writer",
+                task={"shell": "mkdir -p out && echo 42 > out/answer.txt && echo done"},
+            )
+        )
+        assert cluster.wait_run("writer") == "SUCCEEDED"
+    with httpx.Client(
+        base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"}
+    ) as http:
+        listing = http.get("/api/v1/tasks/writer.1.0.0/files").json()
+        assert {f["path"] for f in listing["files"]} == {"stdout", "stderr", "out/answer.txt"}
+        answer = http.get("/api/v1/tasks/writer.1.0.0/files/out/answer.txt").json()
+        assert (answer["data"], answer["complete"]) == ("42\n", True)
+        # Encoded so that no client normalizes it away: the agent must refuse to leave the box.
+        escape = http.get("/api/v1/tasks/writer.1.0.0/files/%2E%2E/meta/launch.json")
+        assert escape.status_code == 404 and "no file '../meta/launch.json'" in escape.text
+        assert http.get("/api/v1/tasks/writer.1.0.0/files/out").status_code == 404
