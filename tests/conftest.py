@@ -1,8 +1,11 @@
-"""Shared test hooks."""
+"""Shared test hooks and fixtures."""
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.support.cluster import Cluster
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -13,3 +16,17 @@ def pytest_runtest_makereport(
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A real master (agents are added by each test); logs are printed when a test fails."""
+    c = Cluster(tmp_path)
+    c.start_master()
+    try:
+        yield c
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.logs())

@@ -31,6 +31,15 @@ log = logging.getLogger("corral")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+AllowVolumeOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Host path under which containers may mount volumes (repeatable)."),
+]
+AllowPrivilegedOption = Annotated[
+    bool, typer.Option("--allow-privileged", help="Admin only: run privileged containers.")
+]
+
+
 class _Server(uvicorn.Server):
     """uvicorn, minus its signal handling: Corral stops in its own order (agent, then master)."""
 
@@ -156,14 +165,8 @@ def up(
     ] = False,
     cpus: Annotated[float | None, typer.Option(help="CPUs the local agent offers.")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
-    allow_volume: Annotated[
-        list[str] | None,
-        typer.Option(help="Host path under which containers may mount volumes (repeatable)."),
-    ] = None,
-    allow_privileged: Annotated[
-        bool,
-        typer.Option("--allow-privileged", help="Admin only: run privileged containers."),
-    ] = False,
+    allow_volume: AllowVolumeOption = None,
+    allow_privileged: AllowPrivilegedOption = False,
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
     data_dir = data or default_data_dir()
@@ -238,14 +241,8 @@ def agent(
     hostname: Annotated[
         str | None, typer.Option(help="Name to report [default: this host's].")
     ] = None,
-    allow_volume: Annotated[
-        list[str] | None,
-        typer.Option(help="Host path under which containers may mount volumes (repeatable)."),
-    ] = None,
-    allow_privileged: Annotated[
-        bool,
-        typer.Option("--allow-privileged", help="Admin only: run privileged containers."),
-    ] = False,
+    allow_volume: AllowVolumeOption = None,
+    allow_privileged: AllowPrivilegedOption = False,
     ports: Annotated[
         str, typer.Option(help="Host ports it gives to tasks, LOW-HIGH.")
     ] = "31000-32000",

@@ -8,7 +8,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from corral.spec.jobs import JobSpec, TaskTemplate
-from tests.support.cluster import REPO
+from tests.support.cluster import REPO, shell_wait_for
 
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
@@ -39,6 +39,4 @@ def shell_job(name: str, shell: str, **fields: object) -> JobSpec:
     return JobSpec.model_validate({"name": name, "task": task, **fields})
 
 
-def wait_for_file(path: Path) -> str:
-    """A shell loop that blocks a task until the test creates ``path`` (so no test sleeps)."""
-    return f"while [ ! -e {path} ]; do sleep 0.05; done"
+wait_for_file = shell_wait_for  # the browser tests' name for it

@@ -1,6 +1,5 @@
 """Fixtures of the Chronos API tests: the in-process app of the API tests, and a real cluster."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from corral.master.records import AgentRecord
 from corral.scheduler.model import Resources
 from corral.spec.states import AgentState
 from tests.api.conftest import anonymous, api, master, token
-from tests.support.cluster import Cluster
 
 __all__ = ["anonymous", "api", "master", "token"]
 
@@ -32,17 +30,3 @@ def volume_root(master: Master, tmp_path: Path) -> Path:
         volume_roots=(str(root),),
     )
     return root
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A real master (agents are added by each test); logs are printed when a test fails."""
-    c = Cluster(tmp_path)
-    c.start_master()
-    try:
-        yield c
-    finally:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.logs())

@@ -6,7 +6,7 @@ import httpx
 
 from corral.spec.jobs import JobSpec
 from corral.spec.views import TaskView
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, shell_wait_for
 
 
 def spec(**fields: object) -> JobSpec:
@@ -145,7 +145,7 @@ def test_a_drained_agent_keeps_its_tasks_and_takes_no_new_work(
         c.create_job(
             spec(
                 name="resident",
-                task={"shell": f"while [ ! -e {gate} ]; do sleep 0.05; done", "cpus": 0.1},
+                task={"shell": shell_wait_for(gate), "cpus": 0.1},
             )
         )
         cluster.wait_task("resident.1.0.0", "RUNNING")

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from corral.spec.jobs import JobSpec
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, shell_wait_for
 
 
 def spec(name: str, shell: str = "true", **extra: object) -> JobSpec:
@@ -17,7 +17,7 @@ def test_a_chain_runs_in_order_each_child_after_its_parent_succeeded(
     gate = tmp_path / "gate"
     with cluster.client() as c:
         # The first job waits for the gate so that its children exist before it succeeds.
-        c.create_job(spec("extract", shell=f"while [ ! -e {gate} ]; do sleep 0.05; done"))
+        c.create_job(spec("extract", shell=shell_wait_for(gate)))
         c.create_job(spec("transform", parents=["extract"]))
         c.create_job(spec("publish", parents=["transform"]))
         gate.touch()

@@ -4,7 +4,7 @@ import signal
 from pathlib import Path
 
 from corral.spec.jobs import JobSpec
-from tests.support.cluster import Cluster, wait_for_file
+from tests.support.cluster import Cluster, shell_wait_for, wait_for_file
 
 
 def spec(**fields: object) -> JobSpec:
@@ -26,7 +26,7 @@ def test_kill_9_of_the_master_loses_nothing_and_what_ran_meanwhile_is_reconciled
                 name="survivor",
                 array="0-1",
                 task={
-                    "shell": f"while [ ! -e {gate} ]; do sleep 0.05; done; echo done",
+                    "shell": f"{shell_wait_for(gate)}; echo done",
                     "cpus": 0.5,
                 },
             )
@@ -64,7 +64,7 @@ def test_an_agent_killed_with_kill_9_reattaches_to_its_running_task(
         c.create_job(
             spec(
                 name="steady",
-                task={"shell": f"echo started; while [ ! -e {gate} ]; do sleep 0.05; done; exit 3"},
+                task={"shell": f"echo started; {shell_wait_for(gate)}; exit 3"},
             )
         )
         cluster.wait_task("steady.1.0.0", "RUNNING")
@@ -88,7 +88,7 @@ def test_updates_kept_in_the_agent_journal_survive_both_sides_restarting(
         c.create_job(
             spec(
                 name="journaled",
-                task={"shell": f"while [ ! -e {gate} ]; do sleep 0.05; done; echo bye"},
+                task={"shell": f"{shell_wait_for(gate)}; echo bye"},
             )
         )
         cluster.wait_task("journaled.1.0.0", "RUNNING")
@@ -119,9 +119,7 @@ def test_a_lost_agent_s_tasks_are_replaced_elsewhere_and_killed_when_it_returns(
                     name="mobile",
                     retries=2,
                     retry_backoff=0,
-                    task={
-                        "shell": f"echo $CORRAL_TASK_ID; while [ ! -e {gate} ]; do sleep 0.05; done"
-                    },
+                    task={"shell": f"echo $CORRAL_TASK_ID; {shell_wait_for(gate)}"},
                 )
             )
             first = cluster.wait_task("mobile.1.0.0", "RUNNING")

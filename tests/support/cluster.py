@@ -282,6 +282,11 @@ class Cluster:
         return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in parts if p.exists())
 
 
+def shell_wait_for(path: Path) -> str:
+    """A shell loop that blocks a task until the test creates ``path`` (so no test sleeps)."""
+    return f"while [ ! -e {path} ]; do sleep 0.05; done"
+
+
 def wait_for_file(path: Path, timeout: float, contains: str = "") -> str:
     """Wait until a file exists (and holds ``contains``), for when no master is up to tell."""
     deadline = time.monotonic() + timeout
