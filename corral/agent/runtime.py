@@ -221,7 +221,12 @@ class Agent:
     # --- status reports
 
     async def report(
-        self, task_id: str, state: TaskState, reason: str = "", exit_code: int | None = None
+        self,
+        task_id: str,
+        state: TaskState,
+        reason: str = "",
+        exit_code: int | None = None,
+        ports: list[int] | None = None,
     ) -> None:
         """Journal a status update, then send it if connected."""
         update = StatusUpdate(
@@ -231,6 +236,7 @@ class Agent:
             time=time.time(),
             reason=reason,
             exit_code=exit_code,
+            ports=ports or None,
         )
         self.journal.append(update)
         if state.terminal:
@@ -277,7 +283,7 @@ class Agent:
             reason = str(e) if isinstance(e, LaunchError) else f"could not start: {e}"
             await self.report(task_id, TaskState.FAILED, reason)
             return
-        await self.report(task_id, TaskState.RUNNING)
+        await self.report(task_id, TaskState.RUNNING, ports=executor.ports(task_id))
         if rt.kill_reason is not None:  # a kill came while it was starting
             await rt.handle.kill(rt.launch.kill_grace)
         await self._watch(rt)

@@ -58,6 +58,7 @@ def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> 
         exit_code=row["exit_code"],
         agent_id=row["agent_id"],
         hostname=None if agent is None else agent.hostname,
+        ports=row["ports"] or [],
         command=launch.get("command"),
         shell=launch.get("shell"),
         resources=ResourcesView(cpus=launch["cpus"], mem=launch["mem"], disk=launch.get("disk", 0)),

@@ -187,6 +187,8 @@ class AgentOps:
                         time=update.time,
                         exit_code=update.exit_code,
                     )
+                    if update.ports:
+                        ch.tx.update_task(task.id, ports=update.ports)
             ch.tx.set_agent_seq(agent.id, fresh[-1].seq)
         agent.last_seq = fresh[-1].seq
         for task_id in unwanted:

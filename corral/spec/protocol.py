@@ -34,6 +34,7 @@ class StatusUpdate(BaseModel):
     time: float  # the agent's wall clock, seconds since the epoch
     reason: str = ""
     exit_code: int | None = None
+    ports: list[int] | None = None  # host ports given to the task, with RUNNING
 
 
 class Updates(BaseModel):

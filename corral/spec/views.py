@@ -45,6 +45,7 @@ class TaskView(BaseModel):
     exit_code: int | None = None
     agent_id: str | None = None
     hostname: str | None = None
+    ports: list[int] = Field(default_factory=list, description="Host ports (PORT0..n).")
     command: list[str] | None = None
     shell: str | None = None
     resources: ResourcesView

@@ -68,6 +68,7 @@ tasks = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("not_before", Float),
+    Column("ports", JSON),  # host ports the agent gave it
     Index("ix_tasks_job_run", "job", "run"),
     Index("ix_tasks_state", "state"),
     Index("ix_tasks_agent", "agent_id"),

@@ -2,9 +2,11 @@
 outputs on shared host directories, on a cluster of three agents."""
 
 import tarfile
+import time
 from collections import defaultdict
 from pathlib import Path
 
+import httpx
 import pytest
 
 from corral.client import ApiError
@@ -117,3 +119,38 @@ def test_a_volume_no_agent_allows_is_refused_naming_the_field(
         assert "task.docker.volumes.0.host_path" in refused.value.message
         assert "/etc" in refused.value.message
         assert c.jobs() == []
+
+
+def test_a_container_port_gets_a_host_port_that_is_reported_and_answers(
+    cluster: Cluster,
+) -> None:
+    image = ensure_test_image()
+    cluster.add_agent("a1")
+    serve = "echo hello > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"
+    spec = JobSpec.model_validate(
+        {
+            "name": "web",
+            "task": {
+                "shell": serve,
+                "cpus": 0.1,
+                "mem": 64,
+                "docker": {"image": image, "portMappings": [{"containerPort": 8080}]},
+            },
+        }
+    )
+    with cluster.client() as c:
+        c.create_job(spec)
+        task = cluster.wait_task("web.1.0.0", "RUNNING")
+        [port] = task.ports
+        assert 31000 <= port <= 32000
+        deadline = time.monotonic() + 30
+        while True:  # httpd needs a moment to listen; nothing signals it but the socket
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/index.html", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the container's port never answered"
+                time.sleep(0.1)
+        assert answer.text == "hello\n"
+        c.kill_job("web")
+        assert cluster.wait_run("web") == "KILLED"

@@ -66,6 +66,10 @@ class Executor(Protocol):
         """One line saying which resource limits are enforced, or why none are."""
         ...
 
+    def ports(self, task_id: str) -> list[int]:
+        """The host ports given to a started task, in the order of its port mappings."""
+        ...
+
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskHandle:
         """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot."""
         ...

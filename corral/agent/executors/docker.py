@@ -103,6 +103,10 @@ class PortPool:
         self._held[task_id] = ports
         return ports
 
+    def held(self, task_id: str) -> list[int]:
+        """The host ports ``task_id`` holds, in the order of its port mappings."""
+        return list(self._held.get(task_id, ()))
+
     def adopt(self, task_id: str, ports: Sequence[int]) -> None:
         """Hold the ports of a task found running after a restart."""
         self._held[task_id] = list(ports)
@@ -501,6 +505,10 @@ class DockerExecutor:
         missing = " and ".join(name for name, on in limits.items() if not on)
         line = f"docker {daemon.version}: {enforced} enforced by Docker"
         return line + (f" ({missing} not: no cgroup controller for it)" if missing else "")
+
+    def ports(self, task_id: str) -> list[int]:
+        """The host ports given to a task (PORT0..n)."""
+        return self._ports.held(task_id)
 
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> DockerHandle:
         """Pull the image if needed, create and start the container, or raise ``LaunchError``."""

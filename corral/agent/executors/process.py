@@ -353,6 +353,10 @@ class ProcessExecutor:
         """One line saying which resource limits are enforced, or why none are."""
         return self._cgroups.description
 
+    def ports(self, task_id: str) -> list[int]:
+        """Process tasks are given no host ports (yet)."""
+        return []
+
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle:
         """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot."""
         sandbox.prepare(launch, dirs)
