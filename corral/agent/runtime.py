@@ -259,6 +259,8 @@ class Agent:
         dirs = TaskDirs(self.tasks_dir / launch.task_id)
         if (dirs.meta / "done").exists():
             return  # it ran and ended here already; the master has (or will get) its report
+        # HOST: the node as the cluster names it (Marathon's and Mesos' variable).
+        launch = launch.model_copy(update={"env": {"HOST": self.config.hostname, **launch.env}})
         rt = RunningTask(launch, dirs)
         self.tasks[launch.task_id] = rt
         executor = self.executors.get(launch.driver)

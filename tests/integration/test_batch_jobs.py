@@ -23,7 +23,7 @@ def test_an_array_runs_across_agents_and_each_task_sees_its_index(cluster: Clust
                 array="0-7",
                 placement="spread",
                 task={
-                    "shell": "echo index=$CORRAL_ARRAY_INDEX arg={index}",
+                    "shell": "echo index=$CORRAL_ARRAY_INDEX arg={index} host=$HOST",
                     "cpus": 0.5,
                     "mem": 64,
                 },
@@ -35,7 +35,7 @@ def test_an_array_runs_across_agents_and_each_task_sees_its_index(cluster: Clust
         for t in tasks:
             assert t.exit_code == 0 and t.state.value == "FINISHED"
             out = c.logs(t.id).data
-            assert out == f"index={t.index} arg={t.index}\n"
+            assert out == f"index={t.index} arg={t.index} host={t.hostname}\n"
             history = [e.state.value for e in c.task(t.id).events or []]
             assert history == ["PENDING", "STAGING", "STARTING", "RUNNING", "FINISHED"]
 
