@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-from fastapi import HTTPException, Request
-
 from corral.store.store import Store
 
 CHALLENGE = 'Bearer, Basic realm="corral"'
@@ -46,14 +44,3 @@ class Authenticator:
             return None
         found = self.store.token_user(token)
         return None if found is None else found[0]
-
-    async def __call__(self, request: Request) -> str:
-        """FastAPI dependency: the caller's user name, or 401."""
-        user = self.user(request.headers.get("authorization"))
-        if user is None:
-            raise HTTPException(
-                status_code=401,
-                detail="a valid token is required (Authorization: Bearer TOKEN)",
-                headers={"WWW-Authenticate": CHALLENGE},
-            )
-        return user
