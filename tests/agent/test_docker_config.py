@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from corral.agent.executors.base import LaunchError, TaskExit
-from corral.agent.executors.docker import PortPool
 from corral.agent.executors.docker_config import (
     JSON,
     SANDBOX_MOUNT,
@@ -26,6 +25,7 @@ from corral.agent.executors.docker_config import (
     task_env,
     workdir,
 )
+from corral.agent.ports import PortPool
 from corral.spec.docker import DockerSpec, Parameter, PortMapping
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState

@@ -16,9 +16,7 @@ import logging
 import math
 import os
 import socket as sockets
-import struct
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,8 +37,10 @@ from corral.agent.executors.docker_config import (
     ports_of,
     stop_signal_name,
 )
+from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
 from corral.agent.executors.process import describe_exit
-from corral.spec.docker import DockerSpec, PortMapping
+from corral.agent.ports import PortPool
+from corral.spec.docker import DockerSpec
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -55,8 +55,6 @@ LOG_DRAIN_TIMEOUT = 5.0  # seconds to let the log stream deliver its end after t
 PROBE_TIMEOUT = 5.0
 _DOCKER_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, asyncio.IncompleteReadError)
 # The log stream multiplexes frames: stream id, three zero bytes, payload length (big-endian).
-_FRAME_HEADER = struct.Struct(">BxxxL")
-_STREAM_FILES = {1: "stdout", 2: "stderr"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,138 +69,10 @@ class DaemonInfo:
 _DAEMONS: dict[str, DaemonInfo] = {}  # by socket
 
 
-def _bindable(port: int, protocol: str) -> bool:
-    kind = sockets.SOCK_DGRAM if protocol == "udp" else sockets.SOCK_STREAM
-    with sockets.socket(sockets.AF_INET, kind) as probe:
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return False
-    return True
-
-
-class PortPool:
-    """Host ports held by this executor's tasks; a port asked as 0 gets a free one of the range."""
-
-    def __init__(self, first: int, last: int) -> None:
-        """Hand out ports from ``first`` to ``last``, both included."""
-        if not 1 <= first <= last <= 65535:
-            raise ValueError(f"port range {first}-{last} is not within 1-65535")
-        self.first, self.last = first, last
-        self._cursor = first  # goes round, so a port just given back is not reused at once
-        self._held: dict[str, list[int]] = {}
-
-    def reserve(self, task_id: str, mappings: Sequence[PortMapping]) -> list[int]:
-        """The host port of each mapping, held for ``task_id`` until ``release``."""
-        taken = {port for ports in self._held.values() for port in ports}
-        ports: list[int] = []
-        for mapping in mappings:
-            port = mapping.host_port or self._free(taken, mapping.protocol)
-            taken.add(port)
-            ports.append(port)
-        self._held[task_id] = ports
-        return ports
-
-    def held(self, task_id: str) -> list[int]:
-        """The host ports ``task_id`` holds, in the order of its port mappings."""
-        return list(self._held.get(task_id, ()))
-
-    def adopt(self, task_id: str, ports: Sequence[int]) -> None:
-        """Hold the ports of a task found running after a restart."""
-        self._held[task_id] = list(ports)
-
-    def release(self, task_id: str) -> None:
-        """Give back the ports of ``task_id`` (no-op if it held none)."""
-        self._held.pop(task_id, None)
-
-    def _free(self, taken: set[int], protocol: str) -> int:
-        size = self.last - self.first + 1
-        for _ in range(size):
-            port = self._cursor
-            self._cursor = self.first + (port - self.first + 1) % size
-            # A port can be in use by something else on the host: only a bind tells.
-            if port not in taken and _bindable(port, protocol):
-                return port
-        raise LaunchError(f"no free host port in {self.first}-{self.last}")
-
-
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, aiodocker.DockerError):
         return exc.message.strip()
     return str(exc) or type(exc).__name__
-
-
-@asynccontextmanager
-async def _log_stream(
-    docker: aiodocker.Docker, container_id: str, follow: bool
-) -> AsyncIterator[aiohttp.StreamReader]:
-    """The raw multiplexed log stream of a container.
-
-    aiodocker's ``log()`` yields text (dropping bytes that are not UTF-8) without saying which
-    stream it came from, so this asks the same session for the frames themselves.
-    """
-    url = f"{docker.docker_host}/containers/{container_id}/logs"
-    params = {"stdout": "1", "stderr": "1", "follow": "1" if follow else "0"}
-    timeout = aiohttp.ClientTimeout()  # none: following lasts as long as the container
-    async with docker.session.get(url, params=params, timeout=timeout) as response:
-        if response.status != 200:
-            body = await response.text()
-            with contextlib.suppress(ValueError, AttributeError):
-                body = json.loads(body).get("message", body)
-            raise aiodocker.DockerError(response.status, body)
-        yield response.content
-
-
-class LogCopier:
-    """Appends a container's stdout and stderr to the sandbox files, each byte once."""
-
-    def __init__(self, docker: aiodocker.Docker, container_id: str, sandbox_dir: Path) -> None:
-        """``sandbox_dir`` may hold output copied by an earlier agent: that part is skipped."""
-        self._docker = docker
-        self._container_id = container_id
-        self._paths = {kind: sandbox_dir / name for kind, name in _STREAM_FILES.items()}
-        self._written = {kind: _size(path) for kind, path in self._paths.items()}
-
-    async def copy(self, follow: bool) -> None:
-        """Copy what is new; with ``follow``, go on until the container has stopped.
-
-        Raises Docker's and the connection's errors.
-        """
-        seen = dict.fromkeys(self._paths, 0)
-        files = {kind: path.open("ab", buffering=0) for kind, path in self._paths.items()}
-        try:
-            async with _log_stream(self._docker, self._container_id, follow) as stream:
-                while (frame := await _read_frame(stream)) is not None:
-                    kind, data = frame
-                    if kind not in files:
-                        continue
-                    start = self._written[kind] - seen[kind]  # how much of it is copied already
-                    seen[kind] += len(data)
-                    if start < len(data):
-                        files[kind].write(data[max(start, 0) :])
-                        self._written[kind] = seen[kind]
-        finally:
-            for file in files.values():
-                file.close()
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-async def _read_frame(stream: aiohttp.StreamReader) -> tuple[int, bytes] | None:
-    """The next (stream id, payload) of a log stream, None at its end."""
-    try:
-        header = await stream.readexactly(_FRAME_HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise
-        return None
-    kind, length = _FRAME_HEADER.unpack(header)
-    return kind, await stream.readexactly(length)
 
 
 async def _remove(container: DockerContainer) -> None:
@@ -516,7 +386,7 @@ class DockerExecutor:
         if spec is None:
             raise LaunchError("the docker driver needs a docker section with at least an image")
         sandbox.prepare(launch, dirs)
-        for name in _STREAM_FILES.values():
+        for name in STREAM_FILES.values():
             (dirs.sandbox / name).touch()  # readers find them at once, empty until output comes
         check_privilege(spec, self._allow_privileged)
         check_volumes(spec, self._allowed)
