@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from corral import __version__
+from corral.agent import sandboxes
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
 from corral.agent.journal import Journal
 from corral.spec.protocol import (
@@ -62,6 +63,7 @@ class AgentConfig:
     allow_privileged: bool = False
     port_range: tuple[int, int] = (31000, 32000)
     keep_containers: bool = False
+    keep_sandboxes: float = 7 * 24 * 3600.0  # seconds a finished task's sandbox is kept
 
     @property
     def volume_roots(self) -> list[str]:
@@ -128,6 +130,20 @@ class Agent:
     async def run(self) -> None:
         """Recover tasks of an earlier run, then stay connected to the master until stopped."""
         await self.recover()
+        collector = asyncio.create_task(self._collect_sandboxes(), name="sandbox collector")
+        try:
+            await self._stay_connected()
+        finally:
+            collector.cancel()
+
+    async def _collect_sandboxes(self, every: float = 3600.0) -> None:
+        while True:
+            removed = sandboxes.collect(self.tasks_dir, time.time(), self.config.keep_sandboxes)
+            if removed:
+                log.info("removed %d old sandboxes", len(removed))
+            await asyncio.sleep(every)
+
+    async def _stay_connected(self) -> None:
         delay = 0.2
         while not self._stopping:
             try:

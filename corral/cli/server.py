@@ -249,6 +249,9 @@ def agent(
     keep_containers: Annotated[
         bool, typer.Option("--keep-containers", help="Keep ended containers, for debugging.")
     ] = False,
+    keep_sandboxes: Annotated[
+        float, typer.Option(min=0, help="Hours a finished task's sandbox is kept.")
+    ] = 168.0,
 ) -> None:
     """Run an agent: offer this node's resources to a master and run its tasks."""
     res = host_resources(data)
@@ -266,6 +269,7 @@ def agent(
         allow_privileged=allow_privileged,
         port_range=_parse_range(ports),
         keep_containers=keep_containers,
+        keep_sandboxes=keep_sandboxes * 3600,
     )
     asyncio.run(_run_agent(config))
 
