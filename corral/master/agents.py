@@ -7,9 +7,8 @@ import asyncio
 import logging
 import time
 
-from corral.master.records import AgentRecord, AgentSession, LiveTask
+from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
-from corral.scheduler.model import Resources
 from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, TaskLaunch, Welcome
 from corral.spec.states import AgentState, TaskState
 
@@ -54,7 +53,7 @@ class AgentOps:
             self.state.agents[row["id"]] = AgentRecord(
                 id=row["id"],
                 hostname=row["hostname"],
-                total=Resources(round(res["cpus"] * 1000), res["mem"], res["disk"], res["gpus"]),
+                total=resources_of(res),
                 attributes=dict(row["attributes"]),
                 drivers=frozenset(row["drivers"]),
                 state=state,
@@ -85,7 +84,7 @@ class AgentOps:
     def _register(self, msg: Hello, session: AgentSession) -> AgentRecord:
         now = self.state.clock.now()
         res = msg.resources
-        total = Resources(round(res.cpus * 1000), res.mem, res.disk, res.gpus)
+        total = resources_of(res.model_dump())
         agent = self.state.agents.get(msg.agent_id)
         if agent is not None and agent.session is not None:
             agent.session.close()  # a newer connection replaces a half-dead one

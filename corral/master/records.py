@@ -22,7 +22,8 @@ _order = itertools.count()
 
 
 def resources_of(launch: Mapping[str, Any]) -> Resources:
-    """The resources a launch document asks for, in the core's exact units."""
+    """Resources given in user units (a launch document, an agent's offer) in the core's exact
+    units."""
     return Resources(
         millicpus=round(float(launch["cpus"]) * 1000),
         mem=int(launch["mem"]),
