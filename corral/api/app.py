@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import channel, chronos, events, ops, ui, v1
+from corral.api import channel, chronos, events, ops, services, ui, v1
 from corral.api.auth import CHALLENGE, Authenticator
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -79,7 +79,7 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    for module in (ops, v1, events, channel, ui):
+    for module in (ops, v1, services, events, channel, ui):
         app.include_router(module.router)
     for prefix in chronos.PREFIXES:
         app.include_router(chronos.router, prefix=prefix)

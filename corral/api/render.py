@@ -29,7 +29,8 @@ def ts(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _ts(value: float) -> datetime:
+def at(value: float) -> datetime:
+    """Seconds since the epoch (known to be set) to an aware UTC datetime."""
     return datetime.fromtimestamp(value, UTC)
 
 
@@ -62,16 +63,21 @@ def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> 
         command=launch.get("command"),
         shell=launch.get("shell"),
         resources=ResourcesView(cpus=launch["cpus"], mem=launch["mem"], disk=launch.get("disk", 0)),
-        created_at=_ts(row["created_at"]),
+        created_at=at(row["created_at"]),
         started_at=ts(row["started_at"]),
         finished_at=ts(row["finished_at"]),
         not_before=ts(row["not_before"]),
+        healthy=row.get("healthy"),
+        health=row.get("health"),
+        waiting=live.waiting or None
+        if live is not None and live.state is TaskState.PENDING
+        else None,
         events=None
         if events is None
         else [
             TaskEventView(
                 id=e["id"],
-                time=_ts(e["time"]),
+                time=at(e["time"]),
                 state=TaskState(e["state"]),
                 reason=e["reason"],
                 agent_id=e["agent_id"],
@@ -88,7 +94,7 @@ def run_view(master: Master, row: Row) -> RunView:
         job=row["job"],
         number=row["number"],
         state=row["state"],
-        created_at=_ts(row["created_at"]),
+        created_at=at(row["created_at"]),
         finished_at=ts(row["finished_at"]),
         total=row["total"],
         counts={TaskState(k): v for k, v in counts.items()},
@@ -102,8 +108,8 @@ def job_view(master: Master, row: Row) -> JobView:
         name=row["name"],
         owner=row["owner"],
         spec=JobSpec.model_validate(row["spec"]),
-        created_at=_ts(row["created_at"]),
-        updated_at=_ts(row["updated_at"]),
+        created_at=at(row["created_at"]),
+        updated_at=at(row["updated_at"]),
         runs=row["runs"],
         last_run=run_view(master, runs[0]) if runs else None,
         success_count=row["success_count"],
@@ -126,7 +132,7 @@ def agent_view(agent: AgentRecord) -> AgentView:
         used=resources_view(agent.used),
         attributes=agent.attributes,
         drivers=sorted(agent.drivers),
-        registered_at=_ts(agent.registered_at),
+        registered_at=at(agent.registered_at),
         last_heartbeat=ts(agent.last_heartbeat),
         cgroups=agent.cgroups,
     )
@@ -136,7 +142,7 @@ def event_view(row: Row) -> EventView:
     """An event row."""
     return EventView(
         id=row["id"],
-        time=_ts(row["time"]),
+        time=at(row["time"]),
         type=row["type"],
         job=row.get("job"),
         run=row.get("run"),

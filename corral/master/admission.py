@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from corral.master.records import AgentRecord
 from corral.scheduler.feasibility import path_under
 from corral.spec.docker import PRIVILEGED_PARAMETERS
-from corral.spec.jobs import JobSpec
+from corral.spec.jobs import JobSpec, TaskTemplate
 
 Loc = tuple[str | int, ...]
 
@@ -39,8 +39,14 @@ def refusals(
 ) -> list[Refusal]:
     """What in ``spec`` the cluster cannot honour: unknown parents, a dependency cycle, or what
     no known agent allows (empty when it can run)."""
-    found = _parent_refusals(spec, jobs)
-    docker = spec.task.docker
+    return _parent_refusals(spec, jobs) + task_refusals(spec.task, agents)
+
+
+def task_refusals(task: TaskTemplate, agents: Iterable[AgentRecord]) -> list[Refusal]:
+    """What in a task template no known agent allows: volumes outside allowed paths,
+    privilege (fields under ``task``)."""
+    found: list[Refusal] = []
+    docker = task.docker
     if docker is None:
         return found
     known = list(agents)

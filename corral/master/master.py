@@ -14,6 +14,8 @@ from corral.master.events import EventBus
 from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.scheduling import SchedulingLoop
+from corral.master.service_loop import ServiceLoop
+from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
 from corral.master.timers import ScheduleLoop
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
@@ -47,6 +49,8 @@ class Master:
             lost_after=lost_after,
         )
         self.scheduler = SchedulingLoop(self.state, self.agents)
+        self.services = ServiceOps(self.state)
+        self.service_loop = ServiceLoop(self.state, self.services, self.jobs, self.agents)
         self.timers = ScheduleLoop(self.state, self.jobs)
         self._loops: list[asyncio.Task[None]] = []
 
@@ -55,7 +59,9 @@ class Master:
         self.store.migrate()
         self.agents.load()
         self.state.load()
+        self.services.load()
         self._loops = [
+            asyncio.create_task(self.service_loop.run_forever(), name="services"),
             asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
             asyncio.create_task(self.agents.liveness_loop(), name="liveness"),
             asyncio.create_task(self.timers.run_forever(), name="schedules"),
@@ -102,6 +108,16 @@ class Master:
                 raise NotFound(f"task {task_id!r} not found")
             return
         await self._stop_on_agents(self.jobs.kill_tasks([task], "killed by user"))
+
+    async def kill_service_tasks(
+        self, task_ids: list[str], scale: bool = False, force: bool = False
+    ) -> list[str]:
+        """Kill tasks of services; with ``scale`` their services shrink by as many, otherwise
+        they are replaced. Answers the ids of the tasks that were live."""
+        ids = self.services.kill_tasks(task_ids, scale, force)
+        victims = [self.state.tasks[i] for i in ids]
+        await self._stop_on_agents(self.jobs.kill_tasks(victims, "killed by user"))
+        return ids
 
     async def _stop_on_agents(self, tasks: list[LiveTask]) -> None:
         for task in tasks:

@@ -50,6 +50,9 @@ class LiveTask:
     agent_id: str | None = None
     not_before: float | None = None
     kill_requested: bool = False
+    healthy: bool | None = None  # the last health check's verdict (None: none yet, no checks)
+    created_at: float = 0.0
+    started_at: float | None = None  # when it became RUNNING
     waiting: str = ""  # why it is not placed yet, from the last plan
     order: int = field(default_factory=lambda: next(_order))
     resources: Resources = field(init=False)
@@ -57,6 +60,7 @@ class LiveTask:
     strategy: Strategy = field(init=False)
     host_paths: tuple[str, ...] = field(init=False)
     privileged: bool = field(init=False)
+    host_ports: tuple[int, ...] = field(init=False)  # exact host ports it needs
 
     def __post_init__(self) -> None:
         self.resources = resources_of(self.launch)
@@ -65,6 +69,7 @@ class LiveTask:
         self.privileged = bool(docker.get("privileged")) or any(
             p["key"] in PRIVILEGED_PARAMETERS for p in docker.get("parameters", ())
         )
+        self.host_ports = tuple(self.placement.get("host_ports", ()))
         self.strategy = Strategy(self.placement.get("strategy", "binpack"))
         self.constraints = tuple(
             Constraint(c["field"], Operator(c["operator"]), c.get("value"))
@@ -89,7 +94,15 @@ class LiveTask:
             agent_id=row["agent_id"],
             not_before=row["not_before"],
             kill_requested=bool(row["kill_requested"]),
+            healthy=row.get("healthy"),
+            created_at=row.get("created_at") or 0.0,
+            started_at=row.get("started_at"),
         )
+
+    @property
+    def service(self) -> bool:
+        """True for a task of a service (service ids are paths; job names are not)."""
+        return self.job.startswith("/")
 
 
 class AgentSession:

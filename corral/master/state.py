@@ -63,6 +63,8 @@ class ClusterState:
         self.timers = asyncio.Event()  # the schedule loop: a job's next firing changed
         # Called in the change that gives a run its outcome (job statistics, dependent jobs).
         self.run_finished: list[Callable[[Change, str, int, RunState, float], None]] = []
+        # Called in the change that moves a task to a new state or health (services).
+        self.task_changed: list[Callable[[Change, LiveTask, TaskState, str, float], None]] = []
 
     @contextmanager
     def change(self) -> Iterator[Change]:
@@ -142,8 +144,11 @@ class ClusterState:
             reason=reason,
             data={} if exit_code is None else {"exit_code": exit_code},
         )
+        for hook in self.task_changed:
+            hook(ch, task, state, reason, when)
         if state is TaskState.RUNNING:
             self._mark_run_running(ch, task, when)
+            ch.after(lambda: setattr(task, "started_at", when))
         if not state.terminal:
             ch.after(lambda: setattr(task, "state", state))
             return
@@ -152,6 +157,26 @@ class ClusterState:
         ch.after(lambda: self._drop_live(task))
         if not self._maybe_retry(ch, task, state, when, reason):
             self.maybe_finish_run(ch, task.job, task.run, when)
+
+    def set_health(
+        self, ch: Change, task: LiveTask, healthy: bool, reason: str, when: float
+    ) -> None:
+        """Record a task's new health verdict: row, event, and (after commit) memory."""
+        ch.tx.update_task(task.id, healthy=healthy, health=reason)
+        ch.tx.add_event(
+            time=when,
+            type="task_health",
+            job=task.job,
+            run=task.run,
+            task_id=task.id,
+            agent_id=task.agent_id,
+            state=ch.state_of(task).value,
+            reason=reason,
+            data={"healthy": healthy},
+        )
+        ch.after(lambda: setattr(task, "healthy", healthy))
+        for hook in self.task_changed:
+            hook(ch, task, ch.state_of(task), reason, when)
 
     def _mark_run_running(self, ch: Change, task: LiveTask, when: float) -> None:
         key = (task.job, task.run)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from corral.spec.docker import DockerSpec
+from corral.spec.services import HealthCheckSpec
 from corral.spec.states import TaskState
 
 
@@ -35,6 +36,8 @@ class StatusUpdate(BaseModel):
     reason: str = ""
     exit_code: int | None = None
     ports: list[int] | None = None  # host ports given to the task, with RUNNING
+    # With RUNNING: the task's health after a check changed it (None: no news of health).
+    healthy: bool | None = None
 
 
 class Updates(BaseModel):
@@ -42,6 +45,14 @@ class Updates(BaseModel):
 
     type: Literal["updates"] = "updates"
     updates: list[StatusUpdate]
+
+
+class HostPort(BaseModel):
+    """A host port a process (or host-network container) task asks for."""
+
+    port: int = 0  # 0: any free port of the agent's range
+    name: str | None = None  # also given as PORT_<NAME>
+    protocol: Literal["tcp", "udp"] = "tcp"
 
 
 class TaskLaunch(BaseModel):
@@ -60,6 +71,8 @@ class TaskLaunch(BaseModel):
     kill_grace: float = 10.0
     driver: str = "process"
     docker: DockerSpec | None = None
+    ports: list[HostPort] = Field(default_factory=list)  # not for BRIDGE containers
+    health_checks: list[HealthCheckSpec] = Field(default_factory=list)
 
 
 class Hello(BaseModel):

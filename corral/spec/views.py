@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from corral.spec.jobs import JobSpec
 from corral.spec.protocol import SandboxFile
+from corral.spec.services import ServiceSpec
 from corral.spec.states import AgentState, RunState, TaskState
 
 
@@ -53,6 +54,11 @@ class TaskView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = Field(None, description="Set while a retry waits its backoff.")
+    healthy: bool | None = Field(
+        None, description="The last health check's verdict; null before one, or without checks."
+    )
+    health: str | None = Field(None, description="The last health check's message.")
+    waiting: str | None = Field(None, description="Why a PENDING task is not placed yet.")
     events: list[TaskEventView] | None = None
 
 
@@ -86,6 +92,76 @@ class JobView(BaseModel):
     last_error: datetime | None = None
     next_run: datetime | None = Field(None, description="When the schedule fires next.")
     children: list[str] = Field(default_factory=list, description="Jobs that depend on it.")
+
+
+class FailureView(BaseModel):
+    """The last task of a service that ended when it should not have."""
+
+    time: datetime
+    task_id: str
+    state: TaskState
+    reason: str
+
+
+class ServiceCounts(BaseModel):
+    """A service's live tasks by condition."""
+
+    staged: int = Field(0, description="Pending, staging or starting.")
+    running: int = 0
+    healthy: int = 0
+    unhealthy: int = 0
+
+
+class ServiceView(BaseModel):
+    """A service: its desired state, and how far reality is from it."""
+
+    id: str
+    owner: str
+    spec: ServiceSpec
+    version: str = Field(description="When the service last changed (ISO 8601).")
+    config: int = Field(description="Number of the configuration new tasks run.")
+    config_version: str = Field(description="When that configuration was set.")
+    created_at: datetime
+    updated_at: datetime
+    counts: ServiceCounts
+    deployments: list[str] = Field(default_factory=list, description="Running deployments.")
+    delay_until: datetime | None = Field(
+        None, description="Replacements wait until then: the restart backoff."
+    )
+    last_failure: FailureView | None = None
+    waiting: str | None = Field(None, description="Why tasks wait to be placed, if they do.")
+
+
+class ServiceVersionView(BaseModel):
+    """One version of a service's spec."""
+
+    version: str
+    config: int
+    created_at: datetime
+    spec: ServiceSpec
+
+
+class DeploymentAction(BaseModel):
+    """What a deployment does to one service."""
+
+    action: str = Field(
+        description="StartApplication, ScaleApplication, RestartApplication or StopApplication."
+    )
+    service: str
+
+
+class DeploymentView(BaseModel):
+    """A change being rolled out over one or more services, step by step."""
+
+    id: str
+    version: str
+    state: str = Field(description="RUNNING, SUCCEEDED or CANCELLED.")
+    services: list[str]
+    steps: list[list[DeploymentAction]]
+    current_step: int = Field(description="1-based; the step being carried out.")
+    created_at: datetime
+    finished_at: datetime | None = None
+    reason: str = ""
 
 
 class AgentView(BaseModel):

@@ -69,9 +69,58 @@ tasks = Table(
     Column("finished_at", Float),
     Column("not_before", Float),
     Column("ports", JSON),  # host ports the agent gave it
+    Column("healthy", Boolean),  # the last health check's verdict; None: none yet or no checks
+    Column("health", Text),  # the last health check's message
     Index("ix_tasks_job_run", "job", "run"),
     Index("ix_tasks_state", "state"),
     Index("ix_tasks_agent", "agent_id"),
+)
+
+# A service's tasks are rows of ``tasks`` whose ``job`` is the service id (it starts with "/")
+# and whose ``run`` is the number of the configuration they run.
+services = Table(
+    "services",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("spec", JSON, nullable=False),  # the desired state now
+    Column("version", String(40), nullable=False),  # time of the last change (Marathon version)
+    Column("config", Integer, nullable=False),  # number of the configuration new tasks run
+    Column("config_version", String(40), nullable=False),  # time the configuration was set
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("next_slot", Integer, nullable=False, default=0),  # numbers the service's tasks
+    # Restart backoff: failures in a row, and no replacement starts before delay_until.
+    Column("failures", Integer, nullable=False, default=0),
+    Column("delay_until", Float),
+    Column("last_failure", JSON),  # {time, task_id, state, reason}
+)
+
+service_versions = Table(
+    "service_versions",
+    metadata,
+    Column("service", String(100), primary_key=True),
+    Column("version", String(40), primary_key=True),
+    Column("config", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("version", String(40), nullable=False),
+    Column("state", String(16), nullable=False),  # RUNNING, SUCCEEDED, CANCELLED
+    # [[{"action": "StartApplication", "app": "/x"}, ...], ...]: steps in order.
+    Column("steps", JSON, nullable=False),
+    Column("current_step", Integer, nullable=False, default=0),
+    # The version each affected service had before (null: it did not exist), for rollback.
+    Column("previous", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_deployments_state", "state"),
 )
 
 events = Table(

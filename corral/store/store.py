@@ -30,7 +30,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from corral.store.schema import agents, events, jobs, runs, tasks, tokens
+from corral.store.schema import (
+    agents,
+    deployments,
+    events,
+    jobs,
+    runs,
+    service_versions,
+    services,
+    tasks,
+    tokens,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
@@ -186,6 +196,41 @@ class Tx:
             killed += n if kill_requested else 0
         return counts, killed
 
+    # --- services and deployments
+
+    def insert_service(self, **row: Any) -> None:
+        """Store a new service."""
+        self.conn.execute(insert(services).values(**row))
+
+    def update_service(self, service_id: str, **values: Any) -> None:
+        """Change fields of a service."""
+        self.conn.execute(update(services).where(services.c.id == service_id).values(**values))
+
+    def delete_service(self, service_id: str) -> None:
+        """Remove a service, its versions and its finished tasks; its events stay in the log."""
+        done = tasks.c.state.not_in(ACTIVE_STATES)
+        self.conn.execute(delete(tasks).where((tasks.c.job == service_id) & done))
+        self.conn.execute(delete(service_versions).where(service_versions.c.service == service_id))
+        self.conn.execute(delete(services).where(services.c.id == service_id))
+
+    def service(self, service_id: str) -> RowMapping | None:
+        """A service as this transaction sees it."""
+        stmt = select(services).where(services.c.id == service_id)
+        return self.conn.execute(stmt).mappings().first()
+
+    def insert_service_version(self, **row: Any) -> None:
+        """Keep a version of a service's spec."""
+        self.conn.execute(insert(service_versions).values(**row))
+
+    def insert_deployment(self, **row: Any) -> None:
+        """Store a new deployment."""
+        self.conn.execute(insert(deployments).values(**row))
+
+    def update_deployment(self, deployment_id: str, **values: Any) -> None:
+        """Change fields of a deployment."""
+        cond = deployments.c.id == deployment_id
+        self.conn.execute(update(deployments).where(cond).values(**values))
+
     def set_agent_seq(self, agent_id: str, seq: int) -> None:
         """Record the newest status update applied for an agent."""
         self.conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seq=seq))
@@ -330,6 +375,41 @@ class Store:
             .where((events.c.task_id == task_id) & (events.c.type == "task_state"))
             .order_by(events.c.id)
         )
+        return self._all(stmt)
+
+    # --- services and deployments
+
+    def service(self, service_id: str) -> RowMapping | None:
+        """One service, or None."""
+        return self._one(select(services).where(services.c.id == service_id))
+
+    def services(self) -> list[RowMapping]:
+        """Every service, by id."""
+        return self._all(select(services).order_by(services.c.id))
+
+    def service_versions(self, service_id: str) -> list[RowMapping]:
+        """The versions of a service, newest first."""
+        stmt = (
+            select(service_versions)
+            .where(service_versions.c.service == service_id)
+            .order_by(service_versions.c.created_at.desc(), service_versions.c.version.desc())
+        )
+        return self._all(stmt)
+
+    def service_version(self, service_id: str, version: str) -> RowMapping | None:
+        """One version of a service, or None."""
+        cond = (service_versions.c.service == service_id) & (service_versions.c.version == version)
+        return self._one(select(service_versions).where(cond))
+
+    def deployment(self, deployment_id: str) -> RowMapping | None:
+        """One deployment, or None."""
+        return self._one(select(deployments).where(deployments.c.id == deployment_id))
+
+    def deployments(self, state: str | None = None, limit: int = 100) -> list[RowMapping]:
+        """Deployments, newest first, optionally in one state."""
+        stmt = select(deployments).order_by(deployments.c.created_at.desc()).limit(limit)
+        if state is not None:
+            stmt = stmt.where(deployments.c.state == state)
         return self._all(stmt)
 
     # --- events, agents, tokens
