@@ -1,7 +1,8 @@
 """The agent loop: dial the master, say hello, launch and supervise tasks, report their states.
 
 Every status update goes to the journal before it is sent, and stays there until the master
-acknowledges it, so a restart of either side loses none.
+acknowledges it, so a restart of either side loses none. Tasks with health checks are checked
+while they run; a change of their health is a RUNNING update with ``healthy`` set.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from corral import __version__
-from corral.agent import sandboxes
+from corral.agent import sandbox, sandboxes
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
+from corral.agent.health import HealthMonitor
 from corral.agent.journal import Journal
+from corral.agent.probes import task_probe
 from corral.spec.protocol import (
     Ack,
     AgentResources,
@@ -47,6 +50,8 @@ from corral.spec.protocol import (
 from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
+
+RUNNING_FILE = "running_since"  # in meta: wall-clock time the task was RUNNING, for health checks
 
 
 @dataclass
@@ -80,6 +85,7 @@ class RunningTask:
     handle: TaskHandle | None = None
     kill_reason: str | None = None  # set when the agent or the master asked it to stop
     watcher: asyncio.Task[None] | None = None
+    health: HealthMonitor | None = None  # while its health checks run
 
 
 def channel_url(master_url: str) -> str:
@@ -101,6 +107,15 @@ def load_agent_id(data_dir: Path) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(agent_id + "\n")
     return agent_id
+
+
+def _running_for(dirs: TaskDirs) -> float:
+    """Seconds a recovered task has been RUNNING (0 if unknown: its grace periods start anew)."""
+    try:
+        since = float((dirs.meta / RUNNING_FILE).read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return max(0.0, time.time() - since)
 
 
 class Agent:
@@ -243,8 +258,12 @@ class Agent:
         reason: str = "",
         exit_code: int | None = None,
         ports: list[int] | None = None,
+        healthy: bool | None = None,
     ) -> None:
-        """Journal a status update, then send it if connected."""
+        """Journal a status update, then send it if connected.
+
+        ``healthy`` (with RUNNING) tells the task's health after a check changed it.
+        """
         update = StatusUpdate(
             seq=self.journal.next_seq(),
             task_id=task_id,
@@ -253,6 +272,7 @@ class Agent:
             reason=reason,
             exit_code=exit_code,
             ports=ports or None,
+            healthy=healthy,
         )
         self.journal.append(update)
         if state.terminal:
@@ -304,7 +324,34 @@ class Agent:
         await self.report(task_id, TaskState.RUNNING, ports=executor.ports(task_id))
         if rt.kill_reason is not None:  # a kill came while it was starting
             await rt.handle.kill(rt.launch.kill_grace)
+        else:
+            with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
+                sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{time.time()}\n")
+            self._check_health(rt, executor)
         await self._watch(rt)
+
+    def _check_health(self, rt: RunningTask, executor: Executor, since: float = 0.0) -> None:
+        """Run the task's health checks, if it has any; ``since``: seconds it has been RUNNING."""
+        handle = rt.handle
+        if not rt.launch.health_checks or handle is None or rt.kill_reason is not None:
+            return
+        task_id = rt.launch.task_id
+
+        async def on_verdict(healthy: bool, message: str) -> None:
+            if rt.kill_reason is None and self.tasks.get(task_id) is rt:
+                await self.report(task_id, TaskState.RUNNING, message, healthy=healthy)
+
+        async def on_failed(reason: str) -> None:
+            await self.kill(task_id, None, reason)
+
+        rt.health = HealthMonitor(
+            rt.launch.health_checks,
+            task_probe(executor.ports(task_id), handle.run_command),
+            on_verdict=on_verdict,
+            on_failed=on_failed,
+            started=time.monotonic() - since,
+        )
+        rt.health.start()
 
     async def _watch(self, rt: RunningTask) -> None:
         assert rt.handle is not None
@@ -313,11 +360,15 @@ class Agent:
             ended = await asyncio.wait_for(asyncio.shield(rt.handle.wait()), limit)
         except TimeoutError:
             rt.kill_reason = rt.kill_reason or f"max run time of {limit:g}s exceeded"
+            if rt.health is not None:
+                await rt.health.stop()
             await rt.handle.kill(rt.launch.kill_grace)
             ended = await rt.handle.wait()
         await self._ended(rt, ended)
 
     async def _ended(self, rt: RunningTask, ended: TaskExit) -> None:
+        if rt.health is not None:
+            await rt.health.stop()
         state, reason = ended.state, ended.reason
         if rt.kill_reason is not None and state is TaskState.KILLED:
             # Why it was killed matters more than how: a run-time limit is a failure.
@@ -333,6 +384,8 @@ class Agent:
         if rt is None:
             return
         rt.kill_reason = rt.kill_reason or reason
+        if rt.health is not None:  # a task on its way out is checked no more
+            await rt.health.stop()
         if rt.handle is not None:  # else it is starting, and is killed once started
             await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
 
@@ -410,6 +463,7 @@ class Agent:
             else:
                 rt.handle = found
                 self.tasks[launch.task_id] = rt
+                self._check_health(rt, executor, _running_for(dirs))
                 rt.watcher = asyncio.create_task(self._watch(rt))
                 log.info("re-attached to task %s", launch.task_id)
 
@@ -419,6 +473,8 @@ class Agent:
         running = list(self.tasks.values())
         for rt in running:
             rt.kill_reason = rt.kill_reason or "agent shutting down"
+            if rt.health is not None:
+                await rt.health.stop()
             if rt.handle is not None:
                 await rt.handle.kill(rt.launch.kill_grace)
         watchers = [rt.watcher for rt in running if rt.watcher is not None]

@@ -12,7 +12,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from corral import __version__
-from corral.api import channel, chronos, events, ops, services, ui, v1
+from corral.api import (
+    channel,
+    chronos,
+    events,
+    marathon,
+    marathon_events,
+    ops,
+    services,
+    ui,
+    v1,
+)
 from corral.api.auth import CHALLENGE, Authenticator
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -44,6 +54,10 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
             # Chronos clients (httplib2) answer only a challenge they parse: plain Basic.
             answer = chronos.chronos_error(401, "a valid token is required (basic auth password)")
             answer.headers["WWW-Authenticate"] = 'Basic realm="corral"'
+            return answer
+        if user is None and marathon.is_marathon_path(request.url.path):
+            answer = marathon.marathon_error(401, "a valid token is required (basic auth password)")
+            answer.headers["WWW-Authenticate"] = CHALLENGE
             return answer
         if user is None:
             return JSONResponse(
@@ -79,7 +93,7 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    for module in (ops, v1, services, events, channel, ui):
+    for module in (ops, v1, services, events, channel, ui, marathon, marathon_events):
         app.include_router(module.router)
     for prefix in chronos.PREFIXES:
         app.include_router(chronos.router, prefix=prefix)

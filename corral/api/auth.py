@@ -1,5 +1,5 @@
-"""Who is calling: a token as ``Bearer``, or as the password of HTTP basic auth (which Marathon
-and Chronos clients send)."""
+"""Who is calling: a token as ``Bearer``, as ``token=`` (DC/OS style), or as the password of HTTP
+basic auth (which Marathon and Chronos clients send)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ def token_of(header: str | None) -> str | None:
     scheme = scheme.lower()
     if scheme == "bearer":
         return value.strip() or None
+    if scheme.startswith("token="):  # DC/OS style, as Marathon's Python client sends it
+        return header.partition("=")[2].strip() or None
     if scheme == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()

@@ -20,6 +20,7 @@ import uvicorn
 from corral.agent.executors.base import Executor
 from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
+from corral.agent.ports import PortPool
 from corral.agent.runtime import Agent, AgentConfig, load_agent_id
 from corral.api.app import create_app
 from corral.client.config import user_config_path, write_config
@@ -67,13 +68,15 @@ def host_resources(data_dir: Path) -> AgentResources:
 
 async def executors(config: AgentConfig) -> dict[str, Executor]:
     """The drivers this agent offers: processes always, containers when dockerd answers."""
-    offered: dict[str, Executor] = {"process": ProcessExecutor()}
+    # One pool for both drivers, so a process and a container never get the same host port.
+    pool = PortPool(*config.port_range)
+    offered: dict[str, Executor] = {"process": ProcessExecutor(port_pool=pool)}
     if await DockerExecutor.available():
         offered["docker"] = DockerExecutor(
             load_agent_id(config.data_dir),
             allowed_volumes=config.volume_roots,
             allow_privileged=config.allow_privileged,
-            port_range=config.port_range,
+            port_pool=pool,
             keep_containers=config.keep_containers,
         )
     else:

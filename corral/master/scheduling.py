@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 def snapshot_of(state: ClusterState) -> Snapshot:
     """The read-only view the core plans on."""
+    ports: dict[str, set[int]] = {}
+    for t in state.tasks.values():
+        if t.host_ports and t.agent_id is not None and t.state.active:
+            ports.setdefault(t.agent_id, set()).update(t.host_ports)
     agents = tuple(
         AgentSnapshot(
             id=a.id,
@@ -30,6 +34,7 @@ def snapshot_of(state: ClusterState) -> Snapshot:
             schedulable=a.connected and a.state is AgentState.ACTIVE,
             volume_roots=a.volume_roots,
             privileged=a.privileged,
+            ports_used=frozenset(ports.get(a.id, ())),
         )
         for a in state.agents.values()
     )
@@ -55,6 +60,7 @@ def request_of(task: LiveTask) -> TaskRequest:
         order=task.order,
         host_paths=task.host_paths,
         privileged=task.privileged,
+        host_ports=task.host_ports,
     )
 
 

@@ -361,8 +361,22 @@ class ServiceOps:
         """Forget the backoff: the next replacement starts at once (Marathon's DELETE
         /v2/queue/{app}/delay)."""
         rec = self.get(service_id)
+        waiting = [
+            t
+            for t in self.state.tasks.values()
+            if t.job == service_id and t.state is TaskState.PENDING and t.not_before is not None
+        ]
         with self.state.change() as ch:
+            ch.reschedule = True
             ch.tx.update_service(service_id, failures=0, delay_until=None)
+            for t in waiting:
+                ch.tx.update_task(t.id, not_before=None)
+
+            def start_now() -> None:
+                for t in waiting:
+                    t.not_before = None
+
+            ch.after(start_now)
             ch.after(lambda: setattr(rec, "delay_until", None))
             ch.after(lambda: setattr(rec, "failures", 0))
             ch.after(self.wake.set)

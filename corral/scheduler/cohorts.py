@@ -1,9 +1,10 @@
 """Shapes and cohorts: pending work prepared once per plan, not once per task.
 
-- A **shape** is what placement depends on besides the group: resources, driver, constraints
-  and strategy. Tasks of one shape have the same statically feasible agents and the same score
-  on each agent, whatever job they belong to, so constraints are compiled, static checks run and
-  candidates ranked once per shape (many one-task jobs share a few shapes).
+- A **shape** is what placement depends on besides the group: resources, driver, constraints,
+  strategy, host paths, privilege and exact host ports. Tasks of one shape have the same
+  statically feasible agents and the same score on each agent, whatever job they belong to, so
+  constraints are compiled, static checks run and candidates ranked once per shape (many
+  one-task jobs share a few shapes).
 - A **cohort** is the tasks of one group and owner with one shape: the instances of a service,
   the tasks of a job array. Only id, priority and order tell them apart, and those matter for
   ordering, not placement. Group constraints (UNIQUE, MAX_PER, CLUSTER, GROUP_BY) and quotas
@@ -22,16 +23,22 @@ from corral.scheduler.feasibility import (
     Status,
     check_counted_rule,
     check_group_by,
+    check_host_ports,
     check_resources,
     check_static,
     compile_rules,
     field_value,
     group_by_floor,
+    invalid_host_ports,
 )
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy, TaskRequest
 from corral.scheduler.state import AgentState, PlanState
 
-ShapeKey = tuple[Resources, str, tuple[Constraint, ...], Strategy, tuple[str, ...], bool]
+ShapeKey = tuple[
+    Resources, str, tuple[Constraint, ...], Strategy, tuple[str, ...], bool, tuple[int, ...]
+]
+# What the static checks read of a task: driver, constraints, host paths, privileged.
+StaticKey = tuple[str, tuple[Constraint, ...], tuple[str, ...], bool]
 CohortKey = tuple[str, str, ShapeKey]
 
 
@@ -48,7 +55,7 @@ class Ranking:
 class Tally:
     """Why each agent refuses a shape, kept current lazily like a ranking (see selection.py)."""
 
-    statuses: list[Status]  # per rank: the first static or resource check it fails, or FITS
+    statuses: list[Status]  # per rank: the first static or room check it fails, or FITS
     counts: dict[str, int]  # reason -> agents refusing for it
     fitting: dict[int, None]  # ranks whose status is FITS (a dict: ordered, unlike a set)
     synced: int  # how much of PlanState.changed the statuses reflect
@@ -58,7 +65,7 @@ class Tally:
 class Shape:
     """Work that places alike, whatever its group; see the module docstring."""
 
-    task: TaskRequest  # the first task of this shape: gives resources, driver and strategy
+    task: TaskRequest  # the first task of this shape: gives resources, strategy, host ports…
     rules: tuple[Rule, ...]
     static: list[Status]  # per rank: the static checks' answer (shared by like shapes)
     candidates: list[int]  # ranks of the statically feasible agents, ascending
@@ -110,6 +117,7 @@ def shape_key(task: TaskRequest) -> ShapeKey:
         Strategy(task.strategy),
         task.host_paths,
         task.privileged,
+        task.host_ports,
     )
 
 
@@ -152,7 +160,7 @@ class _Shapes:
         self._state = state
         self._start_free = [a.agent.total - a.agent.used for a in state.agents]
         self._shapes: dict[ShapeKey, Shape | str] = {}
-        self._static: dict[tuple[str, tuple[Constraint, ...]], list[Status]] = {}
+        self._static: dict[StaticKey, list[Status]] = {}
 
     def get(self, task: TaskRequest) -> Shape | str:
         """The shape of ``task``, or why no task of that shape can ever be placed."""
@@ -166,23 +174,30 @@ class _Shapes:
         request = task.resources
         if min(request.millicpus, request.mem, request.disk, request.gpus) < 0:
             return "invalid request: negative resources"
+        ports = task.host_ports
+        if ports and (invalid := invalid_host_ports(ports)) is not None:
+            return invalid
         try:
             rules = compile_rules(task.constraints)
         except InvalidConstraint as e:
             return str(e)
-        static_key = (task.driver, task.constraints)
+        static_key = (task.driver, task.constraints, task.host_paths, task.privileged)
         static = self._static.get(static_key)
         if static is None:
             static = self._static[static_key] = [
                 check_static(task, rules, a.agent) for a in self._state.agents
             ]
-        # Statically feasible: passes the static checks and fits what was free at the start.
+        # Statically feasible: passes the static checks, and fits what was free at the start
+        # (resources and host ports: within a plan, neither comes back).
         start_free = self._start_free
         candidates = [
             rank
             for rank, status in enumerate(static)
             if status.fits and request.fits_in(start_free[rank])
         ]
+        if ports:
+            agents = self._state.agents
+            candidates = [r for r in candidates if agents[r].agent.ports_used.isdisjoint(ports)]
         return Shape(task, rules, static, candidates)
 
 
@@ -225,15 +240,27 @@ def spread_floors(cohort: Cohort) -> list[int]:
     return [group_by_floor(values, counts) for _, counts, values in cohort.spreads]
 
 
+def check_room(task: TaskRequest, agent: AgentState) -> Status:
+    """Room for the task on the agent now: its exact host ports are free, then its resources.
+
+    Ports first, as Kubernetes' NodePorts before NodeResourcesFit: the more specific refusal.
+    """
+    if task.host_ports:  # most tasks need none: skip the call
+        status = check_host_ports(task.host_ports, agent.ports)
+        if not status.fits:
+            return status
+    return check_resources(task.resources, agent.free)
+
+
 def check_agent(cohort: Cohort, agent: AgentState, floors: Sequence[int]) -> Status:
     """The whole filter chain for one agent, in the order that reasons are reported.
 
-    Static checks first (they explain the most durable refusals), then resources, then the
-    checks that depend on where the group's other tasks went.
+    Static checks first (they explain the most durable refusals), then room (host ports,
+    resources), then the checks that depend on where the group's other tasks went.
     """
     status = check_static(cohort.task, cohort.shape.rules, agent.agent)
     if status.fits:
-        status = check_resources(cohort.task.resources, agent.free)
+        status = check_room(cohort.task, agent)
     if status.fits:
         status = check_counts(cohort, agent)
     if status.fits:

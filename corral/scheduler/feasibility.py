@@ -6,15 +6,16 @@ sees. Checks are pure functions of their arguments; the planner decides which st
 
 Two kinds of check:
 
-- **static** ones depend only on the snapshot (agent schedulable, driver, attributes, LIKE, UNLIKE,
-  CLUSTER with a value) and are run once per cohort;
-- **dynamic** ones depend on what the plan has placed so far (resources, group counts, quota).
+- **static** ones depend only on the snapshot (agent schedulable, driver, volume roots,
+  privilege, attributes, LIKE, UNLIKE, CLUSTER with a value) and are run once per shape;
+- **dynamic** ones depend on what the plan has placed so far (host ports, resources, group
+  counts, quota).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -189,6 +190,32 @@ def check_volumes(host_paths: Sequence[str], agent: AgentSnapshot) -> Status:
 def check_privilege(privileged: bool, agent: AgentSnapshot) -> Status:
     """Privileged containers only where the agent's admin allowed them."""
     return NOT_PRIVILEGED if privileged and not agent.privileged else FITS
+
+
+HOST_PORT_IN_USE = Status(Code.UNSCHEDULABLE, "host port in use")
+MAX_PORT = 65535
+
+
+def check_host_ports(host_ports: Sequence[int], taken: Set[int]) -> Status:
+    """None of the exact host ports a task needs may be ``taken`` on the agent already.
+
+    ``taken`` holds the agent's ports in use when the plan started and those of the tasks the
+    plan put there since. UNSCHEDULABLE: the port frees up when the task holding it ends.
+    """
+    if not host_ports or taken.isdisjoint(host_ports):
+        return FITS
+    return HOST_PORT_IN_USE
+
+
+def invalid_host_ports(host_ports: Sequence[int]) -> str | None:
+    """Why a task's exact host ports can never be given, or None if they can.
+
+    A port listed twice is needed once (a docker mapping publishes 53/tcp and 53/udp on one host
+    port); 0, "any free port", is the agent's business and has no place here.
+    """
+    if any(not 0 < port <= MAX_PORT for port in host_ports):
+        return f"invalid request: host port outside 1..{MAX_PORT}"
+    return None
 
 
 def check_resources(request: Resources, free: Resources) -> Status:

@@ -6,6 +6,9 @@
     p = h.plan()
     assert len(p.placements) == 3 and check_plan(h.snapshot(), h.pending, p) == []
 
+Host ports: ``h.add_agent("a", ports_used=[8080])``, ``h.add_task("web", host_ports=[8080])``;
+``h.add_placed("old", "a", host_ports=[8080])`` marks the port used on "a" like its resources.
+
 :func:`check_plan` states the invariants every plan must keep; the property tests and the
 benchmark run it on whatever they generate.
 """
@@ -17,7 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from corral.scheduler.feasibility import field_value
+from corral.scheduler.cohorts import shape_key
+from corral.scheduler.feasibility import check_privilege, check_volumes, field_value
 from corral.scheduler.model import (
     AgentSnapshot,
     Constraint,
@@ -62,13 +66,18 @@ class Harness:
         hostname: str | None = None,
         drivers: Iterable[str] = ("process",),
         schedulable: bool = True,
+        ports_used: Iterable[int] = (),
         attributes: Mapping[str, str] | None = None,
         **more_attributes: str,
     ) -> AgentSnapshot:
-        """Add an agent; its hostname defaults to its id, keyword extras are attributes."""
+        """Add an agent; its hostname defaults to its id, keyword extras are attributes.
+
+        ``ports_used``: fixed host ports already held there (by tasks not in ``placed``; see
+        :meth:`add_placed` for ones that are).
+        """
         merged = {**(attributes or {}), **more_attributes}
         return self._add_agent(
-            id, res(cpus, mem, disk, gpus), used, hostname, drivers, schedulable, merged
+            id, res(cpus, mem, disk, gpus), used, hostname, drivers, schedulable, merged, ports_used
         )
 
     def _add_agent(
@@ -80,6 +89,7 @@ class Harness:
         drivers: Iterable[str],
         schedulable: bool,
         attributes: Mapping[str, str],
+        ports_used: Iterable[int] = (),
     ) -> AgentSnapshot:
         agent = AgentSnapshot(
             id=id,
@@ -89,6 +99,7 @@ class Harness:
             attributes=dict(attributes),
             drivers=frozenset(drivers),
             schedulable=schedulable,
+            ports_used=frozenset(ports_used),
         )
         self.agents.append(agent)
         return agent
@@ -103,10 +114,12 @@ class Harness:
         gpus: int = 0,
         drivers: Iterable[str] = ("process",),
         schedulable: bool = True,
+        ports_used: Iterable[int] = (),
         **attributes: str,
     ) -> list[AgentSnapshot]:
         """Add ``n`` alike agents named ``<prefix>-00``, ``<prefix>-01``… (numbering continues)."""
         start = len(self.agents)
+        ports = tuple(ports_used)
         return [
             self._add_agent(
                 f"{prefix}-{start + i:02d}",
@@ -116,6 +129,7 @@ class Harness:
                 drivers,
                 schedulable,
                 attributes,
+                ports,
             )
             for i in range(n)
         ]
@@ -135,8 +149,13 @@ class Harness:
         owner: str = "",
         priority: int = 0,
         order: int | None = None,
+        host_ports: Iterable[int] = (),
     ) -> TaskRequest:
-        """Add a pending task; ``order`` defaults to the order tasks were added in."""
+        """Add a pending task; ``order`` defaults to the order tasks were added in.
+
+        ``host_ports``: the exact host ports it needs (a required service port, a fixed
+        docker ``hostPort``).
+        """
         task = TaskRequest(
             id=id,
             group=group,
@@ -147,6 +166,7 @@ class Harness:
             owner=owner,
             priority=priority,
             order=len(self.pending) if order is None else order,
+            host_ports=tuple(host_ports),
         )
         self.pending.append(task)
         return task
@@ -164,8 +184,10 @@ class Harness:
         strategy: Strategy = Strategy.BINPACK,
         owner: str = "",
         priority: int = 0,
+        host_ports: Iterable[int] = (),
     ) -> list[TaskRequest]:
         """Add ``n`` alike tasks of one group, named ``<group>-0``, ``<group>-1``…"""
+        ports = tuple(host_ports)
         return [
             self.add_task(
                 f"{group}-{i}",
@@ -178,6 +200,7 @@ class Harness:
                 strategy=strategy,
                 owner=owner,
                 priority=priority,
+                host_ports=ports,
             )
             for i in range(n)
         ]
@@ -191,13 +214,19 @@ class Harness:
         owner: str = "",
         cpus: float = 1,
         mem: int = 128,
+        host_ports: Iterable[int] = (),
     ) -> PlacedTask:
-        """Add a task already running on an agent, and count its resources as used there."""
+        """Add a task already running on an agent; its resources and host ports count as used."""
         task = PlacedTask(task_id, group, agent_id, owner, res(cpus, mem))
+        ports = frozenset(host_ports)
         self.placed.append(task)
         for i, agent in enumerate(self.agents):
             if agent.id == agent_id:
-                self.agents[i] = replace(agent, used=agent.used + task.resources)
+                self.agents[i] = replace(
+                    agent,
+                    used=agent.used + task.resources,
+                    ports_used=agent.ports_used | ports,
+                )
         return task
 
     def snapshot(self) -> Snapshot:
@@ -232,7 +261,7 @@ def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, st
     first = {}
     for task_id, reason in result.unplaced.items():
         t = tasks[task_id]
-        key = (t.group, t.owner, t.resources, t.driver, t.constraints, t.strategy)
+        key = (t.group, t.owner, shape_key(t))  # the cohort, as cohorts.py forms it
         if key not in seen:
             seen.add(key)
             first[task_id] = reason
@@ -243,8 +272,9 @@ def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan)
     """Every broken invariant of ``result``, as sentences; an empty list means a sound plan.
 
     Checked: each pending task is placed once or has a reason; no agent is over-committed; new
-    placements keep driver, schedulable, LIKE, UNLIKE, CLUSTER, UNIQUE and MAX_PER; quotas hold.
-    GROUP_BY's evenness is left to the tests that compare with ``plan_exhaustive``.
+    placements keep driver, schedulable, volume roots, privilege, LIKE, UNLIKE, CLUSTER, UNIQUE
+    and MAX_PER; no agent gives one host port to two tasks, nor one it already had in use;
+    quotas hold. GROUP_BY's evenness is left to the tests that compare with ``plan_exhaustive``.
     """
     agents = {a.id: a for a in snapshot.agents}
     tasks = {t.id: t for t in pending}
@@ -258,6 +288,7 @@ def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan)
             new.append((task, agent))
             errors += _static_errors(task, agent)
     errors += _capacity_errors(snapshot, new)
+    errors += _port_errors(new)
     errors += _count_errors(snapshot, agents, new)
     return errors
 
@@ -294,10 +325,27 @@ def _capacity_errors(
     return errors
 
 
+def _port_errors(new: Sequence[tuple[TaskRequest, AgentSnapshot]]) -> list[str]:
+    """Each exact host port once per agent, counting the ports it held before the plan."""
+    held: dict[str, set[int]] = {}
+    errors = []
+    for task, agent in new:
+        ports = held.setdefault(agent.id, set(agent.ports_used))
+        for port in sorted(set(task.host_ports)):  # listed twice (tcp and udp): needed once
+            if port in ports:
+                errors.append(f"task {task.id} on {agent.id}: host port {port} already in use")
+            ports.add(port)
+    return errors
+
+
 def _static_errors(task: TaskRequest, agent: AgentSnapshot) -> list[str]:
     errors = []
     if not agent.schedulable or task.driver not in agent.drivers:
         errors.append(f"task {task.id} on unschedulable agent or driver missing: {agent.id}")
+    if not (
+        check_volumes(task.host_paths, agent).fits and check_privilege(task.privileged, agent).fits
+    ):
+        errors.append(f"task {task.id} on {agent.id}: a volume or privilege not allowed there")
     for c in task.constraints:
         value = field_value(agent, c.field)
         ok = True

@@ -86,6 +86,7 @@ class AgentSnapshot:
     schedulable: bool = True  # False while DRAINING, DISCONNECTED or LOST
     volume_roots: tuple[str, ...] = ()  # host paths under which it mounts volumes
     privileged: bool = False  # whether it runs privileged containers
+    ports_used: frozenset[int] = frozenset()  # fixed host ports its placed tasks already hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,9 @@ class TaskRequest:
     order: int = 0  # submission order: lower goes first among equals
     host_paths: tuple[str, ...] = ()  # host paths it mounts (normalized, absolute)
     privileged: bool = False  # needs an agent that allows privileged containers
+    # Exact host ports it must get (required service ports, fixed docker hostPorts), each in
+    # 1..65535; one listed twice is needed once. "Any free port" is the agent's to hand out.
+    host_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

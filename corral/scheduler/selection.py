@@ -7,9 +7,10 @@ Three selectors return the same agent for the same state (the tests hold them to
 - :func:`select_fast` keeps a heap of scored candidates per shape (a :class:`Ranking`) and
   refreshes it lazily: a placement changes the score of one agent only, so a ranking re-scores
   just the agents placed on since it last looked (``PlanState.changed``). Agents that no longer
-  fit are dropped for good: within a plan free resources only shrink. Candidates that a group
-  rule (UNIQUE, MAX_PER, CLUSTER) refuses are set aside for one call; once a cohort sets aside
-  many, it forks a private ranking and drops them for good, as those rules only tighten.
+  fit are dropped for good: within a plan free resources only shrink and the host ports held on
+  an agent only grow. Candidates that a group rule (UNIQUE, MAX_PER, CLUSTER) refuses are set
+  aside for one call; once a cohort sets aside many, it forks a private ranking and drops them
+  for good, as those rules only tighten.
 - :func:`select_scan` serves cohorts with a GROUP_BY rule, whose verdicts can loosen again as
   the group's other values fill up: it scans the candidates on each call.
 
@@ -29,10 +30,11 @@ from corral.scheduler.cohorts import (
     Tally,
     check_agent,
     check_counts,
+    check_room,
     check_spreads,
     spread_floors,
 )
-from corral.scheduler.feasibility import Status, check_resources
+from corral.scheduler.feasibility import Status
 from corral.scheduler.scoring import fit_score
 from corral.scheduler.state import PlanState
 
@@ -61,12 +63,13 @@ def select_fast(cohort: Cohort, state: PlanState) -> int | None:
 
 
 def _build(shape: Shape, state: PlanState) -> Ranking:
-    request, strategy = shape.task.resources, shape.task.strategy
+    request, strategy, ports = shape.task.resources, shape.task.strategy, shape.task.host_ports
     alive = bytearray(len(state.agents))
     entries = []
     for rank in shape.candidates:
         agent = state.agents[rank]
-        if request.fits_in(agent.free):
+        # Room as check_room says, inline: this loop is hot, most tasks need no host port.
+        if request.fits_in(agent.free) and (not ports or agent.ports.isdisjoint(ports)):
             alive[rank] = 1
             score = fit_score(strategy, agent.agent.total, agent.free, request)
             entries.append((-score, rank, agent.version))
@@ -86,13 +89,13 @@ def _refresh(ranking: Ranking, shape: Shape, state: PlanState) -> None:
     # Each agent once, in placement order: bin-packing places on the same agent many times.
     todo = dict.fromkeys(changed[ranking.synced :])
     ranking.synced = len(changed)
-    request, strategy = shape.task.resources, shape.task.strategy
+    request, strategy, ports = shape.task.resources, shape.task.strategy, shape.task.host_ports
     entries, alive = ranking.entries, ranking.alive
     for rank in todo:
         if not alive[rank]:
             continue
         agent = state.agents[rank]
-        if request.fits_in(agent.free):
+        if request.fits_in(agent.free) and (not ports or agent.ports.isdisjoint(ports)):
             score = fit_score(strategy, agent.agent.total, agent.free, request)
             heappush(entries, (-score, rank, agent.version))
         else:
@@ -141,13 +144,13 @@ def _best_own(ranking: Ranking, cohort: Cohort, state: PlanState) -> int | None:
 
 def select_scan(cohort: Cohort, state: PlanState) -> int | None:
     """Like :func:`select_fast`, by scanning every candidate; for cohorts with GROUP_BY."""
-    request, strategy = cohort.task.resources, cohort.task.strategy
+    request, strategy, ports = cohort.task.resources, cohort.task.strategy, cohort.task.host_ports
     floors = spread_floors(cohort)
     best: int | None = None
     best_score = -1.0
     for rank in cohort.shape.candidates:
         agent = state.agents[rank]
-        if not request.fits_in(agent.free):
+        if not request.fits_in(agent.free) or (ports and not agent.ports.isdisjoint(ports)):
             continue
         if not (check_counts(cohort, agent).fits and check_spreads(cohort, agent, floors).fits):
             continue
@@ -178,7 +181,7 @@ def select_exhaustive(cohort: Cohort, state: PlanState) -> tuple[int | None, str
 def explain(cohort: Cohort, state: PlanState) -> str:
     """Why no agent takes the cohort's next task now: ``select_exhaustive``'s summary, cheaper.
 
-    The shape's tally holds each agent's first refusal among the static and resource checks and
+    The shape's tally holds each agent's first refusal among the static and room checks and
     is kept current like a ranking, so a full cluster does not re-check every agent for each of
     a thousand waiting one-task jobs; only the agents it lets through meet the group rules.
     """
@@ -199,11 +202,11 @@ def explain(cohort: Cohort, state: PlanState) -> str:
 
 def _tally(shape: Shape, state: PlanState) -> Tally:
     """The shape's tally, built on first use, else updated for the agents placed on since."""
-    agents, request = state.agents, shape.task.resources
+    agents, task = state.agents, shape.task
     tally = shape.tally
     if tally is None:
         statuses = [
-            status if not status.fits else check_resources(request, agents[rank].free)
+            status if not status.fits else check_room(task, agents[rank])
             for rank, status in enumerate(shape.static)
         ]
         tally = shape.tally = Tally(statuses, {}, {}, len(state.changed))
@@ -216,7 +219,7 @@ def _tally(shape: Shape, state: PlanState) -> Tally:
         for rank in todo:
             if not shape.static[rank].fits:
                 continue  # a static refusal is final
-            old, new = tally.statuses[rank], check_resources(request, agents[rank].free)
+            old, new = tally.statuses[rank], check_room(task, agents[rank])
             if old != new:
                 tally.statuses[rank] = new
                 _count(tally, rank, old, -1)

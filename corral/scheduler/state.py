@@ -1,8 +1,8 @@
 """The scratch state of one plan: what is free, where each group sits, what each owner holds.
 
 Built from the snapshot when ``plan()`` starts and changed only by :meth:`PlanState.place`, so
-every stage reads one consistent picture. Within a plan, free resources only shrink and counts
-only grow; the planner's shortcuts rely on that.
+every stage reads one consistent picture. Within a plan, free resources only shrink, and counts
+and the host ports held on each agent only grow; the planner's shortcuts rely on that.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class AgentState:
     rank: int
     agent: AgentSnapshot
     free: Resources
+    ports: frozenset[int]  # fixed host ports held here: the snapshot's, then this plan's tasks'
     version: int = 0  # bumped on every placement here: lets cached scores be recognised as stale
 
 
@@ -54,7 +55,9 @@ class PlanState:
         for before, after in zip(ordered, ordered[1:], strict=False):
             if before.id == after.id:
                 raise ValueError(f"agent id {after.id!r} appears twice in the snapshot")
-        self.agents = [AgentState(i, a, a.total - a.used) for i, a in enumerate(ordered)]
+        self.agents = [
+            AgentState(i, a, a.total - a.used, a.ports_used) for i, a in enumerate(ordered)
+        ]
         self.rank_of = {a.id: i for i, a in enumerate(ordered)}
         self.capacity = sum((a.total for a in ordered), NOTHING)
         self.quotas = snapshot.quotas
@@ -85,6 +88,8 @@ class PlanState:
         """Record that ``task`` goes on the agent of ``rank``; the caller checked feasibility."""
         state = self.agents[rank]
         state.free = state.free - task.resources
+        if task.host_ports:
+            state.ports = state.ports.union(task.host_ports)
         state.version += 1
         self.changed.append(rank)
         self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources

@@ -35,7 +35,8 @@ class PortMapping(BaseModel):
     container_port: int = Field(alias="containerPort", ge=1, le=65535)
     host_port: int = Field(0, alias="hostPort", ge=0, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
-    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Marathon allows dashes ("http-api"); the variable is PORT_HTTP_API.
+    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 class Volume(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from corral.scheduler.model import Strategy
-from corral.spec.jobs import ENV_NAME, ConstraintSpec, TaskTemplate, _unencodable
+from corral.spec.jobs import ConstraintSpec, TaskTemplate, _unencodable
 
 _LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
 _SEGMENT = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
@@ -68,7 +68,8 @@ class PortSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     port: int = Field(0, ge=0, le=65535)
-    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Marathon allows dashes ("http-api"); the variable is PORT_HTTP_API.
+    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     protocol: Literal["tcp", "udp"] = "tcp"
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -196,9 +197,6 @@ class ServiceSpec(BaseModel):
         names = [n for n in self.all_port_names() if n]
         if len(set(names)) != len(names):
             raise ValueError("two ports have the same name")
-        for n in names:
-            if not ENV_NAME.fullmatch(n):
-                raise ValueError(f"port name {n!r} must be letters, digits and '_'")
         docker = self.task.docker
         if docker is not None and docker.network == "BRIDGE" and self.ports:
             raise ValueError(

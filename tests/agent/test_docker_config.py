@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,7 @@ from corral.agent.executors.docker_config import (
     task_env,
     workdir,
 )
-from corral.agent.ports import PortPool
-from corral.spec.docker import DockerSpec, Parameter, PortMapping
+from corral.spec.docker import DockerSpec, Parameter
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -423,66 +421,3 @@ def test_the_stop_signal_is_named_as_the_kill_reason_shows_it(
 def test_the_host_ports_of_a_container_are_read_back_from_its_environment() -> None:
     container = {"Config": {"Env": ["PATH=/bin", "PORT0=31002", "PORT1=31009", "PORTS=x"]}}
     assert ports_of(container, 2) == [31002, 31009]
-
-
-# --- host ports
-
-
-def mappings(*host_ports: int) -> list[PortMapping]:
-    """Port mappings of container port 80 with these host ports."""
-    return [PortMapping(container_port=80, host_port=port) for port in host_ports]
-
-
-def free_range(size: int) -> tuple[int, int]:
-    """``size`` consecutive ports that are free now (found by binding around a free port)."""
-    for start in range(40000, 60000, 97):
-        probes = [socket.socket() for _ in range(size)]
-        try:
-            for offset, probe in enumerate(probes):
-                probe.bind(("", start + offset))
-            return start, start + size - 1
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError("no free port range")
-
-
-def test_ports_asked_as_0_come_from_the_range_and_given_ones_are_kept() -> None:
-    first, last = free_range(3)
-    pool = PortPool(first, last)
-    assert pool.reserve("t-1", mappings(0, 5000, 0)) == [first, 5000, first + 1]
-    assert pool.reserve("t-2", mappings(0)) == [first + 2]
-
-
-def test_a_port_held_by_a_task_is_not_given_again_until_it_is_released() -> None:
-    first, last = free_range(2)
-    pool = PortPool(first, last)
-    pool.reserve("t-1", mappings(0, 0))
-    with pytest.raises(LaunchError, match=f"no free host port in {first}-{last}"):
-        pool.reserve("t-2", mappings(0))
-    pool.release("t-1")
-    assert pool.reserve("t-2", mappings(0)) == [first]
-
-
-def test_a_port_bound_by_another_program_is_skipped() -> None:
-    first, last = free_range(2)
-    with socket.socket() as other:
-        other.bind(("", first))
-        other.listen()
-        assert PortPool(first, last).reserve("t-1", mappings(0)) == [last]
-
-
-def test_ports_of_a_recovered_task_are_held() -> None:
-    first, last = free_range(2)
-    pool = PortPool(first, last)
-    pool.adopt("t-1", [first])
-    assert pool.reserve("t-2", mappings(0)) == [last]
-
-
-def test_a_port_range_outside_1_to_65535_is_refused_at_construction() -> None:
-    with pytest.raises(ValueError, match="port range 0-10"):
-        PortPool(0, 10)
-    with pytest.raises(ValueError, match="port range 20-10"):
-        PortPool(20, 10)

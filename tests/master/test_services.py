@@ -4,8 +4,9 @@ deletion and agent loss, on simulated agents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,12 @@ from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 from tests.master.sim import Sim
 
-WEB = {"id": "/web", "instances": 2, "task": {"shell": "serve", "cpus": 0.5, "mem": 64}}
-CHECKED = {
+WEB: dict[str, Any] = {
+    "id": "/web",
+    "instances": 2,
+    "task": {"shell": "serve", "cpus": 0.5, "mem": 64},
+}
+CHECKED: dict[str, Any] = {
     **WEB,
     "health_checks": [{"protocol": "COMMAND", "command": "true", "interval": 1, "timeout": 1}],
 }
@@ -28,7 +33,7 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
     s.close()
 
 
-def run(fn: Callable[[], Awaitable[None]]) -> None:
+def run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(fn())
 
 

@@ -24,6 +24,15 @@ class TaskExit:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a command run beside a task (a health check) ended."""
+
+    exit_code: int | None  # None: it did not run to its end, ``error`` says why
+    output: str = ""  # the end of what it wrote, stdout and stderr together
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDirs:
     """Where one task lives on the agent: the sandbox the task sees, and the agent's own notes."""
 
@@ -56,6 +65,14 @@ class TaskHandle(Protocol):
         """
         ...
 
+    async def run_command(self, command: str, timeout: float) -> CommandResult:
+        """Run ``sh -c command`` where the task runs, with its environment; at most ``timeout``.
+
+        Never raises for the command's sake: a command that cannot run or overruns answers a
+        ``CommandResult`` without exit code.
+        """
+        ...
+
 
 class Executor(Protocol):
     """Starts tasks of one driver and finds them again after an agent restart."""
@@ -67,7 +84,7 @@ class Executor(Protocol):
         ...
 
     def ports(self, task_id: str) -> list[int]:
-        """The host ports given to a started task, in the order of its port mappings."""
+        """The host ports given to a started task: ``PORT0..n``, in the order asked for."""
         ...
 
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskHandle:

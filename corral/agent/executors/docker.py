@@ -22,11 +22,10 @@ from functools import partial
 from pathlib import Path
 
 import aiodocker
-import aiohttp
 from aiodocker.containers import DockerContainer
 
 from corral.agent import sandbox
-from corral.agent.executors.base import LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
 from corral.agent.executors.docker_config import (
     JSON,
     TASK_ID_LABEL,
@@ -34,12 +33,16 @@ from corral.agent.executors.docker_config import (
     check_volumes,
     container_config,
     describe_end,
+    host_ports_wanted,
     ports_of,
     stop_signal_name,
 )
+from corral.agent.executors.docker_exec import DOCKER_ERRORS as _DOCKER_ERRORS
+from corral.agent.executors.docker_exec import error_text as _error_text
+from corral.agent.executors.docker_exec import exec_shell
 from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
 from corral.agent.executors.process import describe_exit
-from corral.agent.ports import PortPool
+from corral.agent.ports import DEFAULT_RANGE, PortPool
 from corral.spec.docker import DockerSpec
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
@@ -53,7 +56,6 @@ REMOVED_REASON = "container of the task was removed by someone else"
 UNSTARTED_REASON = "the agent restarted before the container started"
 LOG_DRAIN_TIMEOUT = 5.0  # seconds to let the log stream deliver its end after the container's
 PROBE_TIMEOUT = 5.0
-_DOCKER_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, asyncio.IncompleteReadError)
 # The log stream multiplexes frames: stream id, three zero bytes, payload length (big-endian).
 
 
@@ -67,12 +69,6 @@ class DaemonInfo:
 
 
 _DAEMONS: dict[str, DaemonInfo] = {}  # by socket
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, aiodocker.DockerError):
-        return exc.message.strip()
-    return str(exc) or type(exc).__name__
 
 
 async def _remove(container: DockerContainer) -> None:
@@ -143,6 +139,13 @@ class DockerHandle:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self._loop.call_at(deadline, self._force)
+
+    async def run_command(self, command: str, timeout: float) -> CommandResult:
+        """Run ``sh -c command`` inside the container (Docker exec), with its environment."""
+        # The client closes a moment before the end is answered: that is the end already.
+        if self._done.done() or self._detached or self._docker.session.closed:
+            return CommandResult(None, error="the task has ended")
+        return await exec_shell(self._docker, self.container_id, command, timeout)
 
     async def detach(self) -> None:
         """Stop watching, leave the container running (agent shutdown); ``recover`` finds it.
@@ -325,7 +328,8 @@ class DockerExecutor:
         *,
         allowed_volumes: Sequence[str | os.PathLike[str]],
         allow_privileged: bool = False,
-        port_range: tuple[int, int] = (31000, 32000),
+        port_range: tuple[int, int] = DEFAULT_RANGE,
+        port_pool: PortPool | None = None,
         keep_containers: bool = False,
         socket: str = DEFAULT_SOCKET,
         hostname: str | None = None,
@@ -334,8 +338,10 @@ class DockerExecutor:
 
         ``allowed_volumes``: host paths under which tasks may mount volumes (pass the agent's data
         dir among them); ``port_range``: host ports handed out for ``hostPort: 0``, both ends
-        included; ``keep_containers`` leaves stopped containers for debugging; ``hostname`` is the
-        tasks' ``HOST`` (default: this machine's name).
+        included, unless ``port_pool`` is given (the agent's one pool, shared with its other
+        executors, so they never hand out the same port); ``keep_containers`` leaves stopped
+        containers for debugging; ``hostname`` is the tasks' ``HOST`` (default: this machine's
+        name).
         """
         self.agent_id = agent_id
         self._allowed = [Path(path) for path in allowed_volumes]
@@ -343,7 +349,7 @@ class DockerExecutor:
         if relative:
             raise ValueError(f"allowed volume paths must be absolute: {', '.join(relative)}")
         self._allow_privileged = allow_privileged
-        self._ports = PortPool(*port_range)
+        self._ports = port_pool if port_pool is not None else PortPool(*port_range)
         self._keep = keep_containers
         self._socket = socket
         self._hostname = hostname or sockets.gethostname()
@@ -390,7 +396,7 @@ class DockerExecutor:
             (dirs.sandbox / name).touch()  # readers find them at once, empty until output comes
         check_privilege(spec, self._allow_privileged)
         check_volumes(spec, self._allowed)
-        host_ports = self._ports.reserve(launch.task_id, spec.port_mappings)
+        host_ports = self._ports.reserve(launch.task_id, host_ports_wanted(launch, spec))
         docker = aiodocker.Docker(url=self._socket)
         try:
             await ensure_image(docker, spec)
@@ -420,7 +426,8 @@ class DockerExecutor:
             container = await find_container(docker, launch.task_id, dirs.meta)
             if container is None or not container["State"].get("Running"):
                 return await self._ended(docker, launch, dirs, container)
-            count = len(launch.docker.port_mappings) if launch.docker is not None else 0
+            spec = launch.docker
+            count = len(host_ports_wanted(launch, spec)) if spec is not None else 0
             self._ports.adopt(launch.task_id, ports_of(container, count))
             handle = self._handle(launch, dirs, docker, container)
             handed_over = True

@@ -15,8 +15,9 @@ from typing import Any
 
 from corral.agent.executors.base import LaunchError, TaskExit
 from corral.agent.executors.process import describe_exit, shell_status, signal_name
+from corral.agent.ports import from_mappings, port_env
 from corral.spec.docker import DockerSpec, Parameter
-from corral.spec.protocol import TaskLaunch
+from corral.spec.protocol import HostPort, TaskLaunch
 
 JSON = dict[str, Any]  # a body of the Engine API, as Docker documents it
 
@@ -66,12 +67,28 @@ def check_volumes(spec: DockerSpec, allowed: Sequence[Path]) -> None:
             raise LaunchError(f"volumes[{i}].host_path {volume.host_path} does not exist")
 
 
+def host_ports_wanted(launch: TaskLaunch, spec: DockerSpec) -> list[HostPort]:
+    """The host ports a container asks for, in ``PORT0..n`` order.
+
+    On BRIDGE those its port mappings publish. On HOST the container binds host ports itself:
+    those of ``launch.ports``, or (as before these existed) its port mappings' host ports.
+    """
+    if spec.network == "BRIDGE":
+        if launch.ports:
+            raise LaunchError(
+                "a BRIDGE container publishes ports with docker.port_mappings, not ports"
+            )
+        return from_mappings(spec.port_mappings)
+    return list(launch.ports) if launch.ports else from_mappings(spec.port_mappings)
+
+
 def task_env(
     launch: TaskLaunch, spec: DockerSpec, host_ports: Sequence[int], hostname: str
 ) -> dict[str, str]:
     """The task's environment inside the container (the image's own is kept underneath).
 
-    The agent's facts (sandbox, ports, host) are set after ``launch.env``, so they are right.
+    ``host_ports`` holds the port given for each of ``host_ports_wanted``. The agent's facts
+    (sandbox, ports, host) are set after ``launch.env``, so they are right.
     """
     env = {
         "CORRAL_TASK_ID": launch.task_id,
@@ -79,13 +96,7 @@ def task_env(
         "MESOS_TASK_ID": launch.task_id,
         **launch.env,
     }
-    for i, (mapping, port) in enumerate(zip(spec.port_mappings, host_ports, strict=True)):
-        env[f"PORT{i}"] = str(port)
-        if mapping.name is not None:
-            env[f"PORT_{mapping.name.upper()}"] = str(port)
-    if host_ports:
-        env["PORT"] = str(host_ports[0])
-        env["PORTS"] = ",".join(map(str, host_ports))
+    env.update(port_env(host_ports_wanted(launch, spec), host_ports))
     env.update(HOST=hostname, MESOS_SANDBOX=SANDBOX_MOUNT, CORRAL_SANDBOX=SANDBOX_MOUNT)
     return env
 
@@ -215,7 +226,10 @@ def apply_parameters(parameters: Sequence[Parameter], config: JSON, host_config:
 
 
 def _ports(spec: DockerSpec, host_ports: Sequence[int]) -> tuple[JSON, JSON]:
-    """``ExposedPorts`` and ``PortBindings``; none on the host network, where ports are shared."""
+    """``ExposedPorts`` and ``PortBindings``; none on the host network, where ports are shared.
+
+    On BRIDGE ``host_ports`` holds the host port of each port mapping.
+    """
     if spec.network == "HOST":
         return {}, {}
     exposed: JSON = {}
@@ -238,7 +252,7 @@ def container_config(
 ) -> JSON:
     """The body of ``POST /containers/create`` for ``launch``.
 
-    ``host_ports`` holds the host port of each of ``spec.port_mappings`` (zeros resolved).
+    ``host_ports`` holds the host port of each of ``host_ports_wanted`` (zeros resolved).
     """
     env = task_env(launch, spec, host_ports, hostname)
     binds = [f"{sandbox}:{SANDBOX_MOUNT}:rw"]

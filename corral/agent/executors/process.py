@@ -5,22 +5,28 @@ command and leave its exit status in ``meta/exit_code``. The agent supervises wi
 watches a pidfd of the wrapper on the event loop and reaps it with ``waitid``. After an agent
 restart the wrapper is no longer its child; ``recover`` then watches the pidfd again and takes the
 status from the file the wrapper writes.
+
+Host ports (``launch.ports``) come from the agent's port pool and reach the task as ``PORT0..n``,
+``PORT_<NAME>``, ``PORT`` and ``PORTS``; ``meta/ports.json`` keeps them for a restarted agent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from corral.agent import sandbox
 from corral.agent.cgroups import Cgroups, TaskCgroup
-from corral.agent.executors.base import LaunchError, TaskDirs, TaskExit
+from corral.agent.commands import run_shell
+from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
+from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 PID_FILE = "pid"  # "<pid> <start time>": the start time tells the wrapper from a reused pid
 EXIT_FILE = "exit_code"
 CGROUP_FILE = "cgroup.json"
+PORTS_FILE = "ports.json"  # the host ports given, for a restarted agent
 LOST_REASON = "exit status lost while the agent was down"
 
 # Arguments: exit-code file, the cgroup.procs files to join, "--", the command.
@@ -163,18 +170,39 @@ async def remove_cgroup(cgroup: TaskCgroup, attempts: int = 40) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """Where a task runs and what it sees: for commands run beside it (health checks)."""
+
+    env: dict[str, str]
+    sandbox: Path
+
+
 class ProcessHandle:
     """A running process task, watched through a pidfd on the event loop (no threads)."""
 
     def __init__(
-        self, task_id: str, pid: int, pidfd: int, exit_file: Path, cgroup: TaskCgroup | None
+        self,
+        task_id: str,
+        pid: int,
+        pidfd: int,
+        exit_file: Path,
+        cgroup: TaskCgroup | None,
+        *,
+        context: TaskContext | None = None,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
-        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on)."""
+        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on).
+
+        ``on_end`` is called once the task has ended, before ``wait`` answers (not on detach).
+        """
         self.task_id = task_id
         self.pid = pid  # of the wrapper, which leads the task's session and process group
         self._pidfd = pidfd
         self._exit_file = exit_file
         self._cgroup = cgroup
+        self._context = context
+        self._on_end = on_end
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[TaskExit] = self._loop.create_future()
         self._kill_reason: str | None = None
@@ -209,6 +237,15 @@ class ProcessHandle:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = self._loop.call_at(deadline, self._force)
+
+    async def run_command(self, command: str, timeout: float) -> CommandResult:
+        """Run ``sh -c command`` in the sandbox with the task's environment."""
+        if self._context is None:
+            return CommandResult(None, error="the task's environment is not known")
+        if self._done.done() or self._detached:
+            return CommandResult(None, error="the task has ended")
+        context = self._context
+        return await run_shell(command, env=context.env, cwd=context.sandbox, timeout=timeout)
 
     def detach(self) -> None:
         """Stop watching without touching the task (agent shutdown); ``recover`` finds it again.
@@ -248,13 +285,18 @@ class ProcessHandle:
         if reaped:
             _signal_group(self.pid, signal.SIGKILL)
         if self._cgroup is None:
-            self._done.set_result(ended)
+            self._answer(ended)
         else:
             self._cleanup = self._loop.create_task(self._settle(self._cgroup, ended))
 
     async def _settle(self, cgroup: TaskCgroup, ended: TaskExit) -> None:
         """Answer once the task's last process has left: only then are its resources free."""
         await remove_cgroup(cgroup)
+        self._answer(ended)
+
+    def _answer(self, ended: TaskExit) -> None:
+        if self._on_end is not None:
+            self._on_end()
         self._done.set_result(ended)
 
     def _stop_watching(self) -> None:
@@ -322,6 +364,14 @@ def _read_pid_file(path: Path) -> tuple[int, int] | None:
         return None
 
 
+def _read_ports(path: Path) -> list[int]:
+    try:
+        ports = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []  # it was given none
+    return [port for port in ports if isinstance(port, int)]
+
+
 def _load_cgroup(path: Path) -> TaskCgroup | None:
     try:
         return TaskCgroup.load(path.read_text())
@@ -340,27 +390,46 @@ class ProcessExecutor:
         *,
         cgroups: Cgroups | None = None,
         agent_env: Mapping[str, str] | None = None,
+        port_pool: PortPool | None = None,
     ) -> None:
         """Detect cgroups now (task cgroups go in ``<agent's cgroup>/<cgroup_name>/<task>``).
 
         ``cgroups`` replaces detection (e.g. ``Cgroups.disabled(reason)``); ``agent_env`` replaces
-        ``os.environ`` as the source of the tasks' ``PATH``, ``LANG`` and ``HOME``.
+        ``os.environ`` as the source of the tasks' ``PATH``, ``LANG`` and ``HOME``;
+        ``port_pool`` hands out the tasks' host ports (pass the agent's one pool, shared with its
+        other executors; default: a pool of its own over ``DEFAULT_RANGE``).
         """
         self._cgroups = cgroups if cgroups is not None else Cgroups.detect(cgroup_name)
         self._agent_env = dict(os.environ if agent_env is None else agent_env)
+        self._ports = port_pool if port_pool is not None else PortPool(*DEFAULT_RANGE)
 
     def limits(self) -> str:
         """One line saying which resource limits are enforced, or why none are."""
         return self._cgroups.description
 
     def ports(self, task_id: str) -> list[int]:
-        """Process tasks are given no host ports (yet)."""
-        return []
+        """The host ports given to a running task (``PORT0..n``), in the order asked for."""
+        return self._ports.held(task_id)
 
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle:
-        """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot."""
+        """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot.
+
+        The host ports of ``launch.ports`` are held until the task ends.
+        """
         sandbox.prepare(launch, dirs)
-        env = sandbox.task_env(launch, dirs.sandbox, self._agent_env)
+        host_ports = self._ports.reserve(launch.task_id, launch.ports)
+        try:
+            return self._start(launch, dirs, host_ports)
+        except BaseException:
+            self._ports.release(launch.task_id)
+            raise
+
+    def _start(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> ProcessHandle:
+        try:
+            sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
+        except OSError as exc:
+            raise LaunchError(f"cannot write {dirs.meta}: {exc.strerror or exc}") from exc
+        env = self._env(launch, dirs, host_ports)
         workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
         argv = _task_argv(launch, env["PATH"], workdir)
         exit_file = dirs.meta / EXIT_FILE
@@ -378,20 +447,50 @@ class ProcessExecutor:
         pidfd = os.pidfd_open(pid)
         # The wrapper's /proc entry stays until we reap it, however fast it ends.
         sandbox.write_atomic(dirs.meta / PID_FILE, f"{pid} {_start_time(pid)}\n")
-        return ProcessHandle(launch.task_id, pid, pidfd, exit_file, cgroup)
+        return self._handle(launch, dirs, pid, pidfd, cgroup, env)
+
+    def _env(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> dict[str, str]:
+        """The task's environment; the ports are the agent's facts, so they come last."""
+        env = sandbox.task_env(launch, dirs.sandbox, self._agent_env)
+        if len(host_ports) == len(launch.ports):  # else a recovered task's record is damaged
+            env.update(port_env(launch.ports, host_ports))
+        return env
+
+    def _handle(
+        self,
+        launch: TaskLaunch,
+        dirs: TaskDirs,
+        pid: int,
+        pidfd: int,
+        cgroup: TaskCgroup | None,
+        env: dict[str, str],
+    ) -> ProcessHandle:
+        return ProcessHandle(
+            launch.task_id,
+            pid,
+            pidfd,
+            dirs.meta / EXIT_FILE,
+            cgroup,
+            context=TaskContext(env, dirs.sandbox),
+            on_end=lambda: self._ports.release(launch.task_id),
+        )
 
     async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle | TaskExit:
         """Re-attach to a task started by an earlier agent process.
 
-        Answer a handle if its wrapper still runs, else how it ended from ``meta/exit_code``
-        (FAILED with ``LOST_REASON`` if the wrapper could not record it).
+        Answer a handle if its wrapper still runs (its host ports held again), else how it
+        ended from ``meta/exit_code`` (FAILED with ``LOST_REASON`` if the wrapper could not
+        record it).
         """
         cgroup = _load_cgroup(dirs.meta / CGROUP_FILE)
         exit_file = dirs.meta / EXIT_FILE
         recorded = _read_pid_file(dirs.meta / PID_FILE)
         pidfd = _open_same_process(*recorded) if recorded is not None else None
         if recorded is not None and pidfd is not None:
-            return ProcessHandle(launch.task_id, recorded[0], pidfd, exit_file, cgroup)
+            host_ports = _read_ports(dirs.meta / PORTS_FILE)
+            self._ports.adopt(launch.task_id, host_ports)
+            env = self._env(launch, dirs, host_ports)
+            return self._handle(launch, dirs, recorded[0], pidfd, cgroup, env)
         status = read_exit_file(exit_file)
         ended = describe_exit(status, None, _oom_mib(cgroup, status))
         if cgroup is not None:

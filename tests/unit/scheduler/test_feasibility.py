@@ -13,6 +13,7 @@ from corral.scheduler.feasibility import (
     check_counted_rule,
     check_driver,
     check_group_by,
+    check_host_ports,
     check_privilege,
     check_quota,
     check_resources,
@@ -22,6 +23,7 @@ from corral.scheduler.feasibility import (
     check_volumes,
     compile_rule,
     field_value,
+    invalid_host_ports,
 )
 from corral.scheduler.harness import res
 
@@ -261,3 +263,53 @@ def test_privileged_tasks_only_go_to_agents_that_allow_them() -> None:
     assert not check_privilege(True, strict).fits
     assert check_privilege(True, lax).fits
     assert check_privilege(False, strict).fits
+
+
+@pytest.mark.parametrize(
+    ("host_ports", "taken", "expected"),
+    [
+        ((), frozenset(), FITS),
+        ((), frozenset({8080}), FITS),
+        ((8080,), frozenset(), FITS),
+        ((8080,), frozenset({9090}), FITS),
+        ((8080,), frozenset({8080}), Status(Code.UNSCHEDULABLE, "host port in use")),
+        ((80, 443), frozenset({443}), Status(Code.UNSCHEDULABLE, "host port in use")),
+        ((80, 443), {80, 443}, Status(Code.UNSCHEDULABLE, "host port in use")),
+    ],
+    ids=[
+        "a_task_without_host_ports_fits_an_agent_without_ports_in_use",
+        "a_task_without_host_ports_fits_whatever_ports_are_in_use",
+        "a_free_port_fits",
+        "another_port_in_use_does_not_matter",
+        "a_port_in_use_may_fit_later_once_its_holder_ends",
+        "one_port_in_use_of_several_is_enough_to_refuse",
+        "a_plain_set_of_taken_ports_works_too",
+    ],
+)
+def test_check_host_ports(
+    host_ports: tuple[int, ...], taken: frozenset[int] | set[int], expected: Status
+) -> None:
+    assert check_host_ports(host_ports, taken) == expected
+
+
+@pytest.mark.parametrize(
+    ("host_ports", "reason"),
+    [
+        ((), None),
+        ((1, 8080, 65535), None),
+        ((0,), "invalid request: host port outside 1..65535"),
+        ((-80,), "invalid request: host port outside 1..65535"),
+        ((65536,), "invalid request: host port outside 1..65535"),
+        ((53, 53), None),
+    ],
+    ids=[
+        "no_ports_are_sound",
+        "ports_from_1_to_65535_are_sound",
+        "port_zero_means_any_port_and_is_not_an_exact_one",
+        "a_negative_port_is_invalid",
+        "a_port_above_65535_is_invalid",
+        "a_port_listed_twice_as_for_tcp_and_udp_is_sound",
+    ],
+)
+def test_invalid_host_ports(host_ports: tuple[int, ...], reason: str | None) -> None:
+    assert invalid_host_ports(host_ports) == reason

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from corral.scheduler import (
+    AgentSnapshot,
     Constraint,
     Operator,
     Resources,
@@ -146,3 +148,24 @@ def test_the_lazy_rankings_shortcuts_never_change_the_plan(
     monkeypatch.setattr(selection, "FORK_AFTER", fork_after)
     monkeypatch.setattr(selection, "SWEEP_SLACK", sweep_slack)
     assert plan(h.snapshot(), h.pending).placements == expected.placements
+
+
+@pytest.mark.parametrize(
+    ("host_paths", "privileged"),
+    [(("/etc",), False), ((), True)],
+    ids=["a_volume_outside_the_roots", "a_privileged_container"],
+)
+def test_tasks_alike_but_for_what_they_mount_or_privilege_get_their_own_static_checks(
+    host_paths: tuple[str, ...], privileged: bool
+) -> None:
+    # The static checks were once shared by driver and constraints alone: the task that fits
+    # made the one that does not look as if it fitted too.
+    agent = AgentSnapshot("a", "a", Resources(4000, 4096), Resources(), volume_roots=("/data",))
+    fits = TaskRequest("fits", "g1", Resources(100, 1))
+    refused = TaskRequest("refused", "g2", Resources(100, 1), host_paths=host_paths)
+    refused = replace(refused, privileged=privileged)
+    snapshot = Snapshot(agents=(agent,))
+    result = plan(snapshot, [fits, refused])
+    assert [p.task_id for p in result.placements] == ["fits"]
+    assert list(result.unplaced) == ["refused"]
+    assert check_plan(snapshot, [fits, refused], result) == []

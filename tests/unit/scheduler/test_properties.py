@@ -1,8 +1,9 @@
 """Properties of every plan, on small generated clusters: hypothesis looks for a counterexample.
 
 For any snapshot and pending work: no agent is over-committed; LIKE, UNLIKE, CLUSTER, UNIQUE and
-MAX_PER hold over the final placement set; quotas hold; no task is placed twice; each pending
-task is placed or has a reason (all via ``check_plan``). ``plan`` decides exactly as the
+MAX_PER hold over the final placement set; no agent gives one host port to two tasks, nor one it
+had in use; quotas hold; no task is placed twice; each pending task is placed or has a reason
+(all via ``check_plan``). ``plan`` decides exactly as the
 exhaustive reference (which also covers GROUP_BY), for the same reasons. And the plan depends on
 nothing but the input's content: not on repetition, the order of pending tasks or of agents.
 """
@@ -54,7 +55,11 @@ AGENT = st.sampled_from(
         )
     )
 )
-GPUS_SCHEDULABLE = st.sampled_from([(g, s > 0) for g in (0, 1) for s in range(10)])
+# Few distinct ports, so that tasks contend for them and agents already hold them.
+PORT_SETS = ((), (), (80,), (8080,), (80, 8080), (8080, 8080))  # the last: tcp and udp
+GPUS_SCHEDULABLE_PORTS = st.sampled_from(
+    [(g, s > 0, p) for g in (0, 1) for s in range(10) for p in PORT_SETS]
+)
 VALUES: dict[Operator, tuple[str | None, ...]] = {
     Operator.LIKE: ("a", "a|b", "[bc]", ".*", "h[12]", "agent-1"),
     Operator.UNLIKE: ("a", "a|b", "[bc]", ".*", "h[12]", "agent-1"),
@@ -67,7 +72,7 @@ CONSTRAINT = st.sampled_from(
     [Constraint(f, op, v) for f in FIELDS for op, values in VALUES.items() for v in values]
 )
 RULES = st.lists(CONSTRAINT, max_size=2).map(tuple)
-KIND = st.sampled_from(list(product(Strategy, OWNERS, ("process", "process", "docker"))))
+KIND = st.sampled_from(list(product(Strategy, OWNERS, ("process", "process", "docker"), PORT_SETS)))
 MEMBER = st.sampled_from(list(product(range(3), range(4), (None, None, None, *SIZES))))
 PLACED = st.sampled_from(list(product(range(4), range(7), OWNERS, (0, 500, 1000))))
 QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
@@ -76,7 +81,7 @@ QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
 @st.composite
 def agents(draw: st.DrawFn, index: int) -> AgentSnapshot:
     cpus, mem, rack, host, drivers, busy = draw(AGENT)
-    gpus, schedulable = draw(GPUS_SCHEDULABLE)
+    gpus, schedulable, ports_used = draw(GPUS_SCHEDULABLE_PORTS)
     return AgentSnapshot(
         id=f"agent-{index}",
         hostname=host,
@@ -85,13 +90,15 @@ def agents(draw: st.DrawFn, index: int) -> AgentSnapshot:
         attributes={} if rack is None else {"rack": rack},
         drivers=frozenset(drivers),
         schedulable=schedulable,
+        ports_used=frozenset(ports_used),
     )
 
 
 @st.composite
 def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
     """A job or service: tasks alike but for id, priority, order and (sometimes) size."""
-    rules, size, (strategy, owner, driver) = draw(RULES), draw(st.sampled_from(SIZES)), draw(KIND)
+    rules, size = draw(RULES), draw(st.sampled_from(SIZES))
+    strategy, owner, driver, host_ports = draw(KIND)
     return [
         TaskRequest(
             id=f"{name}-{i}",
@@ -103,6 +110,7 @@ def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
             owner=owner,
             priority=priority,
             order=start + order,
+            host_ports=host_ports,
         )
         for i, (priority, order, other) in enumerate(draw(st.lists(MEMBER, min_size=1, max_size=6)))
     ]
@@ -131,6 +139,19 @@ def work(draw: st.DrawFn) -> Work:
 def test_every_plan_keeps_the_invariants(case: Work) -> None:
     snapshot, pending = case
     assert check_plan(snapshot, pending, plan(snapshot, pending)) == []
+
+
+@SETTINGS
+@given(work())
+def test_no_agent_gets_a_fixed_host_port_twice_nor_one_already_in_use(case: Work) -> None:
+    snapshot, pending = case
+    agents = {a.id: a for a in snapshot.agents}
+    tasks = {t.id: t for t in pending}
+    held = {a.id: set(a.ports_used) for a in snapshot.agents}
+    for p in plan(snapshot, pending).placements:
+        wanted = set(tasks[p.task_id].host_ports)
+        assert wanted.isdisjoint(held[p.agent_id]), (p, agents[p.agent_id].ports_used)
+        held[p.agent_id] |= wanted
 
 
 @SETTINGS

@@ -1,0 +1,151 @@
+"""Health checks of a running task, with Marathon's semantics.
+
+Each check runs first ``delay`` seconds after the task is RUNNING, then every ``interval``
+(counted from the start of the previous one; a check takes at most ``timeout <= interval``).
+Failures within ``grace_period`` of the task's start do not count, until the check has passed
+once. The task is healthy when every check's latest result is; the owner hears of the verdict
+only when it changes (the first one included). When a check fails ``max_consecutive_failures``
+times in a row (if > 0), the owner is told to kill the task and checking stops.
+
+The clock and the sleep are injected, so tests can run the schedule without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from corral.agent.probes import CheckResult, Probe
+from corral.spec.services import HealthCheckSpec
+
+log = logging.getLogger(__name__)
+
+OnVerdict = Callable[[bool, str], Awaitable[None]]  # healthy, and the checks' messages
+OnFailed = Callable[[str], Awaitable[None]]  # why the task must be killed
+
+
+@dataclass
+class _Check:
+    spec: HealthCheckSpec
+    last: CheckResult | None = None  # the latest result that counted
+    failures: int = 0  # counted failures in a row
+    passed: bool = False  # healthy once: from then on its grace period is over
+
+
+def failed_reason(count: int, message: str) -> str:
+    """Why a task is killed after ``count`` failed checks in a row."""
+    checks = "health check" if count == 1 else "health checks"
+    return f"failed {count} {checks} in a row: {message}"
+
+
+class HealthMonitor:
+    """Runs the health checks of one task until stopped; one asyncio task per check."""
+
+    def __init__(
+        self,
+        checks: Sequence[HealthCheckSpec],
+        probe: Probe,
+        *,
+        on_verdict: OnVerdict,
+        on_failed: OnFailed,
+        started: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Prepare to run ``checks`` through ``probe``; nothing runs before ``start``.
+
+        ``started`` is when the task started on ``clock`` (default: now), the origin of the
+        grace periods; ``sleep`` waits on that clock.
+        """
+        self._checks = [_Check(spec) for spec in checks]
+        self._probe = probe
+        self._on_verdict = on_verdict
+        self._on_failed = on_failed
+        self._clock = clock
+        self._sleep = sleep
+        self._started = clock() if started is None else started
+        self._healthy: bool | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    @property
+    def healthy(self) -> bool | None:
+        """The last verdict told, None before the first."""
+        return self._healthy
+
+    def start(self) -> None:
+        """Start checking (the first check of each after its ``delay``)."""
+        if self._tasks or self._closed:
+            return
+        for i, check in enumerate(self._checks):
+            name = f"health check {i} ({check.spec.protocol})"
+            self._tasks.append(asyncio.create_task(self._run(check), name=name))
+
+    async def stop(self) -> None:
+        """Stop checking and wait until no check runs any more. Idempotent.
+
+        May be called from a check's own verdict or kill callback: that task then ends on its
+        own right after.
+        """
+        self._closed = True
+        current = asyncio.current_task()
+        others = [task for task in self._tasks if task is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    async def _run(self, check: _Check) -> None:
+        spec = check.spec
+        due = self._clock() + spec.delay
+        while not self._closed:
+            await self._sleep(max(0.0, due - self._clock()))
+            began = self._clock()
+            due = began + spec.interval
+            result = await self._probe_once(spec)
+            if self._closed or await self._take(check, result, began):
+                return
+
+    async def _probe_once(self, spec: HealthCheckSpec) -> CheckResult:
+        try:
+            return await self._probe(spec)
+        except Exception as exc:  # a bug in a check must not end the checking silently
+            log.exception("health check %s failed to run", spec.protocol)
+            return CheckResult(False, f"{spec.protocol} check could not run: {exc}")
+
+    async def _take(self, check: _Check, result: CheckResult, began: float) -> bool:
+        """Count ``result``; tell the verdict if it changed. True once the task must go."""
+        spec = check.spec
+        if result.healthy:
+            check.passed, check.failures, check.last = True, 0, result
+        elif not check.passed and began - self._started < spec.grace_period:
+            return False  # the task may still be starting: not a failure yet
+        else:
+            check.failures += 1
+            check.last = result
+        await self._tell()
+        limit = spec.max_consecutive_failures
+        if limit and check.failures >= limit and not self._closed:
+            self._closed = True
+            await self._on_failed(failed_reason(check.failures, result.message))
+            return True
+        return False
+
+    async def _tell(self) -> None:
+        verdict = self._verdict()
+        if verdict is None or verdict[0] == self._healthy or self._closed:
+            return
+        self._healthy = verdict[0]  # set before the await: checks running meanwhile see it
+        await self._on_verdict(*verdict)
+
+    def _verdict(self) -> tuple[bool, str] | None:
+        """Unhealthy if any check's latest counted result is; healthy once all passed."""
+        results = [check.last for check in self._checks]
+        failing = [r.message for r in results if r is not None and not r.healthy]
+        if failing:
+            return False, "; ".join(failing)
+        if all(r is not None for r in results):
+            return True, "; ".join(r.message for r in results if r is not None)
+        return None

@@ -1,0 +1,121 @@
+"""Services, tasks and deployments in the JSON Marathon's clients read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from corral.api.service_render import counts_of, live_tasks_of
+from corral.master.master import Master
+from corral.master.records import LiveTask
+from corral.master.service_tasks import DeploymentRecord, ServiceRecord, version_of
+from corral.spec.marathon import app_status, spec_to_app, task_failure
+
+
+class Versions:
+    """The version string of each configuration of a service, read once per request."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self._known: dict[tuple[str, int], str] = {}
+
+    def of(self, task: LiveTask) -> str:
+        """The version a task runs."""
+        rec = self.master.services.services.get(task.job)
+        if rec is not None and rec.config == task.run:
+            return rec.config_version
+        key = (task.job, task.run)
+        if key not in self._known:
+            for row in self.master.store.service_versions(task.job):
+                self._known.setdefault((task.job, row["config"]), row["version"])
+        return self._known.get(key, "")
+
+
+def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, Any]:
+    """A live task as Marathon shows it."""
+    row = master.store.task(task.id)
+    agent = master.state.agents.get(task.agent_id or "")
+    doc: dict[str, Any] = {
+        "id": task.id,
+        "appId": task.job,
+        "host": agent.hostname if agent is not None else "",
+        "ports": list(row["ports"] or []) if row is not None else [],
+        "servicePorts": [],
+        "stagedAt": version_of(task.created_at),
+        "startedAt": None if task.started_at is None else version_of(task.started_at),
+        "version": versions.of(task),
+        "state": f"TASK_{task.state.value}",
+        "slaveId": task.agent_id,
+        "ipAddresses": [],
+    }
+    if task.healthy is not None:
+        doc["healthCheckResults"] = [
+            {
+                "alive": task.healthy,
+                "consecutiveFailures": 0 if task.healthy else 1,
+                "firstSuccess": None,
+                "lastFailure": None,
+                "lastSuccess": None,
+                "lastFailureCause": None if task.healthy or row is None else row["health"],
+                "taskId": task.id,
+                "instanceId": task.id,
+            }
+        ]
+    return doc
+
+
+def app_json(
+    master: Master, rec: ServiceRecord, *, tasks: bool, failure: bool = True
+) -> dict[str, Any]:
+    """An app with its status fields; ``tasks`` embeds its live tasks, ``failure`` the last
+    task that ended when it should not have."""
+    doc = spec_to_app(rec.spec, version=rec.version, config_version=rec.config_version)
+    live = live_tasks_of(master, rec.id)
+    counts = counts_of(t for t in live if not t.kill_requested)
+    versions = Versions(master)
+    row = master.store.service(rec.id) if failure else None
+    last = None if row is None else row["last_failure"]
+    doc.update(
+        app_status(
+            tasks_running=counts.running,
+            tasks_staged=counts.staged,
+            tasks_healthy=counts.healthy,
+            tasks_unhealthy=counts.unhealthy,
+            deployments=master.services.locks(rec.id),
+            tasks=[task_json(master, t, versions) for t in live] if tasks else None,
+            last_task_failure=None
+            if not last
+            else task_failure(
+                app_id=rec.id,
+                task_id=last["task_id"],
+                state=last["state"],
+                message=last["reason"],
+                timestamp=version_of(last["time"]),
+                version=rec.config_version,
+            ),
+        )
+    )
+    return doc
+
+
+def deployment_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A deployment (a row, or a live record's row) as Marathon lists it."""
+    steps = [{"actions": [dict(a) for a in step]} for step in row["steps"]]
+    current = min(row["current_step"], len(steps) - 1) if steps else 0
+    return {
+        "id": row["id"],
+        "version": row["version"],
+        "affectedApps": sorted({a["app"] for step in row["steps"] for a in step}),
+        "affectedPods": [],
+        "steps": steps,
+        "currentActions": [
+            {**a, "readinessCheckResults": []} for a in (steps[current]["actions"] if steps else [])
+        ],
+        "currentStep": min(row["current_step"] + 1, len(steps)),
+        "totalSteps": len(steps),
+    }
+
+
+def deployment_result(dep: DeploymentRecord) -> dict[str, str]:
+    """What Marathon answers to a change: the deployment started, and the new version."""
+    return {"deploymentId": dep.id, "version": dep.version}
