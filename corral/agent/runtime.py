@@ -30,6 +30,7 @@ from corral.agent.health import HealthMonitor
 from corral.agent.journal import Journal
 from corral.agent.probes import task_probe
 from corral.spec.protocol import (
+    AGENT_SHUTDOWN,
     Ack,
     AgentResources,
     FileList,
@@ -472,7 +473,7 @@ class Agent:
         self._stopping = True
         running = list(self.tasks.values())
         for rt in running:
-            rt.kill_reason = rt.kill_reason or "agent shutting down"
+            rt.kill_reason = rt.kill_reason or AGENT_SHUTDOWN
             if rt.health is not None:
                 await rt.health.stop()
             if rt.handle is not None:

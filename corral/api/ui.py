@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from corral import __version__
 from corral.api import events, v1
+from corral.api import services as service_api
 from corral.api.auth import Authenticator
 from corral.master.master import Master, NotFound, Unavailable
 from corral.spec.states import AgentState, TaskState
@@ -41,6 +42,9 @@ PARTIAL = "x-corral-partial"  # request header: answer the page's live regions o
 RUNS_SHOWN = 20  # newest runs listed on a job's page
 RUNS_WITH_TASKS = 5  # of which this many list their tasks
 TASKS_PER_RUN = 200
+VERSIONS_SHOWN = 20  # newest versions listed on a service's page
+ENDED_DEPLOYMENTS_SHOWN = 5  # ended deployments on a service's page
+ENDED_DEPLOYMENTS_LISTED = 20  # ended deployments on the deployments page
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in STATIC_TYPES)
 
@@ -150,9 +154,14 @@ class Page:
         )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
-    def missing(self, exc: HTTPException) -> HTMLResponse:
-        """The API's answer that something does not exist, as a page."""
-        return self.render("error.html", status=exc.status_code, message=exc.detail)
+    def missing(self, exc: HTTPException | NotFound, nav: str = "jobs") -> HTMLResponse:
+        """The API's answer that something does not exist, as a page of the ``nav`` section
+        (``jobs`` or ``services``) that links back to its list."""
+        if isinstance(exc, NotFound):
+            status, message = 404, str(exc.args[0])
+        else:
+            status, message = exc.status_code, exc.detail
+        return self.render("error.html", status=status, nav=nav, message=message, back=f"/ui/{nav}")
 
 
 def _page(request: Request) -> Page:
@@ -190,6 +199,7 @@ def overview(page: PageDep) -> HTMLResponse:
     agents = v1.list_agents(master)
     tasks = v1.list_tasks(master)
     rows = [summary.job_row(j) for j in v1.list_jobs(master)]
+    services = [summary.service_row(s) for s in service_api.list_services(master)]
     live = summary.connected(agents)
     return page.render(
         "overview.html",
@@ -200,6 +210,7 @@ def overview(page: PageDep) -> HTMLResponse:
         task_counts=summary.task_counts(tasks),
         failures=summary.recent_failures(tasks),
         totals=summary.job_totals(rows),
+        service_totals=summary.service_totals(services),
     )
 
 
@@ -260,6 +271,55 @@ def job_page(name: str, page: PageDep) -> HTMLResponse:
     )
 
 
+@router.get("/ui/services")
+def services_page(page: PageDep) -> HTMLResponse:
+    """Services with their instances running and wanted, health, deployments and what they
+    wait for."""
+    rows = [summary.service_row(s) for s in service_api.list_services(page.master)]
+    return page.render(
+        "services.html", nav="services", rows=rows, totals=summary.service_totals(rows)
+    )
+
+
+@router.get("/ui/services/{service_id:path}")
+def service_page(service_id: str, page: PageDep) -> HTMLResponse:
+    """A service: its live tasks with host, ports and health, its deployments with their
+    steps, its versions and its spec."""
+    master = page.master
+    try:
+        service = service_api.get_service(service_id, master)
+    except (HTTPException, NotFound) as exc:
+        return page.missing(exc, nav="services")
+    running = [service_api.get_deployment(d, master) for d in service.deployments]
+    ended = [
+        d
+        for d in summary.deployments_of(service.id, service_api.list_deployments(master, all=True))
+        if d.state != "RUNNING"
+    ]
+    return page.render(
+        "service.html",
+        nav="services",
+        row=summary.service_row(service),
+        tasks=service_api.service_tasks(service.id, master),
+        deployments=running + ended[:ENDED_DEPLOYMENTS_SHOWN],
+        versions=service_api.list_versions(service.id, master)[:VERSIONS_SHOWN],
+        spec=service.spec.model_dump_json(indent=2, exclude_defaults=True),
+    )
+
+
+@router.get("/ui/deployments")
+def deployments_page(page: PageDep) -> HTMLResponse:
+    """Running deployments step by step (to cancel), and the newest ended ones."""
+    master = page.master
+    ended = [d for d in service_api.list_deployments(master, all=True) if d.state != "RUNNING"]
+    return page.render(
+        "deployments.html",
+        nav="deployments",
+        running=service_api.list_deployments(master, all=False),
+        ended=ended[:ENDED_DEPLOYMENTS_LISTED],
+    )
+
+
 @router.get("/ui/tasks/{task_id}")
 async def task_page(task_id: str, page: PageDep) -> HTMLResponse:
     """A task: its state history, agent, exit code, sandbox files, and the tail of its stdout
@@ -278,8 +338,10 @@ async def task_page(task_id: str, page: PageDep) -> HTMLResponse:
         ]
     except Unavailable as exc:
         files, files_error = [], str(exc)
+    # A service's task belongs under Services: its owner is a path ("/web").
+    nav = "services" if task.job.startswith("/") else "jobs"
     return page.render(
-        "task.html", nav="jobs", task=task, agent=agent, files=files, files_error=files_error
+        "task.html", nav=nav, task=task, agent=agent, files=files, files_error=files_error
     )
 
 

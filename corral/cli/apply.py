@@ -1,20 +1,41 @@
-"""``corral apply -f FILE``: create or update jobs from JSON or YAML specs, by name."""
+"""``corral apply -f FILE``: create or update jobs (by name) and services (by id) from JSON or
+YAML specs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from corral.cli.context import connect
 from corral.cli.output import print_json, say
-from corral.cli.specs import load_specs
+from corral.cli.rollout import await_deployments, exit_for, say_outcomes
+from corral.cli.service_views import SCALE_ACTION
+from corral.cli.specs import Kind, Spec, load_specs
 from corral.client import ApiError, Client
 from corral.spec.jobs import JobSpec
-from corral.spec.views import JobView
+from corral.spec.services import ServiceSpec
+from corral.spec.views import DeploymentView, JobView, ServiceView
 
 Action = Literal["created", "updated", "unchanged"]
+ServiceAction = Literal["created", "updated", "scaled", "unchanged"]
+
+FilesOption = Annotated[
+    list[str],
+    typer.Option("-f", "--file", help="JSON or YAML file with a spec or a list; '-': stdin."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Cancel deployments that hold a service instead of failing."),
+]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="Wait until the services' deployments end (exit 1 unless all succeed)."
+    ),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +45,14 @@ class Applied:
     action: Action
     job: JobView
     started_run: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedService:
+    """What applying one service spec did, and the deployment doing it (None if unchanged)."""
+
+    action: ServiceAction
+    deployment: DeploymentView | None
 
 
 def apply_one(client: Client, spec: JobSpec) -> Applied:
@@ -49,29 +78,91 @@ def apply_one(client: Client, spec: JobSpec) -> Applied:
     return Applied("updated", after, started)
 
 
-def apply(
-    ctx: typer.Context,
-    files: Annotated[
-        list[str],
-        typer.Option("-f", "--file", help="JSON or YAML file with a spec or a list; '-': stdin."),
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-) -> None:
-    """Create or update jobs from spec files; each is created, updated or unchanged.
+def apply_service(client: Client, spec: ServiceSpec, force: bool = False) -> AppliedService:
+    """PUT one service spec and say what it did.
 
-    Every spec of every file is validated before the first is sent.
+    Unlike a job's, every PUT of a service is a deployment and a new version, so a spec equal
+    to the service's current one is not sent at all: it is "unchanged". A changed spec that
+    only differs in ``instances`` is "scaled" (nothing restarts).
     """
-    specs = [spec for path in files for spec in load_specs(path)]
-    results = []
+    try:
+        before: ServiceView | None = client.service(spec.id)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        before = None
+    if before is not None and before.spec == spec:
+        return AppliedService("unchanged", None)
+    deployment, created = client.apply_service(spec, force)
+    if created or before is None:
+        return AppliedService("created", deployment)
+    actions = {a.action for step in deployment.steps for a in step if a.service == spec.id}
+    return AppliedService("scaled" if actions == {SCALE_ACTION} else "updated", deployment)
+
+
+def service_message(spec: ServiceSpec, done: AppliedService) -> str:
+    """``/web: scaled to 3 (deployment ID)``."""
+    what = f"scaled to {spec.instances}" if done.action == "scaled" else done.action
+    return f"{spec.id}: {what}" + (f" (deployment {done.deployment.id})" if done.deployment else "")
+
+
+def apply_specs(
+    ctx: typer.Context, specs: list[Spec], force: bool, as_json: bool, wait: bool
+) -> None:
+    """Apply validated specs in order, printing what each did; with ``wait``, then follow the
+    deployments started to their end and exit by how they ended."""
+    results: list[dict[str, Any]] = []
     with connect(ctx) as client:
         for spec in specs:
+            if isinstance(spec, ServiceSpec):
+                applied = apply_service(client, spec, force)
+                results.append(
+                    {"kind": "service", "id": spec.id, "action": applied.action}
+                    | {"deployment": applied.deployment}
+                )
+                if not as_json:
+                    say(service_message(spec, applied))
+                continue
             done = apply_one(client, spec)
-            results.append({"name": spec.name, "action": done.action, "job": done.job})
+            results.append(
+                {"kind": "job", "name": spec.name, "action": done.action, "job": done.job}
+            )
             if not as_json:
                 started = f" (run {done.started_run} started)" if done.started_run else ""
                 say(f"{spec.name}: {done.action}{started}")
+    deploying = [r["deployment"].id for r in results if r.get("deployment") is not None]
+    final = {}
+    if wait and deploying:
+        final = {v.id: v for v in await_deployments(ctx, deploying, progress=not as_json)}
     if as_json:
+        for r in results:
+            if r.get("deployment") is not None:
+                r["deployment"] = final.get(r["deployment"].id, r["deployment"])
         print_json(results)
+    else:
+        say_outcomes(final.values())
+    if final:
+        exit_for(final.values())
+
+
+def load_all(files: list[str], default: Kind) -> list[Spec]:
+    """Every spec of every file, all validated before anything is sent."""
+    return [spec for path in files for spec in load_specs(path, default)]
+
+
+def apply(
+    ctx: typer.Context,
+    files: FilesOption,
+    force: ForceOption = False,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create or update jobs and services from spec files; each is created, updated or unchanged.
+
+    A document is a job unless its `kind` is `service` (a Marathon app is a service too).
+    Every spec of every file is validated before the first is sent.
+    """
+    apply_specs(ctx, load_all(files, "job"), force, as_json, wait)
 
 
 def register(app: typer.Typer) -> None:

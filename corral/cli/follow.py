@@ -51,7 +51,7 @@ async def follow_run(
             on_update(view)
             if view.state.terminal:
                 return view
-            await _nap(wake, POLL if listener.done() else SAFETY_POLL)
+            await nap(wake, POLL if listener.done() else SAFETY_POLL)
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -69,7 +69,8 @@ async def _listen(client: AsyncClient, job: str, number: int, wake: asyncio.Even
         return  # no stream (or it broke): follow_run polls faster once this task is done
 
 
-async def _nap(wake: asyncio.Event, timeout: float) -> None:
+async def nap(wake: asyncio.Event, timeout: float) -> None:
+    """Sleep until ``wake`` is set (then a little longer, to take in the burst) or ``timeout``."""
     try:
         await asyncio.wait_for(wake.wait(), timeout)
     except TimeoutError:

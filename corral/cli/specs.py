@@ -1,4 +1,5 @@
-"""Turning what the user typed or wrote into validated ``JobSpec``s, before any request.
+"""Turning what the user typed or wrote into validated ``JobSpec``s and ``ServiceSpec``s,
+before any request.
 
 Validating here gives the same field-naming messages as the master's 422 answers, without a
 round trip, and ``apply`` checks every spec of a file before sending the first.
@@ -11,7 +12,7 @@ import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -19,6 +20,13 @@ from pydantic import ValidationError
 from corral.cli.context import InvalidInput
 from corral.client import describe_errors
 from corral.spec.jobs import JobSpec
+from corral.spec.marathon import MarathonInvalid, app_to_spec
+from corral.spec.services import ServiceSpec
+
+Spec = JobSpec | ServiceSpec
+Kind = Literal["job", "service"]
+# Fields only a Marathon app has at its top level (a native service has "task" instead).
+MARATHON_APP_FIELDS = ("cmd", "args", "container")
 
 
 def generated_name() -> str:
@@ -105,11 +113,50 @@ def read_documents(path: str) -> Any:
         raise InvalidInput(f"{path} is not valid {kind}: {e}") from None
 
 
-def load_specs(path: str) -> list[JobSpec]:
-    """Every spec in a file that holds one spec or a list of them, all validated."""
+def build_service(data: Mapping[str, Any], where: str = "") -> ServiceSpec:
+    """Validate a service spec; ``InvalidInput`` names each bad field (prefixed by ``where``)."""
+    try:
+        return ServiceSpec.model_validate(data)
+    except ValidationError as e:
+        prefix = f"{where}: " if where else ""
+        raise InvalidInput(prefix + describe_errors(e.errors())) from None
+
+
+def is_marathon_app(data: Mapping[str, Any]) -> bool:
+    """A Marathon app document: no ``kind``, an ``id``, and Marathon's way to say what runs."""
+    return "kind" not in data and "id" in data and any(k in data for k in MARATHON_APP_FIELDS)
+
+
+def marathon_app(data: Mapping[str, Any], where: str) -> ServiceSpec:
+    """A Marathon app translated into a service spec, as ``/v2/apps`` translates it;
+    ``InvalidInput`` names each problem at its Marathon path (``/healthChecks(0)/portIndex``)."""
+    try:
+        return app_to_spec(dict(data))
+    except MarathonInvalid as e:
+        raise InvalidInput(f"{where}: {e}") from None
+
+
+def build_document(data: Any, where: str, default: Kind) -> Spec:
+    """A job or a service, by the document's ``kind`` (``default`` when it has none); a
+    Marathon app is a service."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{where}: expected a spec (a mapping), not {type(data).__name__}")
+    if is_marathon_app(data):
+        return marathon_app(data, where)
+    kind = data.get("kind", default)
+    if kind == "service":
+        return build_service(data, where)
+    if kind == "job":
+        return build_spec(data, where)
+    raise InvalidInput(f"{where}: kind {kind!r} is neither 'job' nor 'service'")
+
+
+def load_specs(path: str, default: Kind = "job") -> list[Spec]:
+    """Every spec in a file that holds one spec or a list of them, all validated; each is a
+    job or a service by its ``kind`` (``default`` when it has none)."""
     data = read_documents(path)
     if isinstance(data, dict):
-        return [build_spec(data, path)]
+        return [build_document(data, path, default)]
     if isinstance(data, list) and data:
-        return [build_spec(item, f"{path}[{i}]") for i, item in enumerate(data)]
-    raise InvalidInput(f"{path}: expected a job spec (a mapping) or a list of them")
+        return [build_document(item, f"{path}[{i}]", default) for i, item in enumerate(data)]
+    raise InvalidInput(f"{path}: expected a spec (a mapping) or a list of them")

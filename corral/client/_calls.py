@@ -17,13 +17,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from corral.client.errors import ClientError, UnreachableError, error_from_response
 from corral.spec.jobs import JobSpec
+from corral.spec.services import ServiceSpec, normalize_service_id
 from corral.spec.states import TaskState
 from corral.spec.views import (
     AgentView,
     ClusterInfo,
+    DeploymentView,
     JobView,
     LogChunk,
     RunView,
+    ServiceVersionView,
+    ServiceView,
     TaskView,
 )
 
@@ -40,6 +44,9 @@ _JOBS = TypeAdapter(list[JobView])
 _RUNS = TypeAdapter(list[RunView])
 _TASKS = TypeAdapter(list[TaskView])
 _AGENTS = TypeAdapter(list[AgentView])
+_SERVICES = TypeAdapter(list[ServiceView])
+_VERSIONS = TypeAdapter(list[ServiceVersionView])
+_DEPLOYMENTS = TypeAdapter(list[DeploymentView])
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +109,40 @@ def _job_and_created(r: httpx.Response) -> tuple[JobView, bool]:
     return JobView.model_validate_json(r.content), r.status_code == 201
 
 
-def _spec_body(spec: JobSpec) -> Any:
+def _deployment_and_created(r: httpx.Response) -> tuple[DeploymentView, bool]:
+    return DeploymentView.model_validate_json(r.content), r.status_code == 201
+
+
+def _rolled_back(r: httpx.Response) -> DeploymentView | None:
+    # 202 without a body: a forced cancel stops where it stands, nothing rolls back.
+    return None if r.status_code == 202 else DeploymentView.model_validate_json(r.content)
+
+
+def _spec_body(spec: JobSpec | ServiceSpec) -> Any:
     # Unset optionals are left out so the master applies its own defaults (e.g. owner).
     return spec.model_dump(mode="json", exclude_none=True)
 
 
 def _params(**values: str | int | None) -> Params:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _flags(**values: bool) -> Params:
+    # Only the flags that are set: the API's defaults are all false.
+    return {k: "true" for k, v in values.items() if v}
+
+
+def service_path(service_id: str) -> str:
+    """``/api/v1/services/lab/db`` for ``/lab/db`` (or ``lab/db``): the id's segments stay
+    segments, checked first, so that no ``..`` can walk the path out of ``/services``.
+
+    Raises ``ClientError`` for an id no service can have.
+    """
+    try:
+        ident = normalize_service_id(service_id)
+    except ValueError as e:
+        raise ClientError(f"invalid service id {service_id!r}: {e}") from None
+    return f"{API}/services{ident}"
 
 
 def info() -> Call[ClusterInfo]:
@@ -206,6 +240,99 @@ def drain_agent(agent_id: str, draining: bool) -> Call[AgentView]:
     """``POST /api/v1/agents/{id}/drain`` (or ``/undrain``)."""
     verb = "drain" if draining else "undrain"
     return Call("POST", f"{API}/agents/{_q(agent_id)}/{verb}", _one(AgentView))
+
+
+def services() -> Call[list[ServiceView]]:
+    """``GET /api/v1/services``, by id."""
+    return Call("GET", f"{API}/services", _many(_SERVICES))
+
+
+def service(service_id: str) -> Call[ServiceView]:
+    """``GET /api/v1/services/{id}``."""
+    return Call("GET", service_path(service_id), _one(ServiceView))
+
+
+def create_service(spec: ServiceSpec, force: bool) -> Call[DeploymentView]:
+    """``POST /api/v1/services``: 201 with the deployment that starts it; 409 if it exists."""
+    return Call(
+        "POST",
+        f"{API}/services",
+        _one(DeploymentView),
+        params=_flags(force=force),
+        body=_spec_body(spec),
+    )
+
+
+def apply_service(spec: ServiceSpec, force: bool) -> Call[tuple[DeploymentView, bool]]:
+    """``PUT /api/v1/services/{id}``: the deployment, and True when the service was created."""
+    return Call(
+        "PUT",
+        service_path(spec.id),
+        _deployment_and_created,
+        params=_flags(force=force),
+        body=_spec_body(spec),
+    )
+
+
+def scale_service(service_id: str, instances: int, force: bool) -> Call[DeploymentView]:
+    """``POST /api/v1/services/{id}/scale`` with ``{"instances": n}``."""
+    return Call(
+        "POST",
+        f"{service_path(service_id)}/scale",
+        _one(DeploymentView),
+        params=_flags(force=force),
+        body={"instances": instances},
+    )
+
+
+def restart_service(service_id: str, force: bool) -> Call[DeploymentView]:
+    """``POST /api/v1/services/{id}/restart``: a rolling replacement of every task."""
+    path = f"{service_path(service_id)}/restart"
+    return Call("POST", path, _one(DeploymentView), params=_flags(force=force))
+
+
+def delete_service(service_id: str, force: bool) -> Call[DeploymentView]:
+    """``DELETE /api/v1/services/{id}``: the deployment that stops its tasks."""
+    path = service_path(service_id)
+    return Call("DELETE", path, _one(DeploymentView), params=_flags(force=force))
+
+
+def service_tasks(service_id: str) -> Call[list[TaskView]]:
+    """``GET /api/v1/services/{id}/tasks``: its live tasks."""
+    return Call("GET", f"{service_path(service_id)}/tasks", _many(_TASKS))
+
+
+def kill_service_task(service_id: str, task_id: str, scale: bool, force: bool) -> Call[TaskView]:
+    """``DELETE /api/v1/services/{id}/tasks/{task}``: replaced, or with ``scale`` not."""
+    path = f"{service_path(service_id)}/tasks/{_q(task_id)}"
+    return Call("DELETE", path, _one(TaskView), params=_flags(scale=scale, force=force))
+
+
+def service_versions(service_id: str) -> Call[list[ServiceVersionView]]:
+    """``GET /api/v1/services/{id}/versions``, newest first."""
+    return Call("GET", f"{service_path(service_id)}/versions", _many(_VERSIONS))
+
+
+def service_version(service_id: str, version: str) -> Call[ServiceVersionView]:
+    """``GET /api/v1/services/{id}/versions/{version}``."""
+    path = f"{service_path(service_id)}/versions/{_q(version)}"
+    return Call("GET", path, _one(ServiceVersionView))
+
+
+def deployments(include_ended: bool) -> Call[list[DeploymentView]]:
+    """``GET /api/v1/deployments`` (``all=true``: the newest 100 of any state)."""
+    return Call("GET", f"{API}/deployments", _many(_DEPLOYMENTS), params=_flags(all=include_ended))
+
+
+def deployment(deployment_id: str) -> Call[DeploymentView]:
+    """``GET /api/v1/deployments/{id}``."""
+    return Call("GET", f"{API}/deployments/{_q(deployment_id)}", _one(DeploymentView))
+
+
+def cancel_deployment(deployment_id: str, force: bool) -> Call[DeploymentView | None]:
+    """``DELETE /api/v1/deployments/{id}``: the rollback deployment, or None with ``force``."""
+    path = f"{API}/deployments/{_q(deployment_id)}"
+    return Call("DELETE", path, _rolled_back, params=_flags(force=force))
 
 
 def events_params(since: int | None) -> Params:

@@ -13,14 +13,18 @@ from corral.client._sse import EventDecoder
 from corral.client.config import load_config
 from corral.client.errors import error_from_response
 from corral.spec.jobs import JobSpec
+from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 from corral.spec.views import (
     AgentView,
     ClusterInfo,
+    DeploymentView,
     EventView,
     JobView,
     LogChunk,
     RunView,
+    ServiceVersionView,
+    ServiceView,
     TaskView,
 )
 
@@ -150,6 +154,68 @@ class Client:
     def drain_agent(self, agent_id: str, draining: bool = True) -> AgentView:
         """Stop (or, with ``draining=False``, resume) placing work on an agent."""
         return self._send(calls.drain_agent(agent_id, draining))
+
+    def services(self) -> list[ServiceView]:
+        """Every service, by id, with its live counts and running deployments."""
+        return self._send(calls.services())
+
+    def service(self, service_id: str) -> ServiceView:
+        """One service (``web`` means ``/web``); ``ApiError`` 404 if there is none."""
+        return self._send(calls.service(service_id))
+
+    def create_service(self, spec: ServiceSpec, force: bool = False) -> DeploymentView:
+        """Create a service; answers the deployment that starts it (409 if it exists)."""
+        return self._send(calls.create_service(spec, force))
+
+    def apply_service(self, spec: ServiceSpec, force: bool = False) -> tuple[DeploymentView, bool]:
+        """Create or change a service by id; the bool is True when it was created.
+
+        ``force`` cancels deployments that hold the service instead of answering 409.
+        """
+        return self._send(calls.apply_service(spec, force))
+
+    def scale_service(self, service_id: str, instances: int, force: bool = False) -> DeploymentView:
+        """Change a service's number of instances; restarts nothing."""
+        return self._send(calls.scale_service(service_id, instances, force))
+
+    def restart_service(self, service_id: str, force: bool = False) -> DeploymentView:
+        """Replace every task of a service, rolling, by its upgrade strategy."""
+        return self._send(calls.restart_service(service_id, force))
+
+    def delete_service(self, service_id: str, force: bool = False) -> DeploymentView:
+        """Delete a service; answers the deployment that stops its tasks."""
+        return self._send(calls.delete_service(service_id, force))
+
+    def service_tasks(self, service_id: str) -> list[TaskView]:
+        """The live tasks of a service."""
+        return self._send(calls.service_tasks(service_id))
+
+    def kill_service_task(
+        self, service_id: str, task_id: str, scale: bool = False, force: bool = False
+    ) -> TaskView:
+        """Kill one task of a service: it is replaced, or with ``scale`` instances drop by one."""
+        return self._send(calls.kill_service_task(service_id, task_id, scale, force))
+
+    def service_versions(self, service_id: str) -> list[ServiceVersionView]:
+        """The versions of a service's spec, newest first."""
+        return self._send(calls.service_versions(service_id))
+
+    def service_version(self, service_id: str, version: str) -> ServiceVersionView:
+        """One version of a service's spec."""
+        return self._send(calls.service_version(service_id, version))
+
+    def deployments(self, include_ended: bool = False) -> list[DeploymentView]:
+        """Running deployments; with ``include_ended`` the newest 100 of any state."""
+        return self._send(calls.deployments(include_ended))
+
+    def deployment(self, deployment_id: str) -> DeploymentView:
+        """One deployment, running or ended."""
+        return self._send(calls.deployment(deployment_id))
+
+    def cancel_deployment(self, deployment_id: str, force: bool = False) -> DeploymentView | None:
+        """Cancel a deployment: answers the deployment that rolls it back, or with ``force``
+        None (it stops where it stands)."""
+        return self._send(calls.cancel_deployment(deployment_id, force))
 
     def events(self, since: int | None = None) -> Generator[EventView, None, None]:
         """Follow the event stream (after event ``since`` if given) until the master ends it.

@@ -35,7 +35,7 @@ class AgentOps:
         state: ClusterState,
         heartbeat_interval: float = 1.0,
         disconnect_after: float = 3.0,
-        lost_after: float = 10.0,
+        lost_after: float = 8.0,
     ) -> None:
         self.state = state
         self.heartbeat_interval = heartbeat_interval

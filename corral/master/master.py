@@ -36,7 +36,7 @@ class Master:
         clock: Clock | None = None,
         *,
         heartbeat_interval: float = 1.0,
-        lost_after: float = 10.0,
+        lost_after: float = 8.0,
     ) -> None:
         self.store = store
         self.bus = EventBus()

@@ -24,6 +24,7 @@ from corral.master.service_tasks import (
 )
 from corral.master.state import Change, ClusterState
 from corral.scheduler.reconcile import launch_delay
+from corral.spec.protocol import AGENT_SHUTDOWN
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 
@@ -265,6 +266,9 @@ class ServiceOps:
         new deployment rolls every service it touched back (answered)."""
         dep = self.deployments.get(deployment_id)
         if dep is None:
+            row = self.state.store.deployment(deployment_id)
+            if row is not None:
+                raise Conflict(f"deployment {deployment_id} has already ended: {row['state']}")
             raise NotFound(f"deployment {deployment_id!r} not found")
         with self.state.change() as ch:
             self.finish(ch, dep, "CANCELLED", "cancelled" if force else "rolled back")
@@ -328,13 +332,15 @@ class ServiceOps:
     def _on_task(
         self, ch: Change, task: LiveTask, state: TaskState, reason: str, when: float
     ) -> None:
-        """A task of a service changed: wake the loop; an unasked-for end counts towards
-        the backoff (a lost agent is not the task's fault, so LOST does not)."""
+        """A task of a service changed: wake the loop; an unasked-for end is recorded as the
+        last failure and counts towards the backoff."""
         if not task.service:
             return
         ch.after(self.wake.set)
         rec = self.services.get(task.job)
         if rec is None or not state.terminal or task.kill_requested:
+            return
+        if reason.startswith(AGENT_SHUTDOWN):  # stopped with its agent: not a failure at all
             return
         failure: dict[str, Any] = {
             "time": when,
@@ -343,7 +349,7 @@ class ServiceOps:
             "reason": reason,
         }
         values: dict[str, Any] = {"last_failure": failure}
-        if state is not TaskState.LOST:
+        if state is not TaskState.LOST:  # a lost node is not the task's fault: no backoff
             stable = task.started_at is not None and when - task.started_at >= STABLE_AFTER
             failures = 1 if stable else rec.failures + 1
             b = rec.spec.backoff

@@ -78,6 +78,10 @@ def reconcile(want: Want, instances: Sequence[Instance]) -> Decision:
     new = _stop_first(new)[len(stop) :]
     most = max(n, math.floor(n * (1 + want.maximum_over_capacity)))
     least = math.ceil(n * want.minimum_health_capacity)
+    if most == least and n > 0:
+        # Rounding left no room either way (1 instance, 25% over capacity): like Marathon,
+        # allow one task over capacity so the upgrade can move.
+        most += 1
     start = max(0, min(n - len(new), most - len(new) - len(old)))
     # Old tasks that are not ready keep nobody served: they may go at once. Ready ones go only
     # while enough ready tasks remain.

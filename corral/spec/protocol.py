@@ -15,6 +15,10 @@ from corral.spec.docker import DockerSpec
 from corral.spec.services import HealthCheckSpec
 from corral.spec.states import TaskState
 
+# The reason an agent gives for the tasks it stops on its way down: not the tasks' fault, so a
+# service does not count it as a failure.
+AGENT_SHUTDOWN = "agent shutting down"
+
 
 class AgentResources(BaseModel):
     """What an agent offers: cpus as a number, mem and disk in MiB."""

@@ -1,5 +1,6 @@
 """What the pages show, computed from the native API's views: a job's status and last result,
-an array's progress, totals, cluster resource use, counts by state and recent failures."""
+an array's progress, totals, cluster resource use, counts by state, recent failures, and how
+far each service is from what it wants."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Literal
 
 from corral.spec.states import AgentState, RunState, TaskState
-from corral.spec.views import AgentView, JobView, RunView, TaskView
+from corral.spec.views import AgentView, DeploymentView, JobView, RunView, ServiceView, TaskView
 
 JobStatus = Literal["idle", "queued", "running"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("idle", "queued", "running")
@@ -189,3 +190,76 @@ def recent_failures(tasks: Iterable[TaskView], limit: int = 8) -> list[TaskView]
     """The newest tasks that failed, were lost or could not run, newest first."""
     failed = [t for t in tasks if t.state in FAILURE_STATES]
     return sorted(failed, key=_ended, reverse=True)[:limit]
+
+
+# --- services
+
+ServiceStatus = Literal["healthy", "deploying", "degraded", "suspended"]
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """A service as one line of the services list."""
+
+    service: ServiceView
+    ready: int  # tasks that count towards ``instances``: healthy, or running without checks
+    status: ServiceStatus
+
+    @property
+    def checked(self) -> bool:
+        """The service has health checks: healthy and unhealthy counts mean something."""
+        return bool(self.service.spec.health_checks)
+
+    @property
+    def fully_healthy(self) -> bool:
+        """As many ready tasks as wanted, and none unhealthy."""
+        return self.ready >= self.service.spec.instances and not self.service.counts.unhealthy
+
+    @property
+    def percent_ready(self) -> float:
+        """Ready tasks as a share of those wanted, 0-100, for the row's bar."""
+        wanted = self.service.spec.instances
+        return 100.0 if wanted == 0 else min(round(100 * self.ready / wanted, 2), 100.0)
+
+
+def service_row(service: ServiceView) -> ServiceRow:
+    """How far a service is from what it wants: ``deploying`` while a deployment holds it,
+    ``suspended`` at 0 instances with nothing left running, ``healthy`` with every wanted task
+    ready, ``degraded`` otherwise (tasks waiting, failing or unhealthy)."""
+    c = service.counts
+    ready = c.healthy if service.spec.health_checks else c.running
+    status: ServiceStatus
+    if service.deployments:
+        status = "deploying"
+    elif service.spec.instances == 0 and not (c.running or c.staged):
+        status = "suspended"
+    elif ready >= service.spec.instances and not c.unhealthy:
+        status = "healthy"
+    else:
+        status = "degraded"
+    return ServiceRow(service=service, ready=ready, status=status)
+
+
+@dataclass(frozen=True)
+class ServiceTotals:
+    """The counters above the services list and on the overview."""
+
+    services: int
+    healthy: int
+    deploying: int
+    degraded: int
+
+
+def service_totals(rows: Sequence[ServiceRow]) -> ServiceTotals:
+    """Totals over every service."""
+    return ServiceTotals(
+        services=len(rows),
+        healthy=sum(r.fully_healthy for r in rows),
+        deploying=sum(r.status == "deploying" for r in rows),
+        degraded=sum(r.status == "degraded" for r in rows),
+    )
+
+
+def deployments_of(service_id: str, deployments: Iterable[DeploymentView]) -> list[DeploymentView]:
+    """The deployments that touch one service, in the order given."""
+    return [d for d in deployments if service_id in d.services]

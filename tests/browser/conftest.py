@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from corral.client import Client
+from corral.client import ApiError, Client
 from tests.cli.harness import Server, corral_up
 from tests.support.cluster import EventWatcher
 
@@ -117,3 +117,16 @@ def gate(tmp_path: Path) -> Iterator[Path]:
 def name(request: pytest.FixtureRequest) -> str:
     """A job name prefix no other test uses."""
     return f"b-{request.node.name[5:25].strip('_').replace('_', '-')}-{secrets.token_hex(2)}"
+
+
+@pytest.fixture
+def service_id(name: str, api: Client) -> Iterator[str]:
+    """A service id no other test uses. The service is deleted when the test ends, so that its
+    tasks do not hold the agent's CPUs for the tests after it."""
+    sid = f"/b/{name}"
+    yield sid
+    try:
+        api.delete_service(sid, force=True)
+    except ApiError as e:
+        if e.status != 404:
+            raise

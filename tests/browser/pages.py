@@ -1,5 +1,5 @@
 """What the browser tests share: opening a page and waiting for its live stream, screenshots,
-and small job specs."""
+and small job and service specs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from corral.spec.jobs import JobSpec, TaskTemplate
+from corral.spec.services import ServiceSpec
 from tests.support.cluster import REPO, shell_wait_for
 
 SCREENSHOTS = REPO / "test-output" / "screenshots"
@@ -40,3 +41,27 @@ def shell_job(name: str, shell: str, **fields: object) -> JobSpec:
 
 
 wait_for_file = shell_wait_for  # the browser tests' name for it
+
+
+def web_service(service_id: str, instances: int = 1, checked: bool = True) -> ServiceSpec:
+    """``instances`` tasks of http.server on their PORT0 (0.1 cpu, 32 MiB), checked over HTTP
+    every second unless ``checked`` is False."""
+    checks = [{"protocol": "HTTP", "grace_period": 30, "interval": 1, "timeout": 1, "delay": 0}]
+    return ServiceSpec.model_validate(
+        {
+            "id": service_id,
+            "instances": instances,
+            "task": {"shell": "exec python3 -m http.server $PORT0", "cpus": 0.1, "mem": 32},
+            "ports": [{"port": 0}],
+            "health_checks": checks if checked else [],
+        }
+    )
+
+
+def stuck_service(service_id: str) -> ServiceSpec:
+    """A service whose first deployment never ends: its task serves nothing, so its HTTP
+    check never passes, and the long grace period keeps the task alive regardless."""
+    spec = web_service(service_id)
+    check = spec.health_checks[0].model_copy(update={"grace_period": 3600.0})
+    task = spec.task.model_copy(update={"shell": "exec sleep 3600"})
+    return spec.model_copy(update={"task": task, "health_checks": [check]})

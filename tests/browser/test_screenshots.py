@@ -1,5 +1,6 @@
 """A full-page screenshot of every page at desktop and phone width, saved under
-test-output/screenshots/ for people to look at: taken while a sweep is half done."""
+test-output/screenshots/ for people to look at: taken while a sweep is half done, and while
+services run, one healthy, one deploying and one failing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from corral.client import Client
-from tests.browser.pages import SCREENSHOTS, open_live, screenshot, shell_job, wait_for_file
+from corral.spec.jobs import TaskTemplate
+from tests.browser.pages import (
+    SCREENSHOTS,
+    open_live,
+    screenshot,
+    shell_job,
+    stuck_service,
+    wait_for_file,
+    web_service,
+)
+from tests.support.cluster import EventWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -59,5 +70,41 @@ def test_every_page_is_captured_at_desktop_and_phone_width(
     screenshot(page, "login")
 
     for shot in ("overview", "agents", "jobs", "job-sweep", "job-chain", "task", "login"):
+        for width in (1280, 390):
+            assert (SCREENSHOTS / f"{shot}-{width}.png").stat().st_size > 10_000
+
+
+def test_the_service_pages_are_captured_at_desktop_and_phone_width(
+    page: Page, api: Client, service_id: str, watcher: EventWatcher
+) -> None:
+    web, stuck, broken = service_id, f"{service_id}-db", f"{service_id}-cron"
+    api.create_service(web_service(web, instances=3))
+    api.create_service(stuck_service(stuck))
+    failing = web_service(broken, checked=False).model_copy(
+        update={"task": TaskTemplate(shell="echo 'no config' >&2; exit 2", cpus=0.1, mem=32)}
+    )
+    api.create_service(failing)
+    try:
+        watcher.wait_until(
+            lambda: api.service(web).counts.healthy == 3 and api.service(broken).last_failure,
+            60,
+            f"{web} healthy and {broken} failed",
+        )
+        open_live(page, "/ui/services")
+        expect(page.locator(f'#services tr[data-service="{web}"] [data-healthy]')).to_have_text("3")
+        screenshot(page, "services")
+        open_live(page, f"/ui/services{web}")
+        expect(page.locator('#service-tasks [data-health="healthy"]')).to_have_count(3)
+        screenshot(page, "service")
+        open_live(page, "/ui/deployments")
+        expect(page.locator("#running-live [data-deployment]")).not_to_have_count(0)
+        screenshot(page, "deployments")
+        open_live(page, "/")
+        screenshot(page, "overview-services")
+    finally:
+        for other in (stuck, broken):
+            api.delete_service(other, force=True)
+
+    for shot in ("services", "service", "deployments", "overview-services"):
         for width in (1280, 390):
             assert (SCREENSHOTS / f"{shot}-{width}.png").stat().st_size > 10_000

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from corral.spec.jobs import JobSpec, TaskTemplate
+from corral.spec.services import ServiceSpec
 from corral.spec.states import RunState, TaskState
-from corral.spec.views import JobView, RunView
+from corral.spec.views import (
+    DeploymentAction,
+    DeploymentView,
+    JobView,
+    RunView,
+    ServiceCounts,
+    ServiceView,
+)
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -29,4 +37,47 @@ def job_view(name: str = "j") -> JobView:
         updated_at=T0,
         runs=1,
         last_run=run_view(name),
+    )
+
+
+def service_spec(service_id: str = "/web", instances: int = 2) -> ServiceSpec:
+    """A service of ``instances`` http.server tasks on PORT0."""
+    return ServiceSpec.model_validate(
+        {
+            "id": service_id,
+            "instances": instances,
+            "task": {"shell": "python3 -m http.server $PORT0", "cpus": 0.1, "mem": 32},
+            "ports": [{"port": 0}],
+        }
+    )
+
+
+def deployment_view(
+    service: str = "/web", action: str = "StartApplication", state: str = "RUNNING"
+) -> DeploymentView:
+    """A one-step deployment of one service."""
+    return DeploymentView(
+        id="d-1",
+        version="2025-01-02T03:04:05.000Z",
+        state=state,
+        services=[service],
+        steps=[[DeploymentAction(action=action, service=service)]],
+        current_step=1,
+        created_at=T0,
+    )
+
+
+def service_view(spec: ServiceSpec | None = None) -> ServiceView:
+    """A service with every wanted task running."""
+    spec = spec or service_spec()
+    return ServiceView(
+        id=spec.id,
+        owner="ada",
+        spec=spec,
+        version="2025-01-02T03:04:05.000Z",
+        config=1,
+        config_version="2025-01-02T03:04:05.000Z",
+        created_at=T0,
+        updated_at=T0,
+        counts=ServiceCounts(running=spec.instances),
     )

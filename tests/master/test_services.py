@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from corral.master.jobs import Conflict
+from corral.spec.protocol import AGENT_SHUTDOWN, StatusUpdate
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 from tests.master.sim import Sim
@@ -343,5 +344,32 @@ def test_health_reports_are_kept_per_task_and_counted(sim: Sim) -> None:
             (t1.id, True),
             (t2.id, False),
         ]
+
+    run(go)
+
+
+def test_tasks_stopped_with_their_agent_are_no_failure(sim: Sim) -> None:
+    async def go() -> None:
+        a = await sim.add_agent("a")
+        sim.deploy({**WEB, "instances": 1})
+        await sim.settle()
+        (task,) = sim.wanted("/web")
+        a.report(task.id, TaskState.RUNNING)
+        agent = sim.master.state.agents["a"]
+        update = StatusUpdate(
+            seq=next(a.seq),
+            task_id=task.id,
+            state=TaskState.KILLED,
+            time=sim.clock.now(),
+            reason=f"{AGENT_SHUTDOWN} (killed (SIGTERM))",
+        )
+        sim.master.agents.apply_updates(agent, [update])
+        await sim.settle()
+        rec = sim.master.services.get("/web")
+        assert rec.failures == 0 and rec.delay_until is None
+        row = sim.store.service("/web")
+        assert row is not None and row["last_failure"] is None
+        (replacement,) = sim.wanted("/web")
+        assert replacement.not_before is None
 
     run(go)

@@ -24,6 +24,7 @@ import httpx
 from corral.client import Client, ClientError
 from corral.spec.states import TaskState
 from corral.spec.views import EventView, TaskView
+from tests.support.services import ServiceApi
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +94,11 @@ class EventWatcher:
                 # The cap only matters while the master is down and sends no events.
                 self._cond.wait(min(remaining, 0.5))
 
+    def snapshot(self) -> list[EventView]:
+        """The events seen so far, oldest first (a copy)."""
+        with self._cond:
+            return list(self.events)
+
     def close(self) -> None:
         """Stop following."""
         self._stop = True
@@ -137,7 +143,7 @@ class Cluster:
     """A master and named agents, all real processes, under ``root``."""
 
     root: Path
-    lost_after: float = 10.0
+    lost_after: float = 8.0
     port: int = field(default_factory=free_port)
     agents: dict[str, Proc] = field(default_factory=dict)
     master: Proc | None = None
@@ -151,6 +157,15 @@ class Cluster:
     def client(self) -> Client:
         """A client of this cluster's API (close it, or use it with ``with``)."""
         return Client(self.url, self.token)
+
+    def services(self) -> ServiceApi:
+        """A client of this cluster's service API (close it, or use it with ``with``)."""
+        return ServiceApi(self.url, self.token)
+
+    def events(self) -> list[EventView]:
+        """Every event the watcher has seen, oldest first."""
+        assert self._watcher is not None
+        return self._watcher.snapshot()
 
     def start_master(self) -> None:
         """Start the master and wait until it answers."""
@@ -195,6 +210,26 @@ class Cluster:
         **attrs: str,
     ) -> None:
         """Start an agent with declared resources and wait until it is ACTIVE."""
+        self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, attrs)
+        self.start_agent(name)
+
+    def add_agents(self, names: Sequence[str], cpus: float = 2, mem: int = 2048) -> None:
+        """Start several agents at once (quicker than one by one), then wait until every one
+        is ACTIVE."""
+        for name in names:
+            self.agents[name] = self._agent_proc(name, cpus, mem, (), {})
+            self.agents[name].start()
+        for name in names:
+            self._wait_active(name)
+
+    def _agent_proc(
+        self,
+        name: str,
+        cpus: float,
+        mem: int,
+        allow_volumes: Sequence[Path],
+        attrs: dict[str, str],
+    ) -> Proc:
         args = CORRAL + [
             "agent",
             "--master",
@@ -216,12 +251,14 @@ class Cluster:
             args += ["--attr", f"{k}={v}"]
         for path in allow_volumes:
             args += ["--allow-volume", str(path)]
-        self.agents[name] = Proc(args, self.root / f"agent-{name}.log")
-        self.start_agent(name)
+        return Proc(args, self.root / f"agent-{name}.log")
 
     def start_agent(self, name: str) -> None:
         """(Re)start a named agent and wait until the master sees it ACTIVE."""
         self.agents[name].start()
+        self._wait_active(name)
+
+    def _wait_active(self, name: str) -> None:
         self.wait_until(lambda: self.agent_state(name) == "ACTIVE", 30, f"agent {name} ACTIVE")
 
     def agent_state(self, name: str) -> str | None:

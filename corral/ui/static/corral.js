@@ -9,8 +9,12 @@
   const body = document.body;
   const since = Number(body.dataset.since || 0);
   const watch = body.dataset.watch || "all";
-  const EVENT_TYPES = ["job_created", "job_updated", "job_deleted", "run_state", "task_state", "agent_state"];
-  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400 }[watch] ?? 250; // ms between refreshes
+  const EVENT_TYPES = [
+    "job_created", "job_updated", "job_deleted", "run_state", "run_skipped", "task_state", "task_health",
+    "agent_state", "service_created", "service_updated", "service_deleted",
+    "deployment_started", "deployment_step", "deployment_finished",
+  ];
+  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400, services: 400, deployments: 400 }[watch] ?? 250; // ms between refreshes
 
   // --- the API, with the token the login page stored in a cookie
 
@@ -74,6 +78,30 @@
 
   notice?.querySelector("[data-dismiss]")?.addEventListener("click", () => (notice.hidden = true));
 
+  // Asks for a whole number in the page's own dialog (window.prompt cannot be styled or
+  // checked); resolves to the number, or null when cancelled.
+  function askNumber(title, text, value) {
+    const dialog = document.getElementById("ask-number");
+    if (!dialog || typeof dialog.showModal !== "function") {
+      const answer = window.prompt(text, String(value));
+      return Promise.resolve(answer === null || answer.trim() === "" ? null : Number(answer));
+    }
+    const input = dialog.querySelector("#ask-number-value");
+    dialog.querySelector("#ask-number-title").textContent = title;
+    dialog.querySelector("#ask-number-text").textContent = text;
+    input.value = String(value);
+    dialog.returnValue = "cancel";
+    return new Promise((resolve) => {
+      dialog.addEventListener(
+        "close",
+        () => resolve(dialog.returnValue === "ok" && input.value !== "" ? Number(input.value) : null),
+        { once: true },
+      );
+      dialog.showModal();
+      input.select();
+    });
+  }
+
   function confirmAction(title, text, verb) {
     const dialog = document.getElementById("confirm");
     if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(window.confirm(text));
@@ -116,11 +144,14 @@
 
   // --- live regions
 
+  const TARGETS = ["job", "task", "service", "deployment", "agent", "scale", "force"];
+
   function focusKey(el) {
     if (el.id) return `#${CSS.escape(el.id)}`;
     if (el.dataset.action) {
-      const target = el.dataset.job ?? el.dataset.task ?? "";
-      return `[data-action="${CSS.escape(el.dataset.action)}"][data-job="${CSS.escape(target)}"], [data-action="${CSS.escape(el.dataset.action)}"][data-task="${CSS.escape(target)}"]`;
+      // The same action on the same target: every data attribute naming what it acts on.
+      const parts = TARGETS.filter((k) => k in el.dataset).map((k) => `[data-${k}="${CSS.escape(el.dataset[k])}"]`);
+      return `[data-action="${CSS.escape(el.dataset.action)}"]${parts.join("")}`;
     }
     if (el.tagName === "SUMMARY" && el.parentElement?.id) return `#${CSS.escape(el.parentElement.id)} > summary`;
     if (el.getAttribute("href")) return `[href="${CSS.escape(el.getAttribute("href"))}"]`;
@@ -197,19 +228,37 @@
     liveBadge.textContent = { live: "live", connecting: "connecting", offline: "reconnecting" }[state];
   }
 
+  // Events of services name the service (a path, "/web") in `job`; deployments name theirs
+  // in data.services or, for a step, in data.actions.
+  function ofService(ev) {
+    return (ev.job || "").startsWith("/") || ev.type.startsWith("service_") || ev.type.startsWith("deployment_");
+  }
+
+  function deploymentTouches(ev, service) {
+    const data = ev.data || {};
+    if ((data.services || []).includes(service)) return true;
+    return (data.actions || []).some((a) => a.app === service);
+  }
+
   function concerns(ev) {
     const [kind, name] = [watch.split(":")[0], watch.slice(watch.indexOf(":") + 1)];
     switch (kind) {
       case "all":
         return true;
       case "jobs":
-        return ev.type !== "agent_state";
+        return ev.type !== "agent_state" && !ofService(ev);
       case "agents":
         return ev.type === "agent_state" || ev.type === "task_state";
       case "job":
         return ev.job === name || ev.type.startsWith("job_");
       case "task":
         return ev.task_id === name;
+      case "services":
+        return ofService(ev);
+      case "service":
+        return ev.job === name || (ev.type.startsWith("deployment_") && deploymentTouches(ev, name));
+      case "deployments":
+        return ev.type.startsWith("deployment_") || ev.type.startsWith("service_");
       default:
         return false;
     }
@@ -294,6 +343,87 @@
       return `${task} killed.`;
     },
   };
+
+  // A change of a service that a running deployment holds is refused (409); offer to force
+  // it, which cancels that deployment where it stands, as the API's ?force=true does.
+  async function changeService(method, path, body) {
+    try {
+      return await api(method, path, body);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 409) throw err;
+      const ok = await confirmAction("Force the change?", `${err.message}`, "Force");
+      if (!ok) return null;
+      const sep = path.includes("?") ? "&" : "?";
+      return api(method, `${path}${sep}force=true`, body);
+    }
+  }
+
+  // A service's id is a path of DNS labels ("/lab/db"): it goes into the URL as it is.
+  const servicePath = (id) => `/api/v1/services${id}`;
+
+  Object.assign(ACTIONS, {
+    async scale(el) {
+      const id = el.dataset.service;
+      const n = await askNumber(`Scale ${id}`, `How many tasks of ${id} should run?`, el.dataset.instances);
+      if (n === null) return null;
+      if (!Number.isInteger(n) || n < 0) throw new ApiError(400, "The number of instances is a whole number, 0 or more.");
+      const dep = await changeService("POST", `${servicePath(id)}/scale`, { instances: n });
+      return dep && `${id}: scaling to ${n}.`;
+    },
+    async restart(el) {
+      const id = el.dataset.service;
+      const ok = await confirmAction(
+        `Restart ${id}?`,
+        `Every task of ${id} is replaced by a new one, a few at a time, by its upgrade strategy.`,
+        "Restart",
+      );
+      if (!ok) return null;
+      const dep = await changeService("POST", `${servicePath(id)}/restart`);
+      return dep && `${id}: restarting.`;
+    },
+    async "delete-service"(el) {
+      const id = el.dataset.service;
+      const ok = await confirmAction(
+        `Delete ${id}?`,
+        `${id} is deleted and every task of it is stopped. This cannot be undone.`,
+        "Delete",
+      );
+      if (!ok) return null;
+      const dep = await changeService("DELETE", servicePath(id));
+      if (!dep) return null;
+      if (location.pathname === `/ui/services${id}`) location.assign("/ui/services");
+      return `${id}: deleting.`;
+    },
+    async "kill-service-task"(el) {
+      const { service, task } = el.dataset;
+      const scale = el.dataset.scale === "true";
+      const ok = await confirmAction(
+        `Kill ${task}?`,
+        scale
+          ? `The task is stopped and ${service} runs one instance fewer.`
+          : `The task is stopped and a new task of ${service} replaces it.`,
+        "Kill",
+      );
+      if (!ok) return null;
+      const path = `${servicePath(service)}/tasks/${enc(task)}${scale ? "?scale=true" : ""}`;
+      const killed = await changeService("DELETE", path);
+      return killed && `${task} killed.`;
+    },
+    async "cancel-deployment"(el) {
+      const id = el.dataset.deployment;
+      const force = el.dataset.force === "true";
+      const ok = await confirmAction(
+        force ? "Stop the deployment here?" : "Roll the deployment back?",
+        force
+          ? `Deployment ${id} stops where it stands; its services keep what it has done so far.`
+          : `Deployment ${id} is cancelled and a new deployment returns its services to their previous versions.`,
+        force ? "Stop here" : "Roll back",
+      );
+      if (!ok) return null;
+      const back = await api("DELETE", `/api/v1/deployments/${enc(id)}${force ? "?force=true" : ""}`);
+      return back ? `Rolling back with deployment ${back.id}.` : `Deployment ${id} stopped.`;
+    },
+  });
 
   async function setDisabled(job, disabled) {
     // Disabling is a change of the job's spec: the same apply (PUT) the CLI's `corral apply` makes.
