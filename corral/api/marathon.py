@@ -335,6 +335,8 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
         raise MarathonInvalid([{"path": "/", "errors": ["an app must be a JSON object"]}])
     body = {**body, "id": body.get("id", sid)}
     rec = master.services.services.get(sid)
+    if rec is not None and set(body) == {"id", "version"}:
+        return _deploy_answer(_roll_back(master, rec, str(body["version"]), force))
     if rec is not None:
         current = spec_to_app(rec.spec, version=rec.version, config_version=rec.config_version)
         body = merge_app(current, body)
@@ -348,6 +350,15 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
     owner = rec.owner if rec is not None else request.state.user
     dep = master.services.deploy([spec], owner, force=force)
     return _deploy_answer(dep, 200 if rec is not None else 201)
+
+
+def _roll_back(master: Master, rec: ServiceRecord, version: str, force: bool) -> Any:
+    """Marathon's rollback: a PUT of only ``{"version": ...}`` deploys that version again."""
+    row = master.store.service_version(rec.id, version)
+    if row is None:
+        raise NotFound(f"App '{rec.id}' does not exist in version {version}")
+    spec = ServiceSpec.model_validate(row["spec"])
+    return master.services.deploy([spec], rec.owner, force=force)
 
 
 @router.put("/apps/{app_id:path}")

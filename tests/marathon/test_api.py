@@ -175,3 +175,16 @@ def test_tasks_are_listed_and_killed_with_scale(api: TestClient, master: Master)
     r = api.post("/v2/tasks/delete?scale=true&force=true", json={"ids": [tasks[0]["id"]]})
     assert r.status_code == 200 and "deploymentId" in r.json()
     assert master.services.get("/lab/portal").spec.instances == 2
+
+
+def test_a_put_of_only_a_version_rolls_the_app_back_to_it(api: TestClient, master: Master) -> None:
+    api.post("/v2/apps", json=APP)
+    api.put("/v2/apps/lab/portal?force=true", json={"cmd": "sleep 100"})
+    first = api.get("/v2/apps/lab/portal/versions").json()["versions"][-1]
+    r = api.put("/v2/apps/lab/portal?force=true", json={"version": first})
+    assert r.status_code == 200, r.text
+    assert api.get("/v2/apps/lab/portal").json()["app"]["cmd"] == APP["cmd"]
+    missing = api.put(
+        "/v2/apps/lab/portal?force=true", json={"version": "1999-01-01T00:00:00.000Z"}
+    )
+    assert missing.status_code == 404
