@@ -28,8 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from corral.client import Client  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
-from tests.support.services import ServiceApi, running, settled  # noqa: E402
+from tests.support.services import create, running, settled  # noqa: E402
 
 SERVICE = "/failover"
 TARGET = 10.0
@@ -64,9 +65,9 @@ def entered(cluster: Cluster, task_id: str, state: str) -> float:
     raise LookupError(f"no {state} event of {task_id}")
 
 
-def one_round(cluster: Cluster, api: ServiceApi, instances: int, lost_after: float) -> Round:
+def one_round(cluster: Cluster, api: Client, instances: int, lost_after: float) -> Round:
     """Kill the busiest agent, time the failover, bring the agent back and let things settle."""
-    before = api.tasks(SERVICE)
+    before = api.service_tasks(SERVICE)
     per_host: dict[str, list[str]] = {}
     for t in before:
         per_host.setdefault(t.hostname or "", []).append(t.id)
@@ -78,7 +79,7 @@ def one_round(cluster: Cluster, api: ServiceApi, instances: int, lost_after: flo
     cluster.agents[victim].signal(signal.SIGKILL)
 
     def back() -> list[str] | None:
-        tasks = running(api.tasks(SERVICE))
+        tasks = running(api.service_tasks(SERVICE))
         fresh = [t.id for t in tasks if t.id not in before_ids]
         if len(tasks) == instances and len(fresh) == len(doomed):
             assert all(t.hostname != victim for t in tasks)
@@ -113,13 +114,14 @@ def main() -> None:
         cluster.start_master()
         try:
             cluster.add_agents([f"node-{i}" for i in range(1, args.agents + 1)])
-            with cluster.services() as api:
-                api.create(
+            with cluster.client() as api:
+                create(
+                    api,
                     {
                         "id": SERVICE,
                         "instances": args.instances,
                         "task": {"command": ["sleep", "3600"], "cpus": 0.1, "mem": 32},
-                    }
+                    },
                 )
                 cluster.wait_until(
                     lambda: settled(api, SERVICE, args.instances), 60, "the service to start"

@@ -19,11 +19,11 @@ import pytest
 
 from corral.spec.views import TaskView
 from tests.support.cluster import Cluster, wait_for_file
-from tests.support.services import pid_alive, running, settled
+from tests.support.services import create, pid_alive, running, settled
 
 pytestmark = pytest.mark.integration
 
-LOST_AFTER = 2.0  # seconds of silence before the master declares an agent LOST (default 10)
+LOST_AFTER = 2.0  # seconds of silence before the master declares an agent LOST (default 8)
 
 
 def sleeper(pids: Path) -> dict[str, Any]:
@@ -72,14 +72,15 @@ def test_a_task_of_a_killed_agent_is_replaced_on_the_free_host_and_stopped_when_
 ) -> None:
     cluster = quick_loss
     cluster.add_agents(["a1", "a2", "a3", "a4"])
-    with cluster.services() as api, cluster.client() as c:
-        dep = api.create(
+    with cluster.client() as api, cluster.client() as c:
+        dep = create(
+            api,
             {
                 "id": "/web",
                 "instances": 3,
                 "constraints": [["hostname", "UNIQUE"]],
                 "task": sleeper(pids),
-            }
+            },
         )
         first = cluster.wait_until(lambda: settled(api, "/web", 3), 30, "3 tasks RUNNING")
         assert api.deployment(dep.id).state == "SUCCEEDED"
@@ -94,7 +95,7 @@ def test_a_task_of_a_killed_agent_is_replaced_on_the_free_host_and_stopped_when_
         cluster.agents[victim].signal(signal.SIGKILL)
 
         def replaced() -> TaskView | None:
-            new = [t for t in running(api.tasks("/web")) if t.id not in first_ids]
+            new = [t for t in running(api.service_tasks("/web")) if t.id not in first_ids]
             return new[0] if new else None
 
         # Silence is noticed after LOST_AFTER; placing and starting takes well under 5 s.
@@ -122,7 +123,7 @@ def test_a_task_of_a_killed_agent_is_replaced_on_the_free_host_and_stopped_when_
         # Nothing else was started, and the lost task's end stays as recorded.
         assert len(c.tasks(job="/web")) == 4
         assert c.task(doomed.id).state.value == "LOST"
-        view = api.get("/web")
+        view = api.service("/web")
         assert (view.counts.running, view.counts.staged) == (3, 0)
 
 
@@ -130,14 +131,15 @@ def test_a_task_that_crashes_at_start_is_restarted_with_growing_delays(cluster: 
     cluster.add_agent("a1")
     backoff = {"seconds": 0.5, "factor": 2, "max_launch_delay": 60}
     delays = [0.5, 1.0, 2.0]  # after the first, second and third failure in a row
-    with cluster.services() as api:
-        api.create(
+    with cluster.client() as api:
+        create(
+            api,
             {
                 "id": "/crash",
                 "instances": 1,
                 "backoff": backoff,
                 "task": {"shell": "exit 1", "cpus": 0.1, "mem": 32},
-            }
+            },
         )
 
         def starts() -> list[tuple[str, float]] | None:
@@ -162,9 +164,9 @@ def test_a_task_that_crashes_at_start_is_restarted_with_growing_delays(cluster: 
             for tid, _ in seen[: len(delays)]:
                 ended = c.task(tid)
                 assert (ended.state.value, ended.exit_code) == ("FAILED", 1)
-        view = api.get("/crash")
+        view = api.service("/crash")
         assert view.last_failure is not None and view.last_failure.state.value == "FAILED"
-        assert len(api.tasks("/crash")) <= 1  # never more than the one instance at a time
+        assert len(api.service_tasks("/crash")) <= 1  # never more than the one instance at a time
 
 
 def test_scaling_up_and_down_and_a_restart_that_replaces_every_task(
@@ -172,18 +174,18 @@ def test_scaling_up_and_down_and_a_restart_that_replaces_every_task(
 ) -> None:
     cluster.add_agents(["a1", "a2"])
     sid = "/lab/portal"
-    with cluster.services() as api, cluster.client() as c:
-        api.create({"id": sid, "instances": 2, "task": sleeper(pids)})
+    with cluster.client() as api, cluster.client() as c:
+        create(api, {"id": sid, "instances": 2, "task": sleeper(pids)})
         two = cluster.wait_until(lambda: settled(api, sid, 2), 30, "2 tasks RUNNING")
         assert {t.hostname for t in two} == {"a1", "a2"}  # spread
 
-        up = api.scale(sid, 4)
+        up = api.scale_service(sid, 4)
         four = cluster.wait_until(lambda: settled(api, sid, 4), 30, "4 tasks RUNNING")
         assert {t.id for t in two} <= {t.id for t in four}  # a scale restarts nothing
         assert sorted(t.hostname or "" for t in four) == ["a1", "a1", "a2", "a2"]
         assert api.deployment(up.id).state == "SUCCEEDED"
 
-        down = api.scale(sid, 1)
+        down = api.scale_service(sid, 1)
         (one,) = cluster.wait_until(lambda: settled(api, sid, 1), 30, "1 task RUNNING")
         assert one.id in {t.id for t in two}  # the youngest go first
         assert api.deployment(down.id).state == "SUCCEEDED"
@@ -193,18 +195,18 @@ def test_scaling_up_and_down_and_a_restart_that_replaces_every_task(
         )
         for t in four:
             assert c.task(t.id).state.value == ("RUNNING" if t.id == one.id else "KILLED")
-        assert api.get(sid).spec.instances == 1
+        assert api.service(sid).spec.instances == 1
 
-        api.scale(sid, 3)
+        api.scale_service(sid, 3)
         before = cluster.wait_until(lambda: settled(api, sid, 3), 30, "3 tasks RUNNING")
-        config = api.get(sid).config
-        restart = api.restart(sid)
+        config = api.service(sid).config
+        restart = api.restart_service(sid)
         cluster.wait_until(
             lambda: api.deployment(restart.id).state == "SUCCEEDED", 60, "the restart to succeed"
         )
         after = cluster.wait_until(lambda: settled(api, sid, 3), 30, "3 new tasks RUNNING")
         assert not {t.id for t in before} & {t.id for t in after}  # every task replaced
-        assert {t.run for t in after} == {config + 1} and api.get(sid).config == config + 1
+        assert {t.run for t in after} == {config + 1} and api.service(sid).config == config + 1
         for t in before:
             assert c.task(t.id).state.value == "KILLED"
             assert not pid_alive(pid_of(pids, t.id))
@@ -219,8 +221,9 @@ def test_a_process_service_answers_http_on_its_reported_host_port(
     www = tmp_path / "www"
     www.mkdir()
     (www / "hello.txt").write_text("hello from a service\n")
-    with cluster.services() as api:
-        api.create(
+    with cluster.client() as api:
+        create(
+            api,
             {
                 "id": "/www",
                 "instances": 1,
@@ -230,7 +233,7 @@ def test_a_process_service_answers_http_on_its_reported_host_port(
                     "cpus": 0.1,
                     "mem": 64,
                 },
-            }
+            },
         )
         (task,) = cluster.wait_until(lambda: settled(api, "/www", 1), 30, "/www RUNNING")
         assert len(task.ports) == 1 and task.ports[0] > 0, task.ports
@@ -242,3 +245,50 @@ def test_a_process_service_answers_http_on_its_reported_host_port(
 
         r = cluster.wait_until(answer, 30, f"an answer on {url}")
         assert r.text == "hello from a service\n"
+
+
+def test_a_task_that_fails_its_health_checks_is_killed_and_replaced(cluster: Cluster) -> None:
+    cluster.add_agent("a1")
+    check = {
+        "protocol": "HTTP",
+        "port_index": 0,
+        "grace_period": 0,
+        "delay": 0,
+        "interval": 0.3,
+        "timeout": 0.2,
+        "max_consecutive_failures": 2,
+    }
+    with cluster.client() as api:
+        create(
+            api,
+            {
+                "id": "/deaf",
+                "instances": 1,
+                "ports": [{"port": 0}],
+                "health_checks": [check],
+                # It runs, but nothing listens on its port: every check fails.
+                "task": {"shell": "exec sleep 3600", "cpus": 0.1, "mem": 32},
+            },
+        )
+
+        def first_kill() -> str | None:
+            for e in cluster.events():
+                if e.type == "task_state" and e.job == "/deaf" and e.state == "KILLED":
+                    return e.task_id
+            return None
+
+        victim = cluster.wait_until(first_kill, 30, "the unhealthy task killed")
+        history = [e for e in cluster.events() if e.task_id == victim]
+        verdicts = [e.data["healthy"] for e in history if e.type == "task_health"]
+        assert verdicts == [False]  # reported unhealthy once, then killed
+        (killed,) = [e for e in history if e.state == "KILLED"]
+        assert "failed 2 health checks in a row" in killed.reason
+        assert "connection refused" in killed.reason
+
+        def replacement() -> TaskView | None:
+            tasks = [t for t in api.service_tasks("/deaf") if t.id != victim]
+            return tasks[0] if tasks and tasks[0].state.value == "RUNNING" else None
+
+        cluster.wait_until(replacement, 30, "a replacement running")
+        view = api.service("/deaf")
+        assert view.last_failure is not None and view.last_failure.task_id == victim

@@ -24,7 +24,6 @@ import httpx
 from corral.client import Client, ClientError
 from corral.spec.states import TaskState
 from corral.spec.views import EventView, TaskView
-from tests.support.services import ServiceApi
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
@@ -157,10 +156,6 @@ class Cluster:
     def client(self) -> Client:
         """A client of this cluster's API (close it, or use it with ``with``)."""
         return Client(self.url, self.token)
-
-    def services(self) -> ServiceApi:
-        """A client of this cluster's service API (close it, or use it with ``with``)."""
-        return ServiceApi(self.url, self.token)
 
     def events(self) -> list[EventView]:
         """Every event the watcher has seen, oldest first."""
