@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from corral.master.jobs import Conflict
+from corral.master.master import Master
 from corral.spec.protocol import AGENT_SHUTDOWN, StatusUpdate
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -371,5 +372,32 @@ def test_tasks_stopped_with_their_agent_are_no_failure(sim: Sim) -> None:
         assert row is not None and row["last_failure"] is None
         (replacement,) = sim.wanted("/web")
         assert replacement.not_before is None
+
+    run(go)
+
+
+def test_a_restarted_master_takes_services_and_deployments_up_where_they_were(
+    sim: Sim,
+) -> None:
+    async def go() -> None:
+        await sim.add_agent("a")
+        sim.deploy(CHECKED)
+        await sim.settle()
+        sim.run_all("/web", healthy=True)
+        await sim.settle()
+        dep = sim.deploy({**CHECKED, "task": {**CHECKED["task"], "shell": "v2"}})
+        await sim.settle()
+        before = {t.id: t.run for t in sim.wanted("/web")}
+        assert sorted(before.values()) == [1, 1, 2, 2]
+
+        again = Master(sim.store, sim.clock)
+        again.agents.load()
+        again.state.load()
+        again.services.load()
+        await again.service_loop.run_once()
+        assert again.services.get("/web").config == 2
+        assert list(again.services.deployments) == [dep]
+        live = {t.id: t.run for t in again.state.tasks.values() if not t.kill_requested}
+        assert live == before  # nothing started twice, nothing stopped early
 
     run(go)
