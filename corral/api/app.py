@@ -17,7 +17,9 @@ from corral.api import (
     chronos,
     events,
     marathon,
+    marathon_apps,
     marathon_events,
+    marathon_groups,
     ops,
     services,
     ui,
@@ -93,7 +95,18 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    for module in (ops, v1, services, events, channel, ui, marathon, marathon_events):
+    for module in (
+        ops,
+        v1,
+        services,
+        events,
+        channel,
+        ui,
+        marathon,
+        marathon_apps,
+        marathon_groups,
+        marathon_events,
+    ):
         app.include_router(module.router)
     for prefix in chronos.PREFIXES:
         app.include_router(chronos.router, prefix=prefix)
