@@ -128,6 +128,8 @@ def test_the_marathon_client_runs_an_app_through_its_whole_life(
     marathon.update_app(APP_ID, current)
     tasks = wait(healthy_without(marathon, old_ids), 90, "the rolling upgrade")
     assert min_healthy_during_upgrade(cluster, old_ids) >= 3
+    failed = [e.task_id for e in cluster.events() if e.job == APP_ID and e.state == "FAILED"]
+    assert failed == []  # every task ran until asked to stop
 
     versions = marathon.list_versions(APP_ID)
     assert len(versions) >= 3  # created, scaled, changed

@@ -145,6 +145,9 @@ class Cluster:
     lost_after: float = 8.0
     port: int = field(default_factory=free_port)
     agents: dict[str, Proc] = field(default_factory=dict)
+    # Every agent of a test runs on this one host: each gets host ports of its own, as agents
+    # on separate nodes would, so two tasks never race for one port.
+    port_ranges: dict[str, str] = field(default_factory=dict)
     master: Proc | None = None
     token: str = ""
     _watcher: EventWatcher | None = None
@@ -241,12 +244,21 @@ class Cluster:
             "10000",
             "--data",
             str(self.root / "agents" / name),
+            "--ports",
+            self._port_range(name),
         ]
         for k, v in attrs.items():
             args += ["--attr", f"{k}={v}"]
         for path in allow_volumes:
             args += ["--allow-volume", str(path)]
         return Proc(args, self.root / f"agent-{name}.log")
+
+    def _port_range(self, name: str) -> str:
+        """The host ports of agent ``name``: a block of 200 of the 31000-32999 range each."""
+        if name not in self.port_ranges:
+            low = 31000 + 200 * (len(self.port_ranges) % 10)
+            self.port_ranges[name] = f"{low}-{low + 199}"
+        return self.port_ranges[name]
 
     def start_agent(self, name: str) -> None:
         """(Re)start a named agent and wait until the master sees it ACTIVE."""
