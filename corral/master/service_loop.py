@@ -173,6 +173,7 @@ class ServiceLoop:
                 ch.tx.add_event(
                     time=now,
                     type="deployment_step",
+                    job=dep.job,
                     data={"id": dep.id, "step": nxt, "actions": dep.steps[dep.current_step]},
                 )
             for a in dep.steps[dep.current_step] if dep.steps else []:

@@ -174,6 +174,11 @@ class DeploymentRecord:
             created_at=row["created_at"],
         )
 
+    @property
+    def job(self) -> str | None:
+        """The service its events are filed under: the one it changes, if it changes one."""
+        return next(iter(self.affected)) if len(self.affected) == 1 else None
+
     def action_of(self, service_id: str) -> tuple[int, str] | None:
         """The step index and action this deployment has for a service, if any."""
         for i, step in enumerate(self.steps):

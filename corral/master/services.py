@@ -164,6 +164,7 @@ class ServiceOps:
             ch.tx.add_event(
                 time=now,
                 type="deployment_started",
+                job=dep.job,
                 data={"id": dep.id, "version": version, "steps": steps, "services": affected},
             )
             ch.after(lambda: self.deployments.__setitem__(dep.id, dep))
@@ -294,6 +295,7 @@ class ServiceOps:
         ch.tx.add_event(
             time=now,
             type="deployment_finished",
+            job=dep.job,
             state=state,
             reason=reason,
             data={"id": dep.id, "version": dep.version, "services": sorted(dep.affected)},

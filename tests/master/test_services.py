@@ -401,3 +401,28 @@ def test_a_restarted_master_takes_services_and_deployments_up_where_they_were(
         assert live == before  # nothing started twice, nothing stopped early
 
     run(go)
+
+
+def test_the_events_of_a_deployment_of_one_service_are_filed_under_it(sim: Sim) -> None:
+    async def go() -> None:
+        await sim.add_agent("a")
+        sim.deploy(WEB)
+        await sim.settle()
+        sim.run_all("/web")
+        await sim.settle()
+        db = ServiceSpec.model_validate({**WEB, "id": "/db"})
+        web = ServiceSpec.model_validate({**WEB, "instances": 3})
+        sim.master.services.deploy([db, web], "ann", force=True)
+        kinds = [
+            (e["type"], e["job"])
+            for e in sim.store.events_since(0)
+            if e["type"].startswith("deploy")
+        ]
+        assert kinds[:3] == [
+            ("deployment_started", "/web"),
+            ("deployment_step", "/web"),
+            ("deployment_finished", "/web"),
+        ]
+        assert kinds[3] == ("deployment_started", None)  # two services: under neither
+
+    run(go)
