@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -20,13 +20,6 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A real master (agents are added by each test); logs are printed when a test fails."""
-    c = Cluster(tmp_path)
-    c.start_master()
-    try:
+    """A real master (agents are added by each test)."""
+    with running_cluster(Cluster(tmp_path), request) as c:
         yield c
-    finally:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.logs())

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from corral.api.render import event_view
 from corral.api.v1 import MAX_ID
+from corral.master.events import Subscription
 from corral.master.master import Master
 
 router = APIRouter(prefix="/api/v1")
@@ -21,6 +22,18 @@ def sse(event: Mapping[Any, Any]) -> str:
     """One event in the text/event-stream format."""
     body = event_view(event).model_dump_json()
     return f"id: {event['id']}\nevent: {event['type']}\ndata: {body}\n\n"
+
+
+async def follow(sub: Subscription, request: Request) -> AsyncIterator[Mapping[str, Any] | None]:
+    """The live events of a subscription, and None after every ``KEEPALIVE`` seconds of quiet
+    (time for a keep-alive); ends when the client has gone or the subscription overflowed."""
+    while not sub.overflowed.is_set():
+        try:
+            yield await asyncio.wait_for(sub.queue.get(), KEEPALIVE)
+        except TimeoutError:
+            if await request.is_disconnected():
+                return
+            yield None
 
 
 async def stream(master: Master, since: int, request: Request) -> AsyncIterator[str]:
@@ -35,15 +48,10 @@ async def stream(master: Master, since: int, request: Request) -> AsyncIterator[
                 last = row["id"]
             if len(batch) < 1000:
                 break
-        while not sub.overflowed.is_set():
-            try:
-                ev = await asyncio.wait_for(sub.queue.get(), KEEPALIVE)
-            except TimeoutError:
-                if await request.is_disconnected():
-                    return
+        async for ev in follow(sub, request):
+            if ev is None:
                 yield ": keepalive\n\n"
-                continue
-            if ev["id"] > last:
+            elif ev["id"] > last:
                 yield sse(ev)
                 last = ev["id"]
     finally:

@@ -20,6 +20,7 @@ from corral.api.marathon import (
     read_body,
 )
 from corral.api.marathon_render import Versions, app_json, task_json
+from corral.api.service_render import live_tasks_of
 from corral.master.master import Conflict, Master, NotFound
 from corral.master.records import LiveTask
 from corral.master.service_tasks import ServiceRecord
@@ -105,12 +106,7 @@ def app_tasks(app_id: str, master: MasterDep) -> dict[str, Any]:
     """The live tasks of an app."""
     rec = app_of(master, app_id)
     versions = Versions(master)
-    return {"tasks": [task_json(master, t, versions) for t in _live(master, rec.id)]}
-
-
-def _live(master: Master, sid: str) -> list[LiveTask]:
-    tasks = [t for t in master.state.tasks.values() if t.job == sid]
-    return sorted(tasks, key=lambda t: (t.created_at, t.id))
+    return {"tasks": [task_json(master, t, versions) for t in live_tasks_of(master, rec.id)]}
 
 
 async def _kill(
@@ -161,7 +157,7 @@ async def kill_app_tasks(
     rec = app_of(master, app_id)
     tasks = [
         t
-        for t in _live(master, rec.id)
+        for t in live_tasks_of(master, rec.id)
         if host is None
         or getattr(master.state.agents.get(t.agent_id or ""), "hostname", None) == host
     ]

@@ -6,7 +6,6 @@ Each stored event becomes the Marathon events its clients wait for (a task's new
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any
@@ -14,13 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from corral.api.events import follow
 from corral.api.marathon import PREFIX, MarathonRoute
 from corral.master.master import Master
 from corral.master.service_tasks import version_of
 from corral.spec.marathon import spec_to_app
 
 router = APIRouter(prefix=PREFIX, route_class=MarathonRoute, include_in_schema=False)
-KEEPALIVE = 15.0
 # Marathon's instance conditions for Corral's task states.
 CONDITIONS = {
     "STAGING": "Staging",
@@ -133,12 +132,8 @@ async def _stream(master: Master, types: set[str], request: Request) -> AsyncIte
     try:
         hello = _attached(master, request)
         yield f"event: event_stream_attached\ndata: {json.dumps(hello)}\n\n"
-        while not sub.overflowed.is_set():
-            try:
-                ev = await asyncio.wait_for(sub.queue.get(), KEEPALIVE)
-            except TimeoutError:
-                if await request.is_disconnected():
-                    return
+        async for ev in follow(sub, request):
+            if ev is None:
                 yield "\n"  # Marathon's keep-alive is an empty line
                 continue
             for out in marathon_events(master, ev):

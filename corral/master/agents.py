@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
@@ -213,6 +214,13 @@ class AgentOps:
         if agent.session is not None:
             msg = Kill(task_id=task_id, grace=grace, reason=reason)
             await agent.session.send(msg.model_dump(mode="json"))
+
+    async def send_kills(self, tasks: Iterable[LiveTask], reason: str) -> None:
+        """Tell the agents of ``tasks`` (already marked killed in the store) to stop them."""
+        for task in tasks:
+            agent = self.state.agents.get(task.agent_id or "")
+            if agent is not None:
+                await self.send_kill(agent, task.id, reason, grace=None)
 
     # --- draining
 

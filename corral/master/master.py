@@ -12,7 +12,7 @@ from corral.master.agents import AgentOps
 from corral.master.clock import Clock, SystemClock
 from corral.master.events import EventBus
 from corral.master.jobs import Conflict, JobOps, NotFound
-from corral.master.records import AgentRecord, LiveTask
+from corral.master.records import AgentRecord
 from corral.master.scheduling import SchedulingLoop
 from corral.master.service_loop import ServiceLoop
 from corral.master.services import ServiceOps
@@ -21,6 +21,8 @@ from corral.master.timers import ScheduleLoop
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Store
+
+BY_USER = "killed by user"  # the reason of every kill a user asks for
 
 
 class Unavailable(Exception):
@@ -98,7 +100,7 @@ class Master:
         """Kill every live task of a job, or of one of its runs."""
         if run is not None and not self.store.runs(name, run):
             raise NotFound(f"run {run} of job {name!r} not found")
-        await self._stop_on_agents(self.jobs.kill(name, run))
+        await self.agents.send_kills(self.jobs.kill(name, run), BY_USER)
 
     async def kill_task(self, task_id: str) -> None:
         """Kill one task. A finished task is left as it is."""
@@ -107,7 +109,7 @@ class Master:
             if self.store.task(task_id) is None:
                 raise NotFound(f"task {task_id!r} not found")
             return
-        await self._stop_on_agents(self.jobs.kill_tasks([task], "killed by user"))
+        await self.agents.send_kills(self.jobs.kill_tasks([task], BY_USER), BY_USER)
 
     async def kill_service_tasks(
         self, task_ids: list[str], scale: bool = False, force: bool = False
@@ -116,13 +118,8 @@ class Master:
         they are replaced. Answers the ids of the tasks that were live."""
         ids = self.services.kill_tasks(task_ids, scale, force)
         victims = [self.state.tasks[i] for i in ids]
-        await self._stop_on_agents(self.jobs.kill_tasks(victims, "killed by user"))
+        await self.agents.send_kills(self.jobs.kill_tasks(victims, BY_USER), BY_USER)
         return ids
-
-    async def _stop_on_agents(self, tasks: list[LiveTask]) -> None:
-        for task in tasks:
-            agent = self.state.agents[task.agent_id or ""]
-            await self.agents.send_kill(agent, task.id, "killed by user", grace=None)
 
     # --- logs
 

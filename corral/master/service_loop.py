@@ -139,15 +139,8 @@ class ServiceLoop:
         if orphans:
             stops["service deleted"].extend(orphans)
         for reason, victims in stops.items():
-            await self.stop(victims, reason)
+            await self.agents.send_kills(self.jobs.kill_tasks(victims, reason), reason)
         self._advance(decisions)
-
-    async def stop(self, victims: list[LiveTask], reason: str) -> None:
-        """Kill tasks: in the store first, then on their agents."""
-        for task in self.jobs.kill_tasks(victims, reason):
-            agent = self.state.agents.get(task.agent_id or "")
-            if agent is not None:
-                await self.agents.send_kill(agent, task.id, reason, grace=None)
 
     def _advance(self, decisions: dict[str, Decision]) -> None:
         """Complete the current step of each deployment whose services are where it wants."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from corral.master.admission import Refusal, Refused, task_refusals
@@ -203,18 +204,7 @@ class ServiceOps:
             )
             ch.tx.add_event(time=now, type="service_created", job=spec.id, data={"owner": owner})
         else:
-            rec = ServiceRecord(
-                spec.id,
-                old.owner,
-                spec,
-                version,
-                old.config,
-                old.config_version,
-                old.created_at,
-                old.next_slot,
-                old.failures,
-                old.delay_until,
-            )
+            rec = replace(old, spec=spec, version=version)
             if action == RESTART:  # a new configuration starts without the old backoff
                 rec.config, rec.config_version = old.config + 1, version
                 rec.failures, rec.delay_until = 0, None

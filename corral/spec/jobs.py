@@ -135,7 +135,7 @@ class TaskTemplate(BaseModel):
         return self
 
 
-def _unencodable(value: Any, path: str) -> str | None:
+def unencodable_path(value: Any, path: str) -> str | None:
     """The path of the first string that is not valid Unicode (a lone surrogate), if any."""
     if isinstance(value, str):
         try:
@@ -144,15 +144,27 @@ def _unencodable(value: Any, path: str) -> str | None:
             return path or "(value)"
     elif isinstance(value, dict):
         for k, v in value.items():
-            found = _unencodable(k, path) or _unencodable(v, f"{path}.{k}" if path else str(k))
+            inner = f"{path}.{k}" if path else str(k)
+            found = unencodable_path(k, path) or unencodable_path(v, inner)
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found = _unencodable(v, f"{path}[{i}]")
+            found = unencodable_path(v, f"{path}[{i}]")
             if found:
                 return found
     return None
+
+
+def require_valid_unicode(data: Any) -> Any:
+    """``data`` as it is; ValueError naming the first string in it that is not valid Unicode.
+
+    JSON may carry lone surrogates ("\ud800"); stored, they could never be sent on.
+    """
+    where = unencodable_path(data, "")
+    if where is not None:
+        raise ValueError(f"{where}: text is not valid Unicode (a lone surrogate)")
+    return data
 
 
 class JobSpec(BaseModel):
@@ -163,11 +175,7 @@ class JobSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        # JSON may carry lone surrogates ("\ud800"); stored, they could never be sent on.
-        where = _unencodable(data, "")
-        if where is not None:
-            raise ValueError(f"{where}: text is not valid Unicode (a lone surrogate)")
-        return data
+        return require_valid_unicode(data)
 
     kind: Literal["job"] = "job"
     name: Name

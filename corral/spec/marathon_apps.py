@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from corral.spec.jobs import _unencodable
+from corral.spec.jobs import unencodable_path
 from corral.spec.marathon_errors import MarathonInvalid, SpecPaths, input_errors
 from corral.spec.marathon_models import App, Container, PortDefinition
 from corral.spec.marathon_unsupported import unsupported
@@ -61,7 +61,7 @@ def translate(
     the enclosing groups, ``expand`` turns a dependency on a group into its apps."""
     if not isinstance(doc, dict):
         raise MarathonInvalid([("/", "must be a JSON object (a Marathon app)")])
-    where = _unencodable(doc, "")
+    where = unencodable_path(doc, "")
     if where is not None:  # JSON may carry lone surrogates ("\ud800"), which cannot be stored
         path = "/" + re.sub(r"\[(\d+)\]", r"(\1)", where).replace(".", "/")
         raise MarathonInvalid([(path, "text is not valid Unicode (a lone surrogate)")])

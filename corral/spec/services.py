@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from corral.scheduler.model import Strategy
-from corral.spec.jobs import ConstraintSpec, TaskTemplate, _unencodable
+from corral.spec.jobs import ConstraintSpec, TaskTemplate, require_valid_unicode
 
 _LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
 _SEGMENT = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
@@ -151,10 +151,7 @@ class ServiceSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        where = _unencodable(data, "")
-        if where is not None:
-            raise ValueError(f"{where}: text is not valid Unicode (a lone surrogate)")
-        return data
+        return require_valid_unicode(data)
 
     kind: Literal["service"] = "service"
     id: ServiceId

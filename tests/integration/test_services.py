@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from corral.spec.views import TaskView
-from tests.support.cluster import Cluster, wait_for_file
+from tests.support.cluster import Cluster, running_cluster, wait_for_file
 from tests.support.services import create, pid_alive, running, settled
 
 pytestmark = pytest.mark.integration
@@ -54,17 +54,9 @@ def pids(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def quick_loss(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A real master that declares a silent agent LOST after ``LOST_AFTER`` seconds; logs are
-    printed when a test fails."""
-    c = Cluster(tmp_path / "cluster", lost_after=LOST_AFTER)
-    c.start_master()
-    try:
+    """A real master that declares a silent agent LOST after ``LOST_AFTER`` seconds."""
+    with running_cluster(Cluster(tmp_path / "cluster", lost_after=LOST_AFTER), request) as c:
         yield c
-    finally:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.logs())
 
 
 def test_a_task_of_a_killed_agent_is_replaced_on_the_free_host_and_stopped_when_it_returns(

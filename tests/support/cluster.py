@@ -14,12 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
 
 from corral.client import Client, ClientError
 from corral.spec.states import TaskState
@@ -339,3 +341,16 @@ def wait_for_file(path: Path, timeout: float, contains: str = "") -> str:
             return text
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {path} to hold {contains!r}")
+
+
+@contextmanager
+def running_cluster(c: Cluster, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Start ``c``'s master, stop everything afterwards; logs are printed when a test fails."""
+    c.start_master()
+    try:
+        yield c
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.logs())
