@@ -166,7 +166,6 @@ class JobOps:
     def begin_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
         """Start run ``number`` of a job within the change ``ch``."""
         rows = run_tasks(spec, owner, number, now)
-        ch.reschedule = True
         ch.tx.insert_run(
             job=spec.name,
             number=number,
@@ -175,29 +174,9 @@ class JobOps:
             created_at=now,
         )
         ch.tx.update_job(spec.name, runs=number)
-        ch.tx.insert_tasks(rows)
         ch.tx.add_event(time=now, type="run_state", job=spec.name, run=number, state="PENDING")
-        ch.tx.add_events(
-            [
-                {
-                    "time": now,
-                    "type": "task_state",
-                    "job": spec.name,
-                    "run": number,
-                    "task_id": r["id"],
-                    "state": "PENDING",
-                    "reason": "submitted",
-                }
-                for r in rows
-            ]
-        )
-
-        def remember() -> None:
-            self.state.runs[(spec.name, number)] = RunState.PENDING
-            for r in rows:
-                self.state.add_live(LiveTask.from_row({**r, "agent_id": None, "not_before": None}))
-
-        ch.after(remember)
+        self.state.add_pending(ch, rows, now, "submitted")
+        ch.after(lambda: self.state.runs.__setitem__((spec.name, number), RunState.PENDING))
 
     def kill(self, name: str, run: int | None = None) -> list[LiveTask]:
         """Kill every live task of a job (or of one run). Answers the tasks that need an agent

@@ -97,40 +97,17 @@ class ServiceLoop:
         now = self.state.clock.now()
         starting = {sid: d.start for sid, d in decisions.items() if d.start}
         if starting:
-            new: list[LiveTask] = []
             with self.state.change() as ch:
-                ch.reschedule = True
                 for sid, count in starting.items():
                     rec = self.ops.services[sid]
                     wait = rec.delay_until if rec.delay_until and rec.delay_until > now else None
                     rows = task_rows(rec, count, now, wait)
-                    ch.tx.insert_tasks(rows)
                     ch.tx.update_service(sid, next_slot=rec.next_slot + count)
                     rec.next_slot += count  # memory first: the rows above took these slots
                     why = "replacing a task" if live.get(sid) else "starting"
                     if wait is not None:
                         why += f" after backoff of {wait - now:.1f}s"
-                    ch.tx.add_events(
-                        [
-                            {
-                                "time": now,
-                                "type": "task_state",
-                                "job": sid,
-                                "run": r["run"],
-                                "task_id": r["id"],
-                                "state": "PENDING",
-                                "reason": why,
-                            }
-                            for r in rows
-                        ]
-                    )
-                    new.extend(LiveTask.from_row({**r, "agent_id": None}) for r in rows)
-
-                def remember() -> None:
-                    for task in new:
-                        self.state.add_live(task)
-
-                ch.after(remember)
+                    self.state.add_pending(ch, rows, now, why)
         stops: dict[str, list[LiveTask]] = defaultdict(list)
         for d in decisions.values():
             for tid, reason in d.stop:

@@ -98,6 +98,32 @@ class ClusterState:
         if agent is not None and task.state.active:
             agent.used = agent.used + task.resources
 
+    def add_pending(self, ch: Change, rows: list[dict[str, Any]], now: float, reason: str) -> None:
+        """Store new PENDING tasks with their events; track them once committed."""
+        ch.reschedule = True
+        ch.tx.insert_tasks(rows)
+        ch.tx.add_events(
+            [
+                {
+                    "time": now,
+                    "type": "task_state",
+                    "job": r["job"],
+                    "run": r["run"],
+                    "task_id": r["id"],
+                    "state": "PENDING",
+                    "reason": reason,
+                }
+                for r in rows
+            ]
+        )
+        tasks = [LiveTask.from_row({"not_before": None, **r, "agent_id": None}) for r in rows]
+
+        def remember() -> None:
+            for task in tasks:
+                self.add_live(task)
+
+        ch.after(remember)
+
     def _drop_live(self, task: LiveTask) -> None:
         self.tasks.pop(task.id, None)
         self.live_per_run[(task.job, task.run)] -= 1
@@ -196,19 +222,9 @@ class ClusterState:
         delay = retry_delay(task.attempt, spec.retry_backoff, spec.max_retry_delay)
         row = retry_row(self._row_of(task), when, when + delay)
         ch.tx.update_task(task.id, latest=False)
-        ch.tx.insert_tasks([row])
         why = f"retry {row['attempt']} of {spec.retries} in {delay:g}s after {state.value}"
-        ch.tx.add_event(
-            time=when,
-            type="task_state",
-            job=task.job,
-            run=task.run,
-            task_id=row["id"],
-            state="PENDING",
-            reason=f"{why}: {reason}" if reason else why,
-        )
+        self.add_pending(ch, [row], when, f"{why}: {reason}" if reason else why)
         ch.live_delta[(task.job, task.run)] += 1
-        ch.after(lambda: self.add_live(LiveTask.from_row({**row, "agent_id": None})))
         return True
 
     def maybe_finish_run(self, ch: Change, job: str, run: int, when: float) -> None:
