@@ -1,7 +1,8 @@
 """Health checks of a running task, with Marathon's semantics.
 
 Each check runs first ``delay`` seconds after the task is RUNNING, then every ``interval``
-(counted from the start of the previous one; a check takes at most ``timeout <= interval``).
+(counted from the start of the previous one; a check that took longer, up to its ``timeout``,
+is followed at once by the next).
 Failures within ``grace_period`` of the task's start do not count, until the check has passed
 once. The task is healthy when every check's latest result is; the owner hears of the verdict
 only when it changes (the first one included). When a check fails ``max_consecutive_failures``

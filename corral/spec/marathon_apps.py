@@ -337,6 +337,10 @@ class _Reader:
             at = f"/healthChecks({i})"
             # MESOS_* checks run on the agent; Corral's agent runs every check.
             protocol = h.protocol.removeprefix("MESOS_")
+            # Marathon runs HTTP, HTTPS and TCP checks itself, at once (their delaySeconds,
+            # which it exports as 15, is ignored); Mesos runs COMMAND and MESOS_* checks
+            # after delaySeconds.
+            mesos = protocol == "COMMAND" or h.protocol.startswith("MESOS_")
             if h.ip_protocol != "IPv4":
                 self.problem(f"{at}/ipProtocol", "IPv6 health checks are not supported")
             # path and ignoreHttp1xx only matter to HTTP(S) checks; they are kept for every
@@ -349,7 +353,7 @@ class _Reader:
                 "interval": h.interval_seconds,
                 "timeout": h.timeout_seconds,
                 "max_consecutive_failures": h.max_consecutive_failures,
-                "delay": h.delay_seconds,
+                "delay": h.delay_seconds if mesos else 0.0,
                 "port_index": h.port_index,
                 "port": h.port,
             }

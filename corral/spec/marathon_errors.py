@@ -156,9 +156,6 @@ _STATIC: dict[tuple[str, ...], tuple[str, bool]] = {
 # Messages of the native validators that name native fields, in Marathon's words.
 _MESSAGES = {
     "give 'port' or 'port_index', not both": "give port or portIndex, not both",
-    "timeout must not be longer than interval": (
-        "timeoutSeconds must not be longer than intervalSeconds"
-    ),
     "a COMMAND health check needs 'command'": 'a COMMAND health check needs command {"value"}',
     "String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'": (
         "must be letters, digits and '_', not starting with a digit (it names PORT_<NAME>)"

@@ -122,8 +122,11 @@ def _container(spec: ServiceSpec) -> JSON | None:
 
 
 def _health_check(h: HealthCheckSpec) -> JSON:
+    # Only a check Mesos runs waits before its first run: a network check with a delay was
+    # posted as MESOS_<protocol>, and is written back so.
+    mesos = h.protocol != "COMMAND" and h.delay > 0
     out: JSON = {
-        "protocol": h.protocol,
+        "protocol": f"MESOS_{h.protocol}" if mesos else h.protocol,
         "path": h.path,
         "ignoreHttp1xx": h.ignore_http_1xx,
         "gracePeriodSeconds": number(h.grace_period),

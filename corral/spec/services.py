@@ -25,6 +25,7 @@ from corral.spec.jobs import ConstraintSpec, TaskTemplate, require_valid_unicode
 _LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
 _SEGMENT = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
 MAX_INSTANCES = 10_000
+COMMAND_DELAY = 15.0  # Marathon's delaySeconds: seconds before a command check's first run
 
 
 def normalize_service_id(raw: str, base: str = "/") -> str:
@@ -95,7 +96,21 @@ class HealthCheckSpec(BaseModel):
         3, ge=0, le=1000, description="Failures in a row before the task is killed (0: never)."
     )
     ignore_http_1xx: bool = False
-    delay: float = Field(15.0, ge=0, le=86400, description="Seconds before the first check.")
+    delay: float = Field(
+        0.0,
+        ge=0,
+        le=86400,
+        description="Seconds before the first check (default 15 for COMMAND checks, else 0).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command_delay(cls, data: Any) -> Any:
+        # As in Marathon, only a command (which Mesos ran) waits 15 s before its first check;
+        # a network check starts at once, its grace period covering a slow start.
+        if isinstance(data, dict) and "delay" not in data and data.get("protocol") == "COMMAND":
+            return {**data, "delay": COMMAND_DELAY}
+        return data
 
     @model_validator(mode="after")
     def _fields_fit_protocol(self) -> HealthCheckSpec:
@@ -106,8 +121,6 @@ class HealthCheckSpec(BaseModel):
             raise ValueError(f"'command' is for COMMAND health checks, not {self.protocol}")
         if self.port is not None and self.port_index is not None:
             raise ValueError("give 'port' or 'port_index', not both")
-        if self.timeout > self.interval:
-            raise ValueError("timeout must not be longer than interval")
         if not self.path.startswith("/"):
             raise ValueError("path must start with '/'")
         return self
