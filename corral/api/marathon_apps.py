@@ -19,8 +19,7 @@ from corral.api.marathon import (
     deploy_answer,
     read_body,
 )
-from corral.api.marathon_render import Versions, app_json, task_json
-from corral.api.service_render import live_tasks_of
+from corral.api.marathon_render import Versions, app_json, is_task, marathon_tasks, task_json
 from corral.master.master import Conflict, Master, NotFound
 from corral.master.records import LiveTask
 from corral.master.service_tasks import ServiceRecord
@@ -106,7 +105,7 @@ def app_tasks(app_id: str, master: MasterDep) -> dict[str, Any]:
     """The live tasks of an app."""
     rec = app_of(master, app_id)
     versions = Versions(master)
-    return {"tasks": [task_json(master, t, versions) for t in live_tasks_of(master, rec.id)]}
+    return {"tasks": [task_json(master, t, versions) for t in marathon_tasks(master, rec.id)]}
 
 
 async def _kill(
@@ -136,7 +135,7 @@ async def kill_app_task(
     """Kill one task; it is replaced unless ``scale``."""
     rec = app_of(master, app_id)
     task = master.state.tasks.get(task_id)
-    if task is None or task.job != rec.id:
+    if task is None or task.job != rec.id or not is_task(task):
         raise NotFound(f"Task '{task_id}' does not exist")
     answer = await _kill(master, [task], scale, force)
     if isinstance(answer, dict):
@@ -157,7 +156,7 @@ async def kill_app_tasks(
     rec = app_of(master, app_id)
     tasks = [
         t
-        for t in live_tasks_of(master, rec.id)
+        for t in marathon_tasks(master, rec.id)
         if host is None
         or getattr(master.state.agents.get(t.agent_id or ""), "hostname", None) == host
     ]
@@ -256,12 +255,13 @@ def deleteapp_of(app_id: str, master: MasterDep, force: Force = False) -> Respon
 
 @router.get("/tasks")
 def list_tasks(master: MasterDep, status: str | None = None) -> dict[str, Any]:
-    """Live tasks of every app; ``status`` is running, staging or delayed."""
-    wanted = {
+    """Live tasks of every app; ``status`` is running, staging or delayed (none: an instance
+    waiting for its backoff is not a task yet, it is in ``/v2/queue``)."""
+    wanted: dict[str | None, set[TaskState] | None] = {
         None: None,
         "running": {TaskState.RUNNING},
         "staging": {TaskState.STAGING, TaskState.STARTING},
-        "delayed": {TaskState.PENDING},
+        "delayed": set(),
     }
     if status not in wanted:
         raise HTTPException(400, f"status must be running, staging or delayed, not {status!r}")
@@ -270,7 +270,7 @@ def list_tasks(master: MasterDep, status: str | None = None) -> dict[str, Any]:
     tasks = [
         task_json(master, t, versions)
         for t in sorted(master.state.tasks.values(), key=lambda t: (t.job, t.created_at))
-        if t.service and (states is None or t.state in states)
+        if t.service and is_task(t) and (states is None or t.state in states)
     ]
     return {"tasks": tasks}
 
@@ -291,7 +291,7 @@ async def delete_tasks(
     tasks = []
     for tid in ids:
         task = master.state.tasks.get(tid)
-        if task is None or not task.service:
+        if task is None or not task.service or not is_task(task):
             raise NotFound(f"Task '{tid}' does not exist")
         tasks.append(task)
     return await _kill(master, tasks, scale, force)

@@ -45,6 +45,18 @@ def _plan(data: Mapping[str, Any], version: str) -> dict[str, Any]:
     }
 
 
+def _task_facts(master: Master, task_id: str, job: str) -> tuple[list[int], str]:
+    """A task's host ports and the app version it runs, from its row: the app may be deleted
+    by the time its tasks' events go out, and a rolling upgrade runs two versions at once."""
+    row = master.store.task(task_id) if task_id else None
+    if row is not None:
+        env = (row["launch"] or {}).get("env") or {}
+        if "MARATHON_APP_VERSION" in env:
+            return list(row["ports"] or []), str(env["MARATHON_APP_VERSION"])
+    rec = master.services.services.get(job)
+    return [], rec.config_version if rec is not None else ""
+
+
 def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The Marathon events one stored event stands for (none for batch work)."""
     kind, job = ev["type"], ev.get("job") or ""
@@ -54,8 +66,7 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
     if kind == "task_state" and job.startswith("/") and ev.get("state") != "PENDING":
         agent = master.state.agents.get(ev.get("agent_id") or "")
         host = agent.hostname if agent is not None else ""
-        rec = master.services.services.get(job)
-        version = rec.config_version if rec is not None else ""
+        ports, version = _task_facts(master, ev["task_id"], job)
         return [
             {
                 **base,
@@ -67,7 +78,7 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
                 "appId": job,
                 "host": host,
                 "ipAddresses": [],
-                "ports": [],
+                "ports": ports,
                 "version": version,
             },
             {
@@ -82,6 +93,7 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
             },
         ]
     if kind == "task_health":
+        _, version = _task_facts(master, ev["task_id"], job)
         return [
             {
                 **base,
@@ -89,7 +101,7 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
                 "appId": job,
                 "taskId": ev["task_id"],
                 "instanceId": ev["task_id"],
-                "version": "",
+                "version": version,
                 "alive": bool(data.get("healthy")),
             }
         ]

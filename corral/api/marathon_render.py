@@ -9,7 +9,8 @@ from corral.api.service_render import counts_of, live_tasks_of
 from corral.master.master import Master
 from corral.master.records import LiveTask
 from corral.master.service_tasks import DeploymentRecord, ServiceRecord, version_of
-from corral.spec.marathon import app_status, spec_to_app, task_failure
+from corral.spec.marathon import app_status, service_ports, spec_to_app, task_failure
+from corral.spec.states import TaskState
 
 
 class Versions:
@@ -31,16 +32,31 @@ class Versions:
         return self._known.get(key, "")
 
 
+def is_task(task: LiveTask) -> bool:
+    """Whether Marathon shows ``task`` as a task: an instance still waiting to be placed is
+    not one (Marathon lists it in ``/v2/queue`` only)."""
+    return task.state is not TaskState.PENDING
+
+
+def marathon_tasks(master: Master, service_id: str) -> list[LiveTask]:
+    """The tasks of a service Marathon shows, oldest first."""
+    return [t for t in live_tasks_of(master, service_id) if is_task(t)]
+
+
 def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, Any]:
     """A live task as Marathon shows it."""
     row = master.store.task(task.id)
     agent = master.state.agents.get(task.agent_id or "")
+    ports = list(row["ports"] or []) if row is not None else []
+    rec = master.services.services.get(task.job)
+    known = service_ports(rec.spec) if rec is not None else []
     doc: dict[str, Any] = {
         "id": task.id,
         "appId": task.job,
         "host": agent.hostname if agent is not None else "",
-        "ports": list(row["ports"] or []) if row is not None else [],
-        "servicePorts": [],
+        "ports": ports,
+        # One per port: clients pair them by index (the marathon client's list_endpoints).
+        "servicePorts": [known[i] if i < len(known) else 0 for i in range(len(ports))],
         "stagedAt": version_of(task.created_at),
         "startedAt": None if task.started_at is None else version_of(task.started_at),
         "version": versions.of(task),
@@ -70,7 +86,7 @@ def app_json(
     """An app with its status fields; ``tasks`` embeds its live tasks, ``failure`` the last
     task that ended when it should not have."""
     doc = spec_to_app(rec.spec, version=rec.version, config_version=rec.config_version)
-    live = live_tasks_of(master, rec.id)
+    live = marathon_tasks(master, rec.id)
     counts = counts_of(t for t in live if not t.kill_requested)
     versions = Versions(master)
     row = master.store.service(rec.id) if failure else None
@@ -92,6 +108,8 @@ def app_json(
                 message=last["reason"],
                 timestamp=version_of(last["time"]),
                 version=rec.config_version,
+                host=last.get("host", ""),
+                agent_id=last.get("agent_id") or "",
             ),
         )
     )

@@ -334,11 +334,15 @@ class ServiceOps:
             return
         if reason.startswith(AGENT_SHUTDOWN):  # stopped with its agent: not a failure at all
             return
+        agent = self.state.agents.get(task.agent_id or "")
         failure: dict[str, Any] = {
             "time": when,
             "task_id": task.id,
             "state": state.value,
             "reason": reason,
+            # Where it failed, as the agent was named then (Marathon's host and slaveId).
+            "agent_id": task.agent_id,
+            "host": agent.hostname if agent is not None else "",
         }
         values: dict[str, Any] = {"last_failure": failure}
         if state is not TaskState.LOST:  # a lost node is not the task's fault: no backoff

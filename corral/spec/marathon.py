@@ -24,7 +24,7 @@ from typing import Any
 from corral.spec.marathon_apps import app_to_spec
 from corral.spec.marathon_errors import MarathonInvalid, error_body
 from corral.spec.marathon_groups import group_to_specs, specs_to_group
-from corral.spec.marathon_render import app_status, spec_to_app, task_failure
+from corral.spec.marathon_render import app_status, service_ports, spec_to_app, task_failure
 from corral.spec.services import ServiceSpec
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "group_to_specs",
     "keep_native_fields",
     "merge_app",
+    "service_ports",
     "spec_to_app",
     "specs_to_group",
     "task_failure",

@@ -87,6 +87,16 @@ def spec_to_app(spec: ServiceSpec, *, version: str, config_version: str) -> JSON
     return app
 
 
+def service_ports(spec: ServiceSpec) -> list[int]:
+    """The app's service ports, in the order of its host ports: the ports of
+    ``portDefinitions`` (0: none chosen) or, for BRIDGE, 0 per port mapping (Corral allocates
+    no load balancer ports)."""
+    docker = spec.task.docker
+    if docker is not None and docker.network == "BRIDGE":
+        return [0 for _ in docker.port_mappings]
+    return [p.port for p in spec.ports]
+
+
 def _container(spec: ServiceSpec) -> JSON | None:
     docker = spec.task.docker
     if docker is None:

@@ -1,0 +1,157 @@
+"""Marathon's tasks on a simulated cluster: what /v2/tasks, an app's tasks and the event stream
+show of them while an agent (simulated, told what to report) runs them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from marathon.models.endpoint import MarathonEndpoint  # type: ignore[import-untyped]
+from marathon.models.task import MarathonTask  # type: ignore[import-untyped]
+
+from corral.api.app import create_app
+from corral.api.marathon_events import marathon_events
+from corral.spec.protocol import StatusUpdate
+from corral.spec.states import TaskState
+from tests.master.sim import Sim
+
+APP: dict[str, Any] = {
+    "id": "/lab/portal",
+    "cmd": "python3 -m http.server $PORT0",
+    "instances": 1,
+    "cpus": 0.25,
+    "mem": 64,
+    "portDefinitions": [{"port": 0, "name": "http"}, {"port": 0, "name": "admin"}],
+}
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Sim]:
+    s = Sim(tmp_path)
+    asyncio.run(s.add_agent("node1"))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(sim: Sim, tmp_path: Path) -> Iterator[TestClient]:
+    token = sim.master.ensure_admin_token(tmp_path / "admin.token")
+    with TestClient(create_app(sim.master), headers={"Authorization": f"Bearer {token}"}) as c:
+        yield c
+
+
+def settle(sim: Sim) -> None:
+    asyncio.run(sim.settle())
+
+
+def report(sim: Sim, task_id: str, state: TaskState, **fields: Any) -> None:
+    """The agent running ``task_id`` reports ``state`` (with ports, a reason...)."""
+    task = sim.master.state.tasks[task_id]
+    agent = sim.master.state.agents[task.agent_id or ""]
+    seq = next(sim.agents[agent.id].seq)
+    update = StatusUpdate(seq=seq, task_id=task_id, state=state, time=sim.clock.now(), **fields)
+    sim.master.agents.apply_updates(agent, [update])
+
+
+def running_app(sim: Sim, client: TestClient, doc: dict[str, Any] = APP) -> str:
+    """Post ``doc`` and run its one task on node1 with host ports 31000 and 31001."""
+    assert client.post("/v2/apps?force=true", json=doc).status_code == 201
+    settle(sim)
+    (task,) = sim.live(doc["id"])
+    report(sim, task.id, TaskState.RUNNING, ports=[31000, 31001])
+    settle(sim)
+    return task.id
+
+
+def marathon_stream(sim: Sim) -> list[dict[str, Any]]:
+    """Every stored event as the Marathon events /v2/events sends for it."""
+    out = []
+    for ev in sim.store.events_since(0):
+        out += marathon_events(sim.master, dict(ev))
+    return out
+
+
+def test_waiting_instances_are_only_in_the_queue_never_tasks(sim: Sim, client: TestClient) -> None:
+    client.post("/v2/apps", json={**APP, "instances": 2, "cpus": 8})  # node1 has 4 cpus
+    settle(sim)
+    assert client.get("/v2/tasks").json() == {"tasks": []}
+    assert client.get("/v2/tasks?status=delayed").json() == {"tasks": []}
+    app = client.get("/v2/apps/lab/portal").json()["app"]
+    assert (app["tasks"], app["tasksStaged"], app["tasksRunning"]) == ([], 0, 0)
+    (item,) = client.get("/v2/queue").json()["queue"]
+    assert item["count"] == 2
+
+
+def test_a_placed_task_is_staged_and_listed(sim: Sim, client: TestClient) -> None:
+    client.post("/v2/apps", json=APP)
+    settle(sim)
+    (task,) = client.get("/v2/tasks").json()["tasks"]
+    assert task["state"] == "TASK_STAGING" and task["host"] == "node1"
+    assert client.get("/v2/apps/lab/portal").json()["app"]["tasksStaged"] == 1
+
+
+def test_service_ports_match_the_ports_so_the_clients_endpoints_work(
+    sim: Sim, client: TestClient
+) -> None:
+    tid = running_app(sim, client)
+    (task,) = client.get("/v2/tasks").json()["tasks"]
+    assert task["ports"] == [31000, 31001] and len(task["servicePorts"]) == 2
+    endpoints = MarathonEndpoint.from_tasks([MarathonTask.from_json(task)])
+    assert [(e.task_id, e.host, e.task_port) for e in endpoints] == [
+        (tid, "node1", 31000),
+        (tid, "node1", 31001),
+    ]
+
+
+def test_a_status_update_event_carries_the_tasks_ports(sim: Sim, client: TestClient) -> None:
+    tid = running_app(sim, client)
+    (running,) = [
+        e
+        for e in marathon_stream(sim)
+        if e["eventType"] == "status_update_event" and e["taskStatus"] == "TASK_RUNNING"
+    ]
+    assert (running["taskId"], running["ports"]) == (tid, [31000, 31001])
+
+
+def test_events_of_a_deleted_app_keep_its_version(sim: Sim, client: TestClient) -> None:
+    tid = running_app(sim, client)
+    version = client.get("/v2/apps/lab/portal").json()["app"]["version"]
+    assert client.delete("/v2/apps/lab/portal?force=true").status_code == 200
+    settle(sim)
+    sim.confirm_kills()
+    killed = [
+        e
+        for e in marathon_stream(sim)
+        if e.get("taskId", e.get("instanceId")) == tid
+        and e["eventType"] in ("status_update_event", "instance_changed_event")
+        and "Killed" in (e.get("taskStatus", "") + e.get("condition", "")).title()
+    ]
+    assert killed and all(e.get("version", e.get("runSpecVersion")) == version for e in killed), (
+        killed
+    )
+
+
+def test_the_last_task_failure_names_its_host_and_agent(sim: Sim, client: TestClient) -> None:
+    tid = running_app(sim, client)
+    report(sim, tid, TaskState.FAILED, reason="exited with status 1", exit_code=1)
+    app = client.get("/v2/apps/lab/portal").json()["app"]
+    failure = app["lastTaskFailure"]
+    assert (failure["taskId"], failure["host"], failure["slaveId"]) == (tid, "node1", "node1")
+    assert failure["state"] == "TASK_FAILED"
+
+
+def test_tasks_are_listed_by_status_and_killed_with_scale(sim: Sim, client: TestClient) -> None:
+    client.post("/v2/apps", json={**APP, "instances": 3})
+    settle(sim)
+    tasks = client.get("/v2/tasks").json()["tasks"]
+    assert len(tasks) == 3
+    assert client.get("/v2/tasks?status=running").json()["tasks"] == []
+    assert len(client.get("/v2/tasks?status=staging").json()["tasks"]) == 3
+    assert client.get("/v2/tasks?status=bogus").status_code == 400
+    r = client.post("/v2/tasks/delete?scale=true&force=true", json={"ids": [tasks[0]["id"]]})
+    assert r.status_code == 200 and "deploymentId" in r.json()
+    assert sim.master.services.get("/lab/portal").spec.instances == 2
