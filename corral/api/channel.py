@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -37,17 +38,25 @@ async def agent_channel(ws: WebSocket) -> None:
     async def send(message: dict[str, Any]) -> None:
         await ws.send_json(message)
 
-    session = AgentSession(send)
+    async def hangup() -> None:
+        with contextlib.suppress(RuntimeError, OSError):  # it may be closing already
+            await ws.close(code=4408, reason="the master gave up on this connection")
+
+    session = AgentSession(send, hangup)
     agent: AgentRecord | None = None
     try:
-        first = agent_message.validate_python(await ws.receive_json())
+        first = agent_message.validate_json(await ws.receive_text())
         if not isinstance(first, Hello):
             await ws.close(code=4400, reason="the first message must be hello")
             return
         agent = await master.agents.hello(first, session)
-        while True:
-            msg = agent_message.validate_python(await ws.receive_json())
-            await _handle(master, agent, session, msg)
+        # A session the master closed (the agent fell silent) hears nothing more: the agent
+        # must dial again and be reconciled, not carry on where the master gave it up.
+        while not session.closed:
+            raw = await _receive(ws)
+            if raw is None or session.closed:
+                break
+            await _handle(master, agent, session, agent_message.validate_json(raw))
     except WebSocketDisconnect:
         pass
     except ValidationError as e:
@@ -58,6 +67,16 @@ async def agent_channel(ws: WebSocket) -> None:
             master.agents.disconnected(agent, session)
         else:
             session.close()
+
+
+async def _receive(ws: WebSocket) -> str | None:
+    """The next message, or None once the connection is closed (by either end)."""
+    try:
+        return await ws.receive_text()
+    except WebSocketDisconnect:
+        return None
+    except RuntimeError:  # Starlette's answer to a receive after the master hung up
+        return None
 
 
 async def _handle(
@@ -71,7 +90,7 @@ async def _handle(
         # Acks are cumulative and updates arrive in order, so a duplicate is acked too.
         await session.send(Ack(seq=agent.last_seq).model_dump())
     elif isinstance(msg, Heartbeat):
-        master.agents.heartbeat(agent)
+        master.agents.heartbeat(agent, session)
     elif isinstance(msg, ReadResult | FileList):
         session.answer_read(msg.model_dump())
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
@@ -45,7 +44,7 @@ class AgentOps:
 
     def load(self) -> None:
         """Agents from the store start DISCONNECTED: each has ``lost_after`` to come back."""
-        now = time.monotonic()
+        now = self.state.clock.monotonic()
         for row in self.state.store.agents():
             res = row["resources"]
             state = AgentState(row["state"])
@@ -124,7 +123,7 @@ class AgentOps:
             agent.cgroups, agent.session = msg.cgroups, session
             agent.volume_roots = tuple(msg.volume_roots)
             agent.privileged = msg.allow_privileged
-            agent.last_heartbeat, agent.silent_since = now, time.monotonic()
+            agent.last_heartbeat, agent.silent_since = now, self.state.clock.monotonic()
             # A DRAINING agent stays draining across reconnections.
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE
             self.state.agent_event(ch, agent, new, "registered")
@@ -147,20 +146,29 @@ class AgentOps:
         for task in to_launch:
             await self.send_launch(agent, task)
 
-    def heartbeat(self, agent: AgentRecord) -> None:
-        """Note a sign of life."""
-        agent.silent_since = time.monotonic()
-        agent.last_heartbeat = self.state.clock.now()
+    def heartbeat(self, agent: AgentRecord, session: AgentSession) -> None:
+        """Note a sign of life (of the agent's current session only)."""
+        if agent.session is session and not session.closed:
+            agent.silent_since = self.state.clock.monotonic()
+            agent.last_heartbeat = self.state.clock.now()
 
-    def disconnected(self, agent: AgentRecord, session: AgentSession) -> None:
-        """The connection closed. Its tasks keep their state until the loss timeout."""
+    def disconnected(
+        self, agent: AgentRecord, session: AgentSession, reason: str = "connection closed"
+    ) -> None:
+        """The connection closed (or the master gave up on it, and closes it now). Its tasks
+        keep their state until the loss timeout."""
         session.close()
         if agent.session is not session:
             return  # a newer connection already took over
+        self._mark_disconnected(agent, reason)
+        # Cleared only once recorded: if the store refused the write, the liveness check still
+        # sees an agent without a session and records it (and its loss) later.
         agent.session = None
+
+    def _mark_disconnected(self, agent: AgentRecord, reason: str) -> None:
         if agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
             with self.state.change() as ch:
-                self.state.agent_event(ch, agent, AgentState.DISCONNECTED, "connection closed")
+                self.state.agent_event(ch, agent, AgentState.DISCONNECTED, reason)
 
     # --- status updates
 
@@ -169,7 +177,7 @@ class AgentOps:
         fresh = [u for u in updates if u.seq > agent.last_seq]
         if not fresh:
             return
-        agent.silent_since = time.monotonic()
+        agent.silent_since = self.state.clock.monotonic()
         unwanted: list[str] = []
         with self.state.change() as ch:
             for update in fresh:
@@ -239,16 +247,34 @@ class AgentOps:
 
     # --- loss detection
 
-    def check_liveness(self) -> None:
-        """Close silent connections; declare agents LOST after ``lost_after`` of silence."""
-        now = time.monotonic()
+    def check_liveness(self, now: float) -> None:
+        """Close silent connections; declare agents LOST after ``lost_after`` of silence.
+
+        ``now`` is the clock's monotonic time. A store error for one agent is logged and the
+        others are still checked; the next check tries again.
+        """
         for agent in list(self.state.agents.values()):
-            silent = now - agent.silent_since
-            if agent.connected and silent > self.disconnect_after and agent.session:
+            try:
+                self._check(agent, now - agent.silent_since)
+            except Exception:
+                log.exception("liveness check of agent %s failed", agent.hostname)
+
+    def _check(self, agent: AgentRecord, silent: float) -> None:
+        if agent.connected:
+            if silent > self.disconnect_after and agent.session is not None:
                 log.warning("agent %s silent for %.1fs: disconnecting", agent.hostname, silent)
-                self.disconnected(agent, agent.session)
-            elif agent.state is AgentState.DISCONNECTED and silent > self.lost_after:
-                self._lose(agent, f"agent {agent.hostname} silent for {silent:.0f}s")
+                self.disconnected(agent, agent.session, f"silent for {silent:.0f}s")
+        elif agent.state is not AgentState.LOST and silent > self.lost_after:
+            self._lose(agent, f"agent {agent.hostname} silent for {silent:.0f}s")
+        elif agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
+            self._mark_disconnected(agent, "connection closed")  # an earlier write failed
+            agent.session = None
+
+    def forgive(self, seconds: float) -> None:
+        """The master itself was frozen for ``seconds``: no agent could be heard meanwhile, so
+        none is blamed for it (their silence counts from before the stall, less the stall)."""
+        for agent in self.state.agents.values():
+            agent.silent_since += seconds
 
     def _lose(self, agent: AgentRecord, reason: str) -> None:
         victims = [t for t in self.state.tasks.values() if t.agent_id == agent.id]
@@ -259,6 +285,14 @@ class AgentOps:
 
     async def liveness_loop(self) -> None:
         """Check liveness every half heartbeat, forever."""
+        period = self.heartbeat_interval / 2
+        last = self.state.clock.monotonic()
         while True:
-            await asyncio.sleep(self.heartbeat_interval / 2)
-            self.check_liveness()
+            await asyncio.sleep(period)
+            now = self.state.clock.monotonic()
+            late = now - last - period
+            last = now
+            if late > self.heartbeat_interval:
+                log.warning("the master was frozen for %.1fs; agents are not blamed", late)
+                self.forgive(late)
+            self.check_liveness(now)

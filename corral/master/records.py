@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from corral.spec.docker import PRIVILEGED_PARAMETERS
 from corral.spec.states import AgentState, TaskState
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+HangupFn = Callable[[], Coroutine[Any, Any, None]]
 
 _order = itertools.count()
 
@@ -106,10 +107,16 @@ class LiveTask:
 
 
 class AgentSession:
-    """One live connection to an agent: sends messages, and matches answers to reads."""
+    """One live connection to an agent: sends messages, and matches answers to reads.
 
-    def __init__(self, send: SendFn) -> None:
+    ``hangup`` ends the connection itself; closing a session calls it, so that a session the
+    master gave up on is closed on both ends and the agent dials again (and is reconciled).
+    """
+
+    def __init__(self, send: SendFn, hangup: HangupFn | None = None) -> None:
         self._send = send
+        self._hangup = hangup
+        self._hanging_up: asyncio.Task[None] | None = None
         self._reads: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_read = itertools.count(1)
         self.closed = False
@@ -143,11 +150,13 @@ class AgentSession:
             fut.set_result(result)
 
     def close(self) -> None:
-        """Mark closed and fail pending reads."""
+        """Mark closed, fail pending reads and hang up the connection. Idempotent."""
         self.closed = True
         for fut in self._reads.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("agent disconnected"))
+        if self._hangup is not None and self._hanging_up is None:
+            self._hanging_up = asyncio.get_running_loop().create_task(self._hangup())
 
 
 @dataclass(slots=True)

@@ -26,6 +26,9 @@ class FixedClock:
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:
+        return self.t
+
 
 @pytest.fixture
 def master(tmp_path: Path) -> Iterator[Master]:

@@ -29,6 +29,9 @@ class Clock:
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:
+        return self.t
+
 
 class SimAgent:
     """An agent that records what the master tells it and reports what the test says."""
@@ -45,7 +48,11 @@ class SimAgent:
         self.sent.append(message)
 
     async def connect(self, running: list[str] | None = None) -> None:
-        self.session = AgentSession(self._receive)
+        await self.connect_with(AgentSession(self._receive), running)
+
+    async def connect_with(self, session: AgentSession, running: list[str] | None = None) -> None:
+        """Say hello on ``session`` (a test may give one that records its hang-up)."""
+        self.session = session
         hello = Hello(
             agent_id=self.name,
             hostname=self.name,
