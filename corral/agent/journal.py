@@ -3,15 +3,23 @@
 An append-only file of JSON lines: ``{"update": {...}}`` for each update, ``{"ack": N}`` when the
 master acknowledged every update up to N. It is rewritten small once most of it is acked.
 Sequence numbers never repeat, even across restarts and rewrites.
+
+A line is written whole or not at all: a write the disk refuses (full) is cut back off, so no torn
+line can swallow the next one. The update is then kept in memory (and still sent); the whole
+journal is written again at the next chance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
 from corral.spec.protocol import StatusUpdate
+
+log = logging.getLogger(__name__)
 
 _COMPACT_AFTER = 1000  # acked lines before the file is rewritten
 
@@ -25,6 +33,7 @@ class Journal:
         self._acked = 0
         self._last = 0
         self._dead_lines = 0
+        self._behind = False  # a write failed: the file lacks something memory holds
         if path.exists():
             self._load()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +59,20 @@ class Journal:
                     self._pending[update.seq] = update
 
     def _write(self, entry: dict[str, object]) -> None:
-        os.write(self._fd, (json.dumps(entry, separators=(",", ":")) + "\n").encode())
+        """Append one line, whole or not at all."""
+        if self._behind and not self._rewrite():
+            return
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        start = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(line):  # a short write is retried; a refused one raises
+                written += os.write(self._fd, line[written:])
+        except OSError as e:
+            log.warning("journal write failed (%s); keeping updates in memory", e.strerror)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            self._behind = True
 
     def next_seq(self) -> int:
         """The sequence number of the next update."""
@@ -76,18 +98,27 @@ class Journal:
         self._dead_lines += self._ack_in_memory(seq) + 1
         self._write({"ack": seq})
         if self._dead_lines > _COMPACT_AFTER:
-            self._compact()
+            self._rewrite()
 
-    def _compact(self) -> None:
+    def _rewrite(self) -> bool:
+        """Write the journal anew from memory (small: the acked part goes). False if the disk
+        refused; the old file then stays as it was."""
         tmp = self.path.with_suffix(".tmp")
         # Every used seq is either acked or still pending, so this keeps seqs from repeating.
         lines = [json.dumps({"ack": self._acked})]
         lines += [json.dumps({"update": u.model_dump(mode="json")}) for u in self.unacked()]
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text("\n".join(lines) + "\n")
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self._dead_lines = 0
+        self._behind = False
+        return True
 
     def unacked(self) -> list[StatusUpdate]:
         """Updates not yet acknowledged, oldest first."""

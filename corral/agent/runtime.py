@@ -8,11 +8,9 @@ while they run; a change of their health is a RUNNING update with ``healthy`` se
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from corral import __version__
-from corral.agent import sandbox, sandboxes
+from corral.agent import sandbox, sandbox_files, sandboxes
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
 from corral.agent.health import HealthMonitor
 from corral.agent.journal import Journal
@@ -41,7 +40,6 @@ from corral.spec.protocol import (
     ListFiles,
     Read,
     ReadResult,
-    SandboxFile,
     StatusUpdate,
     TaskLaunch,
     Updates,
@@ -53,6 +51,7 @@ from corral.spec.states import TaskState
 log = logging.getLogger(__name__)
 
 RUNNING_FILE = "running_since"  # in meta: wall-clock time the task was RUNNING, for health checks
+DONE_FILE = "done"  # in meta: the task's end ({"state", "reason", "exit_code"}), once reported
 
 
 @dataclass
@@ -70,6 +69,7 @@ class AgentConfig:
     port_range: tuple[int, int] = (31000, 32000)
     keep_containers: bool = False
     keep_sandboxes: float = 7 * 24 * 3600.0  # seconds a finished task's sandbox is kept
+    max_output: int = 1024 * 1024 * 1024  # bytes of stdout + stderr a task may write
 
     @property
     def volume_roots(self) -> list[str]:
@@ -85,6 +85,7 @@ class RunningTask:
     dirs: TaskDirs
     handle: TaskHandle | None = None
     kill_reason: str | None = None  # set when the agent or the master asked it to stop
+    failed: bool = False  # it was stopped for breaking a limit: it ends FAILED, not KILLED
     watcher: asyncio.Task[None] | None = None
     health: HealthMonitor | None = None  # while its health checks run
 
@@ -110,6 +111,16 @@ def load_agent_id(data_dir: Path) -> str:
     return agent_id
 
 
+def _start_failure(e: Exception) -> str:
+    """Why a task could not start, for its user: no paths of the agent's disk, no traceback."""
+    if isinstance(e, LaunchError):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"could not start: {e.strerror or type(e).__name__}"
+    log.error("starting a task failed", exc_info=e)
+    return f"could not start: {type(e).__name__}: {e}"
+
+
 def _running_for(dirs: TaskDirs) -> float:
     """Seconds a recovered task has been RUNNING (0 if unknown: its grace periods start anew)."""
     try:
@@ -132,6 +143,7 @@ class Agent:
         self._send_lock = asyncio.Lock()
         self._sent = 0  # highest seq sent on the current connection
         self._flusher: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()  # reads being answered
         self._stopping = False
         self.connected = asyncio.Event()
         self.heartbeat_interval = 1.0
@@ -147,10 +159,12 @@ class Agent:
         """Recover tasks of an earlier run, then stay connected to the master until stopped."""
         await self.recover()
         collector = asyncio.create_task(self._collect_sandboxes(), name="sandbox collector")
+        police = asyncio.create_task(self._police_output(), name="output limit")
         try:
             await self._stay_connected()
         finally:
             collector.cancel()
+            police.cancel()
 
     async def _collect_sandboxes(self, every: float = 3600.0) -> None:
         while True:
@@ -167,6 +181,9 @@ class Agent:
                 delay = 0.2
             except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as e:
                 log.info("master at %s not reachable (%s); retrying", self.config.master_url, e)
+            except Exception:
+                # Whatever went wrong, an agent that stops dialling is lost with all its tasks.
+                log.exception("connection to the master failed; dialling again")
             self.connected.clear()
             if not self._stopping:
                 await asyncio.sleep(delay)
@@ -185,7 +202,11 @@ class Agent:
             heartbeat: asyncio.Task[None] | None = None
             try:
                 async for raw in ws:
-                    msg = master_message.validate_json(raw)
+                    try:
+                        msg = master_message.validate_json(raw)
+                    except ValidationError as e:
+                        log.warning("ignored a message the master sent: %s", e)
+                        continue
                     if isinstance(msg, Welcome):
                         self.heartbeat_interval = msg.heartbeat_interval
                         heartbeat = heartbeat or asyncio.create_task(self._heartbeats(ws))
@@ -245,10 +266,28 @@ class Agent:
             await self.launch(msg.task)
         elif isinstance(msg, Kill):
             await self.kill(msg.task_id, msg.grace, msg.reason or "killed")
-        elif isinstance(msg, Read):
-            await self._send(self.read(msg).model_dump_json())
-        elif isinstance(msg, ListFiles):
-            await self._send(self.list_files(msg).model_dump_json())
+        elif isinstance(msg, Read | ListFiles):
+            # Off the channel's reader: a slow disk must not hold up launches and kills.
+            answer = asyncio.create_task(self._answer(msg))
+            self._answering.add(answer)
+            answer.add_done_callback(self._answering.discard)
+
+    async def _answer(self, msg: Read | ListFiles) -> None:
+        """Answer a read or a listing: always, with an error if it failed."""
+        result: ReadResult | FileList
+        try:
+            if isinstance(msg, Read):
+                result = await asyncio.to_thread(self.read, msg)
+            else:
+                result = await asyncio.to_thread(self.list_files, msg)
+        except Exception as e:  # a bug of ours: the caller still gets an answer
+            log.exception("answering %s failed", msg.type)
+            error = f"the agent could not answer: {type(e).__name__}"
+            if isinstance(msg, Read):
+                result = ReadResult(request_id=msg.request_id, error=error)
+            else:
+                result = FileList(request_id=msg.request_id, error=error)
+        await self._send(result.model_dump_json())
 
     # --- status reports
 
@@ -277,9 +316,10 @@ class Agent:
         )
         self.journal.append(update)
         if state.terminal:
-            done = self.tasks_dir / task_id / "meta" / "done"
-            with contextlib.suppress(OSError):
-                done.touch()
+            done = self.tasks_dir / task_id / "meta" / DONE_FILE
+            end = {"state": state.value, "reason": reason, "exit_code": exit_code}
+            with contextlib.suppress(OSError):  # a full disk: the journal still has the end
+                sandbox.write_atomic(done, json.dumps(end))
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -290,12 +330,17 @@ class Agent:
     # --- tasks
 
     async def launch(self, launch: TaskLaunch) -> None:
-        """Start a task (a repeated launch of a known task is ignored)."""
-        if launch.task_id in self.tasks or self._stopping:
+        """Start a task. A launch of a task that runs here already changes nothing; one of a task
+        that ran and ended here is answered with that end again (the master lost it)."""
+        if self._stopping:
+            return
+        if launch.task_id in self.tasks:
+            log.info("launch of %s ignored: it runs here already", launch.task_id)
             return
         dirs = TaskDirs(self.tasks_dir / launch.task_id)
-        if (dirs.meta / "done").exists():
-            return  # it ran and ended here already; the master has (or will get) its report
+        if (dirs.meta / DONE_FILE).exists():
+            await self._report_end_again(launch.task_id, dirs)
+            return
         # HOST: the node as the cluster names it (Marathon's and Mesos' variable).
         launch = launch.model_copy(update={"env": {"HOST": self.config.hostname, **launch.env}})
         rt = RunningTask(launch, dirs)
@@ -313,14 +358,24 @@ class Agent:
         # Starting can take long (an image pull): the channel goes on meanwhile.
         rt.watcher = asyncio.create_task(self._start(rt, executor), name=f"{launch.task_id}")
 
+    async def _report_end_again(self, task_id: str, dirs: TaskDirs) -> None:
+        try:
+            end = json.loads((dirs.meta / DONE_FILE).read_text())
+            state = TaskState(end["state"])
+            reason, exit_code = str(end["reason"]), end["exit_code"]
+        except (OSError, ValueError, KeyError, TypeError):
+            state, reason, exit_code = TaskState.LOST, "ran here before; its end is unknown", None
+        log.warning("launch of %s, which ended here already: reporting %s", task_id, state)
+        await self.report(task_id, state, f"ended here before: {reason}", exit_code)
+
     async def _start(self, rt: RunningTask, executor: Executor) -> None:
         task_id = rt.launch.task_id
         try:
             rt.handle = await executor.start(rt.launch, rt.dirs)
-        except (LaunchError, OSError) as e:
+        except Exception as e:
+            # Whatever the cause, the task must end with a reason, not stay STARTING for ever.
             del self.tasks[task_id]
-            reason = str(e) if isinstance(e, LaunchError) else f"could not start: {e}"
-            await self.report(task_id, TaskState.FAILED, reason)
+            await self.report(task_id, TaskState.FAILED, _start_failure(e))
             return
         await self.report(task_id, TaskState.RUNNING, ports=executor.ports(task_id))
         if rt.kill_reason is not None:  # a kill came while it was starting
@@ -360,21 +415,40 @@ class Agent:
         try:
             ended = await asyncio.wait_for(asyncio.shield(rt.handle.wait()), limit)
         except TimeoutError:
-            rt.kill_reason = rt.kill_reason or f"max run time of {limit:g}s exceeded"
-            if rt.health is not None:
-                await rt.health.stop()
-            await rt.handle.kill(rt.launch.kill_grace)
+            await self._stop_over_limit(rt, f"max run time of {limit:g}s exceeded")
             ended = await rt.handle.wait()
         await self._ended(rt, ended)
+
+    async def _stop_over_limit(self, rt: RunningTask, reason: str) -> None:
+        """Kill a task that broke one of its limits: it ends FAILED with ``reason``."""
+        if rt.kill_reason is None:
+            rt.kill_reason, rt.failed = reason, True
+        await self.kill(rt.launch.task_id, None, reason)
+
+    async def _police_output(self, every: float = 1.0) -> None:
+        """Stop tasks whose stdout and stderr outgrow ``max_output`` (a full disk would strand
+        every task of the agent)."""
+        cap = self.config.max_output
+        while True:
+            await asyncio.sleep(every)
+            for rt in list(self.tasks.values()):
+                if rt.handle is None or rt.kill_reason is not None:
+                    continue
+                written = 0
+                for name in ("stdout", "stderr"):
+                    with contextlib.suppress(OSError):
+                        written += (rt.dirs.sandbox / name).stat().st_size
+                if written > cap:
+                    why = f"stdout and stderr exceeded the agent's limit of {cap // 2**20} MiB"
+                    await self._stop_over_limit(rt, why)
 
     async def _ended(self, rt: RunningTask, ended: TaskExit) -> None:
         if rt.health is not None:
             await rt.health.stop()
         state, reason = ended.state, ended.reason
         if rt.kill_reason is not None and state is TaskState.KILLED:
-            # Why it was killed matters more than how: a run-time limit is a failure.
-            failed = rt.kill_reason.startswith("max run time")
-            state = TaskState.FAILED if failed else TaskState.KILLED
+            # Why it was killed matters more than how: a broken limit is a failure.
+            state = TaskState.FAILED if rt.failed else TaskState.KILLED
             reason = f"{rt.kill_reason} ({reason})" if reason else rt.kill_reason
         self.tasks.pop(rt.launch.task_id, None)
         await self.report(rt.launch.task_id, state, reason, ended.exit_code)
@@ -391,52 +465,32 @@ class Agent:
             await rt.handle.kill(rt.launch.kill_grace if grace is None else grace)
 
     def list_files(self, msg: ListFiles, limit: int = 1000) -> FileList:
-        """The files of a task's sandbox, sorted by path (at most ``limit``)."""
+        """The regular files of a task's sandbox, sorted by path (at most ``limit``)."""
         sandbox = TaskDirs(self.tasks_dir / msg.task_id).sandbox
         if not sandbox.is_dir():
             return FileList(request_id=msg.request_id, error=f"no sandbox for {msg.task_id!r} here")
-        found: list[SandboxFile] = []
-        for path in sorted(sandbox.rglob("*")):
-            if len(found) == limit:
-                return FileList(request_id=msg.request_id, files=found, truncated=True)
-            with contextlib.suppress(OSError):  # it may vanish while we look
-                if path.is_file() and not path.is_symlink():
-                    st = path.stat()
-                    rel = str(path.relative_to(sandbox))
-                    found.append(SandboxFile(path=rel, size=st.st_size, mtime=st.st_mtime))
-        return FileList(request_id=msg.request_id, files=found)
-
-    def _sandbox_path(self, task_id: str, name: str) -> Path | None:
-        """``name`` inside the task's sandbox, or None if it would lead out of it."""
-        sandbox = TaskDirs(self.tasks_dir / task_id).sandbox.resolve()
-        path = (sandbox / name).resolve()
-        return path if path.is_relative_to(sandbox) and path != sandbox else None
+        found, truncated = sandbox_files.list_files(sandbox, limit)
+        return FileList(request_id=msg.request_id, files=found, truncated=truncated)
 
     def read(self, msg: Read) -> ReadResult:
-        """Read part of a file of a task's sandbox (its stdout, stderr, or what it wrote)."""
-        path = self._sandbox_path(msg.task_id, msg.file)
-        if path is None:
-            return ReadResult(request_id=msg.request_id, error=f"no file {msg.file!r}")
+        """Read part of a file of a task's sandbox (its stdout, stderr, or what it wrote).
+
+        Blocking file I/O: the channel calls it in a thread.
+        """
         running = msg.task_id in self.tasks
+        sandbox = TaskDirs(self.tasks_dir / msg.task_id).sandbox
         try:
-            with path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(msg.offset)
-                data = f.read(msg.length)
-        except FileNotFoundError:
+            data, size = sandbox_files.read_chunk(sandbox, msg.file, msg.offset, msg.length)
+        except sandbox_files.NotWritten as e:
             if running:  # not written yet
                 return ReadResult(request_id=msg.request_id, next_offset=msg.offset, running=True)
-            return ReadResult(request_id=msg.request_id, error=f"no file {msg.file!r} here")
-        except OSError as e:  # a directory, or unreadable
-            return ReadResult(request_id=msg.request_id, error=f"cannot read {msg.file!r}: {e}")
-        # A multi-byte character cut at the end of the chunk is left for the next read.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = decoder.decode(data, final=not running and len(data) < msg.length)
-        used = len(data) - len(decoder.getstate()[0])
+            return ReadResult(request_id=msg.request_id, error=str(e))
+        except sandbox_files.FileRefused as e:
+            return ReadResult(request_id=msg.request_id, error=str(e))
         return ReadResult(
             request_id=msg.request_id,
-            data=text,
-            next_offset=msg.offset + used,
+            data=data,
+            next_offset=msg.offset + len(data),
             size=size,
             running=running,
         )
@@ -450,7 +504,7 @@ class Agent:
         for root in sorted(self.tasks_dir.iterdir()):
             dirs = TaskDirs(root)
             spec = dirs.meta / "launch.json"
-            if (dirs.meta / "done").exists() or not spec.exists():
+            if (dirs.meta / DONE_FILE).exists() or not spec.exists():
                 continue
             launch = TaskLaunch.model_validate(json.loads(spec.read_text()))
             executor = self.executors.get(launch.driver)

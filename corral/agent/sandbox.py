@@ -32,7 +32,7 @@ def prepare(launch: TaskLaunch, dirs: TaskDirs) -> None:
         dirs.meta.mkdir(parents=True, exist_ok=True)
         write_atomic(dirs.meta / "launch.json", launch.model_dump_json())
     except OSError as exc:
-        raise LaunchError(f"cannot create the sandbox {dirs.root}: {exc.strerror or exc}") from exc
+        raise LaunchError(f"cannot create the task's sandbox: {exc.strerror or exc}") from exc
 
 
 def task_env(launch: TaskLaunch, sandbox: Path, agent_env: Mapping[str, str]) -> dict[str, str]:

@@ -34,6 +34,7 @@ from corral.api import services as service_api
 from corral.api.auth import Authenticator
 from corral.master.master import Master, NotFound, Unavailable
 from corral.spec.states import AgentState, TaskState
+from corral.spec.views import LogChunk
 from corral.ui import STATIC, TEMPLATES, graph, summary
 
 T = TypeVar("T")
@@ -347,15 +348,19 @@ async def task_page(task_id: str, page: PageDep) -> HTMLResponse:
 
 @router.get("/ui/tasks/{task_id}/files/{path:path}")
 async def task_file(task_id: str, path: str, page: PageDep) -> Response:
-    """The first MiB of a sandbox file, as text, for the file links of the task page."""
+    """The first MiB of a sandbox file, for the file links of the task page: as UTF-8 text when
+    it is text, else its bytes as they are."""
     try:
         got = await page.master.read_file(task_id, path, 0, 1024 * 1024)
     except (NotFound, Unavailable) as exc:
         return PlainTextResponse(str(exc), status_code=404)
     if got.error:
         return PlainTextResponse(got.error, status_code=404)
-    cut = "\n[… cut at 1 MiB]\n" if got.next_offset < got.size else ""
-    return PlainTextResponse(got.data + cut)
+    chunk = LogChunk.of_bytes(task_id, path, 0, got.data, got.size, got.running)
+    if chunk.encoding == "base64":
+        return Response(chunk.content(), media_type="application/octet-stream")
+    cut = "\n[… cut at 1 MiB]\n" if chunk.next_offset < chunk.size else ""
+    return PlainTextResponse(chunk.data + cut)
 
 
 # --- signing in, live events, static files

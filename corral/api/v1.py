@@ -10,6 +10,7 @@ from corral import __version__
 from corral.api.render import agent_view, job_view, run_view, task_view
 from corral.master.master import Master
 from corral.spec.jobs import JobSpec
+from corral.spec.protocol import MAX_READ
 from corral.spec.states import TaskState
 from corral.spec.views import (
     AgentView,
@@ -178,7 +179,7 @@ async def task_logs(
     file: Literal["stdout", "stderr"],
     master: MasterDep,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-    length: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 65536,
+    length: Annotated[int, Query(ge=1, le=MAX_READ)] = 65536,
 ) -> LogChunk:
     """A piece of the task's stdout or stderr, read from its agent."""
     return await _chunk(master, task_id, file, offset, length)
@@ -188,15 +189,7 @@ async def _chunk(master: Master, task_id: str, file: str, offset: int, length: i
     got = await master.read_file(task_id, file, offset, length)
     if got.error:
         raise HTTPException(404, got.error)
-    return LogChunk(
-        task_id=task_id,
-        file=file,
-        offset=offset,
-        data=got.data,
-        next_offset=got.next_offset,
-        size=got.size,
-        complete=not got.running and got.next_offset >= got.size,
-    )
+    return LogChunk.of_bytes(task_id, file, offset, got.data, got.size, got.running)
 
 
 @router.get("/tasks/{task_id}/files")
@@ -214,7 +207,7 @@ async def task_file(
     path: str,
     master: MasterDep,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-    length: Annotated[int, Query(ge=1, le=4 * 1024 * 1024)] = 65536,
+    length: Annotated[int, Query(ge=1, le=MAX_READ)] = 65536,
 ) -> LogChunk:
     """A piece of any file of the task's sandbox (a path relative to it)."""
     return await _chunk(master, task_id, path, offset, length)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from corral.agent import datadir
 from corral.agent.executors.base import Executor
 from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
@@ -38,6 +39,12 @@ AllowVolumeOption = Annotated[
 ]
 AllowPrivilegedOption = Annotated[
     bool, typer.Option("--allow-privileged", help="Admin only: run privileged containers.")
+]
+MaxOutputOption = Annotated[
+    int,
+    typer.Option(
+        min=1, help="MiB of stdout + stderr a task may write; a task over it is stopped, FAILED."
+    ),
 ]
 
 
@@ -110,6 +117,15 @@ def _parse_attrs(attrs: list[str]) -> dict[str, str]:
     return out
 
 
+def _claim(data_dir: Path) -> None:
+    """Hold the agent's data dir for the life of this process, or stop with why not."""
+    try:
+        datadir.claim(data_dir)
+    except datadir.DataDirInUse as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
@@ -170,9 +186,11 @@ def up(
     mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
     allow_volume: AllowVolumeOption = None,
     allow_privileged: AllowPrivilegedOption = False,
+    max_output: MaxOutputOption = 1024,
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
     data_dir = data or default_data_dir()
+    _claim(data_dir / "agent")
     url = f"http://127.0.0.1:{port}"
     store = Store.in_dir(data_dir)
     store.migrate()
@@ -188,6 +206,7 @@ def up(
         res,
         allowed_volumes=_allowed_paths(allow_volume),
         allow_privileged=allow_privileged,
+        max_output=max_output * 2**20,
     )
     write_config(data_dir / "client.json", url, token)
     write_config(user_config_path(), url, token)
@@ -259,8 +278,10 @@ def agent(
     keep_sandboxes: Annotated[
         float, typer.Option(min=0, help="Hours a finished task's sandbox is kept.")
     ] = 168.0,
+    max_output: MaxOutputOption = 1024,
 ) -> None:
     """Run an agent: offer this node's resources to a master and run its tasks."""
+    _claim(data)
     res = host_resources(data)
     res = AgentResources(
         cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
@@ -277,6 +298,7 @@ def agent(
         port_range=_parse_range(ports),
         keep_containers=keep_containers,
         keep_sandboxes=keep_sandboxes * 3600,
+        max_output=max_output * 2**20,
     )
     asyncio.run(_run_agent(config))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated
 
@@ -83,7 +84,9 @@ def copy_log(client: Client, task_id: str, file: str, follow: bool) -> None:
     while True:
         chunk = client.logs(task_id, "stderr" if file == "stderr" else "stdout", offset, LOG_CHUNK)
         if chunk.data:
-            typer.echo(chunk.data, nl=False)
+            # The bytes as the task wrote them: a log need not be UTF-8.
+            sys.stdout.buffer.write(chunk.content())
+            sys.stdout.buffer.flush()
         offset = chunk.next_offset
         if chunk.complete:
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from corral.spec.docker import DockerSpec
 from corral.spec.services import HealthCheckSpec
@@ -18,6 +18,9 @@ from corral.spec.states import TaskState
 # The reason an agent gives for the tasks it stops on its way down: not the tasks' fault, so a
 # service does not count it as a failure.
 AGENT_SHUTDOWN = "agent shutting down"
+
+# The most one ``read`` returns: base64 makes 5.3 MiB of it, well inside a 16 MiB frame.
+MAX_READ = 4 * 1024 * 1024
 
 
 class AgentResources(BaseModel):
@@ -105,12 +108,14 @@ class Heartbeat(BaseModel):
 
 
 class ReadResult(BaseModel):
-    """Answer to ``read``: a piece of a sandbox file."""
+    """Answer to ``read``: a piece of a sandbox file, as the bytes it holds (base64 in JSON)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     type: Literal["read_result"] = "read_result"
     request_id: int
-    data: str = ""
-    next_offset: int = 0  # the offset after the bytes read (data is decoded, so may differ)
+    data: bytes = b""
+    next_offset: int = 0  # the offset after the bytes read
     size: int = 0  # the file's size now
     running: bool = False  # True while the task can still write to the file
     error: str | None = None

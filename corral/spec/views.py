@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -196,15 +197,52 @@ class EventView(BaseModel):
 
 
 class LogChunk(BaseModel):
-    """A piece of a task's stdout or stderr, read from its sandbox on the agent."""
+    """A piece of a task's stdout or stderr (or another sandbox file), read on its agent.
+
+    Files hold bytes: ``data`` is their text when they are UTF-8, else base64 of the bytes
+    (``encoding`` says which), so nothing is replaced or lost on the way.
+    """
 
     task_id: str
     file: str
     offset: int
     data: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
     next_offset: int
     size: int
     complete: bool = Field(description="True once the task has ended and all was read.")
+
+    @classmethod
+    def of_bytes(
+        cls, task_id: str, file: str, offset: int, raw: bytes, size: int, running: bool
+    ) -> LogChunk:
+        """The chunk of ``raw`` read at ``offset`` of a file of ``size`` bytes."""
+        end = offset + len(raw)
+        more = running or end < size
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            data = raw.decode()
+        except UnicodeDecodeError as e:
+            if more and e.reason == "unexpected end of data":
+                # A character cut by the chunk's end: its first bytes come with the next read.
+                data, end = raw[: e.start].decode(), offset + e.start
+            else:
+                data, encoding = base64.b64encode(raw).decode(), "base64"
+        complete = not running and end >= size
+        return cls(
+            task_id=task_id,
+            file=file,
+            offset=offset,
+            data=data,
+            encoding=encoding,
+            next_offset=end,
+            size=size,
+            complete=complete,
+        )
+
+    def content(self) -> bytes:
+        """The bytes of the file this chunk holds."""
+        return base64.b64decode(self.data) if self.encoding == "base64" else self.data.encode()
 
 
 class SandboxView(BaseModel):

@@ -3,6 +3,7 @@ acknowledges them, with sequence numbers that never repeat."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from corral.agent.journal import Journal
 from corral.spec.protocol import StatusUpdate
 from corral.spec.states import TaskState
+from tests.support.disks import fill, small_disk
 
 
 @contextmanager
@@ -186,3 +188,30 @@ def test_after_any_history_pending_is_what_was_not_acked_and_seqs_are_fresh(
             assert j.next_seq() > max(used, default=0)
         finally:
             j.close()
+
+
+def test_a_full_disk_never_tears_a_line_and_keeps_every_update(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", 64) as disk:
+        path = disk / "journal.jsonl"
+        with opened(path) as journal:
+            record(journal)
+            filler = fill(disk)
+            # Longer than what is left of the file's last page: the disk takes only a part of it.
+            journal.append(
+                StatusUpdate(
+                    seq=journal.next_seq(),
+                    task_id="job.1.0.0",
+                    state=TaskState.FAILED,
+                    time=1_800_000_000.5,
+                    reason="x" * 8000,
+                )
+            )
+            record(journal, "job.1.1.0", "FINISHED")
+            for line in path.read_text().splitlines():
+                json.loads(line)  # every line on disk is whole
+            assert seqs(journal) == [1, 2, 3]  # kept in memory, and sent from there
+            filler.unlink()
+            record(journal, "job.1.2.0")
+        with opened(path) as reopened:
+            assert seqs(reopened) == [1, 2, 3, 4]
+            assert reopened.unacked()[1].reason == "x" * 8000

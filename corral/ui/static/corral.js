@@ -491,6 +491,7 @@
     let done = false;
     let timer = 0;
     let backoff = 1000;
+    const decoder = new TextDecoder();  // a log that is not UTF-8 arrives as base64
 
     async function poll() {
       if (busy || done) return;
@@ -500,7 +501,10 @@
         const chunk = await api("GET", `/api/v1/tasks/${enc(task)}/logs/${file}?offset=${offset}`);
         if (chunk.data) {
           const stick = pre.scrollHeight - pre.scrollTop - pre.clientHeight < 24;
-          pre.append(chunk.data);
+          const text = chunk.encoding === "base64"
+            ? decoder.decode(Uint8Array.from(atob(chunk.data), (c) => c.charCodeAt(0)), { stream: true })
+            : chunk.data;
+          pre.append(text);
           if (pre.textContent.length > MAX_CHARS) pre.textContent = pre.textContent.slice(-MAX_CHARS / 2);
           if (stick) pre.scrollTop = pre.scrollHeight;
         }
