@@ -78,11 +78,12 @@ class JobOps:
         admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
         with self.state.change() as ch:
+            runs = ch.tx.retired_runs(spec.name)  # task ids never repeat across a deletion
             ch.tx.insert_job(
                 name=spec.name,
                 owner=owner,
                 spec=spec.model_dump(mode="json"),
-                runs=0,
+                runs=runs,
                 created_at=now,
                 updated_at=now,
                 **timing(spec, now),
@@ -90,7 +91,7 @@ class JobOps:
             ch.tx.add_event(time=now, type="job_created", job=spec.name, data={"owner": owner})
             ch.after(lambda: self._remember(spec))
             if runs_when_submitted(spec):
-                self.begin_run(ch, spec, owner, 1, now)
+                self.begin_run(ch, spec, owner, runs + 1, now)
 
     def apply(self, spec: JobSpec, owner: str) -> tuple[bool, bool]:
         """Create or update a job. Returns (created, changed). A changed one-off job runs again;

@@ -34,6 +34,15 @@ jobs = Table(
     Column("last_error", Float),
 )
 
+# The newest run number of every deleted job: a job created again under the same name counts on
+# from there, so no task id ever repeats (an agent may still hold the old task's sandbox).
+retired_jobs = Table(
+    "retired_jobs",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("runs", Integer, nullable=False),
+)
+
 runs = Table(
     "runs",
     metadata,

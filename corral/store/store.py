@@ -35,6 +35,7 @@ from corral.store.schema import (
     deployments,
     events,
     jobs,
+    retired_jobs,
     runs,
     service_versions,
     services,
@@ -131,10 +132,19 @@ class Tx:
         self.conn.execute(update(jobs).where(jobs.c.name == name).values(**values))
 
     def delete_job(self, name: str) -> None:
-        """Remove a job with its runs and tasks; its events stay in the log."""
+        """Remove a job with its runs and tasks; its events stay in the log, and its newest
+        run number among the retired (see ``retired_runs``)."""
+        runs_used = self.conn.execute(select(jobs.c.runs).where(jobs.c.name == name)).scalar()
+        self.conn.execute(delete(retired_jobs).where(retired_jobs.c.name == name))
+        self.conn.execute(insert(retired_jobs).values(name=name, runs=runs_used or 0))
         self.conn.execute(delete(tasks).where(tasks.c.job == name))
         self.conn.execute(delete(runs).where(runs.c.job == name))
         self.conn.execute(delete(jobs).where(jobs.c.name == name))
+
+    def retired_runs(self, name: str) -> int:
+        """The newest run number a deleted job of this name reached (0 if none was deleted)."""
+        stmt = select(retired_jobs.c.runs).where(retired_jobs.c.name == name)
+        return int(self.conn.execute(stmt).scalar() or 0)
 
     def job(self, name: str) -> RowMapping | None:
         """A job as this transaction sees it."""

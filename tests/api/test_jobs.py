@@ -149,6 +149,18 @@ def test_a_job_with_unfinished_tasks_cannot_be_deleted_until_killed(api: TestCli
     assert api.get("/api/v1/tasks", params={"job": "hello"}).json() == []
 
 
+def test_a_job_deleted_and_created_again_never_reuses_a_task_id(api: TestClient) -> None:
+    api.post("/api/v1/jobs", json=job("dup"))
+    api.post("/api/v1/jobs/dup/runs")
+    api.post("/api/v1/jobs/dup/kill")
+    assert api.delete("/api/v1/jobs/dup").status_code == 204
+    r = api.post("/api/v1/jobs", json=job("dup"))
+    # An agent may still keep dup.1.0.0's sandbox: the new incarnation counts on from run 3.
+    assert r.status_code == 201 and r.json()["runs"] == 3
+    tasks = api.get("/api/v1/tasks", params={"job": "dup"}).json()
+    assert [t["id"] for t in tasks] == ["dup.3.0.0"]
+
+
 def test_run_now_starts_another_run(api: TestClient) -> None:
     api.post("/api/v1/jobs", json=job())
     r = api.post("/api/v1/jobs/hello/runs")

@@ -66,3 +66,21 @@ def test_logs_follow_prints_the_whole_log_once_the_task_ends(corral: Corral, job
     ok(corral("run", "--name", job_name, "--shell", "--", "echo a; sleep 1; echo b"))
     [task] = tasks_of(corral, job_name)
     assert ok(corral("logs", "-f", task["id"])) == "a\nb\n"
+
+
+def test_a_job_deleted_and_run_again_under_its_name_runs_anew_with_its_own_output(
+    corral: Corral, job_name: str
+) -> None:
+    ok(corral("run", "--name", job_name, "--wait", "--", "echo", "first"))
+    ok(corral("job", "rm", job_name))
+    out = ok(corral("run", "--name", job_name, "--wait", "--", "echo", "second"))
+    assert f"run 2 of {job_name} SUCCEEDED" in out  # not a second "run 1", wedged on the agent
+    [task] = tasks_of(corral, job_name)
+    assert task["id"] == f"{job_name}.2.0.0"
+    assert ok(corral("logs", task["id"])) == "second\n"
+
+
+def test_logs_that_are_not_utf_8_are_printed_byte_for_byte(corral: Corral, job_name: str) -> None:
+    ok(corral("run", "--name", job_name, "--wait", "--shell", "--", "printf 'a\\377b\\n'"))
+    [task] = tasks_of(corral, job_name)
+    assert corral("logs", task["id"]).stdout_bytes == b"a\xffb\n"
