@@ -8,8 +8,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from corral import __version__
 from corral.api import (
@@ -76,6 +78,14 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         # which no UTF-8 encoder accepts.
         body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
         return Response(body, status_code=422, media_type="application/json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # An unknown path or method under /v2 is answered in Marathon's shape, as its
+        # clients read errors.
+        if marathon.is_marathon_path(request.url.path):
+            return marathon.routing_error(exc)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:

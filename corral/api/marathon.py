@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
+from corral.api.marathon_offers import offers_summary
 from corral.api.marathon_render import (
     app_json,
     deployment_json,
@@ -29,6 +32,7 @@ from corral.api.service_render import running_deployment_row
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
 from corral.master.service_tasks import DeploymentRecord, ServiceRecord
+from corral.master.services import Locked
 from corral.spec.marathon import MarathonInvalid, error_body
 from corral.spec.services import normalize_service_id
 from corral.spec.states import TaskState
@@ -47,6 +51,15 @@ def marathon_error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"message": message, **extra}, status)
 
 
+def routing_error(exc: StarletteHTTPException) -> JSONResponse:
+    """A path or method the API does not have (404, 405), as Marathon answers it."""
+    answer = marathon_error(
+        exc.status_code, f"HTTP {exc.status_code} {HTTPStatus(exc.status_code).phrase}"
+    )
+    answer.headers.update(exc.headers or {})
+    return answer
+
+
 def _refused_details(e: Refused) -> list[dict[str, Any]]:
     return [{"path": "/" + "/".join(str(p) for p in r.loc), "errors": [r.msg]} for r in e.refusals]
 
@@ -63,8 +76,13 @@ class MarathonRoute(APIRoute):
                 return await handler(request)
             except MarathonInvalid as e:
                 return JSONResponse(error_body(e), 422)
+            except InvalidJson as e:
+                details = [{"path": "/", "errors": [f"Invalid JSON: {e}"]}]
+                return marathon_error(400, "Invalid JSON", details=details)
             except Refused as e:
                 return marathon_error(422, "Object is not valid", details=_refused_details(e))
+            except Locked as e:
+                return marathon_error(409, str(e), deployments=[{"id": d} for d in e.deployments])
             except Conflict as e:
                 return marathon_error(409, str(e))
             except NotFound as e:
@@ -99,17 +117,19 @@ Embed = Annotated[list[str] | None, Query()]
 router = APIRouter(prefix=PREFIX, route_class=MarathonRoute, include_in_schema=False)
 
 
+class InvalidJson(Exception):
+    """A body that is not JSON: Marathon answers 400, not the 422 of a wrong app."""
+
+
 async def read_body(request: Request) -> Any:
-    """The request's JSON; ``MarathonInvalid`` if it is not JSON."""
+    """The request's JSON; ``InvalidJson`` if it is not JSON."""
     raw = await request.body()
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MarathonInvalid([{"path": "/", "errors": [f"Invalid JSON: {e}"]}]) from None
+        raise InvalidJson(str(e)) from None
     except RecursionError:
-        raise MarathonInvalid(
-            [{"path": "/", "errors": ["Invalid JSON: nested too deeply"]}]
-        ) from None
+        raise InvalidJson("nested too deeply") from None
 
 
 def app_id_of(raw: str) -> str:
@@ -199,16 +219,15 @@ def queue(master: MasterDep) -> dict[str, Any]:
         if not waiting:
             continue
         left = max(0.0, (rec.delay_until or 0.0) - now)
-        reasons = sorted({t.waiting for t in waiting if t.waiting})
+        reasons = [t.waiting for t in waiting if t.waiting]
         items.append(
             {
                 "app": app_json(master, rec, tasks=False, failure=False),
                 "count": len(waiting),
-                "delay": {"timeLeftSeconds": round(left, 3), "overdue": left == 0},
+                # Whole seconds, as Marathon counts them (a Duration's toSeconds).
+                "delay": {"timeLeftSeconds": int(left), "overdue": left == 0},
                 "since": rec.version,
-                "processedOffersSummary": {
-                    "rejectSummaryLastOffers": [{"reason": r} for r in reasons]
-                },
+                "processedOffersSummary": offers_summary(reasons[0] if reasons else ""),
                 "lastUnusedOffers": [],
             }
         )

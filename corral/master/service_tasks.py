@@ -3,6 +3,7 @@ deployments."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ START = "StartApplication"
 SCALE = "ScaleApplication"
 RESTART = "RestartApplication"
 STOP = "StopApplication"
+MAX_LABEL_ENV = 512  # Marathon's limit on a label's key and value in the environment
 
 
 def version_of(time: float) -> str:
@@ -44,6 +46,22 @@ def _env(spec: ServiceSpec, tid: str, config_version: str) -> dict[str, str]:
     )
     if spec.task.docker is not None:
         env["MARATHON_APP_DOCKER_IMAGE"] = spec.task.docker.image
+    env.update(label_env(spec.labels))
+    return env
+
+
+def label_env(labels: Mapping[str, str]) -> dict[str, str]:
+    """Marathon's variables of an app's labels: ``MARATHON_APP_LABELS`` names them (upper-case,
+    runs of other characters than letters, digits and ``_`` as one ``_``), and
+    ``MARATHON_APP_LABEL_<NAME>`` holds each value. Labels of 512 characters or more are left
+    out, as Marathon leaves them."""
+    kept = {
+        re.sub(r"[^a-zA-Z0-9_]+", "_", key).upper(): value
+        for key, value in labels.items()
+        if len(key) < MAX_LABEL_ENV and len(value) < MAX_LABEL_ENV
+    }
+    env = {"MARATHON_APP_LABELS": " ".join(kept)}
+    env.update({f"MARATHON_APP_LABEL_{name}": value for name, value in kept.items()})
     return env
 
 

@@ -52,6 +52,14 @@ def _layers(ids: Sequence[str], deps: dict[str, list[str]]) -> list[list[str]]:
     return layers
 
 
+class Locked(Conflict):
+    """A change of services that running deployments hold; ``deployments`` are their ids."""
+
+    def __init__(self, message: str, deployments: Sequence[str]) -> None:
+        super().__init__(message)
+        self.deployments = list(deployments)
+
+
 class ServiceOps:
     """Service operations on top of ``ClusterState``; the live records of services and of
     running deployments."""
@@ -115,9 +123,10 @@ class ServiceOps:
             raise Conflict("a service is named twice in one deployment")
         blocking = sorted({d for sid in affected for d in self.locks(sid)})
         if blocking and not force:
-            raise Conflict(
+            raise Locked(
                 "App is locked by one or more deployments. Override with the option "
-                f"'?force=true'. Then, the deployments {', '.join(blocking)} are cancelled."
+                f"'?force=true'. Then, the deployments {', '.join(blocking)} are cancelled.",
+                blocking,
             )
         now = self.state.clock.now()
         version = self._version(now)

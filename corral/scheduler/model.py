@@ -55,15 +55,23 @@ class Operator(StrEnum):
     LIKE = "LIKE"  # the field matches the regular expression (whole value)
     UNLIKE = "UNLIKE"  # the field does not match the regular expression
     MAX_PER = "MAX_PER"  # at most ``value`` tasks of the group per value of the field
+    IS = "IS"  # Marathon 1.5's name of CLUSTER with a value; kept so specs read back as written
 
 
 @dataclass(frozen=True, slots=True)
 class Constraint:
-    """A placement rule on a field: ``hostname``, ``agent`` (the id) or an attribute name."""
+    """A placement rule on a field: ``hostname``, ``agent`` (the id) or an attribute name.
+
+    ``IS`` is taken as the ``CLUSTER`` it means: the rest of the core knows only CLUSTER.
+    """
 
     field: str
     operator: Operator
     value: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.operator is Operator.IS:
+            object.__setattr__(self, "operator", Operator.CLUSTER)
 
 
 class Strategy(StrEnum):

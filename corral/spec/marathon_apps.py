@@ -13,7 +13,7 @@ mappings (a load balancer's port; Corral allocates none), ``unreachableStrategy`
 lost agent are replaced after the cluster's agent timeout), ``description`` (not Marathon's) and
 the read-only fields GET answers (``version``, ``tasksRunning``...). Some are read as their
 Corral equivalent: ``MESOS_HTTP``/``MESOS_HTTPS``/``MESOS_TCP`` checks are HTTP/HTTPS/TCP (the
-agent runs every check), the ``IS`` operator is ``CLUSTER``, the ``@hostname`` field
+agent runs every check), the ``IS`` operator is ``CLUSTER`` with a value, the ``@hostname`` field
 ``hostname``. ``user`` is the container's user; a task without a container runs as the agent's
 own user, so ``user`` on such an app is refused.
 """
@@ -382,9 +382,12 @@ class _Reader:
                 continue
             field, operator, *value = (str(x) for x in c)
             operator = operator.upper()
-            # Marathon 1.5's IS is CLUSTER for the text values agents have; @hostname its name
-            # for the agent's host name.
-            operator = "CLUSTER" if operator == "IS" else operator
+            # Marathon 1.5's IS is CLUSTER for the text values agents have (the scheduler
+            # reads it so; it is kept, to read back as written); @hostname its name for the
+            # agent's host name.
+            if operator == "IS" and not value:
+                self.problem(at, "IS needs a value: [field, IS, value]")
+                continue
             field = "hostname" if field == "@hostname" else field
             out.append([field, operator, *value])
         return out

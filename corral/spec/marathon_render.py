@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from corral.spec.jobs import TaskTemplate
 from corral.spec.services import HealthCheckSpec, ServiceSpec
 
 JSON = dict[str, Any]
@@ -21,6 +22,7 @@ JSON = dict[str, Any]
 # What Marathon answers for the fields Corral has one fixed behaviour for.
 UNREACHABLE = {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0}
 KILL_SELECTION = "YOUNGEST_FIRST"
+KILL_GRACE = TaskTemplate.model_fields["kill_grace"].default
 
 
 def number(value: float) -> int | float:
@@ -82,8 +84,10 @@ def spec_to_app(spec: ServiceSpec, *, version: str, config_version: str) -> JSON
         "versionInfo": {"lastScalingAt": version, "lastConfigChangeAt": config_version},
         "killSelection": KILL_SELECTION,
         "unreachableStrategy": dict(UNREACHABLE),
-        "taskKillGracePeriodSeconds": number(task.kill_grace),
     }
+    # Unset unless given, as Marathon answers it: the default grace reads as no value.
+    if task.kill_grace != KILL_GRACE:
+        app["taskKillGracePeriodSeconds"] = number(task.kill_grace)
     return app
 
 

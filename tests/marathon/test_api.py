@@ -60,11 +60,6 @@ def test_an_invalid_app_names_the_field_in_marathons_error_format(api: TestClien
     assert api.get("/v2/apps").json() == {"apps": []}  # nothing half-written
 
 
-def test_bad_json_is_refused_with_a_message(api: TestClient) -> None:
-    r = api.post("/v2/apps", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert r.status_code == 422 and "Invalid JSON" in r.text
-
-
 def test_a_partial_put_changes_only_the_given_fields(api: TestClient, master: Master) -> None:
     api.post("/v2/apps", json=APP)
     r = api.put("/v2/apps/lab/portal?force=true", json={"instances": 5})

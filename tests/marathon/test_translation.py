@@ -651,11 +651,11 @@ FIELDS: list[tuple[str, JSON, JSON]] = [
         {"constraints.0.value": "a", "constraints.1.operator": "UNIQUE"},
     ),
     (
-        "IS is CLUSTER, @hostname is hostname, a lower-case operator and a number value are read",
+        "IS is kept, @hostname is hostname, a lower-case operator and a number value are read",
         app(constraints=[["@hostname", "IS", "a1"], ["rack", "group_by", 3]]),
         {
             "constraints.0.field": "hostname",
-            "constraints.0.operator": "CLUSTER",
+            "constraints.0.operator": "IS",
             "constraints.1.operator": "GROUP_BY",
             "constraints.1.value": "3",
         },

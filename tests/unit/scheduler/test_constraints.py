@@ -80,6 +80,15 @@ CASES = [
     ),
     pytest.param(
         Case(
+            {"a1": {"rack": "a"}, "b1": {"rack": "b"}},
+            (Constraint("rack", Operator.IS, "b"),),
+            1,
+            ["b1"],
+        ),
+        id="is_marathons_name_of_cluster_with_a_value_places_only_on_that_value",
+    ),
+    pytest.param(
+        Case(
             {"x1": {"rack": "a"}, "y1": {"rack": "b"}, "z1": {"rack": "a"}},
             (Constraint("rack", CLUSTER),),
             6,
