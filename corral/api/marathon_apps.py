@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from corral.api.marathon import (
     PREFIX,
@@ -19,7 +19,15 @@ from corral.api.marathon import (
     deploy_answer,
     read_body,
 )
-from corral.api.marathon_render import Versions, app_json, is_task, marathon_tasks, task_json
+from corral.api.marathon_render import (
+    Versions,
+    app_json,
+    is_task,
+    marathon_tasks,
+    task_json,
+    tasks_text,
+    wants_text,
+)
 from corral.master.master import Conflict, Master, NotFound
 from corral.master.records import LiveTask
 from corral.master.service_tasks import ServiceRecord
@@ -101,9 +109,11 @@ async def createapp_of(request: Request, master: MasterDep, force: Force = False
 
 
 @router.get("/apps/{app_id:path}/tasks")
-def app_tasks(app_id: str, master: MasterDep) -> dict[str, Any]:
-    """The live tasks of an app."""
+def app_tasks(app_id: str, request: Request, master: MasterDep) -> Any:
+    """The live tasks of an app (its running tasks' addresses with ``Accept: text/plain``)."""
     rec = app_of(master, app_id)
+    if wants_text(request.headers.get("accept")):
+        return PlainTextResponse(tasks_text(master, [rec]))
     versions = Versions(master)
     return {"tasks": [task_json(master, t, versions) for t in marathon_tasks(master, rec.id)]}
 
@@ -254,9 +264,13 @@ def deleteapp_of(app_id: str, master: MasterDep, force: Force = False) -> Respon
 
 
 @router.get("/tasks")
-def list_tasks(master: MasterDep, status: str | None = None) -> dict[str, Any]:
+def list_tasks(request: Request, master: MasterDep, status: str | None = None) -> Any:
     """Live tasks of every app; ``status`` is running, staging or delayed (none: an instance
-    waiting for its backoff is not a task yet, it is in ``/v2/queue``)."""
+    waiting for its backoff is not a task yet, it is in ``/v2/queue``). With
+    ``Accept: text/plain``, the running tasks' addresses per app, as Marathon lists them."""
+    if wants_text(request.headers.get("accept")):
+        recs = [rec for _, rec in sorted(master.services.services.items())]
+        return PlainTextResponse(tasks_text(master, recs))
     wanted: dict[str | None, set[TaskState] | None] = {
         None: None,
         "running": {TaskState.RUNNING},

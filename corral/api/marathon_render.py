@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from corral.api.service_render import counts_of, live_tasks_of
@@ -78,6 +78,37 @@ def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, A
             }
         ]
     return doc
+
+
+def wants_text(accept: str | None) -> bool:
+    """Whether a client asks for Marathon's text/plain listing rather than JSON."""
+    kinds = {part.split(";")[0].strip() for part in (accept or "").split(",")}
+    return "text/plain" in kinds and "application/json" not in kinds
+
+
+def tasks_text(master: Master, recs: Iterable[ServiceRecord]) -> str:
+    """Marathon's text/plain listing of running tasks, as haproxy-marathon-bridge reads it:
+    for each app and each of its service ports a line ``<app>\t<service port>\t`` followed
+    by ``<host>:<host port>\t`` per running task; an app without ports has one line of
+    ``<app>\t \t`` followed by ``<host>\t`` per task. ``<app>`` is its id with ``_`` for
+    ``/`` (``lab_portal``); addresses are sorted."""
+    lines = []
+    for rec in recs:
+        name = rec.id.strip("/").replace("/", "_")
+        running = []
+        for task in live_tasks_of(master, rec.id):
+            if task.state is TaskState.RUNNING:
+                row = master.store.task(task.id)
+                agent = master.state.agents.get(task.agent_id or "")
+                host = agent.hostname if agent is not None else ""
+                running.append((host, list(row["ports"] or []) if row is not None else []))
+        known = service_ports(rec.spec)
+        if not known:
+            lines.append(f"{name}\t \t" + "".join(f"{h}\t" for h, _ in sorted(running)))
+        for i, port in enumerate(known):
+            where = sorted(f"{h}:{ports[i] if i < len(ports) else 0}" for h, ports in running)
+            lines.append(f"{name}\t{port}\t" + "".join(f"{w}\t" for w in where))
+    return "".join(f"{line}\n" for line in lines)
 
 
 def app_json(

@@ -155,3 +155,30 @@ def test_tasks_are_listed_by_status_and_killed_with_scale(sim: Sim, client: Test
     r = client.post("/v2/tasks/delete?scale=true&force=true", json={"ids": [tasks[0]["id"]]})
     assert r.status_code == 200 and "deploymentId" in r.json()
     assert sim.master.services.get("/lab/portal").spec.instances == 2
+
+
+def test_tasks_as_text_are_marathons_tab_separated_listing(sim: Sim, client: TestClient) -> None:
+    tid = running_app(sim, client)
+    asyncio.run(sim.add_agent("node2"))
+    client.post("/v2/apps", json={"id": "/batch/worker", "cmd": "sleep 1000", "ports": []})
+    settle(sim)
+    (worker,) = sim.live("/batch/worker")
+    report(sim, worker.id, TaskState.RUNNING)
+    client.post("/v2/apps", json={**APP, "id": "/waiting", "cpus": 64})  # never placed
+    text = "text/plain"
+    listing = client.get("/v2/tasks", headers={"Accept": text})
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith(text)
+    host = sim.master.state.agents[worker.agent_id or ""].hostname
+    assert listing.text == (
+        f"batch_worker\t \t{host}\t\n"
+        "lab_portal\t0\tnode1:31000\t\n"
+        "lab_portal\t0\tnode1:31001\t\n"
+        "waiting\t0\t\n"
+        "waiting\t0\t\n"
+    )
+    one = client.get("/v2/apps/lab/portal/tasks", headers={"Accept": text})
+    assert one.text == "lab_portal\t0\tnode1:31000\t\nlab_portal\t0\tnode1:31001\t\n"
+    # A haproxy-marathon-bridge reads each line as: app, service port, then backends.
+    name, port, *backends = one.text.splitlines()[0].split()
+    assert (name, port, backends) == ("lab_portal", "0", ["node1:31000"])
+    assert client.get("/v2/tasks").json()["tasks"][0]["id"] in (tid, worker.id)
