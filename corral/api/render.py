@@ -9,14 +9,18 @@ from typing import Any
 from corral.master.master import Master
 from corral.master.records import AgentRecord
 from corral.scheduler.model import Resources
+from corral.spec.firings import upcoming
 from corral.spec.jobs import JobSpec
+from corral.spec.schedules import Firing, parse_schedule
 from corral.spec.states import TaskState
 from corral.spec.views import (
     AgentView,
     EventView,
+    FiringView,
     JobView,
     ResourcesView,
     RunView,
+    SkipView,
     TaskEventView,
     TaskView,
 )
@@ -101,13 +105,15 @@ def run_view(master: Master, row: Row) -> RunView:
     )
 
 
-def job_view(master: Master, row: Row) -> JobView:
-    """A job and its newest run."""
+def job_view(master: Master, row: Row, *, detail: bool = False, upcoming: int = 0) -> JobView:
+    """A job and its newest run; in ``detail``, with its newest skip record and its next
+    ``upcoming`` firings too (left out of lists, which must stay cheap)."""
     runs = master.store.runs(row["name"], row["runs"]) if row["runs"] else []
+    spec = JobSpec.model_validate(row["spec"])
     return JobView(
         name=row["name"],
         owner=row["owner"],
-        spec=JobSpec.model_validate(row["spec"]),
+        spec=spec,
         created_at=at(row["created_at"]),
         updated_at=at(row["updated_at"]),
         runs=row["runs"],
@@ -117,8 +123,42 @@ def job_view(master: Master, row: Row) -> JobView:
         last_success=ts(row["last_success"]),
         last_error=ts(row["last_error"]),
         next_run=ts(row["next_due"]),
+        upcoming=firing_views(spec, row, upcoming if detail else 0),
+        last_skip=skip_view(master.store.last_skip(row["name"])) if detail else None,
         children=master.jobs.children(row["name"]),
     )
+
+
+def firing_views(spec: JobSpec, row: Row, n: int) -> list[FiringView]:
+    """The next ``n`` firings of a job from its next due one (none when it is not armed)."""
+    if n <= 0 or spec.schedule is None or row["next_due"] is None:
+        return []
+    schedule = parse_schedule(spec.schedule, spec.timezone)
+    due = Firing(row["next_index"], at(row["next_due"]))
+    return [
+        FiringView(
+            at=f.at, local=f.at.astimezone(schedule.zone), index=f.index if f.index >= 0 else None
+        )
+        for f in upcoming(schedule, at(row["anchor"]), due, n)
+    ]
+
+
+def skip_view(event: Row | None) -> SkipView | None:
+    """The newest ``run_skipped`` event of a job."""
+    if event is None:
+        return None
+    data = event["data"] or {}
+    return SkipView(
+        time=at(event["time"]),
+        reason=event["reason"],
+        count=data.get("count", 1),
+        first=_iso(data.get("first")),
+        last=_iso(data.get("last")),
+    )
+
+
+def _iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def agent_view(agent: AgentRecord) -> AgentView:

@@ -33,13 +33,14 @@ MasterDep = Annotated[Master, Depends(_master)]
 router = APIRouter(prefix="/api/v1")
 MAX_ID = 2**62  # ids and numbers are 64-bit in the store: larger ones are refused, not crashed on
 RunNumber = Annotated[int, Path(ge=1, le=MAX_ID)]
+UPCOMING, MAX_UPCOMING = 5, 100  # firings listed in a job's view by default, and at most
 
 
-def _job_or_404(master: Master, name: str) -> JobView:
+def _job_or_404(master: Master, name: str, upcoming: int = UPCOMING) -> JobView:
     row = master.store.job(name)
     if row is None:
         raise HTTPException(404, f"job {name!r} not found")
-    return job_view(master, row)
+    return job_view(master, row, detail=True, upcoming=upcoming)
 
 
 @router.get("/info")
@@ -77,9 +78,13 @@ def list_jobs(master: MasterDep, owner: str | None = None, q: str | None = None)
 
 
 @router.get("/jobs/{name}")
-def get_job(name: str, master: MasterDep) -> JobView:
-    """One job."""
-    return _job_or_404(master, name)
+def get_job(
+    name: str,
+    master: MasterDep,
+    upcoming: Annotated[int, Query(ge=0, le=MAX_UPCOMING)] = UPCOMING,
+) -> JobView:
+    """One job, with its newest skip record and its next ``upcoming`` firings."""
+    return _job_or_404(master, name, upcoming)
 
 
 @router.delete("/jobs/{name}", status_code=204)

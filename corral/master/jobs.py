@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import RowMapping
 
 from corral.master.admission import admit
+from corral.master.arming import timing
 from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
 from corral.spec.jobs import JobSpec
-from corral.spec.schedules import parse_schedule
 from corral.spec.states import RunState, TaskState
 
 
@@ -29,19 +27,6 @@ class Conflict(Exception):
 def runs_when_submitted(spec: JobSpec) -> bool:
     """A job without a schedule or parents is one-off: it runs when submitted."""
     return spec.schedule is None and not spec.parents
-
-
-def timing(spec: JobSpec, now: float) -> dict[str, Any]:
-    """The schedule columns of a job (re)defined at ``now``: its anchor and first firing."""
-    if spec.schedule is None:
-        return {"anchor": None, "next_due": None, "next_index": None}
-    anchor = datetime.fromtimestamp(now, UTC)
-    first = parse_schedule(spec.schedule, spec.timezone).first_at_or_after(anchor, anchor)
-    return {
-        "anchor": now,
-        "next_due": None if first is None else first.at.timestamp(),
-        "next_index": None if first is None else first.index,
-    }
 
 
 def with_arguments(spec: JobSpec, arguments: Sequence[str]) -> JobSpec:
@@ -77,6 +62,7 @@ class JobOps:
             raise Conflict(f"job {spec.name!r} already exists")
         admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
+        columns, skipped = timing(spec, now)
         with self.state.change() as ch:
             runs = ch.tx.retired_runs(spec.name)  # task ids never repeat across a deletion
             ch.tx.insert_job(
@@ -86,29 +72,33 @@ class JobOps:
                 runs=runs,
                 created_at=now,
                 updated_at=now,
-                **timing(spec, now),
+                **columns,
             )
             ch.tx.add_event(time=now, type="job_created", job=spec.name, data={"owner": owner})
+            ch.tx.add_events(skipped)
             ch.after(lambda: self._remember(spec))
             if runs_when_submitted(spec):
                 self.begin_run(ch, spec, owner, runs + 1, now)
 
-    def apply(self, spec: JobSpec, owner: str) -> tuple[bool, bool]:
+    def apply(self, spec: JobSpec, owner: str, *, rearm: bool = False) -> tuple[bool, bool]:
         """Create or update a job. Returns (created, changed). A changed one-off job runs again;
-        a changed schedule counts from now."""
+        a changed schedule counts from now. ``rearm`` (Chronos' POST, which re-reads the
+        schedule every time) counts an unchanged schedule from now too, as if changed."""
         row = self.state.store.job(spec.name)
         if row is None:
             self.submit(spec, owner)
             return True, True
-        if JobSpec.model_validate(row["spec"]) == spec:
+        if JobSpec.model_validate(row["spec"]) == spec and not (rearm and spec.schedule):
             return False, False
         admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
+        columns, skipped = timing(spec, now)
         with self.state.change() as ch:
             ch.tx.update_job(
-                spec.name, spec=spec.model_dump(mode="json"), updated_at=now, **timing(spec, now)
+                spec.name, spec=spec.model_dump(mode="json"), updated_at=now, **columns
             )
             ch.tx.add_event(time=now, type="job_updated", job=spec.name)
+            ch.tx.add_events(skipped)
             ch.after(lambda: self._remember(spec))
             if runs_when_submitted(spec):
                 self.begin_run(ch, spec, row["owner"], row["runs"] + 1, now)

@@ -1,28 +1,44 @@
 """The schedule loop: fires scheduled jobs when their next firing is due.
 
 The decisions (what to run, what to skip and why, when next) are the pure ``decide`` of
-``corral.spec.schedules``; this loop reads the due jobs from the store, applies the decisions in
-one transaction per job, and sleeps until the next firing or until a job changes.
+``corral.spec.firings``; this loop reads the due jobs from the store, applies the decisions in
+one transaction per job, and sleeps until the next firing or until a job changes. Consecutive
+skips of one job for one reason are kept as one ``run_skipped`` event whose count grows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from corral.master.arming import skip_event
 from corral.master.jobs import JobOps
-from corral.master.state import ClusterState
+from corral.master.state import Change, ClusterState
+from corral.spec.firings import Skip, SkipKind, decide
 from corral.spec.jobs import JobSpec
-from corral.spec.schedules import Decision, Firing, decide, parse_schedule
+from corral.spec.schedules import Firing, parse_schedule
 
 log = logging.getLogger(__name__)
+
+DISABLED = "job disabled: its schedule waits until the job is enabled"
+BUSY = "previous run still running"
 
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Streak:
+    """The newest skip record of a job: later skips of its kind join it."""
+
+    anchor: float  # a job redefined since counts afresh
+    event_id: int
+    skip: Skip
 
 
 class ScheduleLoop:
@@ -32,6 +48,10 @@ class ScheduleLoop:
         self.state = state
         self.jobs = jobs
         self.tick = tick  # a safety net: changes wake the loop, it never needs to poll
+        # Since when a master fires schedules: firings before it were missed (run_forever
+        # sets it when this master starts firing).
+        self.up_since = state.clock.now()
+        self._streaks: dict[str, _Streak] = {}
 
     def fire_due(self) -> int:
         """Handle every job whose firing is due now; answers how many runs started."""
@@ -45,49 +65,68 @@ class ScheduleLoop:
         return started
 
     def _handle(self, row: Mapping[Any, Any], spec: JobSpec, now: float) -> int:
-        assert spec.schedule is not None
-        schedule = parse_schedule(spec.schedule, spec.timezone)
         due = Firing(index=row["next_index"], at=_dt(row["next_due"]))
-        decision = decide(
-            schedule, _dt(row["anchor"]), due, _dt(now), missed=spec.missed, epsilon=spec.epsilon
-        )
-        run_now, why_not = decision.run is not None, ""
-        if run_now and spec.disabled:
-            run_now, why_not = False, "job disabled"
-        elif run_now and not spec.concurrent and any(j == spec.name for j, _ in self.state.runs):
-            run_now, why_not = False, "previous run still running"
+        nxt: Firing | None
+        if spec.disabled:
+            # Parked rather than woken at every firing; enabling the job (a changed spec)
+            # arms it again from then.
+            run, skipped, nxt = None, [Skip.span(SkipKind.DISABLED, due, due, DISABLED)], None
+        else:
+            assert spec.schedule is not None
+            decision = decide(
+                parse_schedule(spec.schedule, spec.timezone),
+                _dt(row["anchor"]),
+                due,
+                _dt(now),
+                missed=spec.missed,
+                epsilon=spec.epsilon,
+                up_since=_dt(self.up_since),
+            )
+            run, skipped, nxt = decision.run, list(decision.skipped), decision.next_due
+            busy = any(j == spec.name for j, _ in self.state.runs)
+            if run is not None and busy and not spec.concurrent:
+                skipped.append(Skip.span(SkipKind.BUSY, run, run, BUSY))
+                run = None
         with self.state.change() as ch:
-            self._record_skips(ch.tx, spec.name, decision, why_not, now)
-            nxt = decision.next_due
+            self._record_skips(ch, row, skipped, now)
             ch.tx.update_job(
                 spec.name,
                 next_due=None if nxt is None else nxt.at.timestamp(),
-                next_index=None if nxt is None else nxt.index,
+                next_index=row["next_index"] if nxt is None else nxt.index,
             )
-            if run_now:
+            if run is not None:
+                # A run ends the streak: skips after it are a new record.
+                ch.after(lambda: self._end_streak(spec.name))
                 self.jobs.begin_run(ch, spec, row["owner"], row["runs"] + 1, now)
-        return int(run_now)
+        return int(run is not None)
 
-    @staticmethod
-    def _record_skips(tx: Any, job: str, decision: Decision, why_not: str, now: float) -> None:
-        skipped = list(decision.skipped)
-        if why_not and decision.run is not None:
-            skipped.append((decision.run, why_not))
-        tx.add_events(
-            [
-                {
-                    "time": now,
-                    "type": "run_skipped",
-                    "job": job,
-                    "reason": reason,
-                    "data": {"scheduled": firing.at.isoformat(), "index": firing.index},
-                }
-                for firing, reason in skipped
-            ]
-        )
+    def _end_streak(self, job: str) -> None:
+        self._streaks.pop(job, None)
+
+    def _record_skips(
+        self, ch: Change, row: Mapping[Any, Any], skipped: Sequence[Skip], now: float
+    ) -> None:
+        """One event per span; a span of the kind of the job's newest skip record replaces
+        that record with the two joined, so a job skipping every second stays one event."""
+        job, tx = row["name"], ch.tx
+        streak = self._streaks.get(job)
+        if streak is not None and streak.anchor != row["anchor"]:
+            streak = None  # the job was redefined since: its skips count afresh
+        for skip in skipped:
+            joined = skip
+            if streak is not None and streak.skip.kind is skip.kind:
+                tx.delete_event(streak.event_id)
+                joined = streak.skip.then(skip)
+            tx.add_event(**skip_event(job, joined, now))
+            tx.flush()  # for the id the next span of this kind replaces
+            streak = _Streak(row["anchor"], tx.events[-1]["id"], joined)
+        if streak is not None:
+            newest = streak
+            ch.after(lambda: self._streaks.__setitem__(job, newest))
 
     async def run_forever(self) -> None:
         """Fire what is due, then sleep until the next firing or a change of any job."""
+        self.up_since = self.state.clock.now()
         while True:
             try:
                 self.fire_due()

@@ -1,4 +1,5 @@
 """When a scheduled job fires: ISO 8601 repeating intervals and cron, as pure functions.
+(What to run or skip when firings come due is ``corral.spec.firings``.)
 
 Nothing here reads the clock: callers pass ``now`` and the *anchor* (the job's creation time),
 which is where an ISO schedule without a start begins and before which cron never fires. Every
@@ -15,9 +16,7 @@ in the half hour after the change.
 from __future__ import annotations
 
 import calendar
-import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import MAXYEAR, UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,15 +24,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-__all__ = ["Decision", "Firing", "Schedule", "decide", "parse_schedule"]
+__all__ = ["MIN_PERIOD", "Firing", "Schedule", "parse_schedule"]
 
 _US = timedelta(microseconds=1)
 _SECOND = timedelta(seconds=1)
 _DAY_US = 86_400 * 10**6
 _MONTH_US = 2_629_746 * 10**6  # the Gregorian mean month (365.2425 days / 12), exact in µs
 _MAX_PERIOD_US = 10_000 * 12 * _MONTH_US  # longer than datetime's range: could never fire twice
-_FEW = 3  # decide() names this many skipped firings at each end and counts the rest
-_SKIP_LIMIT = 60.0  # seconds a firing may be late under missed="skip" when no epsilon is given
+# A shorter period would make the master fire (or skip) faster than it can record: refused.
+MIN_PERIOD = timedelta(seconds=1)
 _NUM = r"([0-9]+(?:[.,][0-9]+)?)"
 _DURATION = re.compile(
     rf"P(?:{_NUM}Y)?(?:{_NUM}M)?(?:{_NUM}W)?(?:{_NUM}D)?(?:T(?:{_NUM}H)?(?:{_NUM}M)?(?:{_NUM}S)?)?",
@@ -274,100 +273,11 @@ def _parse_period(text: str) -> tuple[int, int, int]:
     us = int(micros.to_integral_value())
     if months == days == us == 0:
         raise ValueError(f"period {text!r}: period must be longer than zero")
+    if months == days == 0 and us < MIN_PERIOD // _US:
+        raise ValueError(f"period {text!r} is shorter than the minimum of 1 second (PT1S)")
     if months * _MONTH_US + days * _DAY_US + us > _MAX_PERIOD_US:
         raise ValueError(f"period {text!r} is longer than 10,000 years")
     return months, days, us
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to do about the firings that came due: run one, skip the rest, wait for the next."""
-
-    run: Firing | None  # the firing to run now (at most one: never a burst)
-    skipped: tuple[tuple[Firing, str], ...]  # firings not run, each with the reason
-    next_due: Firing | None  # the first firing after now (None: exhausted)
-
-
-def decide(
-    schedule: Schedule,
-    anchor: datetime,
-    due: Firing,
-    now: datetime,
-    *,
-    missed: str = "run-once",
-    epsilon: float | None = None,
-) -> Decision:
-    """Handle every firing in ``[due.at, now]``: run the latest unless it is too late.
-
-    ``due`` is the oldest firing not handled yet. A firing may be ``epsilon`` seconds late
-    (default: 60 s under ``missed="skip"``, unlimited under ``"run-once"``); the latest one runs
-    if it is on time and all earlier ones are skipped, else all are skipped. Long runs of skipped
-    firings are reported as the first and last few plus one entry counting the rest. A ``due``
-    still in the future decides nothing and is returned as ``next_due``.
-    """
-    if missed not in ("run-once", "skip"):
-        raise ValueError(f"missed must be 'run-once' or 'skip', not {missed!r}")
-    now = _utc(now, "now")
-    if due.at > now:
-        return Decision(None, (), due)
-    next_due = schedule.first_at_or_after(anchor, now + _US)
-    latest = schedule.latest_at_or_before(anchor, now)
-    if latest is None or latest.at < due.at:
-        latest = due  # `due` is a firing by contract; trust it over a disagreeing anchor
-    limit = epsilon if epsilon is not None else _SKIP_LIMIT if missed == "skip" else math.inf
-    if (now - latest.at).total_seconds() > limit:
-        allowed = (
-            f"epsilon {_secs(limit)}s"
-            if epsilon is not None
-            else f"the {_secs(limit)}s that missed='skip' allows"
-        )
-
-        def late(f: Firing) -> str:
-            return f"late by {_secs((now - f.at).total_seconds())}s, more than {allowed}"
-
-        skipped = _skipped(schedule, anchor, due, latest, late, f"late by more than {allowed}")
-        return Decision(None, skipped, next_due)
-    ran = f"missed; ran once at {latest.at.isoformat()}"
-    before = schedule.latest_at_or_before(anchor, latest.at - _US)
-    if before is None or before.at < due.at:
-        return Decision(latest, (), next_due)
-    skipped = _skipped(schedule, anchor, due, before, lambda _: ran, ran)
-    return Decision(latest, skipped, next_due)
-
-
-def _skipped(
-    schedule: Schedule,
-    anchor: datetime,
-    first: Firing,
-    last: Firing,
-    why: Callable[[Firing], str],
-    why_all: str,
-) -> tuple[tuple[Firing, str], ...]:
-    """The firings from ``first`` to ``last`` with reasons: the first and last few by name and
-    one entry counting those between, found by a few direct look-ups rather than a walk."""
-    head = [first]
-    while len(head) < _FEW and head[-1].at < last.at:
-        f = schedule.first_at_or_after(anchor, head[-1].at + _US)
-        if f is None or f.at > last.at:
-            break
-        head.append(f)
-    tail: list[Firing] = []
-    if head[-1].at < last.at:
-        tail = [last]
-        while len(tail) < _FEW:
-            f = schedule.latest_at_or_before(anchor, tail[0].at - _US)
-            if f is None or f.at <= head[-1].at:
-                break
-            tail.insert(0, f)
-    middle: list[tuple[Firing, str]] = []
-    gap_first = schedule.first_at_or_after(anchor, head[-1].at + _US) if tail else None
-    if gap_first is not None and gap_first.at < tail[0].at:
-        gap_last = schedule.latest_at_or_before(anchor, tail[0].at - _US)
-        assert gap_last is not None  # gap_first itself lies before tail[0]
-        n = f"{gap_last.index - gap_first.index + 1} more" if gap_first.index >= 0 else "more"
-        when = f"{gap_first.at.isoformat()} to {gap_last.at.isoformat()}"
-        middle = [(gap_first, f"{n} missed from {when}: {why_all}")]
-    return (*((f, why(f)) for f in head), *middle, *((f, why(f)) for f in tail))
 
 
 def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -383,7 +293,3 @@ def _utc(dt: datetime, name: str) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {dt.isoformat()}")
     return dt.astimezone(UTC)
-
-
-def _secs(seconds: float) -> str:
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")

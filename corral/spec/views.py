@@ -77,6 +77,24 @@ class RunView(BaseModel):
     )
 
 
+class FiringView(BaseModel):
+    """One upcoming firing of a job's schedule."""
+
+    at: datetime = Field(description="The instant, in UTC.")
+    local: datetime = Field(description="The same instant in the schedule's time zone.")
+    index: int | None = Field(None, description="Its number in an ISO schedule (from 0).")
+
+
+class SkipView(BaseModel):
+    """The newest record of firings not run: consecutive ones for one reason are one record."""
+
+    time: datetime = Field(description="When the record was last extended.")
+    reason: str
+    count: int | None = Field(None, description="Firings skipped; null for cron spans.")
+    first: datetime | None = Field(None, description="The first firing skipped.")
+    last: datetime | None = Field(None, description="The last firing skipped.")
+
+
 class JobView(BaseModel):
     """A job with its spec and a summary of its latest run."""
 
@@ -92,6 +110,11 @@ class JobView(BaseModel):
     last_success: datetime | None = None
     last_error: datetime | None = None
     next_run: datetime | None = Field(None, description="When the schedule fires next.")
+    upcoming: list[FiringView] = Field(
+        default_factory=list,
+        description="The next firings (GET of one job: ?upcoming=N, 5 by default; none in lists).",
+    )
+    last_skip: SkipView | None = Field(None, description="The newest firings not run, and why.")
     children: list[str] = Field(default_factory=list, description="Jobs that depend on it.")
 
 

@@ -123,6 +123,10 @@ class Tx:
         """Append one event."""
         self.add_events([row])
 
+    def delete_event(self, event_id: int) -> None:
+        """Remove an event that a newer one replaces (a skip record whose count grew)."""
+        self.conn.execute(delete(events).where(events.c.id == event_id))
+
     def insert_job(self, **row: Any) -> None:
         """Store a new job."""
         self.conn.execute(insert(jobs).values(**row))
@@ -428,6 +432,16 @@ class Store:
         """Events with an id above ``after``, oldest first."""
         stmt = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
         return self._all(stmt)
+
+    def last_skip(self, job: str) -> RowMapping | None:
+        """The job's newest ``run_skipped`` event, if any."""
+        stmt = (
+            select(events)
+            .where(events.c.job == job, events.c.type == "run_skipped")
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+        return self._one(stmt)
 
     def last_event_id(self) -> int:
         """The id of the newest event (0 if none)."""

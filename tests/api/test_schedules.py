@@ -34,6 +34,14 @@ def skipped_reasons(master: Master, name: str) -> list[str]:
     ]
 
 
+def skips(master: Master, name: str) -> list[dict[str, Any]]:
+    return [
+        dict(e)
+        for e in master.store.events_since(0, limit=100_000)
+        if e["type"] == "run_skipped" and e["job"] == name
+    ]
+
+
 @pytest.fixture
 def clock(master: Master) -> FixedClock:
     c = master.state.clock
@@ -83,21 +91,23 @@ def test_firings_missed_while_the_master_was_down_run_once_not_in_a_burst(
     clock.t = at("2027-01-04T03:00:00+00:00")  # four firings passed while nobody looked
     assert master.timers.fire_due() == 1
     assert runs_of(api, "daily") == 1
-    reasons = skipped_reasons(master, "daily")
-    assert len(reasons) == 3 and all("missed" in r for r in reasons)
+    [skip] = skips(master, "daily")
+    assert skip["data"]["count"] == 3 and "ran once instead" in skip["reason"]
     assert api.get("/api/v1/jobs/daily").json()["next_run"] == "2027-01-05T02:00:00Z"
 
 
-def test_with_missed_skip_late_firings_do_not_run(
+def test_with_missed_skip_firings_due_while_no_master_ran_do_not_run(
     api: TestClient, master: Master, clock: FixedClock
 ) -> None:
     clock.t = at("2027-01-01T00:00:00+00:00")
     api.post(
         "/api/v1/jobs", json=job("strict", schedule="R/2027-01-01T02:00:00Z/P1D", missed="skip")
     )
-    clock.t = at("2027-01-03T03:00:00+00:00")
+    clock.t = at("2027-01-03T02:00:10+00:00")
+    master.timers.up_since = at("2027-01-03T02:00:05+00:00")  # the master was down till then
     assert master.timers.fire_due() == 0
-    assert len(skipped_reasons(master, "strict")) == 3
+    [skip] = skips(master, "strict")
+    assert skip["data"]["count"] == 3 and "missed while no master ran" in skip["reason"]
 
 
 def test_a_firing_later_than_epsilon_is_skipped_and_recorded(
@@ -113,18 +123,67 @@ def test_a_firing_later_than_epsilon_is_skipped_and_recorded(
     assert "epsilon" in reason
 
 
-def test_a_disabled_or_still_running_job_skips_its_firing_with_a_reason(
+def test_a_start_a_few_seconds_in_the_past_runs(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-03-01T12:00:05+00:00")
+    r = api.post("/api/v1/jobs", json=job("sim", schedule="R1/2027-03-01T12:00:00Z/PT10M"))
+    assert r.status_code == 201, r.text
+    assert api.get("/api/v1/jobs/sim").json()["next_run"] == "2027-03-01T12:00:00Z"
+    assert master.timers.fire_due() == 1
+    assert runs_of(api, "sim") == 1
+    assert api.get("/api/v1/jobs/sim").json()["next_run"] is None
+
+
+def test_a_start_longer_ago_than_epsilon_is_recorded_as_skipped_with_the_reason(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-03-01T12:05:00+00:00")
+    api.post("/api/v1/jobs", json=job("stale", schedule="R1/2027-03-01T12:00:00Z/PT10M"))
+    assert master.timers.fire_due() == 0
+    [skip] = skips(master, "stale")
+    assert skip["reason"] == "due 300s before the job was defined, more than epsilon 60s"
+    assert skip["data"]["first"] == "2027-03-01T12:00:00+00:00"
+    assert skip["data"]["count"] == 1
+    view = api.get("/api/v1/jobs/stale").json()
+    assert view["next_run"] is None and view["last_skip"]["reason"] == skip["reason"]
+
+
+def test_consecutive_skips_of_a_job_are_one_event_with_a_count(
     api: TestClient, master: Master, clock: FixedClock
 ) -> None:
     clock.t = at("2027-01-01T00:00:00+00:00")
-    api.post("/api/v1/jobs", json=job("off", schedule="R/2027-01-01T01:00:00Z/PT1H", disabled=True))
-    api.post("/api/v1/jobs", json=job("busy", schedule="R/2027-01-01T01:00:00Z/PT1H"))
-    clock.t = at("2027-01-01T01:00:00+00:00")
-    assert master.timers.fire_due() == 1  # busy's first run; off is disabled
-    clock.t = at("2027-01-01T02:00:00+00:00")
-    assert master.timers.fire_due() == 0  # busy's first run has not finished (no agent)
-    assert skipped_reasons(master, "off") == ["job disabled", "job disabled"]
-    assert skipped_reasons(master, "busy") == ["previous run still running"]
+    api.post("/api/v1/jobs", json=job("busy", schedule="R/2027-01-01T00:00:00Z/PT1S"))
+    assert master.timers.fire_due() == 1  # the first run never ends: no agent
+    for _ in range(100):
+        clock.t += 1
+        assert master.timers.fire_due() == 0
+    [skip] = skips(master, "busy")
+    assert skip["reason"] == "previous run still running"
+    assert skip["data"]["count"] == 100
+    assert skip["data"]["first"] == "2027-01-01T00:00:01+00:00"
+    assert skip["data"]["last"] == "2027-01-01T00:01:40+00:00"
+    assert api.get("/api/v1/jobs/busy").json()["last_skip"]["count"] == 100
+
+
+def test_a_disabled_job_records_one_skip_and_its_schedule_no_longer_wakes_the_master(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    spec = job("off", schedule="R/2027-01-01T00:00:01Z/PT1S", disabled=True)
+    api.post("/api/v1/jobs", json=spec)
+    clock.t += 1
+    assert master.timers.fire_due() == 0
+    assert master.store.earliest_due() is None  # nothing left to wake the loop for
+    for _ in range(10):
+        clock.t += 1
+        assert master.timers.fire_due() == 0
+    [skip] = skips(master, "off")
+    assert skip["reason"] == "job disabled: its schedule waits until the job is enabled"
+    assert api.get("/api/v1/jobs/off").json()["upcoming"] == []
+    api.put("/api/v1/jobs/off", json={**spec, "disabled": False})  # enabled: fires on
+    clock.t += 0.5
+    assert master.timers.fire_due() == 1
 
 
 @pytest.mark.parametrize(
@@ -132,6 +191,7 @@ def test_a_disabled_or_still_running_job_skips_its_firing_with_a_reason(
     [
         ({"schedule": "R-1//PT1H"}, "schedule"),
         ({"schedule": "R//PT0S"}, "schedule"),
+        ({"schedule": "R//PT0.0001S"}, "shorter than the minimum of 1 second"),
         ({"schedule": "R//P-1D"}, "schedule"),
         ({"schedule": "R/2027-13-45T00:00:00Z/PT1H"}, "schedule"),
         ({"schedule": "R//PT1H", "timezone": "Mars/Olympus"}, "time zone"),
