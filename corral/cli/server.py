@@ -1,35 +1,19 @@
 """Server commands: ``corral up`` (master and agent in one process), ``corral master`` and
-``corral agent``."""
+``corral agent``.
+
+Only their options live here; what they run is in ``serving``, imported when one starts, so a
+client command (``corral jobs``) loads no server code: no web framework, store or executors.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import shutil
-import signal
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from corral.agent import datadir
-from corral.agent.executors.base import Executor
-from corral.agent.executors.docker import DockerExecutor
-from corral.agent.executors.process import ProcessExecutor
-from corral.agent.ports import PortPool
-from corral.agent.runtime import Agent, AgentConfig, load_agent_id
-from corral.api.app import create_app
-from corral.client.config import user_config_path, write_config
-from corral.master.master import Master
-from corral.spec.protocol import AgentResources
-from corral.store.store import Store
-
-log = logging.getLogger("corral")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -48,47 +32,9 @@ MaxOutputOption = Annotated[
 ]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its signal handling: Corral stops in its own order (agent, then master)."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def default_data_dir() -> Path:
     """``$CORRAL_DATA``, else ``./.corral``."""
     return Path(os.environ.get("CORRAL_DATA", ".corral"))
-
-
-def host_resources(data_dir: Path) -> AgentResources:
-    """What this machine has: all cpus, all memory, the free disk of the data dir."""
-    mem_kib = 1024 * 1024
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    data_dir.mkdir(parents=True, exist_ok=True)
-    disk = shutil.disk_usage(data_dir).free // (1024 * 1024)
-    return AgentResources(cpus=float(os.cpu_count() or 1), mem=mem_kib // 1024, disk=disk)
-
-
-async def executors(config: AgentConfig) -> dict[str, Executor]:
-    """The drivers this agent offers: processes always, containers when dockerd answers."""
-    # One pool for both drivers, so a process and a container never get the same host port.
-    pool = PortPool(*config.port_range)
-    offered: dict[str, Executor] = {"process": ProcessExecutor(port_pool=pool)}
-    if await DockerExecutor.available():
-        offered["docker"] = DockerExecutor(
-            load_agent_id(config.data_dir),
-            allowed_volumes=config.volume_roots,
-            allow_privileged=config.allow_privileged,
-            port_pool=pool,
-            keep_containers=config.keep_containers,
-        )
-    else:
-        log.warning("no Docker daemon answers: this agent offers no docker driver")
-    return offered
 
 
 def _parse_range(value: str) -> tuple[int, int]:
@@ -117,61 +63,11 @@ def _parse_attrs(attrs: list[str]) -> dict[str, str]:
     return out
 
 
-def _claim(data_dir: Path) -> None:
-    """Hold the agent's data dir for the life of this process, or stop with why not."""
-    try:
-        datadir.claim(data_dir)
-    except datadir.DataDirInUse as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
-
-
 def _split_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
         raise typer.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-async def _serve(
-    master: Master, host: str, port: int, auth: bool, agent_of: AgentConfig | None
-) -> None:
-    """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
-    await master.start()
-    server = _Server(
-        uvicorn.Config(
-            create_app(master, auth_required=auth),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            # Event streams never end by themselves; don't let one hold up a shutdown.
-            timeout_graceful_shutdown=3,
-        )
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            await serving  # it failed to start: raise why
-            raise SystemExit(1)
-        await asyncio.sleep(0.01)
-    agent = None if agent_of is None else Agent(agent_of, await executors(agent_of))
-    agent_task = None if agent is None else asyncio.create_task(agent.run())
-    await stop.wait()
-    log.warning("stopping")
-    if agent is not None and agent_task is not None:
-        await agent.stop()
-        agent_task.cancel()
-    server.should_exit = True
-    await serving
-    await master.stop()
-    master.store.close()
 
 
 def up(
@@ -189,32 +85,18 @@ def up(
     max_output: MaxOutputOption = 1024,
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
-    data_dir = data or default_data_dir()
-    _claim(data_dir / "agent")
-    url = f"http://127.0.0.1:{port}"
-    store = Store.in_dir(data_dir)
-    store.migrate()
-    master = Master(store)
-    token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
-    res = host_resources(data_dir / "agent")
-    res = AgentResources(cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk)
-    agent = AgentConfig(
-        url,
-        token,
-        data_dir / "agent",
-        socket.gethostname(),
-        res,
-        allowed_volumes=_allowed_paths(allow_volume),
-        allow_privileged=allow_privileged,
-        max_output=max_output * 2**20,
+    from corral.cli import serving
+
+    serving.up(
+        data or default_data_dir(),
+        port,
+        no_auth,
+        cpus,
+        mem,
+        _allowed_paths(allow_volume),
+        allow_privileged,
+        max_output * 2**20,
     )
-    write_config(data_dir / "client.json", url, token)
-    write_config(user_config_path(), url, token)
-    typer.echo(f"Corral is up at {url}  (state in {data_dir})")
-    if token:
-        typer.echo(f"admin token: {token}  (also in {data_dir / 'admin.token'})")
-    typer.echo("Ctrl-C stops it; running tasks are killed and recorded.")
-    asyncio.run(_serve(master, "127.0.0.1", port, not no_auth, agent))
 
 
 def master(
@@ -238,16 +120,9 @@ def master(
         raise typer.BadParameter(
             "--no-auth is only allowed on a loopback address", param_hint="--no-auth"
         )
-    data_dir = data or default_data_dir()
-    store = Store(db) if db else Store.in_dir(data_dir)
-    store.migrate()
-    m = Master(store, lost_after=lost_after)
-    if not no_auth:
-        token = m.ensure_admin_token(data_dir / "admin.token")
-        typer.echo(f"admin token in {data_dir / 'admin.token'}")
-        write_config(data_dir / "client.json", f"http://{host}:{port}", token)
-    typer.echo(f"Corral master listening on http://{host}:{port}")
-    asyncio.run(_serve(m, host, port, not no_auth, None))
+    from corral.cli import serving
+
+    serving.master(db, host, port, data or default_data_dir(), no_auth, lost_after)
 
 
 def agent(
@@ -281,39 +156,22 @@ def agent(
     max_output: MaxOutputOption = 1024,
 ) -> None:
     """Run an agent: offer this node's resources to a master and run its tasks."""
-    _claim(data)
-    res = host_resources(data)
-    res = AgentResources(
-        cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
-    )
-    config = AgentConfig(
+    from corral.cli import serving
+
+    serving.agent(
         master_url,
         token,
+        (cpus, mem, disk),
         data,
-        hostname or socket.gethostname(),
-        res,
+        hostname,
         _parse_attrs(attr or []),
-        allowed_volumes=_allowed_paths(allow_volume),
-        allow_privileged=allow_privileged,
-        port_range=_parse_range(ports),
-        keep_containers=keep_containers,
-        keep_sandboxes=keep_sandboxes * 3600,
-        max_output=max_output * 2**20,
+        _allowed_paths(allow_volume),
+        allow_privileged,
+        _parse_range(ports),
+        keep_containers,
+        keep_sandboxes * 3600,
+        max_output * 2**20,
     )
-    asyncio.run(_run_agent(config))
-
-
-async def _run_agent(config: AgentConfig) -> None:
-    a = Agent(config, await executors(config))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(a.run())
-    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {config.master_url}")
-    await stop.wait()
-    await a.stop()
-    task.cancel()
 
 
 def register(app: typer.Typer) -> None:

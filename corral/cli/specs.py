@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from corral.cli.context import InvalidInput
 from corral.client import describe_errors
 from corral.spec.jobs import JobSpec
-from corral.spec.marathon import MarathonInvalid, app_to_spec
 from corral.spec.services import ServiceSpec
 
 Spec = JobSpec | ServiceSpec
@@ -130,6 +129,9 @@ def is_marathon_app(data: Mapping[str, Any]) -> bool:
 def marathon_app(data: Mapping[str, Any], where: str) -> ServiceSpec:
     """A Marathon app translated into a service spec, as ``/v2/apps`` translates it;
     ``InvalidInput`` names each problem at its Marathon path (``/healthChecks(0)/portIndex``)."""
+    # Imported here: its models cost a tenth of a second that other commands need not pay.
+    from corral.spec.marathon import MarathonInvalid, app_to_spec
+
     try:
         return app_to_spec(dict(data))
     except MarathonInvalid as e:

@@ -1,0 +1,224 @@
+"""What the server commands run: a master's API (with, for ``corral up``, a local agent) or an
+agent. Imported only when one of them starts, so that client commands load none of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from corral.agent import datadir
+from corral.agent.executors.base import Executor
+from corral.agent.executors.docker import DockerExecutor
+from corral.agent.executors.process import ProcessExecutor
+from corral.agent.ports import PortPool
+from corral.agent.runtime import Agent, AgentConfig, load_agent_id
+from corral.api.app import create_app
+from corral.client.config import user_config_path, write_config
+from corral.master.master import Master
+from corral.spec.protocol import AgentResources
+from corral.store.store import Store
+
+log = logging.getLogger("corral")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: Corral stops in its own order (agent, then master)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def host_resources(data_dir: Path) -> AgentResources:
+    """What this machine has: all cpus, all memory, the free disk of the data dir."""
+    mem_kib = 1024 * 1024
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    disk = shutil.disk_usage(data_dir).free // (1024 * 1024)
+    return AgentResources(cpus=float(os.cpu_count() or 1), mem=mem_kib // 1024, disk=disk)
+
+
+async def executors(config: AgentConfig) -> dict[str, Executor]:
+    """The drivers this agent offers: processes always, containers when dockerd answers."""
+    # One pool for both drivers, so a process and a container never get the same host port.
+    pool = PortPool(*config.port_range)
+    offered: dict[str, Executor] = {"process": ProcessExecutor(port_pool=pool)}
+    if await DockerExecutor.available():
+        offered["docker"] = DockerExecutor(
+            load_agent_id(config.data_dir),
+            allowed_volumes=config.volume_roots,
+            allow_privileged=config.allow_privileged,
+            port_pool=pool,
+            keep_containers=config.keep_containers,
+        )
+    else:
+        log.warning("no Docker daemon answers: this agent offers no docker driver")
+    return offered
+
+
+def claim(data_dir: Path) -> None:
+    """Hold the agent's data dir for the life of this process, or stop with why not."""
+    try:
+        datadir.claim(data_dir)
+    except datadir.DataDirInUse as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+
+
+def up(
+    data_dir: Path,
+    port: int,
+    no_auth: bool,
+    cpus: float | None,
+    mem: int | None,
+    allowed_volumes: list[str],
+    allow_privileged: bool,
+    max_output: int,
+) -> None:
+    """``corral up``: a master and a local agent in this process, state in ``data_dir``."""
+    claim(data_dir / "agent")
+    url = f"http://127.0.0.1:{port}"
+    store = Store.in_dir(data_dir)
+    store.migrate()
+    master = Master(store)
+    token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
+    res = host_resources(data_dir / "agent")
+    res = AgentResources(cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk)
+    agent = AgentConfig(
+        url,
+        token,
+        data_dir / "agent",
+        socket.gethostname(),
+        res,
+        allowed_volumes=allowed_volumes,
+        allow_privileged=allow_privileged,
+        max_output=max_output,
+    )
+    write_config(data_dir / "client.json", url, token)
+    write_config(user_config_path(), url, token)
+    typer.echo(f"Corral is up at {url}  (state in {data_dir})")
+    if token:
+        typer.echo(f"admin token: {token}  (also in {data_dir / 'admin.token'})")
+    typer.echo("Ctrl-C stops it; running tasks are killed and recorded.")
+    asyncio.run(_serve(master, "127.0.0.1", port, not no_auth, agent))
+
+
+def master(
+    db: str | None, host: str, port: int, data_dir: Path, no_auth: bool, lost_after: float
+) -> None:
+    """``corral master``: API, scheduler and store, for agents to dial in."""
+    store = Store(db) if db else Store.in_dir(data_dir)
+    store.migrate()
+    m = Master(store, lost_after=lost_after)
+    if not no_auth:
+        token = m.ensure_admin_token(data_dir / "admin.token")
+        typer.echo(f"admin token in {data_dir / 'admin.token'}")
+        write_config(data_dir / "client.json", f"http://{host}:{port}", token)
+    typer.echo(f"Corral master listening on http://{host}:{port}")
+    asyncio.run(_serve(m, host, port, not no_auth, None))
+
+
+def agent(
+    master_url: str,
+    token: str | None,
+    offer: tuple[float | None, int | None, int | None],
+    data: Path,
+    hostname: str | None,
+    attributes: dict[str, str],
+    allowed_volumes: list[str],
+    allow_privileged: bool,
+    port_range: tuple[int, int],
+    keep_containers: bool,
+    keep_sandboxes: float,
+    max_output: int,
+) -> None:
+    """``corral agent``: offer this node's cpus, mem and disk (``offer``; None: all of it) to
+    the master and run its tasks."""
+    claim(data)
+    cpus, mem, disk = offer
+    res = host_resources(data)
+    res = AgentResources(
+        cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
+    )
+    config = AgentConfig(
+        master_url,
+        token,
+        data,
+        hostname or socket.gethostname(),
+        res,
+        attributes,
+        allowed_volumes=allowed_volumes,
+        allow_privileged=allow_privileged,
+        port_range=port_range,
+        keep_containers=keep_containers,
+        keep_sandboxes=keep_sandboxes,
+        max_output=max_output,
+    )
+    asyncio.run(_run_agent(config))
+
+
+async def _serve(
+    master: Master, host: str, port: int, auth: bool, agent_of: AgentConfig | None
+) -> None:
+    """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
+    await master.start()
+    server = _Server(
+        uvicorn.Config(
+            create_app(master, auth_required=auth),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            # Event streams never end by themselves; don't let one hold up a shutdown.
+            timeout_graceful_shutdown=3,
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            await serving  # it failed to start: raise why
+            raise SystemExit(1)
+        await asyncio.sleep(0.01)
+    agent = None if agent_of is None else Agent(agent_of, await executors(agent_of))
+    agent_task = None if agent is None else asyncio.create_task(agent.run())
+    await stop.wait()
+    log.warning("stopping")
+    if agent is not None and agent_task is not None:
+        await agent.stop()
+        agent_task.cancel()
+    server.should_exit = True
+    await serving
+    await master.stop()
+    master.store.close()
+
+
+async def _run_agent(config: AgentConfig) -> None:
+    a = Agent(config, await executors(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(a.run())
+    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {config.master_url}")
+    await stop.wait()
+    await a.stop()
+    task.cancel()
