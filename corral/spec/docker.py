@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import posixpath
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from corral.spec import limits
+
+# Text that reaches a process or a mount as one string: no NUL, a few KiB at most.
+ShortText = Annotated[str, AfterValidator(limits.short_text)]
+NoNul = Annotated[str, AfterValidator(limits.no_nul)]
 
 # Docker run parameters a task may pass as ``parameters`` (Marathon's and Chronos' name), and
 # those only an agent started with --allow-privileged accepts: they reach outside the container.
@@ -50,12 +56,19 @@ class Volume(BaseModel):
 
     @field_validator("container_path", "host_path")
     @classmethod
-    def _absolute_and_normal(cls, v: str) -> str:
+    def _absolute_and_normal(cls, v: str, info: ValidationInfo) -> str:
+        limits.short_text(v)
         if not v.startswith("/"):
             raise ValueError("must be an absolute path")
         if ".." in v.split("/"):
             raise ValueError("must not contain '..'")
-        return posixpath.normpath(v)
+        normal = posixpath.normpath(v)
+        # A container path reads back as posted, trailing slash and all (Chronos and Marathon
+        # clients compare what they get with what they sent); host paths are compared with
+        # the agents' allowed roots, so they stay normal.
+        if info.field_name == "container_path" and v.endswith("/") and normal != "/":
+            return normal + "/"
+        return normal
 
 
 class Parameter(BaseModel):
@@ -64,7 +77,7 @@ class Parameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(min_length=1)
-    value: str = ""
+    value: ShortText = ""
 
     @field_validator("key")
     @classmethod
@@ -80,16 +93,23 @@ class DockerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    image: str = Field(min_length=1, max_length=500)
+    image: NoNul = Field(min_length=1, max_length=500)
     entrypoint: list[str] | None = Field(None, description="Replaces the image's ENTRYPOINT.")
-    user: str | None = None
+    user: ShortText | None = None
     network: Literal["BRIDGE", "HOST"] = "BRIDGE"
     port_mappings: list[PortMapping] = Field(default_factory=list, alias="portMappings")
     volumes: list[Volume] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[NoNul, NoNul] = Field(default_factory=dict)
     force_pull: bool = Field(False, alias="forcePullImage")
     privileged: bool = False
     parameters: list[Parameter] = Field(default_factory=list)
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint_bounded(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            limits.argv(v)
+        return v
 
     def needs_privilege(self) -> str | None:
         """What in this spec only a privileged agent runs, or None."""

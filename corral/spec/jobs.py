@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corral.scheduler.model import Operator, Strategy
-from corral.spec.docker import DockerSpec
+from corral.spec import limits
+from corral.spec.docker import DockerSpec, ShortText
 from corral.spec.schedules import parse_schedule
 from corral.spec.sweeps import array_bound, sweep_size
 
@@ -78,7 +79,7 @@ class TaskTemplate(BaseModel):
     mem: int = Field(128, ge=1, le=64 * 1024 * 1024, description="MiB")
     disk: int = Field(0, ge=0, le=1024 * 1024 * 1024, description="MiB")
     gpus: int = Field(0, ge=0, le=64)
-    workdir: str | None = Field(
+    workdir: ShortText | None = Field(
         None, description="Working directory; relative paths are inside the task's sandbox."
     )
     max_runtime: float | None = Field(
@@ -97,6 +98,8 @@ class TaskTemplate(BaseModel):
     def _command_not_empty(cls, v: list[str] | None) -> list[str] | None:
         if v is not None and (not v or not v[0]):
             raise ValueError("command must name a program")
+        if v is not None:
+            limits.argv(v)
         return v
 
     @field_validator("shell")
@@ -104,11 +107,12 @@ class TaskTemplate(BaseModel):
     def _shell_not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("shell must not be blank")
-        return v
+        return v if v is None else limits.command_line(v)
 
     @field_validator("env")
     @classmethod
     def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        limits.environment(v)
         for key in v:
             if not ENV_NAME.fullmatch(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
@@ -185,7 +189,7 @@ class JobSpec(BaseModel):
     array: str | None = Field(
         None, description="Array indices: '0-95', '1,3,5-7' or '0-99:2' (every second)."
     )
-    params: dict[str, list[str]] = Field(
+    params: dict[str, list[ShortText]] = Field(
         default_factory=dict,
         description="Parameter sweep: one task per combination; '{NAME}' is replaced.",
     )

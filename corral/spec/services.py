@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from corral.scheduler.model import Strategy
+from corral.spec import limits
+from corral.spec.docker import NoNul, ShortText
 from corral.spec.jobs import ConstraintSpec, TaskTemplate, require_valid_unicode
 
 _LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
@@ -81,12 +83,14 @@ class HealthCheckSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     protocol: Literal["HTTP", "HTTPS", "TCP", "COMMAND"] = "HTTP"
-    path: str = Field("/", description="HTTP(S): the path asked; 2xx and 3xx are healthy.")
+    path: ShortText = Field("/", description="HTTP(S): the path asked; 2xx and 3xx are healthy.")
     port_index: int | None = Field(
         None, ge=0, description="Which of the task's host ports to check (default the first)."
     )
     port: int | None = Field(None, ge=1, le=65535, description="A fixed port to check instead.")
-    command: str | None = Field(None, description="COMMAND: a shell command; exit 0 is healthy.")
+    command: Annotated[str, AfterValidator(limits.command_line)] | None = Field(
+        None, description="COMMAND: a shell command; exit 0 is healthy."
+    )
     grace_period: float = Field(
         300.0, ge=0, le=86400, description="Seconds after start in which failures do not count."
     )
@@ -124,6 +128,33 @@ class HealthCheckSpec(BaseModel):
         if not self.path.startswith("/"):
             raise ValueError("path must start with '/'")
         return self
+
+
+class HealthCheckStatus(BaseModel):
+    """One health check's record of one task, kept by the agent that runs the check (what
+    Marathon shows as one of ``healthCheckResults``). Times are wall-clock seconds since the
+    epoch; a failure within the grace period is not recorded."""
+
+    alive: bool | None = None  # the latest recorded result; None before the first
+    consecutive_failures: int = Field(0, ge=0)
+    first_success: float | None = None
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_failure_cause: str | None = None
+
+
+_UNHEALTHY = re.compile(r"^failed \d+ health checks? in a row: ")
+
+
+def unhealthy_reason(count: int, message: str) -> str:
+    """Why a task is killed after ``count`` failed health checks in a row."""
+    checks = "health check" if count == 1 else "health checks"
+    return f"failed {count} {checks} in a row: {message}"
+
+
+def is_unhealthy_kill(reason: str) -> bool:
+    """Whether a task ended with ``reason`` was killed for failing its health checks."""
+    return _UNHEALTHY.match(reason) is not None
 
 
 class BackoffSpec(BaseModel):
@@ -182,7 +213,7 @@ class ServiceSpec(BaseModel):
     constraints: list[ConstraintSpec] = Field(default_factory=list)
     placement: Strategy = Strategy.SPREAD
     priority: int = Field(0, ge=-1000, le=1000)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[NoNul, NoNul] = Field(default_factory=dict)
     dependencies: list[ServiceId] = Field(
         default_factory=list, description="Services deployed before this one (in one group)."
     )

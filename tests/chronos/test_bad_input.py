@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from corral.master.master import Master
 from corral.spec.jobs import JobSpec
+from corral.spec.limits import MAX_COMMAND_BYTES, MAX_ENV_ENTRIES
 
 FUTURE = "R/2100-01-01T00:00:00Z/PT1H"
 
@@ -87,6 +88,28 @@ SCHEDULED = [
     (chronos_job(environmentVariables=[{"name": "1X", "value": "v"}]), "environmentVariables"),
     (chronos_job(constraints=[["rack", "NEAR", "a"]]), "constraints[0]"),
     (chronos_job(shell="perhaps"), "shell"),
+    # Nothing that reaches a process may hold a NUL byte, and commands and env are bounded.
+    (chronos_job(command="echo a\0b"), "command"),
+    (chronos_job(command="echo", shell=False, arguments=["a\0b"]), "command"),
+    (chronos_job(environmentVariables=[{"name": "A", "value": "a\0b"}]), "environmentVariables"),
+    (chronos_job(container=docker(), runAsUser="no\0body"), "runAsUser"),
+    (
+        chronos_job(container=docker(parameters=[{"key": "hostname", "value": "a\0b"}])),
+        "container.parameters[0].value",
+    ),
+    (
+        chronos_job(container=docker(volumes=[{"containerPath": "/d", "hostPath": "/x\0y"}])),
+        "container.volumes[0].hostPath",
+    ),
+    (chronos_job(command="x" * (MAX_COMMAND_BYTES + 1)), "command"),
+    (
+        chronos_job(
+            environmentVariables=[
+                {"name": f"V{i}", "value": ""} for i in range(MAX_ENV_ENTRIES + 1)
+            ]
+        ),
+        "environmentVariables",
+    ),
 ]
 
 
