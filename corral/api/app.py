@@ -28,6 +28,7 @@ from corral.api import (
     v1,
 )
 from corral.api.auth import CHALLENGE, Authenticator
+from corral.api.limits import BodyLimit
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
 
@@ -45,6 +46,9 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
     )
     app.state.master = master
     app.state.auth = Authenticator(master.store, auth_required)
+    # Added before the @middleware below, so it runs after it: only authenticated requests
+    # get as far as their body. Starlette runs the middleware added last first.
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def authenticate(
