@@ -116,7 +116,8 @@ async def _apply(request: Request, master: Master, kind: Kind) -> Response:
     except RecursionError:
         raise Invalid([("", "the body is nested too deeply")]) from None
     spec = to_spec(parse_job(body), kind)
-    master.jobs.apply(spec, spec.owner or request.state.user)
+    # Chronos re-reads the schedule on every POST: posting the same R1 job again runs it again.
+    master.jobs.apply(spec, spec.owner or request.state.user, rearm=True)
     return Response(status_code=204)
 
 

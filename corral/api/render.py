@@ -125,6 +125,7 @@ def job_view(master: Master, row: Row, *, detail: bool = False, upcoming: int = 
         next_run=ts(row["next_due"]),
         upcoming=firing_views(spec, row, upcoming if detail else 0),
         last_skip=skip_view(master.store.last_skip(row["name"])) if detail else None,
+        remaining=remaining(spec, row),
         children=master.jobs.children(row["name"]),
     )
 
@@ -141,6 +142,20 @@ def firing_views(spec: JobSpec, row: Row, n: int) -> list[FiringView]:
         )
         for f in upcoming(schedule, at(row["anchor"]), due, n)
     ]
+
+
+def remaining(spec: JobSpec, row: Row) -> int | None:
+    """How many firings an ISO schedule with a count has left, as Chronos counts them down."""
+    if spec.schedule is None:
+        return None
+    count = parse_schedule(spec.schedule, spec.timezone).count
+    if count is None:
+        return None
+    index = row["next_index"]
+    if index is None:
+        return 0  # nothing was ever due: the schedule was over when the job was defined
+    # next_index is the firing to handle next, or the last one handled once nothing is due.
+    return max(0, count - index - (row["next_due"] is None))
 
 
 def skip_view(event: Row | None) -> SkipView | None:

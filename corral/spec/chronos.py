@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -191,7 +192,7 @@ def to_spec(job: ChronosJob, kind: Kind) -> JobSpec:
         "soft_error": job.soft_error,
     }
     if kind == "iso8601":
-        spec["schedule"] = job.schedule.strip()
+        spec["schedule"] = in_zone(job.schedule.strip(), job.schedule_time_zone)
         spec["timezone"] = job.schedule_time_zone or "UTC"
     else:
         spec["parents"] = job.parents
@@ -201,14 +202,40 @@ def to_spec(job: ChronosJob, kind: Kind) -> JobSpec:
         raise Invalid([(chronos_field(err["loc"]), _message(err)) for err in e.errors()]) from None
 
 
+def in_zone(schedule: str, zone: str) -> str:
+    """The schedule with its start's offset dropped when ``scheduleTimeZone`` is given: Chronos
+    documents that the zone takes precedence (it keeps the start's wall-clock fields), and
+    writes starts back with ``Z``, so ``2027-01-10T02:00:00Z`` in Europe/Berlin is 02:00 there."""
+    parts = schedule.split("/")
+    if not zone or len(parts) != 3 or not parts[1]:
+        return schedule
+    try:
+        start = datetime.fromisoformat(parts[1])
+    except ValueError:
+        return schedule  # the native parser names what is wrong with it
+    wall = start.replace(tzinfo=None)
+    try:
+        if start.tzinfo is None or wall.replace(tzinfo=ZoneInfo(zone)) == start:
+            return schedule  # the same instant either way: kept as posted
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return schedule  # the native spec names the unknown zone
+    return "/".join((parts[0], wall.isoformat(), parts[2]))
+
+
+def name_instead(name: str) -> str:
+    """A job name Corral accepts for a Chronos name it does not (spaces, '#')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-_.")[:100] or "job"
+
+
 def _unsupported(job: ChronosJob) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if not job.name:
         found.append(("name", "must not be empty"))
-    elif "/" in job.name:
-        found.append(("name", "must not contain '/'"))
     elif not re.fullmatch(NAME_PATTERN, job.name):
-        found.append(("name", f"{job.name!r}: {_NAME_RULE}"))
+        # Names end up in task ids, sandbox paths and URLs, where spaces, '#' and '/' break.
+        found.append(
+            ("name", f"{job.name!r}: {_NAME_RULE}; use {name_instead(job.name)!r} instead")
+        )
     if job.async_:
         found.append(("async", "async jobs are not supported"))
     why = "Corral does not download files into the sandbox; use an image or a volume"
@@ -403,7 +430,7 @@ def chronos_job(view: JobView) -> dict[str, Any]:
     if spec.parents:
         out["parents"] = list(spec.parents)
     else:
-        out["schedule"] = spec.schedule or ""
+        out["schedule"] = _counted_down(spec.schedule or "", view.remaining)
         out["scheduleTimeZone"] = spec.timezone
     if task.docker is not None:
         d = task.docker
@@ -419,6 +446,14 @@ def chronos_job(view: JobView) -> dict[str, Any]:
             "parameters": [{"key": p.key, "value": p.value} for p in d.parameters],
         }
     return out
+
+
+def _counted_down(schedule: str, remaining: int | None) -> str:
+    """``R<n>/...`` with the firings left, as Chronos writes it (a finished R1 job is R0)."""
+    head, sep, rest = schedule.partition("/")
+    if remaining is None or not sep or not head.startswith("R"):
+        return schedule
+    return f"R{remaining}/{rest}"
 
 
 def _chronos_constraint(field: str, op: Operator, value: str | None) -> list[str]:

@@ -115,6 +115,9 @@ class JobView(BaseModel):
         description="The next firings (GET of one job: ?upcoming=N, 5 by default; none in lists).",
     )
     last_skip: SkipView | None = Field(None, description="The newest firings not run, and why.")
+    remaining: int | None = Field(
+        None, description="Firings left of an ISO schedule 'R<n>/...'; null when unlimited."
+    )
     children: list[str] = Field(default_factory=list, description="Jobs that depend on it.")
 
 
