@@ -28,9 +28,10 @@ from corral.api import (
     v1,
 )
 from corral.api.auth import CHALLENGE, Authenticator
-from corral.api.limits import BodyLimit
+from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
+from corral.store.store import StoreFull
 
 OPEN_PATHS = frozenset({"/health", "/ping", "/metrics"})
 
@@ -104,6 +105,12 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         # The shape of FastAPI's validation errors, so clients read both the same way.
         detail = [{"loc": ["body", *r.loc], "msg": r.msg, "type": "refused"} for r in exc.refusals]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StoreFull)
+    async def store_full(request: Request, exc: StoreFull) -> JSONResponse:
+        # Not a bug of the request, nor of the server's code: say why, as each API's
+        # clients read errors, so an operator knows to free space.
+        return error_answer(request.url.path, 503, str(exc))
 
     @app.exception_handler(Unavailable)
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:

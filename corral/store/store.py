@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from corral.store.schema import (
@@ -255,6 +256,30 @@ class Tx:
         self.conn.execute(insert(tokens).values(**row))
 
 
+# How each database says it ran out of space: SQLite's SQLITE_FULL text, PostgreSQL's
+# disk_full SQLSTATE, and the OS's ENOSPC text that either may pass on.
+_FULL_TEXTS = ("database or disk is full", "no space left on device")
+_DISK_FULL_SQLSTATE = "53100"
+
+
+class StoreFull(Exception):
+    """A write was refused because the store's disk is full; the transaction was rolled back."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the state store is full (database or disk is full): nothing was changed; "
+            "free space on the master's disk and try again"
+        )
+
+
+def is_full(exc: OperationalError) -> bool:
+    """Whether a database error says the disk is full."""
+    if getattr(exc.orig, "sqlstate", None) == _DISK_FULL_SQLSTATE:
+        return True
+    text = str(exc.orig).lower()
+    return any(phrase in text for phrase in _FULL_TEXTS)
+
+
 class Store:
     """The state store on SQLite (default) or PostgreSQL."""
 
@@ -288,11 +313,19 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """One transaction: commits on normal exit, rolls back on an exception."""
-        with self.engine.begin() as conn:
-            tx = Tx(conn)
-            yield tx
-            tx.flush()
+        """One transaction: commits on normal exit, rolls back on an exception.
+
+        Raises ``StoreFull`` when the disk is full (the transaction is then rolled back).
+        """
+        try:
+            with self.engine.begin() as conn:
+                tx = Tx(conn)
+                yield tx
+                tx.flush()
+        except OperationalError as exc:
+            if is_full(exc):
+                raise StoreFull() from exc
+            raise
 
     def _all(self, stmt: Any) -> list[RowMapping]:
         with self.engine.connect() as conn:
