@@ -4,9 +4,13 @@ Each check runs first ``delay`` seconds after the task is RUNNING, then every ``
 (counted from the start of the previous one; a check that took longer, up to its ``timeout``,
 is followed at once by the next).
 Failures within ``grace_period`` of the task's start do not count, until the check has passed
-once. The task is healthy when every check's latest result is; the owner hears of the verdict
-only when it changes (the first one included). When a check fails ``max_consecutive_failures``
-times in a row (if > 0), the owner is told to kill the task and checking stops.
+once. The task is healthy when every check's latest result is. Each check keeps a record
+(alive, failures in a row, first and last success, last failure and its cause); the owner gets
+a report when the verdict changes (the first one included), when a record changes other than by
+one more success, and at least every ``REFRESH`` seconds while checks pass, so that a last
+success it shows is never much older than the truth. When a check fails
+``max_consecutive_failures`` times in a row (if > 0), the owner is told to kill the task and
+checking stops.
 
 The clock and the sleep are injected, so tests can run the schedule without waiting.
 """
@@ -17,14 +21,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from corral.agent.probes import CheckResult, Probe
-from corral.spec.services import HealthCheckSpec
+from corral.spec.services import HealthCheckSpec, HealthCheckStatus, unhealthy_reason
 
 log = logging.getLogger(__name__)
 
-OnVerdict = Callable[[bool, str], Awaitable[None]]  # healthy, and the checks' messages
+REFRESH = 60.0  # seconds: passing checks are reported at least this often
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """What the owner is told: the new verdict (None when it did not change), the checks'
+    messages, and every check's record, in the order of the checks."""
+
+    healthy: bool | None
+    message: str
+    checks: list[HealthCheckStatus]
+
+
+OnReport = Callable[[HealthReport], Awaitable[None]]
 OnFailed = Callable[[str], Awaitable[None]]  # why the task must be killed
 
 
@@ -34,12 +51,7 @@ class _Check:
     last: CheckResult | None = None  # the latest result that counted
     failures: int = 0  # counted failures in a row
     passed: bool = False  # healthy once: from then on its grace period is over
-
-
-def failed_reason(count: int, message: str) -> str:
-    """Why a task is killed after ``count`` failed checks in a row."""
-    checks = "health check" if count == 1 else "health checks"
-    return f"failed {count} {checks} in a row: {message}"
+    status: HealthCheckStatus = field(default_factory=HealthCheckStatus)
 
 
 class HealthMonitor:
@@ -50,24 +62,27 @@ class HealthMonitor:
         checks: Sequence[HealthCheckSpec],
         probe: Probe,
         *,
-        on_verdict: OnVerdict,
+        on_report: OnReport,
         on_failed: OnFailed,
         started: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """Prepare to run ``checks`` through ``probe``; nothing runs before ``start``.
 
         ``started`` is when the task started on ``clock`` (default: now), the origin of the
-        grace periods; ``sleep`` waits on that clock.
+        grace periods; ``sleep`` waits on that clock. ``wall`` dates the records.
         """
         self._checks = [_Check(spec) for spec in checks]
         self._probe = probe
-        self._on_verdict = on_verdict
+        self._on_report = on_report
         self._on_failed = on_failed
         self._clock = clock
         self._sleep = sleep
+        self._wall = wall
         self._started = clock() if started is None else started
+        self._told_at: float | None = None  # when the last report went out, on ``clock``
         self._healthy: bool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -117,29 +132,62 @@ class HealthMonitor:
             return CheckResult(False, f"{spec.protocol} check could not run: {exc}")
 
     async def _take(self, check: _Check, result: CheckResult, began: float) -> bool:
-        """Count ``result``; tell the verdict if it changed. True once the task must go."""
-        spec = check.spec
+        """Count ``result``; report if anything worth telling changed. True once the task
+        must go."""
+        spec, old, now = check.spec, check.status, self._wall()
         if result.healthy:
             check.passed, check.failures, check.last = True, 0, result
+            check.status = old.model_copy(
+                update={
+                    "alive": True,
+                    "consecutive_failures": 0,
+                    "first_success": now if old.first_success is None else old.first_success,
+                    "last_success": now,
+                }
+            )
+            changed = old.alive is not True
         elif not check.passed and began - self._started < spec.grace_period:
             return False  # the task may still be starting: not a failure yet
         else:
             check.failures += 1
             check.last = result
-        await self._tell()
+            check.status = old.model_copy(
+                update={
+                    "alive": False,
+                    "consecutive_failures": check.failures,
+                    "last_failure": now,
+                    "last_failure_cause": result.message,
+                }
+            )
+            changed = True
+        await self._tell(changed)
         limit = spec.max_consecutive_failures
         if limit and check.failures >= limit and not self._closed:
             self._closed = True
-            await self._on_failed(failed_reason(check.failures, result.message))
+            await self._on_failed(unhealthy_reason(check.failures, result.message))
             return True
         return False
 
-    async def _tell(self) -> None:
-        verdict = self._verdict()
-        if verdict is None or verdict[0] == self._healthy or self._closed:
+    async def _tell(self, changed: bool) -> None:
+        """Report the verdict if it changed, else the records if ``changed`` or stale."""
+        if self._closed:
             return
-        self._healthy = verdict[0]  # set before the await: checks running meanwhile see it
-        await self._on_verdict(*verdict)
+        verdict = self._verdict()
+        healthy = None if verdict is None or verdict[0] == self._healthy else verdict[0]
+        now = self._clock()
+        stale = self._told_at is None or now - self._told_at >= REFRESH
+        if healthy is None and not (changed or stale):
+            return
+        if healthy is not None:
+            self._healthy = healthy  # set before the await: checks running meanwhile see it
+        self._told_at = now
+        messages = [c.last.message for c in self._checks if c.last is not None]
+        report = HealthReport(
+            healthy=healthy,
+            message=verdict[1] if verdict is not None else "; ".join(messages),
+            checks=[c.status for c in self._checks],
+        )
+        await self._on_report(report)
 
     def _verdict(self) -> tuple[bool, str] | None:
         """Unhealthy if any check's latest counted result is; healthy once all passed."""

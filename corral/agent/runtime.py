@@ -2,7 +2,7 @@
 
 Every status update goes to the journal before it is sent, and stays there until the master
 acknowledges it, so a restart of either side loses none. Tasks with health checks are checked
-while they run; a change of their health is a RUNNING update with ``healthy`` set.
+while they run; news of their health is a RUNNING update with ``healthy`` and ``checks``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from corral import __version__
 from corral.agent import sandbox, sandbox_files, sandboxes
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
-from corral.agent.health import HealthMonitor
+from corral.agent.health import HealthMonitor, HealthReport
 from corral.agent.journal import Journal
 from corral.agent.probes import task_probe
 from corral.spec.protocol import (
@@ -46,6 +46,7 @@ from corral.spec.protocol import (
     Welcome,
     master_message,
 )
+from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -299,10 +300,12 @@ class Agent:
         exit_code: int | None = None,
         ports: list[int] | None = None,
         healthy: bool | None = None,
+        checks: list[HealthCheckStatus] | None = None,
     ) -> None:
         """Journal a status update, then send it if connected.
 
-        ``healthy`` (with RUNNING) tells the task's health after a check changed it.
+        ``healthy`` (with RUNNING) tells the task's health after a check changed it, ``checks``
+        the records of its health checks.
         """
         update = StatusUpdate(
             seq=self.journal.next_seq(),
@@ -313,6 +316,7 @@ class Agent:
             exit_code=exit_code,
             ports=ports or None,
             healthy=healthy,
+            checks=checks,
         )
         self.journal.append(update)
         if state.terminal:
@@ -393,9 +397,15 @@ class Agent:
             return
         task_id = rt.launch.task_id
 
-        async def on_verdict(healthy: bool, message: str) -> None:
+        async def on_report(report: HealthReport) -> None:
             if rt.kill_reason is None and self.tasks.get(task_id) is rt:
-                await self.report(task_id, TaskState.RUNNING, message, healthy=healthy)
+                await self.report(
+                    task_id,
+                    TaskState.RUNNING,
+                    report.message,
+                    healthy=report.healthy,
+                    checks=report.checks,
+                )
 
         async def on_failed(reason: str) -> None:
             await self.kill(task_id, None, reason)
@@ -403,7 +413,7 @@ class Agent:
         rt.health = HealthMonitor(
             rt.launch.health_checks,
             task_probe(executor.ports(task_id), handle.run_command),
-            on_verdict=on_verdict,
+            on_report=on_report,
             on_failed=on_failed,
             started=time.monotonic() - since,
         )

@@ -1,13 +1,16 @@
 """``/v2/events``: Corral's events of services as Marathon's event stream.
 
 Each stored event becomes the Marathon events its clients wait for (a task's new state is a
-``status_update_event`` and an ``instance_changed_event``); ``event_type`` filters them.
+``status_update_event`` and an ``instance_changed_event``, a kill for failed health checks also
+an ``unhealthy_instance_kill_event``, a failed check a ``failed_health_check_event``);
+``event_type`` filters them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +20,8 @@ from corral.api.events import follow
 from corral.api.marathon import PREFIX, MarathonRoute
 from corral.master.master import Master
 from corral.master.service_tasks import version_of
-from corral.spec.marathon import spec_to_app
+from corral.spec.marathon import health_check_json, spec_to_app
+from corral.spec.services import HealthCheckSpec, is_unhealthy_kill
 
 router = APIRouter(prefix=PREFIX, route_class=MarathonRoute, include_in_schema=False)
 # Marathon's instance conditions for Corral's task states.
@@ -45,16 +49,95 @@ def _plan(data: Mapping[str, Any], version: str) -> dict[str, Any]:
     }
 
 
-def _task_facts(master: Master, task_id: str, job: str) -> tuple[list[int], str]:
-    """A task's host ports and the app version it runs, from its row: the app may be deleted
-    by the time its tasks' events go out, and a rolling upgrade runs two versions at once."""
+@dataclass(frozen=True)
+class _TaskFacts:
+    """What a task's events say of it, from its row: the app may be deleted by the time its
+    tasks' events go out, and a rolling upgrade runs two versions at once."""
+
+    ports: list[int]
+    version: str
+    checks: list[dict[str, Any]]  # the health checks it runs, as launched
+
+
+def _task_facts(master: Master, task_id: str, job: str) -> _TaskFacts:
     row = master.store.task(task_id) if task_id else None
     if row is not None:
-        env = (row["launch"] or {}).get("env") or {}
+        launch = row["launch"] or {}
+        env = launch.get("env") or {}
         if "MARATHON_APP_VERSION" in env:
-            return list(row["ports"] or []), str(env["MARATHON_APP_VERSION"])
+            ports = list(row["ports"] or [])
+            return _TaskFacts(ports, str(env["MARATHON_APP_VERSION"]), launch["health_checks"])
     rec = master.services.services.get(job)
-    return [], rec.config_version if rec is not None else ""
+    return _TaskFacts([], rec.config_version if rec is not None else "", [])
+
+
+def _task_events(
+    master: Master, ev: Mapping[str, Any], base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A task's new state: a status update and an instance change, and, for a task killed for
+    failing its health checks, Marathon's event of that kill."""
+    job, task_id, state = ev["job"], ev["task_id"], ev["state"]
+    agent = master.state.agents.get(ev.get("agent_id") or "")
+    host = agent.hostname if agent is not None else ""
+    facts = _task_facts(master, task_id, job)
+    out = [
+        {
+            **base,
+            "eventType": "status_update_event",
+            "slaveId": ev.get("agent_id"),
+            "taskId": task_id,
+            "taskStatus": f"TASK_{state}",
+            "message": ev.get("reason") or "",
+            "appId": job,
+            "host": host,
+            "ipAddresses": [],
+            "ports": facts.ports,
+            "version": facts.version,
+        },
+        {
+            **base,
+            "eventType": "instance_changed_event",
+            "instanceId": task_id,
+            "slaveId": ev.get("agent_id"),
+            "condition": CONDITIONS.get(state, state),
+            "host": host,
+            "runSpecId": job,
+            "runSpecVersion": facts.version,
+        },
+    ]
+    if state == "KILLED" and is_unhealthy_kill(ev.get("reason") or ""):
+        out.append(
+            {
+                **base,
+                "eventType": "unhealthy_instance_kill_event",
+                "appId": job,
+                "taskId": task_id,
+                "instanceId": task_id,
+                "version": facts.version,
+                "reason": ev["reason"],
+                "host": host,
+                "slaveId": ev.get("agent_id"),
+            }
+        )
+    return out
+
+
+def _check_failed(master: Master, ev: Mapping[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """One failed health check of a task, with the check as the app defines it."""
+    facts = _task_facts(master, ev["task_id"], ev["job"])
+    index = (ev.get("data") or {}).get("check", 0)
+    check = facts.checks[index] if index < len(facts.checks) else None
+    return {
+        **base,
+        "eventType": "failed_health_check_event",
+        "appId": ev["job"],
+        "taskId": ev["task_id"],
+        "instanceId": ev["task_id"],
+        "version": facts.version,
+        "healthCheck": None
+        if check is None
+        else health_check_json(HealthCheckSpec.model_validate(check)),
+    }
 
 
 def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -64,36 +147,11 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
     data: Mapping[str, Any] = ev.get("data") or {}
     base = {"timestamp": stamp}
     if kind == "task_state" and job.startswith("/") and ev.get("state") != "PENDING":
-        agent = master.state.agents.get(ev.get("agent_id") or "")
-        host = agent.hostname if agent is not None else ""
-        ports, version = _task_facts(master, ev["task_id"], job)
-        return [
-            {
-                **base,
-                "eventType": "status_update_event",
-                "slaveId": ev.get("agent_id"),
-                "taskId": ev["task_id"],
-                "taskStatus": f"TASK_{ev['state']}",
-                "message": ev.get("reason") or "",
-                "appId": job,
-                "host": host,
-                "ipAddresses": [],
-                "ports": ports,
-                "version": version,
-            },
-            {
-                **base,
-                "eventType": "instance_changed_event",
-                "instanceId": ev["task_id"],
-                "slaveId": ev.get("agent_id"),
-                "condition": CONDITIONS.get(ev["state"], ev["state"]),
-                "host": host,
-                "runSpecId": job,
-                "runSpecVersion": version,
-            },
-        ]
+        return _task_events(master, ev, base)
+    if kind == "task_check_failed" and job.startswith("/"):
+        return [_check_failed(master, ev, base)]
     if kind == "task_health":
-        _, version = _task_facts(master, ev["task_id"], job)
+        version = _task_facts(master, ev["task_id"], job).version
         return [
             {
                 **base,

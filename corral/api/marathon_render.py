@@ -10,6 +10,7 @@ from corral.master.master import Master
 from corral.master.records import LiveTask
 from corral.master.service_tasks import DeploymentRecord, ServiceRecord, version_of
 from corral.spec.marathon import app_status, service_ports, spec_to_app, task_failure
+from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
 
 
@@ -64,7 +65,13 @@ def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, A
         "slaveId": task.agent_id,
         "ipAddresses": [],
     }
-    if task.healthy is not None:
+    if task.checks is not None:
+        doc["healthCheckResults"] = [
+            _check_result(task.id, status) for status in task.checks if status.alive is not None
+        ]
+    elif task.healthy is not None:
+        # Records come with the agent's next report (this master started since the last):
+        # meanwhile, the verdict the store kept.
         doc["healthCheckResults"] = [
             {
                 "alive": task.healthy,
@@ -78,6 +85,24 @@ def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, A
             }
         ]
     return doc
+
+
+def _check_result(task_id: str, status: HealthCheckStatus) -> dict[str, Any]:
+    """One of a task's ``healthCheckResults``: a health check's record, times as Marathon's."""
+
+    def when(t: float | None) -> str | None:
+        return None if t is None else version_of(t)
+
+    return {
+        "alive": status.alive,
+        "consecutiveFailures": status.consecutive_failures,
+        "firstSuccess": when(status.first_success),
+        "lastFailure": when(status.last_failure),
+        "lastSuccess": when(status.last_success),
+        "lastFailureCause": status.last_failure_cause,
+        "taskId": task_id,
+        "instanceId": task_id,
+    }
 
 
 def wants_text(accept: str | None) -> bool:

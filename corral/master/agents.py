@@ -199,6 +199,8 @@ class AgentOps:
                         ch.tx.update_task(task.id, ports=update.ports)
                 if update.healthy is not None and ch.state_of(task) is TaskState.RUNNING:
                     self.state.set_health(ch, task, update.healthy, update.reason, update.time)
+                if update.checks is not None and ch.state_of(task) is TaskState.RUNNING:
+                    self.state.set_checks(ch, task, update.checks)
             ch.tx.set_agent_seq(agent.id, fresh[-1].seq)
         agent.last_seq = fresh[-1].seq
         for task_id in unwanted:

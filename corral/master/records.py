@@ -14,6 +14,7 @@ from typing import Any
 
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy
 from corral.spec.docker import PRIVILEGED_PARAMETERS
+from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, TaskState
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
@@ -52,6 +53,9 @@ class LiveTask:
     not_before: float | None = None
     kill_requested: bool = False
     healthy: bool | None = None  # the last health check's verdict (None: none yet, no checks)
+    # Each health check's record as the agent last reported it; kept in memory only, as
+    # Marathon keeps them (None: none reported since this master started).
+    checks: list[HealthCheckStatus] | None = None
     created_at: float = 0.0
     started_at: float | None = None  # when it became RUNNING
     waiting: str = ""  # why it is not placed yet, from the last plan

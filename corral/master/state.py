@@ -20,6 +20,7 @@ from corral.master.retry import retry_delay, should_retry
 from corral.master.work import retry_row
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
+from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, RunState, TaskState
 from corral.store.store import Store, Tx
 
@@ -37,6 +38,8 @@ class Change:
         self.reschedule = False  # set when the change may let pending work be placed
         # The state each task changed here will have once committed (memory lags until then).
         self.states: dict[str, TaskState] = {}
+        # Health check records reported here, per task (memory lags until the commit too).
+        self.checks: dict[str, list[HealthCheckStatus]] = {}
 
     def state_of(self, task: LiveTask) -> TaskState:
         """The task's state as of this change."""
@@ -203,6 +206,29 @@ class ClusterState:
         ch.after(lambda: setattr(task, "healthy", healthy))
         for hook in self.task_changed:
             hook(ch, task, ch.state_of(task), reason, when)
+
+    def set_checks(self, ch: Change, task: LiveTask, checks: list[HealthCheckStatus]) -> None:
+        """Keep the records of a task's health checks; a check failing now with a failure the
+        last records did not show is a ``task_check_failed`` event at the failure's time
+        (``data``: the check's index and its failures in a row)."""
+        before = ch.checks.get(task.id, task.checks or [])
+        ch.checks[task.id] = checks
+        for i, status in enumerate(checks):
+            seen = before[i].last_failure if i < len(before) else None
+            if status.alive is not False or status.last_failure in (None, seen):
+                continue
+            ch.tx.add_event(
+                time=status.last_failure,
+                type="task_check_failed",
+                job=task.job,
+                run=task.run,
+                task_id=task.id,
+                agent_id=task.agent_id,
+                state=ch.state_of(task).value,
+                reason=status.last_failure_cause or "",
+                data={"check": i, "failures": status.consecutive_failures},
+            )
+        ch.after(lambda: setattr(task, "checks", list(checks)))
 
     def _mark_run_running(self, ch: Change, task: LiveTask, when: float) -> None:
         key = (task.job, task.run)

@@ -24,7 +24,13 @@ from typing import Any
 from corral.spec.marathon_apps import app_to_spec
 from corral.spec.marathon_errors import MarathonInvalid, error_body
 from corral.spec.marathon_groups import group_to_specs, specs_to_group
-from corral.spec.marathon_render import app_status, service_ports, spec_to_app, task_failure
+from corral.spec.marathon_render import (
+    app_status,
+    health_check_json,
+    service_ports,
+    spec_to_app,
+    task_failure,
+)
 from corral.spec.services import ServiceSpec
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "app_to_spec",
     "error_body",
     "group_to_specs",
+    "health_check_json",
     "keep_native_fields",
     "merge_app",
     "service_ports",

@@ -63,7 +63,7 @@ def spec_to_app(spec: ServiceSpec, *, version: str, config_version: str) -> JSON
         "backoffFactor": spec.backoff.factor,
         "maxLaunchDelaySeconds": number(spec.backoff.max_launch_delay),
         "container": _container(spec),
-        "healthChecks": [_health_check(h) for h in spec.health_checks],
+        "healthChecks": [health_check_json(h) for h in spec.health_checks],
         "readinessChecks": [],
         "dependencies": list(spec.dependencies),
         "upgradeStrategy": {
@@ -135,7 +135,8 @@ def _container(spec: ServiceSpec) -> JSON | None:
     return out
 
 
-def _health_check(h: HealthCheckSpec) -> JSON:
+def health_check_json(h: HealthCheckSpec) -> JSON:
+    """One of an app's ``healthChecks`` as Marathon writes it."""
     # Only a check Mesos runs waits before its first run: a network check with a delay was
     # posted as MESOS_<protocol>, and is written back so.
     mesos = h.protocol != "COMMAND" and h.delay > 0

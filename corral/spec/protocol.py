@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from corral.spec.docker import DockerSpec
-from corral.spec.services import HealthCheckSpec
+from corral.spec.services import HealthCheckSpec, HealthCheckStatus
 from corral.spec.states import TaskState
 
 # The reason an agent gives for the tasks it stops on its way down: not the tasks' fault, so a
@@ -45,6 +45,8 @@ class StatusUpdate(BaseModel):
     ports: list[int] | None = None  # host ports given to the task, with RUNNING
     # With RUNNING: the task's health after a check changed it (None: no news of health).
     healthy: bool | None = None
+    # With RUNNING: every health check's record, after one changed (None: no news of them).
+    checks: list[HealthCheckStatus] | None = None
 
 
 class Updates(BaseModel):

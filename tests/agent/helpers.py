@@ -13,6 +13,7 @@ from typing import Any
 from corral.agent.executors.base import Executor
 from corral.agent.runtime import Agent, AgentConfig
 from corral.spec.protocol import AgentResources, StatusUpdate, TaskLaunch
+from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
 
 DEADLINE = 20.0  # seconds; generous: a test that needs it has hung
@@ -75,9 +76,10 @@ class RecordingAgent(Agent):
         exit_code: int | None = None,
         ports: list[int] | None = None,
         healthy: bool | None = None,
+        checks: list[HealthCheckStatus] | None = None,
     ) -> None:
         """Report as the agent does, and keep the update for the test."""
-        await super().report(task_id, state, reason, exit_code, ports, healthy)
+        await super().report(task_id, state, reason, exit_code, ports, healthy, checks)
         self.updates.append(self.journal.unacked()[-1])
         self._changed.set()
 

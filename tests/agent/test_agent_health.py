@@ -126,6 +126,14 @@ def test_a_task_failing_http_checks_is_reported_unhealthy_then_killed(tmp_path: 
                 (True, f"HTTP 200 from {served}"),
                 (False, f"HTTP 500 from {served}"),
             ]
+            # Each failure reaches the master with the check's record.
+            failing = [
+                u.checks[0]
+                for u in agent.of(task.task_id)
+                if u.checks and u.checks[0].alive is False
+            ]
+            assert [c.consecutive_failures for c in failing] == [1, 2, 3]
+            assert failing[-1].last_failure_cause == f"HTTP 500 from {served}"
             assert ended.state is TaskState.KILLED
             reason = f"failed 3 health checks in a row: HTTP 500 from {served}"
             assert ended.reason == f"{reason} (killed (SIGTERM))"

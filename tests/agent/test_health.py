@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from corral.agent.health import HealthMonitor, failed_reason
+from corral.agent.health import REFRESH, HealthMonitor, HealthReport
 from corral.agent.probes import CheckResult
-from corral.spec.services import HealthCheckSpec
+from corral.spec.services import HealthCheckSpec, HealthCheckStatus, unhealthy_reason
 
 OK = CheckResult(True, "HTTP 200 from :31005/")
 BAD = CheckResult(False, "HTTP 500 from :31005/")
@@ -71,7 +71,7 @@ class Scenario:
     ) -> None:
         self.time = VirtualTime()
         self.probes: list[tuple[float, int]] = []  # when, which check
-        self.verdicts: list[tuple[float, bool, str]] = []
+        self.reports: list[tuple[float, HealthReport]] = []
         self.failed: list[tuple[float, str]] = []
         scripts = {id(spec): iter(script) for spec, script in zip(checks, results, strict=True)}
         index = {id(spec): i for i, spec in enumerate(checks)}
@@ -80,8 +80,8 @@ class Scenario:
             self.probes.append((self.time.now, index[id(spec)]))
             return next(scripts[id(spec)], OK)
 
-        async def on_verdict(healthy: bool, message: str) -> None:
-            self.verdicts.append((self.time.now, healthy, message))
+        async def on_report(report: HealthReport) -> None:
+            self.reports.append((self.time.now, report))
 
         async def on_failed(reason: str) -> None:
             self.failed.append((self.time.now, reason))
@@ -89,12 +89,18 @@ class Scenario:
         self.monitor = HealthMonitor(
             checks,
             probe,
-            on_verdict=on_verdict,
+            on_report=on_report,
             on_failed=on_failed,
             started=started,
             clock=self.time.clock,
             sleep=self.time.sleep,
+            wall=self.time.clock,
         )
+
+    @property
+    def verdicts(self) -> list[tuple[float, bool, str]]:
+        """The verdicts told, each when it changed."""
+        return [(at, r.healthy, r.message) for at, r in self.reports if r.healthy is not None]
 
     async def run(self, until: float) -> None:
         """Start the monitor and let ``until`` virtual seconds pass."""
@@ -133,7 +139,7 @@ def test_the_verdict_is_told_only_when_it_changes_the_first_one_included() -> No
 def test_failures_in_a_row_reaching_the_maximum_kill_and_a_success_resets_the_count() -> None:
     script = [BAD, BAD, OK, BAD, BAD, BAD, OK]
     s = run_scenario([check(max_consecutive_failures=3)], [script], until=10)
-    assert s.failed == [(5, failed_reason(3, BAD.message))]
+    assert s.failed == [(5, unhealthy_reason(3, BAD.message))]
     assert s.failed[0][1] == "failed 3 health checks in a row: HTTP 500 from :31005/"
     assert [at for at, _ in s.probes] == [0, 1, 2, 3, 4, 5]  # none after the kill
 
@@ -141,21 +147,21 @@ def test_failures_in_a_row_reaching_the_maximum_kill_and_a_success_resets_the_co
 def test_failures_within_the_grace_period_neither_count_nor_tell() -> None:
     s = run_scenario([check(grace_period=3.5, max_consecutive_failures=2)], [[BAD] * 10], until=10)
     assert s.verdicts == [(4, False, BAD.message)]
-    assert s.failed == [(5, failed_reason(2, BAD.message))]
+    assert s.failed == [(5, unhealthy_reason(2, BAD.message))]
 
 
 def test_the_grace_period_ends_at_the_first_success() -> None:
     script = [OK, BAD, BAD]
     s = run_scenario([check(grace_period=100, max_consecutive_failures=2)], [script], until=5)
     assert s.verdicts == [(0, True, OK.message), (1, False, BAD.message)]
-    assert s.failed == [(2, failed_reason(2, BAD.message))]
+    assert s.failed == [(2, unhealthy_reason(2, BAD.message))]
 
 
 def test_the_grace_period_counts_from_the_tasks_start_not_the_monitors() -> None:
     # A recovered task, RUNNING for 9.5 s already: its grace period of 10 s ends at 0.5.
     spec = check(grace_period=10, max_consecutive_failures=1)
     s = run_scenario([spec], [[BAD] * 5], until=3, started=-9.5)
-    assert s.failed == [(1, failed_reason(1, BAD.message))]
+    assert s.failed == [(1, unhealthy_reason(1, BAD.message))]
 
 
 def test_several_checks_are_healthy_only_when_all_are() -> None:
@@ -169,20 +175,20 @@ def test_several_checks_are_healthy_only_when_all_are() -> None:
 
 
 def test_a_check_that_raises_counts_as_a_failure() -> None:
-    async def main() -> list[tuple[bool, str]]:
-        told: list[tuple[bool, str]] = []
+    async def main() -> list[tuple[bool | None, str]]:
+        told: list[tuple[bool | None, str]] = []
 
         async def probe(spec: HealthCheckSpec) -> CheckResult:
             raise RuntimeError("boom")
 
-        async def on_verdict(healthy: bool, message: str) -> None:
-            told.append((healthy, message))
+        async def on_report(report: HealthReport) -> None:
+            told.append((report.healthy, report.message))
 
         time = VirtualTime()
         monitor = HealthMonitor(
             [check()],
             probe,
-            on_verdict=on_verdict,
+            on_report=on_report,
             on_failed=lambda reason: asyncio.sleep(0),
             clock=time.clock,
             sleep=time.sleep,
@@ -228,7 +234,7 @@ def test_a_kill_asked_from_the_kill_callback_stops_the_other_checks() -> None:
         monitor = HealthMonitor(
             [check(max_consecutive_failures=1), check(max_consecutive_failures=0, delay=0.5)],
             probe,
-            on_verdict=lambda healthy, message: asyncio.sleep(0),
+            on_report=lambda report: asyncio.sleep(0),
             on_failed=on_failed,
             clock=time.clock,
             sleep=time.sleep,
@@ -246,4 +252,36 @@ def test_a_kill_asked_from_the_kill_callback_stops_the_other_checks() -> None:
     [(1, "failed 1 health check in a row: x"), (3, "failed 3 health checks in a row: x")],
 )
 def test_the_kill_reason_counts_the_failures(count: int, reason: str) -> None:
-    assert failed_reason(count, "x") == reason
+    assert unhealthy_reason(count, "x") == reason
+
+
+def test_each_check_keeps_its_record_of_successes_and_failures() -> None:
+    s = run_scenario([check(), check(protocol="TCP")], [[OK, BAD, BAD, OK], []], until=3)
+    records = [(at, r.checks[0]) for at, r in s.reports]
+    assert records[-2] == (
+        2,
+        HealthCheckStatus(
+            alive=False,
+            consecutive_failures=2,
+            first_success=0,
+            last_success=0,
+            last_failure=2,
+            last_failure_cause=BAD.message,
+        ),
+    )
+    assert records[-1][1].alive is True and records[-1][1].consecutive_failures == 0
+    assert (records[-1][1].last_success, records[-1][1].last_failure) == (3, 2)
+    assert all(len(r.checks) == 2 for _, r in s.reports)  # every check, in order
+
+
+def test_failures_are_reported_each_and_passing_checks_every_refresh() -> None:
+    script = [OK] * 20 + [BAD, BAD] + [OK] * 20
+    s = run_scenario([check(interval=10)], [script], until=350)
+    told = [at for at, _ in s.reports]
+    assert REFRESH == 60
+    assert told == [0, 60, 120, 180, 200, 210, 220, 280, 340]
+
+
+def test_failures_within_the_grace_period_are_not_recorded() -> None:
+    s = run_scenario([check(grace_period=2.5)], [[BAD, BAD, BAD, OK]], until=3)
+    assert [(at, r.checks[0].last_failure) for at, r in s.reports] == [(3, None)]
