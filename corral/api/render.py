@@ -151,11 +151,10 @@ def remaining(spec: JobSpec, row: Row) -> int | None:
     count = parse_schedule(spec.schedule, spec.timezone).count
     if count is None:
         return None
-    index = row["next_index"]
-    if index is None:
+    if row["next_index"] is None:
         return 0  # nothing was ever due: the schedule was over when the job was defined
     # next_index is the firing to handle next, or the last one handled once nothing is due.
-    return max(0, count - index - (row["next_due"] is None))
+    return max(0, count - int(row["next_index"]) - (row["next_due"] is None))
 
 
 def skip_view(event: Row | None) -> SkipView | None:

@@ -111,6 +111,9 @@ def start_run(
     """Start a new run of a job now (exit status with --wait as for `corral run`)."""
     with connect(ctx) as client:
         run = client.start_run(name, arguments or [])
+        disabled = client.job(name).spec.disabled
+    if disabled and not as_json:
+        say(f"{name} is disabled: this run is started by hand; its schedule still fires nothing")
     if wait:
         wait_and_exit(ctx, name, run.number, as_json)
     elif as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from datetime import UTC
 
 from rich.table import Table
 
@@ -11,9 +12,11 @@ from corral.spec.jobs import JobSpec
 from corral.spec.sweeps import sweep_size
 from corral.spec.views import (
     AgentView,
+    FiringView,
     JobView,
     ResourcesView,
     RunView,
+    SkipView,
     TaskEventView,
     TaskView,
 )
@@ -134,10 +137,42 @@ def job_fields(job: JobView) -> Table:
             ("max runtime", f"{t.max_runtime:g}s" if t.max_runtime else None),
             ("workdir", t.workdir),
             ("env", " ".join(f"{k}={v}" for k, v in t.env.items())),
+            ("schedule", schedule_text(job)),
+            ("next firings", "\n".join(firing_text(f, spec.timezone) for f in job.upcoming)),
+            ("last skipped", None if job.last_skip is None else skip_text(job.last_skip)),
             ("created", when(job.created_at)),
             ("updated", when(job.updated_at)),
         ]
     )
+
+
+def schedule_text(job: JobView) -> str | None:
+    """The schedule with its zone, what is left of it, and whether it is switched off."""
+    spec = job.spec
+    if spec.schedule is None:
+        return None
+    text = f"{spec.schedule} ({spec.timezone})"
+    if job.remaining is not None:
+        text += f", {job.remaining} firing{'s' * (job.remaining != 1)} left"
+    if spec.disabled:
+        text += "; disabled: it fires nothing, `corral job run` still starts a run"
+    return text
+
+
+def firing_text(firing: FiringView, zone: str) -> str:
+    """One upcoming firing in the job's zone and in UTC, so DST questions answer themselves."""
+    local = firing.local.strftime("%Y-%m-%d %H:%M:%S %z")
+    return f"{local} {zone}  =  {firing.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def skip_text(skip: SkipView) -> str:
+    """How many firings were not run, which, and why."""
+    span = ""
+    if skip.first is not None and skip.last is not None:
+        first, last = (f"{t.astimezone(UTC):%Y-%m-%d %H:%M:%S}" for t in (skip.first, skip.last))
+        span = f" at {first} UTC" if first == last else f" from {first} to {last} UTC"
+    n = "firings" if skip.count is None else f"{skip.count} firing{'s' * (skip.count != 1)}"
+    return f"{n}{span}: {skip.reason}"
 
 
 def _sweep(spec: JobSpec) -> str:

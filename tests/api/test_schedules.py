@@ -42,6 +42,14 @@ def skips(master: Master, name: str) -> list[dict[str, Any]]:
     ]
 
 
+def dashboard(api: TestClient, token: str, path: str) -> str:
+    """A dashboard page, signed in as the dashboard is: with the token cookie."""
+    api.cookies.set("corral_token", token)
+    r = api.get(path)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
 @pytest.fixture
 def clock(master: Master) -> FixedClock:
     c = master.state.clock
@@ -244,3 +252,34 @@ def test_run_now_appends_arguments_to_the_command(api: TestClient) -> None:
     r = api.post("/api/v1/jobs/echoer/runs", params={"arguments": ["b", "c d"]})
     assert r.status_code == 201
     assert api.get("/api/v1/tasks/echoer.2.0.0").json()["command"] == ["echo", "a", "b", "c d"]
+
+
+def test_one_job_lists_its_next_firings_in_its_zone_and_utc_in_the_api_and_the_dashboard(
+    api: TestClient, master: Master, clock: FixedClock, token: str
+) -> None:
+    clock.t = at("2026-03-27T12:00:00+00:00")
+    spec = job("raw", schedule="R/2026-03-28T02:30/P1D", timezone="Europe/Berlin")
+    api.post("/api/v1/jobs", json=spec)
+    view = api.get("/api/v1/jobs/raw", params={"upcoming": 3}).json()
+    # 02:30 does not exist in Berlin on 29 March: that firing is at 03:30 summer time.
+    assert [(f["local"], f["at"]) for f in view["upcoming"]] == [
+        ("2026-03-28T02:30:00+01:00", "2026-03-28T01:30:00Z"),
+        ("2026-03-29T03:30:00+02:00", "2026-03-29T01:30:00Z"),
+        ("2026-03-30T02:30:00+02:00", "2026-03-30T00:30:00Z"),
+    ]
+    assert len(api.get("/api/v1/jobs/raw").json()["upcoming"]) == 5
+    assert api.get("/api/v1/jobs").json()[0]["upcoming"] == []  # lists stay cheap
+    assert api.get("/api/v1/jobs/raw", params={"upcoming": 101}).status_code == 422
+    page = dashboard(api, token, "/ui/jobs/raw")
+    assert "2026-03-29 03:30:00 +0200 Europe/Berlin" in page
+    assert "= 2026-03-29 01:30:00 UTC" in page
+
+
+def test_the_dashboard_shows_the_newest_skip_record_of_a_job(
+    api: TestClient, master: Master, clock: FixedClock, token: str
+) -> None:
+    clock.t = at("2027-03-01T12:05:00+00:00")
+    api.post("/api/v1/jobs", json=job("stale", schedule="R1/2027-03-01T12:00:00Z/PT10M"))
+    page = dashboard(api, token, "/ui/jobs/stale")
+    assert "1 firing <span" in page and "at 2027-03-01 12:00:00 UTC" in page
+    assert "due 300s before the job was defined, more than epsilon 60s" in page

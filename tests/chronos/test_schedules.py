@@ -40,7 +40,8 @@ def post(api: TestClient, body: dict[str, Any]) -> None:
 
 
 def listed(api: TestClient, name: str) -> dict[str, Any]:
-    [job] = [j for j in api.get("/scheduler/jobs").json() if j["name"] == name]
+    jobs: list[dict[str, Any]] = api.get("/scheduler/jobs").json()
+    [job] = [j for j in jobs if j["name"] == name]
     return job
 
 
