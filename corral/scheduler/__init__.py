@@ -5,13 +5,17 @@ Standard library only, no I/O, no clock, no randomness; see README.md for the pi
 
 from corral.scheduler.model import (
     AgentSnapshot,
+    Code,
     Constraint,
     Operator,
     PlacedTask,
     Placement,
     Plan,
+    Preemption,
     Resources,
     Snapshot,
+    Status,
+    Stop,
     Strategy,
     TaskRequest,
 )
@@ -19,13 +23,17 @@ from corral.scheduler.planner import plan, plan_exhaustive
 
 __all__ = [
     "AgentSnapshot",
+    "Code",
     "Constraint",
     "Operator",
     "PlacedTask",
     "Placement",
     "Plan",
+    "Preemption",
     "Resources",
     "Snapshot",
+    "Status",
+    "Stop",
     "Strategy",
     "TaskRequest",
     "plan",

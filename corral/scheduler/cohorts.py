@@ -5,10 +5,10 @@
   statically feasible agents and the same score on each agent, whatever job they belong to, so
   constraints are compiled, static checks run and candidates ranked once per shape (many
   one-task jobs share a few shapes).
-- A **cohort** is the tasks of one group and owner with one shape: the instances of a service,
-  the tasks of a job array. Only id, priority and order tell them apart, and those matter for
-  ordering, not placement. Group constraints (UNIQUE, MAX_PER, CLUSTER, GROUP_BY) and quotas
-  are checked per cohort.
+- A **cohort** is the tasks of one group, owner and gang with one shape: the instances of a
+  service, the tasks of a job array. Only id, priority and order tell them apart, and those
+  matter for ordering, not placement. Group constraints (UNIQUE, MAX_PER, CLUSTER, GROUP_BY)
+  and quotas are checked per cohort.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from corral.scheduler.feasibility import (
-    FITS,
     InvalidConstraint,
     Rule,
-    Status,
     check_counted_rule,
     check_group_by,
     check_host_ports,
@@ -31,7 +29,16 @@ from corral.scheduler.feasibility import (
     group_by_floor,
     invalid_host_ports,
 )
-from corral.scheduler.model import Constraint, Operator, Resources, Strategy, TaskRequest
+from corral.scheduler.model import (
+    FITS,
+    Code,
+    Constraint,
+    Operator,
+    Resources,
+    Status,
+    Strategy,
+    TaskRequest,
+)
 from corral.scheduler.state import AgentState, PlanState
 
 ShapeKey = tuple[
@@ -39,7 +46,7 @@ ShapeKey = tuple[
 ]
 # What the static checks read of a task: driver, constraints, host paths, privileged.
 StaticKey = tuple[str, tuple[Constraint, ...], tuple[str, ...], bool]
-CohortKey = tuple[str, str, ShapeKey]
+CohortKey = tuple[str, str, str | None, ShapeKey]  # group, owner, gang, shape
 
 
 @dataclass(slots=True, eq=False)
@@ -59,6 +66,7 @@ class Tally:
     counts: dict[str, int]  # reason -> agents refusing for it
     fitting: dict[int, None]  # ranks whose status is FITS (a dict: ordered, unlike a set)
     synced: int  # how much of PlanState.changed the statuses reflect
+    soft: int = 0  # agents refusing with UNSCHEDULABLE: the task may fit there later
 
 
 @dataclass(slots=True, eq=False)
@@ -85,7 +93,7 @@ class Shape:
 
 @dataclass(slots=True, eq=False)
 class Cohort:
-    """The pending tasks of one group and owner that share a shape."""
+    """The pending tasks of one group, owner and gang that share a shape."""
 
     task: TaskRequest  # the first member; the others differ only in id, priority and order
     shape: Shape
@@ -95,7 +103,7 @@ class Cohort:
     spreads: tuple[tuple[Rule, dict[str, int], tuple[str, ...]], ...]
     remaining: int = 0  # members not decided yet
     own: Ranking | None = None  # a private ranking, once group rules block many candidates
-    failure: str | None = None  # why the last member could not be placed
+    failure: Status | None = None  # why the last member could not be placed
     failed_at: int = 0  # the group's placement count when that happened
 
     @property
@@ -123,29 +131,34 @@ def shape_key(task: TaskRequest) -> ShapeKey:
 
 def build_cohorts(
     pending: Sequence[TaskRequest], state: PlanState, placed_ids: dict[str, str]
-) -> tuple[dict[str, Cohort], dict[str, str]]:
+) -> tuple[dict[str, Cohort], dict[str, Status]]:
     """Sort pending tasks into cohorts; reject those that can never be placed, with a reason.
 
-    Returns the cohort of each accepted task id, and a reason per rejected task id.
+    Returns the cohort of each accepted task id, and a status per rejected task id (always
+    UNRESOLVABLE: waiting will not mend a malformed request).
     ``placed_ids`` maps the ids of tasks already placed to their agent. Raises ``ValueError``
     when a task id is pending twice: that is a bug of the caller, not a reason to wait.
     """
     shapes = _Shapes(state)
-    by_key: dict[CohortKey, Cohort | str] = {}
+    by_key: dict[CohortKey, Cohort | Status] = {}
     cohorts: dict[str, Cohort] = {}
-    rejected: dict[str, str] = {}
+    rejected: dict[str, Status] = {}
     for task in pending:
         if task.id in cohorts or task.id in rejected:
             raise ValueError(f"task id {task.id!r} is pending twice")
         if task.id in placed_ids:
-            rejected[task.id] = f"already placed on agent {placed_ids[task.id]}"
+            rejected[task.id] = Status(
+                Code.UNRESOLVABLE, f"already placed on agent {placed_ids[task.id]}"
+            )
             continue
-        key = (task.group, task.owner, shape_key(task))
+        key = (task.group, task.owner, task.gang, shape_key(task))
         cohort = by_key.get(key)
         if cohort is None:
             shape = shapes.get(task)
-            cohort = by_key[key] = shape if isinstance(shape, str) else _cohort(task, shape, state)
-        if isinstance(cohort, str):
+            cohort = by_key[key] = (
+                shape if isinstance(shape, Status) else _cohort(task, shape, state)
+            )
+        if isinstance(cohort, Status):
             rejected[task.id] = cohort
         else:
             cohort.remaining += 1
@@ -159,10 +172,10 @@ class _Shapes:
     def __init__(self, state: PlanState) -> None:
         self._state = state
         self._start_free = [a.agent.total - a.agent.used for a in state.agents]
-        self._shapes: dict[ShapeKey, Shape | str] = {}
+        self._shapes: dict[ShapeKey, Shape | Status] = {}
         self._static: dict[StaticKey, list[Status]] = {}
 
-    def get(self, task: TaskRequest) -> Shape | str:
+    def get(self, task: TaskRequest) -> Shape | Status:
         """The shape of ``task``, or why no task of that shape can ever be placed."""
         key = shape_key(task)
         shape = self._shapes.get(key)
@@ -170,17 +183,17 @@ class _Shapes:
             shape = self._shapes[key] = self._new(task)
         return shape
 
-    def _new(self, task: TaskRequest) -> Shape | str:
+    def _new(self, task: TaskRequest) -> Shape | Status:
         request = task.resources
         if min(request.millicpus, request.mem, request.disk, request.gpus) < 0:
-            return "invalid request: negative resources"
+            return Status(Code.UNRESOLVABLE, "invalid request: negative resources")
         ports = task.host_ports
         if ports and (invalid := invalid_host_ports(ports)) is not None:
-            return invalid
+            return Status(Code.UNRESOLVABLE, invalid)
         try:
             rules = compile_rules(task.constraints)
         except InvalidConstraint as e:
-            return str(e)
+            return Status(Code.UNRESOLVABLE, str(e))
         static_key = (task.driver, task.constraints, task.host_paths, task.privileged)
         static = self._static.get(static_key)
         if static is None:

@@ -17,37 +17,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
-from enum import StrEnum
 
-from corral.scheduler.model import AgentSnapshot, Constraint, Operator, Resources, TaskRequest
+from corral.scheduler.model import (
+    FITS,
+    AgentSnapshot,
+    Code,
+    Constraint,
+    Operator,
+    Resources,
+    Status,
+    TaskRequest,
+)
 
 HOSTNAME = "hostname"
 AGENT_ID_FIELDS = ("agent", "id")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
-class Code(StrEnum):
-    """The outcome of a check, after the Kubernetes scheduler framework's codes."""
-
-    FITS = "fits"  # the task may run here
-    UNSCHEDULABLE = "unschedulable"  # not now: may fit once work on the agent finishes
-    UNRESOLVABLE = "unresolvable"  # never, whatever runs there: driver, attribute, draining
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """The answer of a check: a code and, unless it fits, a fixed reason."""
-
-    code: Code
-    reason: str = ""
-
-    @property
-    def fits(self) -> bool:
-        """True when the check passed."""
-        return self.code is Code.FITS
-
-
-FITS = Status(Code.FITS)
 NOT_SCHEDULABLE = Status(Code.UNRESOLVABLE, "not schedulable")
 INSUFFICIENT_CPUS = Status(Code.UNSCHEDULABLE, "insufficient cpus")
 INSUFFICIENT_MEM = Status(Code.UNSCHEDULABLE, "insufficient mem")

@@ -8,32 +8,34 @@
 
 Host ports: ``h.add_agent("a", ports_used=[8080])``, ``h.add_task("web", host_ports=[8080])``;
 ``h.add_placed("old", "a", host_ports=[8080])`` marks the port used on "a" like its resources.
+All-or-nothing: ``h.add_tasks(3, group="mpi", gang="mpi")``. Preemption: ``h.add_placed("low",
+"a", priority=1)``, ``h.add_task("urgent", priority=10)``, then ``p.preemptions``.
 
-:func:`check_plan` states the invariants every plan must keep; the property tests and the
-benchmark run it on whatever they generate.
+:func:`check_plan` (invariants.py) states the invariants every plan must keep; the property
+tests and the benchmark run it on whatever they generate.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from corral.scheduler.cohorts import shape_key
-from corral.scheduler.feasibility import check_privilege, check_volumes, field_value
+from corral.scheduler.invariants import check_plan
 from corral.scheduler.model import (
     AgentSnapshot,
     Constraint,
-    Operator,
     PlacedTask,
     Plan,
     Resources,
     Snapshot,
+    Status,
     Strategy,
     TaskRequest,
 )
 from corral.scheduler.planner import plan
+
+__all__ = ["Harness", "check_plan", "first_refusals", "res", "where"]
 
 NOTHING = Resources()
 
@@ -150,11 +152,12 @@ class Harness:
         priority: int = 0,
         order: int | None = None,
         host_ports: Iterable[int] = (),
+        gang: str | None = None,
     ) -> TaskRequest:
         """Add a pending task; ``order`` defaults to the order tasks were added in.
 
         ``host_ports``: the exact host ports it needs (a required service port, a fixed
-        docker ``hostPort``).
+        docker ``hostPort``). ``gang``: the all-or-nothing group it belongs to.
         """
         task = TaskRequest(
             id=id,
@@ -167,6 +170,7 @@ class Harness:
             priority=priority,
             order=len(self.pending) if order is None else order,
             host_ports=tuple(host_ports),
+            gang=gang,
         )
         self.pending.append(task)
         return task
@@ -185,6 +189,7 @@ class Harness:
         owner: str = "",
         priority: int = 0,
         host_ports: Iterable[int] = (),
+        gang: str | None = None,
     ) -> list[TaskRequest]:
         """Add ``n`` alike tasks of one group, named ``<group>-0``, ``<group>-1``…"""
         ports = tuple(host_ports)
@@ -201,6 +206,7 @@ class Harness:
                 owner=owner,
                 priority=priority,
                 host_ports=ports,
+                gang=gang,
             )
             for i in range(n)
         ]
@@ -215,9 +221,10 @@ class Harness:
         cpus: float = 1,
         mem: int = 128,
         host_ports: Iterable[int] = (),
+        priority: int = 0,
     ) -> PlacedTask:
         """Add a task already running on an agent; its resources and host ports count as used."""
-        task = PlacedTask(task_id, group, agent_id, owner, res(cpus, mem))
+        task = PlacedTask(task_id, group, agent_id, owner, res(cpus, mem), priority)
         ports = frozenset(host_ports)
         self.placed.append(task)
         for i, agent in enumerate(self.agents):
@@ -250,8 +257,8 @@ def where(result: Plan) -> dict[str, str]:
     return {p.task_id: p.agent_id for p in result.placements}
 
 
-def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, str]:
-    """Task id -> reason of the first task refused in each cohort, in decision order.
+def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, Status]:
+    """Task id -> status of the first task refused in each cohort, in decision order.
 
     ``plan`` gives later tasks of a cohort the reason found for the first, where
     ``plan_exhaustive`` re-counts: compare these to compare the reasons of the two.
@@ -259,137 +266,10 @@ def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, st
     tasks = {t.id: t for t in pending}
     seen: set[tuple[object, ...]] = set()
     first = {}
-    for task_id, reason in result.unplaced.items():
+    for task_id, status in result.waiting.items():
         t = tasks[task_id]
-        key = (t.group, t.owner, shape_key(t))  # the cohort, as cohorts.py forms it
+        key = (t.group, t.owner, t.gang, shape_key(t))  # the cohort, as cohorts.py forms it
         if key not in seen:
             seen.add(key)
-            first[task_id] = reason
+            first[task_id] = status
     return first
-
-
-def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> list[str]:
-    """Every broken invariant of ``result``, as sentences; an empty list means a sound plan.
-
-    Checked: each pending task is placed once or has a reason; no agent is over-committed; new
-    placements keep driver, schedulable, volume roots, privilege, LIKE, UNLIKE, CLUSTER, UNIQUE
-    and MAX_PER; no agent gives one host port to two tasks, nor one it already had in use;
-    quotas hold. GROUP_BY's evenness is left to the tests that compare with ``plan_exhaustive``.
-    """
-    agents = {a.id: a for a in snapshot.agents}
-    tasks = {t.id: t for t in pending}
-    errors = _coverage(tasks, result)
-    new: list[tuple[TaskRequest, AgentSnapshot]] = []
-    for p in result.placements:
-        task, agent = tasks.get(p.task_id), agents.get(p.agent_id)
-        if task is None or agent is None:
-            errors.append(f"placement {p} names an unknown task or agent")
-        else:
-            new.append((task, agent))
-            errors += _static_errors(task, agent)
-    errors += _capacity_errors(snapshot, new)
-    errors += _port_errors(new)
-    errors += _count_errors(snapshot, agents, new)
-    return errors
-
-
-def _coverage(tasks: Mapping[str, TaskRequest], result: Plan) -> list[str]:
-    placed = Counter(p.task_id for p in result.placements)
-    errors = [f"task {i} placed {n} times" for i, n in sorted(placed.items()) if n > 1]
-    errors += [f"task {i} placed and unplaced" for i in sorted(set(placed) & set(result.unplaced))]
-    missing = set(tasks) - set(placed) - set(result.unplaced)
-    errors += [f"task {i} neither placed nor given a reason" for i in sorted(missing)]
-    errors += [f"task {i} unplaced without a reason" for i, r in result.unplaced.items() if not r]
-    return errors
-
-
-def _capacity_errors(
-    snapshot: Snapshot, new: Sequence[tuple[TaskRequest, AgentSnapshot]]
-) -> list[str]:
-    load = {a.id: a.used for a in snapshot.agents}
-    usage: dict[str, Resources] = {}
-    for t in snapshot.placed:
-        usage[t.owner] = usage.get(t.owner, NOTHING) + t.resources
-    for task, agent in new:
-        load[agent.id] += task.resources
-        usage[task.owner] = usage.get(task.owner, NOTHING) + task.resources
-    errors = [
-        f"agent {a.id} over-committed: {load[a.id]} > {a.total}"
-        for a in snapshot.agents
-        if not load[a.id].fits_in(a.total)
-    ]
-    owners = {task.owner for task, _ in new}
-    for owner, quota in sorted(snapshot.quotas.items()):
-        if owner in owners and not usage[owner].fits_in(quota):
-            errors.append(f"owner {owner} over quota: {usage[owner]} > {quota}")
-    return errors
-
-
-def _port_errors(new: Sequence[tuple[TaskRequest, AgentSnapshot]]) -> list[str]:
-    """Each exact host port once per agent, counting the ports it held before the plan."""
-    held: dict[str, set[int]] = {}
-    errors = []
-    for task, agent in new:
-        ports = held.setdefault(agent.id, set(agent.ports_used))
-        for port in sorted(set(task.host_ports)):  # listed twice (tcp and udp): needed once
-            if port in ports:
-                errors.append(f"task {task.id} on {agent.id}: host port {port} already in use")
-            ports.add(port)
-    return errors
-
-
-def _static_errors(task: TaskRequest, agent: AgentSnapshot) -> list[str]:
-    errors = []
-    if not agent.schedulable or task.driver not in agent.drivers:
-        errors.append(f"task {task.id} on unschedulable agent or driver missing: {agent.id}")
-    if not (
-        check_volumes(task.host_paths, agent).fits and check_privilege(task.privileged, agent).fits
-    ):
-        errors.append(f"task {task.id} on {agent.id}: a volume or privilege not allowed there")
-    for c in task.constraints:
-        value = field_value(agent, c.field)
-        ok = True
-        if c.operator == Operator.LIKE:
-            ok = value is not None and re.fullmatch(c.value or "", value) is not None
-        elif c.operator == Operator.UNLIKE:
-            ok = value is None or re.fullmatch(c.value or "", value) is None
-        elif c.operator == Operator.CLUSTER and c.value is not None:
-            ok = value == c.value
-        elif value is None:
-            ok = False  # every other operator needs the field
-        if not ok:
-            errors.append(f"task {task.id} on {agent.id} breaks {c}")
-    return errors
-
-
-def _count_errors(
-    snapshot: Snapshot,
-    agents: Mapping[str, AgentSnapshot],
-    new: Sequence[tuple[TaskRequest, AgentSnapshot]],
-) -> list[str]:
-    """UNIQUE, MAX_PER and value-less CLUSTER, over each group's final set of tasks."""
-    hosts: dict[str, list[AgentSnapshot]] = {}
-    for t in snapshot.placed:
-        if t.agent_id in agents:
-            hosts.setdefault(t.group, []).append(agents[t.agent_id])
-    for task, agent in new:
-        hosts.setdefault(task.group, []).append(agent)
-    tallies: dict[tuple[str, str], Counter[str]] = {}
-    errors = []
-    for task, agent in new:
-        for c in task.constraints:
-            mine = field_value(agent, c.field)
-            if mine is None:
-                continue  # reported by _static_errors
-            key = (task.group, c.field)
-            if key not in tallies:
-                values = (field_value(a, c.field) for a in hosts[task.group])
-                tallies[key] = Counter(v for v in values if v is not None)
-            tally = tallies[key]
-            if (c.operator == Operator.UNIQUE and tally[mine] > 1) or (
-                c.operator == Operator.MAX_PER and tally[mine] > int(c.value or 0)
-            ):
-                errors.append(f"task {task.id}: {tally[mine]} of {task.group} on {c.field}={mine}")
-            elif c.operator == Operator.CLUSTER and c.value is None and len(tally) > 1:
-                errors.append(f"task {task.id}: {task.group} spans {c.field} {sorted(tally)}")
-    return errors

@@ -1,7 +1,8 @@
 """The data the core reads and writes: a read-only snapshot in, a plan out.
 
 Plain frozen dataclasses, standard library only. CPU is counted in millicores so that sums and
-comparisons are exact (no float drift can over-commit an agent).
+comparisons are exact (no float drift can over-commit an agent). Every answer about a task is a
+:class:`Status`: a code the master can act on and a reason a user can read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ class Resources:
             and self.disk <= available.disk
             and self.gpus <= available.gpus
         )
+
+
+class Code(StrEnum):
+    """The outcome of a check or a decision, after the Kubernetes scheduler framework's codes."""
+
+    FITS = "fits"  # the task may run here
+    UNSCHEDULABLE = "unschedulable"  # not now: may fit once work on the agent finishes
+    UNRESOLVABLE = "unresolvable"  # never, whatever runs there: driver, attribute, draining
+    PREEMPTED = "preempted"  # a placed task must give its room to higher-priority work
+    STOPPED = "stopped"  # a placed task is no longer wanted (scaled down, replaced)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The answer of a check or a decision: a code and, unless it fits, a fixed reason."""
+
+    code: Code
+    reason: str = ""
+
+    @property
+    def fits(self) -> bool:
+        """True when the check passed."""
+        return self.code is Code.FITS
+
+
+FITS = Status(Code.FITS)
 
 
 class Operator(StrEnum):
@@ -106,6 +133,7 @@ class PlacedTask:
     agent_id: str
     owner: str
     resources: Resources
+    priority: int = 0  # only strictly higher-priority work may preempt it
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +154,9 @@ class TaskRequest:
     # Exact host ports it must get (required service ports, fixed docker hostPorts), each in
     # 1..65535; one listed twice is needed once. "Any free port" is the agent's to hand out.
     host_ports: tuple[int, ...] = ()
+    # All-or-nothing: the pending tasks naming one gang are placed together or none is (an MPI
+    # job's ranks). None: placed on its own.
+    gang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +178,45 @@ class Placement:
 
 
 @dataclass(frozen=True, slots=True)
+class Stop:
+    """End task ``task_id`` on agent ``agent_id``; ``status`` (code STOPPED) says why."""
+
+    task_id: str
+    agent_id: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    """Stop placed task ``task_id`` on ``agent_id`` so that pending task ``by`` fits there.
+
+    ``status`` has code PREEMPTED and a reason naming ``by``. Every preemption of one ``by``
+    is on one agent: the room it makes is for ``by`` alone.
+    """
+
+    task_id: str
+    agent_id: str
+    by: str
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """What ``plan()`` decided: placements in decision order, and why the rest must wait."""
+    """What ``plan()`` decided, in decision order: what to place, stop and preempt, and why
+    the rest must wait.
+
+    A placement's code is FITS by definition, so it carries none. ``stops`` is empty for now:
+    stopping is the reconciler's decision (reconcile.py), which the master will carry here.
+    A task a preemption makes room for stays in ``waiting`` (with the filters' status) until
+    its victims have stopped and a later plan places it.
+    """
 
     placements: tuple[Placement, ...]
-    unplaced: Mapping[str, str]  # task id -> a human-readable reason
+    waiting: Mapping[str, Status]  # task id -> why it is not placed: a code and a reason
+    preemptions: tuple[Preemption, ...] = ()
+    stops: tuple[Stop, ...] = ()
+
+    @property
+    def unplaced(self) -> dict[str, str]:
+        """Task id -> the reason alone, for callers that only show words (the master today)."""
+        return {task_id: status.reason for task_id, status in self.waiting.items()}

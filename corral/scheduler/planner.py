@@ -6,22 +6,34 @@
                 no agent can fix that).
 4. selection  — feasible agents ranked by score, ties by agent id; the best one wins.
 5. state      — record the placement, so the next decision sees it.
+6. permit     — a gang's members are tried together when the first of them comes up; all
+                placed, or all rolled back so that their room goes to the tasks decided after.
+7. preempt    — once every task is decided: for each UNSCHEDULABLE one, the lower-priority
+                placed tasks whose room would let it in.
 
-Tasks that cannot be placed get a reason; nothing is retried within a plan.
+Tasks that cannot be placed get a status; nothing is retried within a plan.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from corral.scheduler.cohorts import Cohort, build_cohorts
+from corral.scheduler.cohorts import Cohort, Shape, build_cohorts
 from corral.scheduler.fairshare import FairQueue
 from corral.scheduler.feasibility import check_quota
-from corral.scheduler.model import Plan, Snapshot, TaskRequest
-from corral.scheduler.selection import explain, select_exhaustive, select_fast, select_scan
+from corral.scheduler.model import Plan, Snapshot, Status, TaskRequest
+from corral.scheduler.permit import gangs_of, permit
+from corral.scheduler.preempt import preempt
+from corral.scheduler.selection import (
+    explain,
+    revive,
+    select_exhaustive,
+    select_fast,
+    select_scan,
+)
 from corral.scheduler.state import NOTHING, PlanState, tracked_fields
 
-_Decide = Callable[[TaskRequest, Cohort, PlanState], str | None]
+_Decide = Callable[[TaskRequest, Cohort, PlanState], Status | None]
 
 
 def plan(snapshot: Snapshot, pending: Sequence[TaskRequest]) -> Plan:
@@ -29,9 +41,9 @@ def plan(snapshot: Snapshot, pending: Sequence[TaskRequest]) -> Plan:
 
     Pure and deterministic: the same snapshot and pending tasks (in any order) give the same
     plan. Raises ``ValueError`` for a malformed input (an agent id or pending task id given
-    twice, a weight that is not positive); a bad task only gets a reason.
+    twice, a weight that is not positive); a bad task only gets a status.
     """
-    return _run(snapshot, pending, _decide_fast)
+    return _Pass(snapshot, pending, _decide_fast).run()
 
 
 def plan_exhaustive(snapshot: Snapshot, pending: Sequence[TaskRequest]) -> Plan:
@@ -41,65 +53,113 @@ def plan_exhaustive(snapshot: Snapshot, pending: Sequence[TaskRequest]) -> Plan:
     a real cluster (``O(tasks * agents)``). Reasons may differ in their counts only: ``plan``
     gives identical tasks the reason found for the first of them.
     """
-    return _run(snapshot, pending, _decide_exhaustive)
+    return _Pass(snapshot, pending, _decide_exhaustive).run()
 
 
-def _run(snapshot: Snapshot, pending: Sequence[TaskRequest], decide: _Decide) -> Plan:
-    state = PlanState(snapshot, tracked_fields(pending))
-    placed_ids = {task.task_id: task.agent_id for task in snapshot.placed}
-    cohorts, unplaced = build_cohorts(pending, state, placed_ids)
-    queue = FairQueue(
-        (task for task in pending if task.id in cohorts),
-        usage=state.usage,
-        capacity=state.capacity,
-        weights=snapshot.weights,
-    )
-    for task in queue:
-        reason = decide(task, cohorts[task.id], state)
-        if reason is not None:
-            unplaced[task.id] = reason
-    return Plan(placements=tuple(state.placements), unplaced=unplaced)
+class _Pass:
+    """One plan in the making: the stages over the pending tasks, in fair-share order."""
+
+    def __init__(self, snapshot: Snapshot, pending: Sequence[TaskRequest], decide: _Decide) -> None:
+        self.snapshot, self.pending, self.decide = snapshot, pending, decide
+        self.state = PlanState(snapshot, tracked_fields(pending))
+        placed_ids = {task.task_id: task.agent_id for task in snapshot.placed}
+        self.cohorts, self.waiting = build_cohorts(pending, self.state, placed_ids)
+        self._live: list[Cohort] | None = None  # distinct cohorts, gathered on a first rollback
+        self._shapes: list[Shape] = []
+
+    def run(self) -> Plan:
+        """Decide every pending task, then find the preemptions; the plan."""
+        state, cohorts, waiting = self.state, self.cohorts, self.waiting
+        gangs = gangs_of(self.pending)  # empty unless some task is all-or-nothing
+        queue = FairQueue(
+            (task for task in self.pending if task.id in cohorts),
+            usage=state.usage,
+            capacity=state.capacity,
+            weights=self.snapshot.weights,
+        )
+        for task in queue:
+            if task.gang is None:
+                cohort = cohorts[task.id]
+                status = self.decide(task, cohort, state)
+                _finished(cohort)
+                if status is not None:
+                    waiting[task.id] = status
+            elif task.gang in gangs:  # the gang's first member: decide them all now
+                self._decide_gang(task.gang, gangs.pop(task.gang))
+        preemptions = preempt(state, self.snapshot.placed, self.pending, cohorts, waiting)
+        return Plan(tuple(state.placements), waiting, preemptions)
+
+    def _decide_gang(self, gang: str, members: list[TaskRequest]) -> None:
+        """Place every member of ``gang`` tentatively, then keep them all or none (permit)."""
+        cohorts, waiting = self.cohorts, self.waiting
+        # A member refused before any agent was looked at dooms the gang: try nothing.
+        refusal = next(((m.id, waiting[m.id]) for m in members if m.id not in cohorts), None)
+        self.state.begin()
+        for member in members:
+            cohort = cohorts.get(member.id)
+            if cohort is None:
+                continue
+            if refusal is None:
+                status = self.decide(member, cohort, self.state)
+                if status is not None:
+                    refusal = (member.id, status)
+            _finished(cohort)
+        verdict = permit(gang, len(members), refusal)
+        if verdict.fits:
+            self.state.commit()
+            return
+        self._rollback()
+        for member in members:
+            waiting[member.id] = verdict
+
+    def _rollback(self) -> None:
+        """Undo the gang's placements and the shortcuts that assumed room only shrinks."""
+        ranks = self.state.rollback()
+        if self._live is None:
+            self._live = list(dict.fromkeys(self.cohorts.values()))
+            self._shapes = list(dict.fromkeys(c.shape for c in self._live))
+        # A cohort with no member left to decide needs no revival, now or later.
+        self._live = [c for c in self._live if c.remaining]
+        revive(self._shapes, self._live, ranks)
 
 
-def _quota_refusal(task: TaskRequest, state: PlanState) -> str | None:
+def _finished(cohort: Cohort) -> None:
+    cohort.remaining -= 1
+    if cohort.remaining == 0:
+        cohort.own = None  # that was the last member: free the private ranking's memory
+
+
+def _quota_refusal(task: TaskRequest, state: PlanState) -> Status | None:
     quota = state.quotas.get(task.owner)
     if quota is None:
         return None
     status = check_quota(task.owner, task.resources, state.usage.get(task.owner, NOTHING), quota)
-    return None if status.fits else status.reason
+    return None if status.fits else status
 
 
-def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | None:
+def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> Status | None:
     """Place ``task`` and return None, or return why it cannot be placed."""
-    reason = _place_or_explain(task, cohort, state)
-    cohort.remaining -= 1
-    if cohort.remaining == 0:
-        cohort.own = None  # that was the last member: free the private ranking's memory
-    return reason
-
-
-def _place_or_explain(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | None:
     group_placed = state.placed_in_group.get(task.group, 0)
     if cohort.failure is not None and (cohort.monotone or cohort.failed_at == group_placed):
         # Nothing that could help this cohort has happened since its last task failed.
         return cohort.failure
-    reason = _quota_refusal(task, state)
-    if reason is None:
+    status = _quota_refusal(task, state)
+    if status is None:
         rank = select_fast(cohort, state) if cohort.monotone else select_scan(cohort, state)
         if rank is not None:
             state.place(task, rank)
             return None
-        reason = explain(cohort, state)
-    cohort.failure, cohort.failed_at = reason, group_placed
-    return reason
+        status = explain(cohort, state)
+    cohort.failure, cohort.failed_at = status, group_placed
+    return status
 
 
-def _decide_exhaustive(task: TaskRequest, cohort: Cohort, state: PlanState) -> str | None:
-    reason = _quota_refusal(task, state)
-    if reason is not None:
-        return reason
-    rank, reason = select_exhaustive(cohort, state)
+def _decide_exhaustive(task: TaskRequest, cohort: Cohort, state: PlanState) -> Status | None:
+    status = _quota_refusal(task, state)
+    if status is not None:
+        return status
+    rank, status = select_exhaustive(cohort, state)
     if rank is None:
-        return reason
+        return status
     state.place(task, rank)
     return None

@@ -21,6 +21,8 @@ a per-shape :class:`Tally` kept current the same lazy way.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
 from heapq import heapify, heappop, heappush
 
 from corral.scheduler.cohorts import (
@@ -34,7 +36,7 @@ from corral.scheduler.cohorts import (
     check_spreads,
     spread_floors,
 )
-from corral.scheduler.feasibility import Status
+from corral.scheduler.model import Code, Status
 from corral.scheduler.scoring import fit_score
 from corral.scheduler.state import PlanState
 
@@ -160,25 +162,27 @@ def select_scan(cohort: Cohort, state: PlanState) -> int | None:
     return best
 
 
-def select_exhaustive(cohort: Cohort, state: PlanState) -> tuple[int | None, str]:
+def select_exhaustive(cohort: Cohort, state: PlanState) -> tuple[int | None, Status]:
     """Run every check on every agent: the best rank (or None), and a summary of refusals."""
     request, strategy = cohort.task.resources, cohort.task.strategy
     floors = spread_floors(cohort)
     best: int | None = None
     best_score = -1.0
     refusals: dict[str, int] = {}
+    soft = 0
     for agent in state.agents:
         status = check_agent(cohort, agent, floors)
         if not status.fits:
             refusals[status.reason] = refusals.get(status.reason, 0) + 1
+            soft += status.code is Code.UNSCHEDULABLE
             continue
         score = fit_score(strategy, agent.agent.total, agent.free, request)
         if score > best_score:
             best, best_score = agent.rank, score
-    return best, summarize(len(state.agents), refusals)
+    return best, refused(len(state.agents), refusals, soft)
 
 
-def explain(cohort: Cohort, state: PlanState) -> str:
+def explain(cohort: Cohort, state: PlanState) -> Status:
     """Why no agent takes the cohort's next task now: ``select_exhaustive``'s summary, cheaper.
 
     The shape's tally holds each agent's first refusal among the static and room checks and
@@ -186,7 +190,7 @@ def explain(cohort: Cohort, state: PlanState) -> str:
     a thousand waiting one-task jobs; only the agents it lets through meet the group rules.
     """
     tally = _tally(cohort.shape, state)
-    counts = tally.counts
+    counts, soft = tally.counts, tally.soft
     if cohort.counted or cohort.spreads:
         counts = dict(counts)
         floors = spread_floors(cohort)
@@ -197,7 +201,8 @@ def explain(cohort: Cohort, state: PlanState) -> str:
                 status = check_spreads(cohort, agent, floors)
             if not status.fits:
                 counts[status.reason] = counts.get(status.reason, 0) + 1
-    return summarize(len(state.agents), counts)
+                soft += status.code is Code.UNSCHEDULABLE
+    return refused(len(state.agents), counts, soft)
 
 
 def _tally(shape: Shape, state: PlanState) -> Tally:
@@ -234,11 +239,45 @@ def _count(tally: Tally, rank: int, status: Status, step: int) -> None:
         else:
             del tally.fitting[rank]
         return
+    if status.code is Code.UNSCHEDULABLE:
+        tally.soft += step
     n = tally.counts.get(status.reason, 0) + step
     if n:
         tally.counts[status.reason] = n
     else:
         del tally.counts[status.reason]  # summaries never say "0 insufficient cpus"
+
+
+def refused(agents: int, refusals: dict[str, int], soft: int) -> Status:
+    """The status of a task no agent takes: :func:`summarize`'s reason, and UNRESOLVABLE only
+    when every agent refused it for good (``soft`` of them may take it later)."""
+    # An empty cluster may yet get agents: waiting helps, so it is UNSCHEDULABLE.
+    code = Code.UNSCHEDULABLE if soft or not agents else Code.UNRESOLVABLE
+    return Status(code, summarize(agents, refusals))
+
+
+def revive(shapes: Iterable[Shape], cohorts: Iterable[Cohort], ranks: Iterable[int]) -> None:
+    """Forget what the agents of ``ranks`` could not take: a rollback gave their room back.
+
+    Rankings dropped agents for good, and cohorts kept their failure, on the promise that room
+    only shrinks within a plan; a rollback breaks it. Revived agents are re-checked on the next
+    refresh, as the rollback marked them changed.
+    """
+    ranks = list(ranks)
+    for shape in shapes:
+        if shape.ranking is not None:
+            _revive(shape.ranking, shape.candidates, ranks)
+    for cohort in cohorts:
+        cohort.failure = None
+        if cohort.own is not None:
+            _revive(cohort.own, cohort.shape.candidates, ranks)
+
+
+def _revive(ranking: Ranking, candidates: list[int], ranks: list[int]) -> None:
+    for rank in ranks:
+        i = bisect_left(candidates, rank)
+        if i < len(candidates) and candidates[i] == rank:
+            ranking.alive[rank] = 1
 
 
 def summarize(agents: int, refusals: dict[str, int]) -> str:

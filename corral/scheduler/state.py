@@ -1,8 +1,10 @@
 """The scratch state of one plan: what is free, where each group sits, what each owner holds.
 
-Built from the snapshot when ``plan()`` starts and changed only by :meth:`PlanState.place`, so
-every stage reads one consistent picture. Within a plan, free resources only shrink, and counts
-and the host ports held on each agent only grow; the planner's shortcuts rely on that.
+Built from the snapshot when ``plan()`` starts and changed only by its methods, so every stage
+reads one consistent picture. While tasks are being placed, free resources only shrink, and
+counts and the host ports held on each agent only grow; the planner's shortcuts rely on that.
+Two stages break the rule, and say so: a gang the permit stage turns down is rolled back
+(:meth:`PlanState.rollback`), and the preempt stage frees its victims' room (:meth:`evict`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from corral.scheduler.feasibility import field_value
 from corral.scheduler.model import (
     AgentSnapshot,
     Operator,
+    PlacedTask,
     Placement,
     Resources,
     Snapshot,
@@ -72,6 +75,8 @@ class PlanState:
         self.placed_in_group: dict[str, int] = {}  # placements this plan made, per group
         self.changed: list[int] = []  # rank of the agent of each placement, in order
         self.placements: list[Placement] = []
+        # While a gang is tried: (task, rank, the agent's host ports before it), to roll back.
+        self._journal: list[tuple[TaskRequest, int, frozenset[int]]] | None = None
         for task in snapshot.placed:
             self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
             rank = self.rank_of.get(task.agent_id)
@@ -86,19 +91,69 @@ class PlanState:
 
     def place(self, task: TaskRequest, rank: int) -> None:
         """Record that ``task`` goes on the agent of ``rank``; the caller checked feasibility."""
+        if self._journal is not None:
+            self._journal.append((task, rank, self.agents[rank].ports))
+        self.hold(task, rank)
+        self.placements.append(Placement(task.id, self.agents[rank].agent.id))
+
+    def hold(self, task: TaskRequest, rank: int) -> None:
+        """Take ``task``'s room on the agent of ``rank`` without placing it (yet)."""
         state = self.agents[rank]
         state.free = state.free - task.resources
         if task.host_ports:
             state.ports = state.ports.union(task.host_ports)
-        state.version += 1
-        self.changed.append(rank)
+        self._changed(rank)
         self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
         self.placed_in_group[task.group] = self.placed_in_group.get(task.group, 0) + 1
-        self._count(task.group, state.agent)
-        self.placements.append(Placement(task.id, state.agent.id))
+        self._count(task.group, state.agent, +1)
 
-    def _count(self, group: str, agent: AgentSnapshot) -> None:
+    def begin(self) -> None:
+        """Start recording placements, so that :meth:`rollback` can take them back."""
+        self._journal = []
+
+    def commit(self) -> None:
+        """Keep the placements made since :meth:`begin`."""
+        self._journal = None
+
+    def rollback(self) -> list[int]:
+        """Take back the placements made since :meth:`begin`; the ranks whose room came back.
+
+        Undone newest first, so each agent gets back exactly the host ports it had.
+        """
+        journal, self._journal = self._journal or [], None
+        for task, rank, ports in reversed(journal):
+            state = self.agents[rank]
+            state.free = state.free + task.resources
+            state.ports = ports
+            self._changed(rank)
+            self.usage[task.owner] = self.usage[task.owner] - task.resources
+            self.placed_in_group[task.group] -= 1
+            self._count(task.group, state.agent, -1)
+            self.placements.pop()
+        return sorted({rank for _, rank, _ in journal})
+
+    def evict(self, task: PlacedTask, rank: int) -> None:
+        """Give back the room of placed task ``task`` on the agent of ``rank`` (a preemption).
+
+        Its host ports stay held: the snapshot does not say which of the agent's they are.
+        """
+        state = self.agents[rank]
+        state.free = state.free + task.resources
+        self._changed(rank)
+        self.usage[task.owner] = self.usage[task.owner] - task.resources
+        self._count(task.group, state.agent, -1)
+
+    def _changed(self, rank: int) -> None:
+        self.agents[rank].version += 1
+        self.changed.append(rank)
+
+    def _count(self, group: str, agent: AgentSnapshot, step: int = +1) -> None:
         for field, counts in self._tracked.get(group, ()):
             value = field_value(agent, field)
-            if value is not None:
-                counts[value] = counts.get(value, 0) + 1
+            if value is None:
+                continue
+            n = counts.get(value, 0) + step
+            if n:
+                counts[value] = n
+            else:
+                del counts[value]  # rules read "a value with a task": none left, no key

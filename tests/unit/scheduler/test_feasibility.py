@@ -6,10 +6,7 @@ import pytest
 
 from corral.scheduler import AgentSnapshot, Constraint, Operator, Resources, TaskRequest
 from corral.scheduler.feasibility import (
-    FITS,
-    Code,
     InvalidConstraint,
-    Status,
     check_counted_rule,
     check_driver,
     check_group_by,
@@ -26,6 +23,7 @@ from corral.scheduler.feasibility import (
     invalid_host_ports,
 )
 from corral.scheduler.harness import res
+from corral.scheduler.model import FITS, Code, Status
 
 
 def agent(**attributes: str) -> AgentSnapshot:
