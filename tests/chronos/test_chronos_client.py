@@ -1,10 +1,12 @@
 """The PyPI client ``chronos-python`` against a real cluster: add a scheduled and a dependent
 job, list, search, run now, see the child run after its parent succeeded, read the graph and the
-stats, kill, delete."""
+stats, kill, delete; a run-once job started a few seconds ago runs, and again when added again;
+a period under a second is refused naming the schedule."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,34 @@ def test_chronos_python_kills_the_running_tasks_of_a_job(
     assert cluster.wait_run("sleeper", 1) == "KILLED"
     client.delete("sleeper")
     assert client.list() == []
+
+
+def test_chronos_python_runs_a_job_started_5_s_ago_and_again_when_it_is_added_again(
+    cluster: Cluster,
+    tmp_path: Path,
+    connect: Callable[[Cluster], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster.add_agent("a1", cpus=2, mem=2048)
+    client = connect(cluster)
+    out = tmp_path / "sweep.out"
+    start = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    job = {
+        "name": "sweep",
+        "command": f"echo ran >> {out}",
+        "schedule": f"R1/{start}/PT10M",
+        "owner": "physics@example.org",
+        "disabled": False,
+    }
+    client.add(job)
+    assert cluster.wait_run("sweep", 1) == "SUCCEEDED"
+    [listed] = client.list()
+    assert listed["schedule"] == f"R0/{start}/PT10M"
+    client.add(job)  # the user's loop, run again: Chronos re-reads the schedule
+    assert cluster.wait_run("sweep", 2) == "SUCCEEDED"
+    assert out.read_text() == "ran\nran\n"
+    # chronos-python logs the server's message and raises after trying every server.
+    with pytest.raises(chronos.ChronosAPIError):
+        client.add({**job, "name": "spin", "schedule": "R//PT0.0001S"})
+    assert "schedule: period 'PT0.0001S' is shorter than the minimum of 1 second" in caplog.text
+    assert [j["name"] for j in client.list()] == ["sweep"]
