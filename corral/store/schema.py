@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -146,6 +147,15 @@ events = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("data", JSON, nullable=False, default=dict),
     Index("ix_events_task", "task_id"),
+    # A job's newest skip record (its view) without scanning the log; partial, so the hot path
+    # (task events) pays nothing for it.
+    Index(
+        "ix_events_skips",
+        "job",
+        "id",
+        sqlite_where=text("type = 'run_skipped'"),
+        postgresql_where=text("type = 'run_skipped'"),
+    ),
 )
 
 agents = Table(
