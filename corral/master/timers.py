@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DISABLED = "job disabled: its schedule waits until the job is enabled"
 BUSY = "previous run still running"
+REARM = "apply the job again (with a valid schedule) to re-arm it"
 
 
 def _dt(t: float) -> datetime:
@@ -61,8 +62,19 @@ class ScheduleLoop:
             spec = self.state.specs.get(row["name"])
             if spec is None or spec.schedule is None:
                 continue
-            started += self._handle(row, spec, now)
+            try:
+                started += self._handle(row, spec, now)
+            except Exception as e:  # one bad job must neither stop every schedule nor spin
+                log.exception("the schedule of job %s failed", row["name"])
+                self._park(row, now, f"its schedule could not be handled ({e}); {REARM}")
         return started
+
+    def _park(self, row: Mapping[Any, Any], now: float, why: str) -> None:
+        """Stop the job's timer, recording why; applying the job again arms it again."""
+        due = Firing(index=row["next_index"], at=_dt(row["next_due"]))
+        with self.state.change() as ch:
+            self._record_skips(ch, row, [Skip.span(SkipKind.FAILED, due, due, why)], now)
+            ch.tx.update_job(row["name"], next_due=None)
 
     def _handle(self, row: Mapping[Any, Any], spec: JobSpec, now: float) -> int:
         due = Firing(index=row["next_index"], at=_dt(row["next_due"]))

@@ -31,6 +31,7 @@ class SkipKind(StrEnum):
     SUPERSEDED = "superseded"  # an older firing of a backlog: only the latest one runs
     DISABLED = "disabled"  # the job is disabled
     BUSY = "busy"  # the previous run still runs and the job is not concurrent
+    FAILED = "failed"  # the schedule could not be handled (a stored spec no longer valid...)
 
 
 @dataclass(frozen=True, slots=True)

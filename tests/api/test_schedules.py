@@ -283,3 +283,20 @@ def test_the_dashboard_shows_the_newest_skip_record_of_a_job(
     page = dashboard(api, token, "/ui/jobs/stale")
     assert "1 firing <span" in page and "at 2027-03-01 12:00:00 UTC" in page
     assert "due 300s before the job was defined, more than epsilon 60s" in page
+
+
+def test_a_schedule_that_cannot_be_handled_parks_its_job_and_the_others_still_fire(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    clock.t = at("2027-01-01T00:00:00+00:00")
+    api.post("/api/v1/jobs", json=job("old", schedule="R/2027-01-01T00:00:00Z/PT1S"))
+    api.post("/api/v1/jobs", json=job("fine", schedule="R/2027-01-01T00:00:00Z/PT1H"))
+    # As a job stored before periods under 1 s were refused would be.
+    old = master.state.specs["old"]
+    master.state.specs["old"] = old.model_copy(update={"schedule": "R/2027-01-01T00:00:00Z/PT0.5S"})
+    assert master.timers.fire_due() == 1  # "fine" ran
+    assert runs_of(api, "fine") == 1 and runs_of(api, "old") == 0
+    [skip] = skips(master, "old")
+    assert "shorter than the minimum of 1 second" in skip["reason"]
+    assert "apply the job again" in skip["reason"]
+    assert master.store.earliest_due() == at("2027-01-01T01:00:00+00:00")  # nothing spins
