@@ -88,6 +88,7 @@ def list_apps(
             rec,
             tasks="apps.tasks" in wanted or "app.tasks" in wanted,
             failure="apps.lastTaskFailure" in wanted or "app.lastTaskFailure" in wanted,
+            stats="apps.taskStats" in wanted or "app.taskStats" in wanted,
         )
         apps.append(doc)
     return {"apps": apps}
@@ -199,8 +200,9 @@ def app_versions(app_id: str, master: MasterDep) -> dict[str, list[str]]:
 
 @router.get("/apps/{app_id:path}")
 def getapp_of(app_id: str, master: MasterDep, embed: Embed = None) -> dict[str, Any]:
-    """One app, with its tasks, deployments and last failure."""
-    return {"app": app_json(master, app_of(master, app_id), tasks=True)}
+    """One app, with its tasks, deployments and last failure (and ``embed=app.taskStats``)."""
+    stats = "app.taskStats" in (embed or [])
+    return {"app": app_json(master, app_of(master, app_id), tasks=True, stats=stats)}
 
 
 async def _update(request: Request, master: Master, app_id: str, force: bool) -> Response:

@@ -1,14 +1,17 @@
 """Marathon's groups: apps nested by their id paths; a group's apps deploy in the order of
-their dependencies, and a PUT makes the group exactly what the body says."""
+their dependencies, a PUT makes the group exactly what the body says (or, with only
+``scaleBy``, scales every app of it), and its versions are those its apps changed at."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from corral.api.marathon import (
     PREFIX,
+    Embed,
     Force,
     MarathonRoute,
     MasterDep,
@@ -17,13 +20,13 @@ from corral.api.marathon import (
 )
 from corral.api.marathon_render import app_json
 from corral.master.master import Conflict, Master, NotFound
-from corral.master.service_tasks import version_of
+from corral.master.service_tasks import ServiceRecord, version_of
 from corral.spec.marathon import (
     MarathonInvalid,
     group_to_specs,
     specs_to_group,
 )
-from corral.spec.services import normalize_service_id
+from corral.spec.services import MAX_INSTANCES, ServiceSpec, normalize_service_id
 
 router = APIRouter(prefix=PREFIX, route_class=MarathonRoute, include_in_schema=False)
 
@@ -45,22 +48,34 @@ def _group_id(raw: str) -> str:
 
 
 @router.get("/groups")
-def root_group(master: MasterDep) -> dict[str, Any]:
+def root_group(master: MasterDep, embed: Embed = None) -> dict[str, Any]:
     """The root group: every app, nested by path."""
-    return _group(master, "/")
+    return _group(master, "/", set(embed or []))
 
 
-def _group(master: Master, gid: str) -> dict[str, Any]:
+def _records(master: Master, gid: str) -> list[ServiceRecord]:
     recs = [r for sid, r in sorted(master.services.services.items()) if _under(gid, sid)]
     if gid != "/" and not recs:
         raise NotFound(f"Group '{gid}' does not exist")
+    return recs
+
+
+def _group(master: Master, gid: str, embed: set[str]) -> dict[str, Any]:
+    """The group's JSON; ``embed`` adds to each app its tasks, counts, last task failure and
+    task statistics (``group.apps.tasks``, ``.counts``, ``.lastTaskFailure``, ``.taskStats``)."""
+    recs = _records(master, gid)
     version = max((r.version for r in recs), default=version_of(master.state.clock.now()))
-    return specs_to_group(
-        gid,
-        [r.spec for r in recs],
-        version=version,
-        render=lambda s: app_json(master, master.services.services[s.id], tasks=False),
-    )
+
+    def render(spec: ServiceSpec) -> dict[str, Any]:
+        return app_json(
+            master,
+            master.services.services[spec.id],
+            tasks="group.apps.tasks" in embed,
+            failure="group.apps.lastTaskFailure" in embed,
+            stats="group.apps.taskStats" in embed,
+        )
+
+    return specs_to_group(gid, [r.spec for r in recs], version=version, render=render)
 
 
 async def _deploy_group(
@@ -69,8 +84,15 @@ async def _deploy_group(
     body = await read_body(request)
     if not isinstance(body, dict):
         raise MarathonInvalid([{"path": "/", "errors": ["a group must be a JSON object"]}])
+    if not creating and body.get("scaleBy") is not None:  # Marathon ignores the rest then
+        return _scale(master, gid, body["scaleBy"], force)
+    if not creating and set(body) - {"id"} == {"version"}:
+        # Read as a group, it would be one without apps: every app would be deleted.
+        raise MarathonInvalid(
+            [("/version", "rolling a group back is not supported: roll back each app")]
+        )
     body = {**body, "id": body.get("id", gid)}
-    specs = group_to_specs(body)
+    specs = group_to_specs(body, current=[r.spec for r in master.services.services.values()])
     target = normalize_service_id(body["id"]) if str(body["id"]).strip("/") else "/"
     existing = [sid for sid in master.services.services if _under(target, sid)]
     if creating and existing:
@@ -87,10 +109,34 @@ async def create_group(request: Request, master: MasterDep, force: Force = False
     return await _deploy_group(request, master, "/", force, creating=True)
 
 
+def _scale(master: Master, gid: str, factor: Any, force: bool) -> Response:
+    """Marathon's ``scaleBy``: every app of the group gets ``ceil(instances * factor)``."""
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 0:
+        raise MarathonInvalid([("/scaleBy", "must be a number greater than 0")])
+    recs = _records(master, gid)
+    specs = [
+        r.spec.model_copy(update={"instances": math.ceil(r.spec.instances * factor)}) for r in recs
+    ]
+    if any(s.instances > MAX_INSTANCES for s in specs):
+        raise MarathonInvalid([("/scaleBy", f"scales an app past {MAX_INSTANCES} instances")])
+    return deploy_answer(master.services.deploy(specs, recs[0].owner, force=force))
+
+
+@router.get("/groups/{group_id:path}/versions")
+def group_versions(group_id: str, master: MasterDep) -> list[str]:
+    """The versions of a group, newest first: those at which any of its apps changed."""
+    versions = {
+        row["version"]
+        for rec in _records(master, _group_id(group_id))
+        for row in master.store.service_versions(rec.id)
+    }
+    return sorted(versions, reverse=True)
+
+
 @router.get("/groups/{group_id:path}")
-def get_group(group_id: str, master: MasterDep) -> dict[str, Any]:
+def get_group(group_id: str, master: MasterDep, embed: Embed = None) -> dict[str, Any]:
     """A group with its apps and subgroups."""
-    return _group(master, _group_id(group_id))
+    return _group(master, _group_id(group_id), set(embed or []))
 
 
 @router.put("/groups/{group_id:path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from corral.api.marathon_stats import task_stats
 from corral.api.service_render import counts_of, live_tasks_of
 from corral.master.master import Master
 from corral.master.records import LiveTask
@@ -137,13 +138,16 @@ def tasks_text(master: Master, recs: Iterable[ServiceRecord]) -> str:
 
 
 def app_json(
-    master: Master, rec: ServiceRecord, *, tasks: bool, failure: bool = True
+    master: Master, rec: ServiceRecord, *, tasks: bool, failure: bool = True, stats: bool = False
 ) -> dict[str, Any]:
     """An app with its status fields; ``tasks`` embeds its live tasks, ``failure`` the last
-    task that ended when it should not have."""
+    task that ended when it should not have, ``stats`` its ``taskStats``."""
     doc = spec_to_app(rec.spec, version=rec.version, config_version=rec.config_version)
     live = marathon_tasks(master, rec.id)
-    counts = counts_of(t for t in live if not t.kill_requested)
+    wanted = [t for t in live if not t.kill_requested]
+    counts = counts_of(wanted)
+    if stats:
+        doc["taskStats"] = task_stats(rec, wanted, master.state.clock.now())
     versions = Versions(master)
     row = master.store.service(rec.id) if failure else None
     last = None if row is None else row["last_failure"]

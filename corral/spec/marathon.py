@@ -90,8 +90,8 @@ def _docker_network(container: Any) -> str | None:
 
 def keep_native_fields(spec: ServiceSpec, current: ServiceSpec) -> ServiceSpec:
     """``spec`` (read from Marathon JSON) with the native fields Marathon JSON has no place for
-    taken from ``current``: owner, description, placement, priority, the task's workdir and,
-    when both run a container, its entrypoint and labels."""
+    taken from ``current``: owner, description, placement, priority, what its groups depend
+    on, the task's workdir and, when both run a container, its entrypoint and labels."""
     task: dict[str, Any] = {"workdir": current.task.workdir}
     if spec.task.docker is not None and current.task.docker is not None:
         old = current.task.docker
@@ -104,6 +104,7 @@ def keep_native_fields(spec: ServiceSpec, current: ServiceSpec) -> ServiceSpec:
             "description": current.description,
             "placement": current.placement,
             "priority": current.priority,
+            "group_dependencies": current.group_dependencies,
             "task": spec.task.model_copy(update=task),
         }
     )

@@ -2,8 +2,11 @@
 
 Corral keeps no group objects: a group is the common prefix of its services' ids. Reading a group
 resolves every relative id against its enclosing group (apps, subgroups and dependencies alike),
-and gives each app the dependencies of every group it is in. A dependency on a group of the same
-document means one on each of that group's apps; one on anything else is kept as the id given.
+and gives each app the dependencies of every group it is in. A dependency on a group means one on
+each of its apps (those of the document if it is there, else those that exist); one on anything
+else is kept as the id given. What each group depends on is also kept on its apps
+(``ServiceSpec.group_dependencies``), so that a group reads back with its dependencies, and a
+group document that leaves them out keeps them, as Marathon keeps them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ def _inside(path: str, group: str) -> bool:
     return group == "/" or path == group or path.startswith(group + "/")
 
 
+def _enclosing(group: str) -> list[str]:
+    """The groups ``group`` is in, the root first (none for the root itself)."""
+    parts = group.strip("/").split("/") if group != "/" else []
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts))]
+
+
 @dataclass
 class _App:
     doc: Any
@@ -40,15 +49,43 @@ class _App:
     where: str
     inherited: list[str]
     id: str | None
+    groups: dict[str, list[str]]  # what each enclosing group depends on
+
+
+class _Current:
+    """The services there are now, as groups see them."""
+
+    def __init__(self, specs: Sequence[ServiceSpec]) -> None:
+        self.specs = sorted(specs, key=lambda s: s.id)
+
+    def members(self, group: str) -> list[str]:
+        """The ids of the services in ``group`` (or of the service of that id)."""
+        return [s.id for s in self.specs if _inside(s.id, group)]
+
+    def dependencies(self, group: str) -> list[str] | None:
+        """What ``group`` depends on, as its services keep it; None if none says."""
+        for s in self.specs:
+            if _inside(s.id, group) and group in s.group_dependencies:
+                return list(s.group_dependencies[group])
+        return None
 
 
 class _Walk:
-    def __init__(self) -> None:
+    def __init__(self, current: _Current) -> None:
+        self.current = current
         self.apps: list[_App] = []
         self.members: dict[str, list[str]] = {}  # group id -> ids of the apps in its subtree
         self.problems: list[tuple[str, str]] = []
 
-    def group(self, doc: Any, parent: str, where: str, inherited: list[str], top: bool) -> None:
+    def group(
+        self,
+        doc: Any,
+        parent: str,
+        where: str,
+        inherited: list[str],
+        chain: dict[str, list[str]],
+        top: bool,
+    ) -> None:
         if not isinstance(doc, dict):
             self.problems.append((where or "/", "must be a JSON object (a Marathon group)"))
             return
@@ -73,8 +110,16 @@ class _Walk:
             return
         if g.pods:
             self.problems.append((join(where, "/pods"), "pods are not supported; use apps"))
-        deps = list(inherited)
-        for i, raw in enumerate(g.dependencies):
+        if top:  # the groups above the document keep what they depend on
+            for above in _enclosing(gid):
+                kept = self.current.dependencies(above) or []
+                inherited = inherited + kept
+                chain = {**chain, above: kept} if kept else chain
+        deps, own = list(inherited), []
+        given = g.dependencies
+        if given is None:  # left out: the group keeps what it depended on
+            given = self.current.dependencies(gid) or []
+        for i, raw in enumerate(given):
             at = join(where, f"/dependencies({i})")
             try:
                 dep = group_id(raw, gid)
@@ -86,7 +131,9 @@ class _Walk:
                     (at, f"{dep} contains {gid} or is inside it: a dependency cycle")
                 )
                 continue
-            deps.append(dep)
+            own.append(dep)
+        deps += own
+        chain = {**chain, gid: own} if own else chain
         self.members.setdefault(gid, [])
         for i, app in enumerate(g.apps):
             at = join(where, f"/apps({i})")
@@ -103,34 +150,41 @@ class _Walk:
                     )
                 )
                 continue
-            self.apps.append(_App(app, gid, at, deps, ident))
+            self.apps.append(_App(app, gid, at, deps, ident, chain))
             if ident is not None:
                 for group, members in self.members.items():
                     if _inside(ident, group) and group != ident:
                         members.append(ident)
         for i, sub in enumerate(g.groups):
-            self.group(sub, gid, join(where, f"/groups({i})"), deps, top=False)
+            self.group(sub, gid, join(where, f"/groups({i})"), deps, chain, top=False)
 
     def expand(self, dep: str) -> list[str]:
-        """A dependency on a group of the document is one on each of its apps."""
-        return list(self.members[dep]) if dep in self.members else [dep]
+        """A dependency on a group is one on each of its apps: those the document gives it,
+        else those it has."""
+        if dep in self.members:
+            return list(self.members[dep])
+        return self.current.members(dep) or [dep]
 
 
-def group_to_specs(doc: Any, base: str = "/") -> list[ServiceSpec]:
+def group_to_specs(
+    doc: Any, base: str = "/", current: Sequence[ServiceSpec] = ()
+) -> list[ServiceSpec]:
     """The services of a Marathon group JSON (``{"id", "apps", "groups", "dependencies"}``).
 
     ``base`` is the group the document is posted to: its ``id`` (relative ids resolved against
     ``base``; left out, the group is ``base`` itself), the ids of its apps and subgroups (resolved
     against their group) and dependencies likewise. Every app depends on what its groups depend
-    on. ``MarathonInvalid`` lists every problem of every app at its path in the document
+    on. ``current`` are the services there are now: a group that leaves out ``dependencies``
+    keeps those its services recorded, and so do the groups enclosing ``base``.
+    ``MarathonInvalid`` lists every problem of every app at its path in the document
     (``/groups(0)/apps(1)/cpus``).
     """
-    walk = _Walk()
+    walk = _Walk(_Current(current))
     try:
         top = group_id(base)
     except ValueError as e:
         raise MarathonInvalid([("/id", str(e))]) from None
-    walk.group(doc, top, "", [], top=True)
+    walk.group(doc, top, "", [], {}, top=True)
     # Members were recorded as apps were met: an app in a subgroup met later is added too,
     # as the groups on its path were all recorded before it.
     problems = list(walk.problems)
@@ -146,9 +200,11 @@ def group_to_specs(doc: Any, base: str = "/") -> list[ServiceSpec]:
         for dep in app.inherited:
             inherited += walk.expand(dep)
         try:
-            specs.append(translate(app.doc, app.group, inherited, walk.expand))
+            spec = translate(app.doc, app.group, inherited, walk.expand)
         except MarathonInvalid as e:
             problems += e.under(app.where).problems()
+            continue
+        specs.append(spec.model_copy(update={"group_dependencies": app.groups}))
     if problems:
         raise MarathonInvalid(problems)
     return specs
@@ -165,8 +221,8 @@ def specs_to_group(
 
     Services outside ``group`` are left out; subgroups are made from the ids' paths. Each app
     is ``render(spec)``: by default ``spec_to_app`` with ``version`` as both versions (give a
-    ``render`` that adds each app's own versions and status). Groups have no dependencies of
-    their own in Corral (they were given to their apps): ``dependencies`` is empty.
+    ``render`` that adds each app's own versions and status). A group's ``dependencies`` are
+    those its services recorded for it.
     """
     gid = group_id(group)
     draw = render or (lambda s: spec_to_app(s, version=version, config_version=version))
@@ -184,11 +240,12 @@ def _node(
         rest = s.id[len(prefix) :]
         if "/" in rest:
             children.setdefault(prefix + rest.split("/", 1)[0], []).append(s)
+    recorded = (s.group_dependencies[gid] for s in specs if gid in s.group_dependencies)
     return {
         "id": gid,
         "apps": apps,
         "groups": [_node(sub, members, version, draw) for sub, members in children.items()],
         "pods": [],
-        "dependencies": [],
+        "dependencies": list(next(recorded, [])),
         "version": version,
     }

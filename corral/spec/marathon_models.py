@@ -220,7 +220,8 @@ class Group(MarathonModel):
     id: str | None = None
     apps: list[dict[str, Any]] = Field(default_factory=list)
     groups: list[dict[str, Any]] = Field(default_factory=list)
-    dependencies: list[str] = Field(default_factory=list)
+    dependencies: list[str] | None = None  # None: left out (a change keeps the group's)
     pods: list[Any] = Field(default_factory=list)
+    scale_by: float | None = Field(None, gt=0)  # a PUT of only this scales every app
     enforce_role: bool | None = None
     version: Any = None

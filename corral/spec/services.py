@@ -217,6 +217,12 @@ class ServiceSpec(BaseModel):
     dependencies: list[ServiceId] = Field(
         default_factory=list, description="Services deployed before this one (in one group)."
     )
+    group_dependencies: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="What each Marathon group the service is in depends on, as the group "
+        "gave it (its services are in 'dependencies' already): kept so that the group reads "
+        "back with them, and a change of the group that leaves them out keeps them.",
+    )
 
     @field_validator("task")
     @classmethod

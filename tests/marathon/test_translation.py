@@ -1373,7 +1373,9 @@ def test_a_group_that_is_not_an_object_is_refused() -> None:
 def test_the_group_tree_is_built_from_the_ids() -> None:
     specs = group_to_specs(LAB) + [app_to_spec(app(id="/other/x"))]
     tree = specs_to_group("/lab", specs, version=V)
-    assert tree["id"] == "/lab" and tree["version"] == V and tree["dependencies"] == []
+    assert tree["id"] == "/lab" and tree["version"] == V
+    assert tree["dependencies"] == ["/infra/dns"]  # the group's own
+    assert tree["groups"][1]["dependencies"] == ["/lab/db"]
     assert [a["id"] for a in tree["apps"]] == ["/lab/portal"]
     assert [g["id"] for g in tree["groups"]] == ["/lab/db", "/lab/workers"]
     assert [a["id"] for a in tree["groups"][0]["apps"]] == ["/lab/db/backup", "/lab/db/pg"]
