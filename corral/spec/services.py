@@ -286,5 +286,7 @@ class ServiceSpec(BaseModel):
         return []
 
     def same_config(self, other: ServiceSpec) -> bool:
-        """True when only ``instances`` differs: a scale, which restarts nothing."""
-        return self.model_copy(update={"instances": other.instances}) == other
+        """True when only ``instances`` differs (a scale, which restarts nothing) or what the
+        service's groups depend on (kept for the groups: nothing its tasks run)."""
+        keep = {"instances": other.instances, "group_dependencies": other.group_dependencies}
+        return self.model_copy(update=keep) == other

@@ -108,3 +108,22 @@ def test_a_group_embeds_its_apps_tasks_counts_failures_and_stats(
     (shared,) = root["groups"]
     assert shared["apps"][0]["lastTaskFailure"]["taskId"] == task.id
     asyncio.run(sim.settle())
+
+
+def test_giving_a_group_the_dependencies_its_apps_have_restarts_nothing(
+    api: TestClient, master: Master
+) -> None:
+    api.post("/v2/groups", json=SHARED)
+    web = {"id": "/lab/web", "cmd": "serve", "cpus": 0.1, "mem": 16}
+    api.post("/v2/apps", json={**web, "dependencies": ["/shared/db"]})
+    group = {"id": "/lab", "dependencies": ["/shared"], "apps": [{**web, "id": "web"}]}
+    assert api.put("/v2/groups/lab?force=true", json=group).status_code == 200
+    assert api.get("/v2/groups/lab").json()["dependencies"] == ["/shared"]
+    assert master.services.get("/lab/web").config == 1
+
+
+def test_a_put_of_only_a_group_version_deletes_nothing(api: TestClient, master: Master) -> None:
+    api.post("/v2/groups", json=SHARED)
+    r = api.put("/v2/groups/shared?force=true", json={"version": "2024-05-01T12:00:00.000Z"})
+    assert r.status_code == 422 and r.json()["details"][0]["path"] == "/version"
+    assert "/shared/db" in master.services.services
