@@ -13,6 +13,7 @@ from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
 from corral.spec.jobs import JobSpec
+from corral.spec.schedules import parse_schedule
 from corral.spec.states import RunState, TaskState
 
 
@@ -27,6 +28,11 @@ class Conflict(Exception):
 def runs_when_submitted(spec: JobSpec) -> bool:
     """A job without a schedule or parents is one-off: it runs when submitted."""
     return spec.schedule is None and not spec.parents
+
+
+def anchored(spec: JobSpec) -> bool:
+    """Whether the job's firings count from when it was defined (``R1//PT10M``)."""
+    return spec.schedule is not None and parse_schedule(spec.schedule, spec.timezone).anchored
 
 
 def with_arguments(spec: JobSpec, arguments: Sequence[str]) -> JobSpec:
@@ -83,12 +89,14 @@ class JobOps:
     def apply(self, spec: JobSpec, owner: str, *, rearm: bool = False) -> tuple[bool, bool]:
         """Create or update a job. Returns (created, changed). A changed one-off job runs again;
         a changed schedule counts from now. ``rearm`` (Chronos' POST, which re-reads the
-        schedule every time) counts an unchanged schedule from now too, as if changed."""
+        schedule every time) counts an unchanged schedule that counts from its definition
+        (``R1//PT10M``) from now too; one with a fixed start or cron keeps its timer, so a
+        firing that already ran never runs twice."""
         row = self.state.store.job(spec.name)
         if row is None:
             self.submit(spec, owner)
             return True, True
-        if JobSpec.model_validate(row["spec"]) == spec and not (rearm and spec.schedule):
+        if JobSpec.model_validate(row["spec"]) == spec and not (rearm and anchored(spec)):
             return False, False
         admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()

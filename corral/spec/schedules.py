@@ -73,6 +73,12 @@ class Schedule:
     days: int = 0
     micros: int = 0  # ISO period, time part: added as absolute time
 
+    @property
+    def anchored(self) -> bool:
+        """Whether the firings count from the anchor (an ISO schedule without a start), so
+        that defining the job anew moves them."""
+        return self.cron is None and self.start_at is None
+
     def first_at_or_after(self, anchor: datetime, t: datetime) -> Firing | None:
         """The first firing at or after ``t``; None when the schedule is exhausted.
 

@@ -162,3 +162,19 @@ def test_a_manual_run_of_a_disabled_job_runs_it_once_and_it_stays_disabled(
     clock.t = at("2027-03-01T13:00:00+00:00")
     assert master.timers.fire_due() == 0
     assert runs_of(api, "off") == 1
+
+
+def test_posting_an_identical_job_with_a_fixed_start_again_never_reruns_a_firing(
+    api: TestClient, master: Master, clock: FixedClock
+) -> None:
+    # Tools that sync job files post every job again and again: a daily job posted again
+    # just after it fired must not fire twice.
+    clock.t = at("2027-03-01T02:00:00+00:00")
+    post(api, geant4("daily", "R/2027-01-01T02:00:00Z/P1D"))
+    assert master.timers.fire_due() == 1
+    api.delete("/scheduler/task/kill/daily")
+    clock.t += 20
+    post(api, geant4("daily", "R/2027-01-01T02:00:00Z/P1D"))
+    assert master.timers.fire_due() == 0
+    assert runs_of(api, "daily") == 1
+    assert api.get("/api/v1/jobs/daily").json()["next_run"] == "2027-03-02T02:00:00Z"
