@@ -102,7 +102,6 @@ def test_the_marathon_client_runs_an_app_through_its_whole_life(
         interval_seconds=1,
         timeout_seconds=1,
         max_consecutive_failures=3,
-        delay_seconds=0,  # Marathon's default waits 15 s before the first check
     )
     app = MarathonApp(cmd=CMD, instances=2, cpus=0.1, mem=64, health_checks=[check])
     created = marathon.create_app(APP_ID, app)
@@ -112,9 +111,18 @@ def test_the_marathon_client_runs_an_app_through_its_whole_life(
     tasks = wait(healthy_tasks(marathon, 2), 60, "2 healthy tasks")
     assert all(len(t.ports) == 1 and t.ports[0] > 0 for t in tasks)
 
-    # Scale to 3.
+    # Each check has its own record, with real times.
+    results = [r for t in tasks for r in t.health_check_results]
+    assert len(results) == 2 and all(r.consecutive_failures == 0 for r in results)
+    assert all(r.last_success and r.first_success for r in results)
+
+    # Scale to 3; the client's endpoints are each task's host and port.
     marathon.scale_app(APP_ID, instances=3)
     tasks = wait(healthy_tasks(marathon, 3), 60, "3 healthy tasks")
+    endpoints = [e for e in marathon.list_endpoints() if e.app_id == APP_ID]
+    assert sorted((e.host, e.task_port) for e in endpoints) == sorted(
+        (t.host, t.ports[0]) for t in tasks
+    )
 
     # Kill one: it is replaced.
     victim = tasks[0].id
