@@ -131,3 +131,19 @@ def test_tasks_as_text_are_marathons_tab_separated_listing(sim: Sim, client: Tes
     name, port, *backends = one.text.splitlines()[0].split()
     assert (name, port, backends) == ("lab_portal", "0", ["node1:31000"])
     assert client.get("/v2/tasks").json()["tasks"][0]["id"] in (tid, worker.id)
+
+
+def test_the_queue_counts_the_agents_the_last_plan_declined_by_marathons_reasons(
+    sim: Sim, client: TestClient
+) -> None:
+    client.post("/v2/apps", json={**APP, "cpus": 8})  # node1 has 4 cpus
+    settle(sim)
+    (item,) = client.get("/v2/queue").json()["queue"]
+    summary = item["processedOffersSummary"]
+    assert (summary["processedOffersCount"], summary["unusedOffersCount"]) == (1, 1)
+    funnel = {
+        r["reason"]: (r["processed"], r["declined"]) for r in summary["rejectSummaryLastOffers"]
+    }
+    assert funnel["UnfulfilledConstraint"] == (1, 0)
+    assert funnel["InsufficientCpus"] == (1, 1)
+    assert funnel["InsufficientMemory"] == (0, 0)
