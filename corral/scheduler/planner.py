@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from corral.scheduler.cohorts import Cohort, Shape, build_cohorts
+from corral.scheduler.cohorts import Cohort, build_cohorts
 from corral.scheduler.fairshare import FairQueue
 from corral.scheduler.feasibility import check_quota
 from corral.scheduler.model import Plan, Snapshot, Status, TaskRequest
@@ -64,8 +64,6 @@ class _Pass:
         self.state = PlanState(snapshot, tracked_fields(pending))
         placed_ids = {task.task_id: task.agent_id for task in snapshot.placed}
         self.cohorts, self.waiting = build_cohorts(pending, self.state, placed_ids)
-        self._live: list[Cohort] | None = None  # distinct cohorts, gathered on a first rollback
-        self._shapes: list[Shape] = []
 
     def run(self) -> Plan:
         """Decide every pending task, then find the preemptions; the plan."""
@@ -108,19 +106,10 @@ class _Pass:
         if verdict.fits:
             self.state.commit()
             return
-        self._rollback()
+        ranks = self.state.rollback()
+        revive(dict.fromkeys(cohorts[m.id].shape for m in members if m.id in cohorts), ranks)
         for member in members:
             waiting[member.id] = verdict
-
-    def _rollback(self) -> None:
-        """Undo the gang's placements and the shortcuts that assumed room only shrinks."""
-        ranks = self.state.rollback()
-        if self._live is None:
-            self._live = list(dict.fromkeys(self.cohorts.values()))
-            self._shapes = list(dict.fromkeys(c.shape for c in self._live))
-        # A cohort with no member left to decide needs no revival, now or later.
-        self._live = [c for c in self._live if c.remaining]
-        revive(self._shapes, self._live, ranks)
 
 
 def _finished(cohort: Cohort) -> None:

@@ -22,7 +22,7 @@ a per-shape :class:`Tally` kept current the same lazy way.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from heapq import heapify, heappop, heappush
 
 from corral.scheduler.cohorts import (
@@ -256,28 +256,23 @@ def refused(agents: int, refusals: dict[str, int], soft: int) -> Status:
     return Status(code, summarize(agents, refusals))
 
 
-def revive(shapes: Iterable[Shape], cohorts: Iterable[Cohort], ranks: Iterable[int]) -> None:
-    """Forget what the agents of ``ranks`` could not take: a rollback gave their room back.
+def revive(shapes: Iterable[Shape], ranks: Sequence[int]) -> None:
+    """Let the shapes' rankings take the agents of ``ranks`` again: a rollback freed them.
 
-    Rankings dropped agents for good, and cohorts kept their failure, on the promise that room
-    only shrinks within a plan; a rollback breaks it. Revived agents are re-checked on the next
-    refresh, as the rollback marked them changed.
+    A ranking drops an agent for good on the promise that room only shrinks within a plan;
+    the gang the permit stage turned down broke it. Only the rankings its members refreshed
+    can have dropped one (any other sees the restored room when it next refreshes), and a
+    rollback returns the plan exactly to where it was, so every cached failure holds still.
+    Revived agents are re-checked on the next refresh: the rollback marked them changed.
     """
-    ranks = list(ranks)
     for shape in shapes:
-        if shape.ranking is not None:
-            _revive(shape.ranking, shape.candidates, ranks)
-    for cohort in cohorts:
-        cohort.failure = None
-        if cohort.own is not None:
-            _revive(cohort.own, cohort.shape.candidates, ranks)
-
-
-def _revive(ranking: Ranking, candidates: list[int], ranks: list[int]) -> None:
-    for rank in ranks:
-        i = bisect_left(candidates, rank)
-        if i < len(candidates) and candidates[i] == rank:
-            ranking.alive[rank] = 1
+        ranking, candidates = shape.ranking, shape.candidates
+        if ranking is None:
+            continue
+        for rank in ranks:
+            i = bisect_left(candidates, rank)
+            if i < len(candidates) and candidates[i] == rank:
+                ranking.alive[rank] = 1
 
 
 def summarize(agents: int, refusals: dict[str, int]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -48,20 +49,30 @@ def test_placements_come_in_decision_order() -> None:
     assert [p.task_id for p in h.plan().placements] == ["first", "second"]
 
 
-def random_cluster(seed: int, agents: int = 60, groups: int = 30, size: int = 25) -> Harness:
-    """A mixed cluster, big enough that rankings, caches and fair share all come into play."""
+def random_cluster(
+    seed: int, agents: int = 60, groups: int = 30, size: int = 25, contended: bool = False
+) -> Harness:
+    """A mixed cluster, big enough that rankings, caches and fair share all come into play.
+
+    ``contended``: half of each agent already runs low-priority work, some pending groups are
+    all-or-nothing and some outrank the placed work (the permit and preempt stages at work).
+    """
     rng = random.Random(seed)
     h = Harness()
     for i in range(agents):
+        cpus = rng.choice((2, 4, 8)) * (60 // agents)
         h.add_agent(
             f"agent-{i:02d}",
-            cpus=rng.choice((2, 4, 8)) * (60 // agents),
+            cpus=cpus,
             mem=rng.choice((2048, 8192)) * (60 // agents),
             hostname=f"host-{i % 50}",
             drivers=("process", "docker") if rng.random() < 0.7 else ("process",),
             schedulable=rng.random() > 0.05,
             rack=f"r{i % 6}",
         )
+        if contended:
+            for j in range(2):
+                h.add_placed(f"old-{i}-{j}", f"agent-{i:02d}", cpus=cpus / 4, priority=j)
     choices = [
         (),
         (),
@@ -74,9 +85,13 @@ def random_cluster(seed: int, agents: int = 60, groups: int = 30, size: int = 25
         (Constraint("rack", Operator.CLUSTER),),
         (Constraint("rack", Operator.CLUSTER, "r2"), Constraint("agent", Operator.MAX_PER, "2")),
     ]
+    twin: dict[str, Any] = {}
     for g in range(groups):
-        h.add_tasks(
-            rng.randint(1, size),
+        if contended and g % 3 == 2:
+            # The shape of the gang before, on its own: it meets the agents the gang let go.
+            h.add_tasks(rng.randint(1, size), **{**twin, "group": f"job{g}", "gang": None})
+            continue
+        twin = dict(
             group=f"job{g}",
             cpus=rng.choice((0.5, 1, 2)),
             mem=rng.choice((256, 1024)),
@@ -84,8 +99,10 @@ def random_cluster(seed: int, agents: int = 60, groups: int = 30, size: int = 25
             constraints=rng.choice(choices),
             strategy=rng.choice((Strategy.BINPACK, Strategy.SPREAD)),
             owner=rng.choice(("alice", "bob", "carol")),
-            priority=rng.choice((0, 1)),
+            priority=rng.choice((0, 1, 2, 3) if contended else (0, 1)),
+            gang=f"job{g}" if contended and g % 3 == 1 else None,
         )
+        h.add_tasks(rng.randint(1, size), **twin)
     h.quotas = {"carol": Resources(20_000 * (60 // agents), 100_000)}
     h.weights = {"alice": 2.0}
     return h
@@ -108,10 +125,10 @@ def test_plan_matches_the_exhaustive_reference_on_a_mixed_cluster(
     fast = plan(h.snapshot(), h.pending)
     slow = plan_exhaustive(h.snapshot(), h.pending)
     assert fast.placements == slow.placements
-    assert fast.unplaced.keys() == slow.unplaced.keys()
+    assert fast.waiting.keys() == slow.waiting.keys()
     assert first_refusals(h.pending, fast) == first_refusals(h.pending, slow)
     assert check_plan(h.snapshot(), h.pending, fast) == []
-    assert 0 < len(fast.unplaced) < len(h.pending)  # the scenario exercises both outcomes
+    assert 0 < len(fast.waiting) < len(h.pending)  # the scenario exercises both outcomes
 
 
 def test_a_group_by_task_that_had_to_wait_is_reconsidered_once_its_group_moves_on() -> None:
@@ -130,7 +147,32 @@ def test_a_group_by_task_that_had_to_wait_is_reconsidered_once_its_group_moves_o
         ("y0", "b1"),
         ("x1", "a1"),
     ]
-    assert list(result.unplaced) == ["x0"]
+    assert list(result.waiting) == ["x0"]
+
+
+@pytest.mark.parametrize(
+    ("seed", "agents", "groups", "size"),
+    [
+        pytest.param(6, 20, 60, 12, id="twenty_agents_sixty_jobs"),
+        pytest.param(7, 6, 200, 4, id="six_big_agents_two_hundred_small_jobs"),
+    ],
+)
+def test_gangs_and_preemptions_match_the_exhaustive_reference_on_a_contended_cluster(
+    seed: int, agents: int, groups: int, size: int
+) -> None:
+    h = random_cluster(seed, agents, groups, size, contended=True)
+    fast = plan(h.snapshot(), h.pending)
+    slow = plan_exhaustive(h.snapshot(), h.pending)
+    assert fast.placements == slow.placements
+    assert fast.waiting.keys() == slow.waiting.keys()
+    assert first_refusals(h.pending, fast) == first_refusals(h.pending, slow)
+    assert fast.preemptions == slow.preemptions
+    assert check_plan(h.snapshot(), h.pending, fast) == []
+    # The scenario exercises both outcomes of permit, and preemption.
+    placed = {p.task_id for p in fast.placements}
+    gangs = {t.gang for t in h.pending if t.gang is not None}
+    assert {t.gang for t in h.pending if t.id in placed and t.gang} not in (set(), gangs)
+    assert fast.preemptions
 
 
 @pytest.mark.parametrize(
@@ -143,11 +185,12 @@ def test_a_group_by_task_that_had_to_wait_is_reconsidered_once_its_group_moves_o
 def test_the_lazy_rankings_shortcuts_never_change_the_plan(
     monkeypatch: pytest.MonkeyPatch, fork_after: int, sweep_slack: int
 ) -> None:
-    h = random_cluster(5, agents=20, groups=60, size=30)
-    expected = plan_exhaustive(h.snapshot(), h.pending)
-    monkeypatch.setattr(selection, "FORK_AFTER", fork_after)
-    monkeypatch.setattr(selection, "SWEEP_SLACK", sweep_slack)
-    assert plan(h.snapshot(), h.pending).placements == expected.placements
+    for contended in (False, True):
+        h = random_cluster(5, agents=20, groups=60, size=30, contended=contended)
+        expected = plan_exhaustive(h.snapshot(), h.pending)
+        monkeypatch.setattr(selection, "FORK_AFTER", fork_after)
+        monkeypatch.setattr(selection, "SWEEP_SLACK", sweep_slack)
+        assert plan(h.snapshot(), h.pending).placements == expected.placements
 
 
 @pytest.mark.parametrize(
@@ -167,5 +210,5 @@ def test_tasks_alike_but_for_what_they_mount_or_privilege_get_their_own_static_c
     snapshot = Snapshot(agents=(agent,))
     result = plan(snapshot, [fits, refused])
     assert [p.task_id for p in result.placements] == ["fits"]
-    assert list(result.unplaced) == ["refused"]
+    assert list(result.waiting) == ["refused"]
     assert check_plan(snapshot, [fits, refused], result) == []

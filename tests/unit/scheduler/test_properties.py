@@ -2,10 +2,12 @@
 
 For any snapshot and pending work: no agent is over-committed; LIKE, UNLIKE, CLUSTER, UNIQUE and
 MAX_PER hold over the final placement set; no agent gives one host port to two tasks, nor one it
-had in use; quotas hold; no task is placed twice; each pending task is placed or has a reason
-(all via ``check_plan``). ``plan`` decides exactly as the
-exhaustive reference (which also covers GROUP_BY), for the same reasons. And the plan depends on
-nothing but the input's content: not on repetition, the order of pending tasks or of agents.
+had in use; quotas hold; no task is placed twice; each pending task is placed or has a reason; a
+gang is placed whole or not at all; preemptions name only placed tasks of lower priority, each
+once, and over-commit no agent once their victims stopped (all via ``check_plan``). ``plan``
+decides exactly as the exhaustive reference (which also covers GROUP_BY), for the same reasons,
+and preempts the same tasks. And the plan depends on nothing but the input's content: not on
+repetition, the order of pending tasks or of agents.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 
 from corral.scheduler import (
     AgentSnapshot,
+    Code,
     Constraint,
     Operator,
     PlacedTask,
@@ -74,7 +77,24 @@ CONSTRAINT = st.sampled_from(
 RULES = st.lists(CONSTRAINT, max_size=2).map(tuple)
 KIND = st.sampled_from(list(product(Strategy, OWNERS, ("process", "process", "docker"), PORT_SETS)))
 MEMBER = st.sampled_from(list(product(range(3), range(4), (None, None, None, *SIZES))))
-PLACED = st.sampled_from(list(product(range(4), range(7), OWNERS, (0, 500, 1000))))
+PLACED = st.sampled_from(
+    list(product(range(4), range(7), OWNERS, (0, 500, 1000, 2000), (128, 1024), range(3)))
+)
+CAPACITY = st.sampled_from((1000, 2000, 4000))
+RUNNING = st.sampled_from(list(product(range(4), range(4), OWNERS, (500, 1000, 2000), range(3))))
+UNIQUE_HOST = (Constraint("hostname", Operator.UNIQUE),)
+URGENT = st.sampled_from(
+    list(
+        product(
+            range(4, 7),  # groups of their own, and g4..g6: some alike the placed ones' groups
+            (500, 1000, 2000, 4000),
+            OWNERS,
+            range(1, 5),  # priority
+            ((), (), (80,)),
+            (False, False, True),  # in a gang
+        )
+    )
+)
 QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
 
 
@@ -99,6 +119,7 @@ def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
     """A job or service: tasks alike but for id, priority, order and (sometimes) size."""
     rules, size = draw(RULES), draw(st.sampled_from(SIZES))
     strategy, owner, driver, host_ports = draw(KIND)
+    gang = name if draw(st.integers(0, 2)) == 0 else None  # a third of the groups: all or nothing
     return [
         TaskRequest(
             id=f"{name}-{i}",
@@ -111,6 +132,7 @@ def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
             priority=priority,
             order=start + order,
             host_ports=host_ports,
+            gang=gang,
         )
         for i, (priority, order, other) in enumerate(draw(st.lists(MEMBER, min_size=1, max_size=6)))
     ]
@@ -122,27 +144,89 @@ def work(draw: st.DrawFn) -> Work:
     pending: list[TaskRequest] = []
     for g in range(draw(st.integers(1, 4))):
         pending += draw(groups(f"g{g}", start=len(pending)))
-    placed = tuple(
+    placed = [
         # agent-6 is never in the snapshot: its task counts for fair share and quota only.
-        PlacedTask(f"old-{i}", f"g{group}", f"agent-{agent}", owner, Resources(cpus, 128))
-        for i, (group, agent, owner, cpus) in enumerate(draw(st.lists(PLACED, max_size=4)))
-    )
+        PlacedTask(f"old-{i}", f"g{group}", f"agent-{agent}", owner, Resources(cpus, mem), priority)
+        for i, (group, agent, owner, cpus, mem, priority) in enumerate(
+            draw(st.lists(PLACED, max_size=6))
+        )
+    ]
+    cluster, placed = _hold(cluster, placed)
     quotas = draw(st.dictionaries(st.sampled_from(OWNERS), QUOTA, max_size=2))
     weights = draw(
         st.dictionaries(st.sampled_from(OWNERS), st.sampled_from((0.5, 1.0, 3.0)), max_size=2)
     )
-    return Snapshot(cluster, placed, weights=weights, quotas=quotas), pending
+    return Snapshot(cluster, tuple(placed), weights=weights, quotas=quotas), pending
+
+
+@st.composite
+def contended(draw: st.DrawFn) -> Work:
+    """Agents full of placed work of mixed priorities, and pending work that outranks some of
+    it: the preempt stage's ground (the mixed clusters above rarely are)."""
+    cluster = tuple(
+        AgentSnapshot(f"agent-{i}", f"h{i}", Resources(draw(CAPACITY), 4096), Resources())
+        for i in range(draw(st.integers(1, 3)))
+    )
+    placed = [
+        PlacedTask(f"old-{i}", f"g{group}", f"agent-{agent}", owner, Resources(cpus, 128), priority)
+        for i, (group, agent, owner, cpus, priority) in enumerate(
+            draw(st.lists(RUNNING, max_size=12))
+        )
+    ]
+    cluster, placed = _hold(cluster, placed)
+    pending = [
+        TaskRequest(
+            f"new-{i}",
+            f"g{group}",
+            Resources(cpus, 128),
+            # One group, one set of rules, as in a job or service: g5 wants a host per task.
+            constraints=UNIQUE_HOST if group == 5 else (),
+            owner=owner,
+            priority=priority,
+            order=i,
+            host_ports=ports,
+            gang=f"g{group}" if gang else None,
+        )
+        for i, (group, cpus, owner, priority, ports, gang) in enumerate(
+            draw(st.lists(URGENT, min_size=1, max_size=6))
+        )
+    ]
+    quotas = draw(st.dictionaries(st.sampled_from(OWNERS), QUOTA, max_size=1))
+    return Snapshot(cluster, tuple(placed), quotas=quotas), pending
+
+
+def _hold(
+    cluster: tuple[AgentSnapshot, ...], placed: list[PlacedTask]
+) -> tuple[tuple[AgentSnapshot, ...], list[PlacedTask]]:
+    """As the master sees it: a placed task's resources are part of its agent's ``used``.
+
+    A task that would not fit on its agent is moved to the missing agent-6.
+    """
+    agents = {a.id: a for a in cluster}
+    for i, task in enumerate(placed):
+        agent = agents.get(task.agent_id)
+        if agent is None:
+            continue
+        if (agent.used + task.resources).fits_in(agent.total):
+            agents[agent.id] = replace(agent, used=agent.used + task.resources)
+        else:
+            placed[i] = replace(task, agent_id="agent-6")
+    return tuple(agents[a.id] for a in cluster), placed
+
+
+# Either kind of input: a mixed cluster, or one contended by work of several priorities.
+CASES = st.one_of(work(), contended())
 
 
 @SETTINGS
-@given(work())
+@given(CASES)
 def test_every_plan_keeps_the_invariants(case: Work) -> None:
     snapshot, pending = case
     assert check_plan(snapshot, pending, plan(snapshot, pending)) == []
 
 
 @SETTINGS
-@given(work())
+@given(CASES)
 def test_no_agent_gets_a_fixed_host_port_twice_nor_one_already_in_use(case: Work) -> None:
     snapshot, pending = case
     agents = {a.id: a for a in snapshot.agents}
@@ -155,17 +239,18 @@ def test_no_agent_gets_a_fixed_host_port_twice_nor_one_already_in_use(case: Work
 
 
 @SETTINGS
-@given(work())
+@given(CASES)
 def test_plan_decides_exactly_as_the_exhaustive_reference(case: Work) -> None:
     snapshot, pending = case
     fast, slow = plan(snapshot, pending), plan_exhaustive(snapshot, pending)
     assert fast.placements == slow.placements
-    assert fast.unplaced.keys() == slow.unplaced.keys()
+    assert fast.waiting.keys() == slow.waiting.keys()
     assert first_refusals(pending, fast) == first_refusals(pending, slow)
+    assert fast.preemptions == slow.preemptions
 
 
 @SETTINGS
-@given(work(), st.randoms(use_true_random=False))
+@given(CASES, st.randoms(use_true_random=False))
 def test_the_same_input_in_any_order_gives_the_same_plan(case: Work, rng: random.Random) -> None:
     snapshot, pending = case
     first = plan(snapshot, pending)
@@ -176,4 +261,31 @@ def test_the_same_input_in_any_order_gives_the_same_plan(case: Work, rng: random
     rng.shuffle(shuffled_agents)
     again = plan(replace(snapshot, agents=tuple(shuffled_agents)), shuffled_pending)
     assert again.placements == first.placements
-    assert again.unplaced == first.unplaced
+    assert again.waiting == first.waiting
+    assert again.preemptions == first.preemptions
+
+
+@SETTINGS
+@given(CASES)
+def test_a_plan_never_holds_part_of_an_all_or_nothing_group(case: Work) -> None:
+    snapshot, pending = case
+    placed = {p.task_id for p in plan(snapshot, pending).placements}
+    gangs: dict[str, set[bool]] = {}
+    for task in pending:
+        if task.gang is not None:
+            gangs.setdefault(task.gang, set()).add(task.id in placed)
+    assert all(len(outcomes) == 1 for outcomes in gangs.values()), gangs
+
+
+@SETTINGS
+@given(CASES)
+def test_preemptions_only_name_lower_priority_placed_tasks_for_unschedulable_ones(
+    case: Work,
+) -> None:
+    snapshot, pending = case
+    result = plan(snapshot, pending)
+    placed = {t.task_id: t for t in snapshot.placed}
+    tasks = {t.id: t for t in pending}
+    for p in result.preemptions:
+        assert placed[p.task_id].priority < tasks[p.by].priority
+        assert result.waiting[p.by].code is Code.UNSCHEDULABLE
