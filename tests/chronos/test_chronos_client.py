@@ -1,7 +1,7 @@
 """The PyPI client ``chronos-python`` against a real cluster: add a scheduled and a dependent
 job, list, search, run now, see the child run after its parent succeeded, read the graph and the
-stats, kill, delete; a run-once job started a few seconds ago runs, and again when added again;
-a period under a second is refused naming the schedule."""
+stats, kill, delete; a run-once job started a few seconds ago runs, an ``R1//`` job runs each
+time it is added; a period under a second is refused naming the schedule."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_chronos_python_kills_the_running_tasks_of_a_job(
     assert client.list() == []
 
 
-def test_chronos_python_runs_a_job_started_5_s_ago_and_again_when_it_is_added_again(
+def test_chronos_python_runs_a_job_started_5_s_ago_and_an_r1_job_each_time_it_is_added(
     cluster: Cluster,
     tmp_path: Path,
     connect: Callable[[Cluster], Any],
@@ -145,9 +145,12 @@ def test_chronos_python_runs_a_job_started_5_s_ago_and_again_when_it_is_added_ag
     assert cluster.wait_run("sweep", 1) == "SUCCEEDED"
     [listed] = client.list()
     assert listed["schedule"] == f"R0/{start}/PT10M"
-    client.add(job)  # the user's loop, run again: Chronos re-reads the schedule
+    now = {**job, "schedule": "R1//PT10M"}
+    client.add(now)
     assert cluster.wait_run("sweep", 2) == "SUCCEEDED"
-    assert out.read_text() == "ran\nran\n"
+    client.add(now)  # the same again: Chronos re-reads the schedule, so it runs again
+    assert cluster.wait_run("sweep", 3) == "SUCCEEDED"
+    assert out.read_text() == "ran\nran\nran\n"
     # chronos-python logs the server's message and raises after trying every server.
     with pytest.raises(chronos.ChronosAPIError):
         client.add({**job, "name": "spin", "schedule": "R//PT0.0001S"})
