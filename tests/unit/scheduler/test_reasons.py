@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from corral.scheduler import Constraint, Operator, Resources, Snapshot, TaskRequest, plan
+from corral.scheduler import (
+    Code,
+    Constraint,
+    Operator,
+    Resources,
+    Snapshot,
+    TaskRequest,
+    plan,
+    plan_exhaustive,
+)
 from corral.scheduler.harness import Harness
 
 
@@ -101,3 +112,69 @@ def test_a_reason_follows_the_cluster_as_the_plan_fills_it() -> None:
         "t0": "0/1 agents fit: 1 insufficient mem",
         "t1": "0/1 agents fit: 1 insufficient cpus",
     }
+
+
+def _everyone_refuses_for_good(h: Harness) -> None:
+    h.add_agent("no-docker")
+    h.add_agent("draining", schedulable=False)
+    h.add_task("t", driver="docker")
+
+
+def _one_agent_is_only_full(h: Harness) -> None:
+    h.add_agent("no-docker")
+    h.add_agent("full", cpus=1, drivers=("docker",))
+    h.add_task("t", cpus=2, driver="docker")
+
+
+def _group_rule_refuses(h: Harness) -> None:
+    h.add_agent("a")
+    h.add_placed("sibling", "a")
+    h.add_task("t", constraints=[Constraint("hostname", Operator.UNIQUE)])
+
+
+def _over_quota(h: Harness) -> None:
+    h.add_agent("a")
+    h.add_task("t", owner="alice")
+    h.quotas = {"alice": Resources()}
+
+
+def _bad_constraint(h: Harness) -> None:
+    h.add_agent("a")
+    h.add_task("t", constraints=[Constraint("rack", Operator.MAX_PER, "x")])
+
+
+def _no_agents(h: Harness) -> None:
+    h.add_task("t")
+
+
+@pytest.mark.parametrize(
+    ("arrange", "code"),
+    [
+        (_everyone_refuses_for_good, Code.UNRESOLVABLE),
+        (_one_agent_is_only_full, Code.UNSCHEDULABLE),
+        (_group_rule_refuses, Code.UNSCHEDULABLE),
+        (_over_quota, Code.UNSCHEDULABLE),
+        (_bad_constraint, Code.UNRESOLVABLE),
+        (_no_agents, Code.UNSCHEDULABLE),
+    ],
+    ids=[
+        "a_task_every_agent_refuses_for_good_is_unresolvable",
+        "one_agent_merely_full_makes_it_unschedulable",
+        "a_group_rule_may_let_go_later_so_it_is_unschedulable",
+        "a_quota_may_free_up_so_it_is_unschedulable",
+        "a_malformed_request_is_unresolvable",
+        "an_empty_cluster_may_get_agents_so_it_is_unschedulable",
+    ],
+)
+def test_a_waiting_task_keeps_its_code(arrange: Callable[[Harness], None], code: Code) -> None:
+    h = Harness()
+    arrange(h)
+    result = h.plan()
+    assert result.waiting["t"].code is code
+    assert plan_exhaustive(h.snapshot(), h.pending).waiting["t"].code is code
+
+
+def test_the_words_alone_are_there_for_callers_that_only_show_them() -> None:
+    h = Harness()
+    _everyone_refuses_for_good(h)
+    assert h.plan().unplaced == {"t": "0/2 agents fit: 1 no driver docker, 1 not schedulable"}
