@@ -159,3 +159,6 @@ def test_failed_checks_and_the_kill_they_cause_are_marathon_events(
         "node1",
     )
     assert kill["version"] == version
+    # Reports of health are no new states: the task became RUNNING once.
+    running = [e for e in stream if e.get("taskStatus") == "TASK_RUNNING"]
+    assert len(running) == 1
