@@ -67,7 +67,7 @@ class _Pass:
 
     def run(self) -> Plan:
         """Decide every pending task, then find the preemptions; the plan."""
-        state, cohorts, waiting = self.state, self.cohorts, self.waiting
+        state, cohorts, waiting, decide = self.state, self.cohorts, self.waiting, self.decide
         gangs = gangs_of(self.pending)  # empty unless some task is all-or-nothing
         queue = FairQueue(
             (task for task in self.pending if task.id in cohorts),
@@ -78,7 +78,7 @@ class _Pass:
         for task in queue:
             if task.gang is None:
                 cohort = cohorts[task.id]
-                status = self.decide(task, cohort, state)
+                status = decide(task, cohort, state)
                 _finished(cohort)
                 if status is not None:
                     waiting[task.id] = status

@@ -102,7 +102,8 @@ class PlanState:
         state.free = state.free - task.resources
         if task.host_ports:
             state.ports = state.ports.union(task.host_ports)
-        self._changed(rank)
+        state.version += 1  # as _changed(rank), inline: this runs once per placement
+        self.changed.append(rank)
         self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
         self.placed_in_group[task.group] = self.placed_in_group.get(task.group, 0) + 1
         self._count(task.group, state.agent, +1)
