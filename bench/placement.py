@@ -7,6 +7,10 @@ baseline ratio. The cluster is seeded, so every run plans the same input.
 The mix: 20 racks of 50 agents (16-64 cpus, some with docker, some with gpus, a few draining,
 some partly used), five owners with weights and one quota, and job arrays / services of 20-400
 tasks with LIKE and UNLIKE on the rack, MAX_PER and UNIQUE groups, BINPACK and SPREAD.
+
+Then the permit and preempt stages at work, which the main figure never starts: the same work
+with every fifth job all-or-nothing, and the cluster as the first plan left it, running its
+placements, with the tasks it left waiting back at priority 10.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from corral.scheduler import (
     AgentSnapshot,
     Constraint,
     Operator,
+    PlacedTask,
     Plan,
     Resources,
     Snapshot,
@@ -140,6 +145,50 @@ def best_of(
     return results[0][0], min(seconds for _, seconds in results)
 
 
+def sound(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> None:
+    """Stop the benchmark on an unsound plan: a fast wrong answer is no figure."""
+    errors = check_plan(snapshot, pending, result)
+    if errors:
+        raise SystemExit("unsound plan:\n" + "\n".join(errors[:20]))
+
+
+def running(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> Snapshot:
+    """The cluster once ``result``'s placements run, each at its task's priority."""
+    tasks = {t.id: t for t in pending}
+    used = {a.id: a.used for a in snapshot.agents}
+    placed = []
+    for p in result.placements:
+        t = tasks[p.task_id]
+        used[p.agent_id] += t.resources
+        placed.append(PlacedTask(t.id, t.group, p.agent_id, t.owner, t.resources, t.priority))
+    agents = tuple(replace(a, used=used[a.id]) for a in snapshot.agents)
+    return replace(snapshot, agents=agents, placed=tuple(placed))
+
+
+def seams(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> None:
+    """Time the permit stage (gangs) and the preempt stage (urgent work on a full cluster)."""
+    ganged = [replace(t, gang=t.group) if int(t.group[3:]) % 5 == 0 else t for t in pending]
+    with_gangs, seconds = best_of(3, plan, snapshot, ganged)
+    sound(snapshot, ganged, with_gangs)
+    gangs = {t.gang for t in ganged if t.gang is not None}
+    down = {t.gang for t in ganged if t.gang is not None and t.id in with_gangs.waiting}
+    placed = len(with_gangs.placements)
+    print(
+        f"every fifth job all-or-nothing: {len(down)} of {len(gangs)} gangs turned down, "
+        f"{placed:,} placed in {seconds:.3f} s, {placed / seconds:,.0f} placements/s"
+    )
+    full = running(snapshot, pending, result)
+    urgent = [replace(t, priority=10) for t in pending if t.id in result.waiting]
+    preempting, seconds = best_of(3, plan, full, urgent)
+    sound(full, urgent, preempting)
+    makes_room = len({p.by for p in preempting.preemptions})
+    print(
+        f"{len(urgent):,} waiting tasks back at priority 10 on the full cluster: "
+        f"{len(preempting.preemptions):,} preemptions make room for {makes_room:,} in "
+        f"{seconds:.3f} s"
+    )
+
+
 def main() -> None:
     """Build the cluster, time ``plan()`` and the exhaustive baseline, print the figures."""
     rng = random.Random(SEED)
@@ -151,9 +200,7 @@ def main() -> None:
         quotas={"dave": res(cpus=800, mem=2_000_000)},
     )
     result, seconds = best_of(3, plan, snapshot, pending)
-    errors = check_plan(snapshot, pending, result)
-    if errors:
-        raise SystemExit("unsound plan:\n" + "\n".join(errors[:20]))
+    sound(snapshot, pending, result)
     placed = len(result.placements)
     groups = len({t.group for t in pending})
     print(f"{len(pending):,} tasks in {groups} groups on {len(agents):,} agents")
@@ -182,6 +229,7 @@ def main() -> None:
     reasons = sorted(set(result.unplaced.values()))
     for reason in reasons[:3]:
         print(f"why some wait: {reason}")
+    seams(snapshot, pending, result)
 
 
 if __name__ == "__main__":

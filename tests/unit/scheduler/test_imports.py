@@ -34,7 +34,7 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 def test_the_package_has_the_modules_the_readme_describes() -> None:
     assert {p.stem for p in SOURCES} >= {
         "model", "feasibility", "scoring", "fairshare", "selection", "cohorts", "state",
-        "planner", "harness",
+        "permit", "preempt", "planner", "harness", "invariants",
     }  # fmt: skip
 
 
