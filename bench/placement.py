@@ -162,7 +162,7 @@ def running(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) ->
         used[p.agent_id] += t.resources
         placed.append(PlacedTask(t.id, t.group, p.agent_id, t.owner, t.resources, t.priority))
     agents = tuple(replace(a, used=used[a.id]) for a in snapshot.agents)
-    return replace(snapshot, agents=agents, placed=tuple(placed))
+    return replace(snapshot, agents=agents, placed=tuple(placed), preemption=True)
 
 
 def seams(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> None:

@@ -54,6 +54,7 @@ class Harness:
         self.pending: list[TaskRequest] = []
         self.weights: dict[str, float] = {}
         self.quotas: dict[str, Resources] = {}
+        self.preemption = True  # the preempt stage runs: tests see what it would stop
         self.plans: list[Plan] = []
 
     def add_agent(
@@ -243,6 +244,7 @@ class Harness:
             placed=tuple(self.placed),
             weights=dict(self.weights),
             quotas=dict(self.quotas),
+            preemption=self.preemption,
         )
 
     def plan(self) -> Plan:

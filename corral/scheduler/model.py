@@ -167,6 +167,9 @@ class Snapshot:
     placed: tuple[PlacedTask, ...] = ()
     weights: Mapping[str, float] = field(default_factory=dict)  # fair-share weight per owner
     quotas: Mapping[str, Resources] = field(default_factory=dict)  # hard cap per owner
+    # Whether the plan looks for preemptions (Nomad's PreemptionConfig): off until the caller
+    # carries Plan.preemptions out, so that no pass computes victims nobody stops.
+    preemption: bool = False
 
 
 @dataclass(frozen=True, slots=True)

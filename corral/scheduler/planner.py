@@ -8,8 +8,8 @@
 5. state      — record the placement, so the next decision sees it.
 6. permit     — a gang's members are tried together when the first of them comes up; all
                 placed, or all rolled back so that their room goes to the tasks decided after.
-7. preempt    — once every task is decided: for each UNSCHEDULABLE one, the lower-priority
-                placed tasks whose room would let it in.
+7. preempt    — once every task is decided, if the snapshot allows preemption: for each
+                UNSCHEDULABLE task, the lower-priority placed tasks whose room would let it in.
 
 Tasks that cannot be placed get a status; nothing is retried within a plan.
 """
@@ -84,7 +84,11 @@ class _Pass:
                     waiting[task.id] = status
             elif task.gang in gangs:  # the gang's first member: decide them all now
                 self._decide_gang(task.gang, gangs.pop(task.gang))
-        preemptions = preempt(state, self.snapshot.placed, self.pending, cohorts, waiting)
+        preemptions = (
+            preempt(state, self.snapshot.placed, self.pending, cohorts, waiting)
+            if self.snapshot.preemption
+            else ()
+        )
         return Plan(tuple(state.placements), waiting, preemptions)
 
     def _decide_gang(self, gang: str, members: list[TaskRequest]) -> None:

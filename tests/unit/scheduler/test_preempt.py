@@ -167,6 +167,15 @@ def test_a_preemption_says_for_whom_and_the_task_keeps_waiting_with_the_filters_
     }
 
 
+def test_a_snapshot_that_does_not_allow_preemption_gets_none() -> None:
+    h = Harness()
+    _lowest_priority_before_fewest(h)
+    h.preemption = False
+    result = h.plan()
+    assert result.preemptions == ()
+    assert list(result.waiting) == ["urgent"]
+
+
 def test_nothing_placed_means_no_preemption_stage() -> None:
     h = Harness()
     h.add_agents(1, cpus=1)

@@ -156,7 +156,8 @@ def work(draw: st.DrawFn) -> Work:
     weights = draw(
         st.dictionaries(st.sampled_from(OWNERS), st.sampled_from((0.5, 1.0, 3.0)), max_size=2)
     )
-    return Snapshot(cluster, tuple(placed), weights=weights, quotas=quotas), pending
+    snapshot = Snapshot(cluster, tuple(placed), weights=weights, quotas=quotas)
+    return replace(snapshot, preemption=draw(st.booleans())), pending
 
 
 @st.composite
@@ -192,7 +193,7 @@ def contended(draw: st.DrawFn) -> Work:
         )
     ]
     quotas = draw(st.dictionaries(st.sampled_from(OWNERS), QUOTA, max_size=1))
-    return Snapshot(cluster, tuple(placed), quotas=quotas), pending
+    return Snapshot(cluster, tuple(placed), quotas=quotas, preemption=True), pending
 
 
 def _hold(
