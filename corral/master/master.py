@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Store
 
+# Seconds a thread holds the GIL before another may take it (Python's default is 0.005). The
+# API's writes and the scheduler's plans run in worker threads that stay busy for seconds on a
+# 100,000-task submit; the event loop, which needs the GIL back after every socket call, then
+# waited up to this long each time, and /health took a second to answer.
+SWITCH_INTERVAL = 0.001
 BY_USER = "killed by user"  # the reason of every kill a user asks for
 
 
@@ -58,6 +64,7 @@ class Master:
 
     async def start(self) -> None:
         """Load the state and start the loops. Agents load first: tasks count against them."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.store.migrate()
         self.agents.load()
         self.state.load()

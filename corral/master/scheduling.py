@@ -6,12 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable, Sequence
 
 from corral.master.agents import AgentOps
-from corral.master.records import LiveTask
+from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
 from corral.scheduler import plan
-from corral.scheduler.model import AgentSnapshot, PlacedTask, Plan, Snapshot, TaskRequest
+from corral.scheduler.model import (
+    AgentSnapshot,
+    PlacedTask,
+    Placement,
+    Plan,
+    Snapshot,
+    TaskRequest,
+)
 from corral.spec.states import AgentState, TaskState
 
 log = logging.getLogger(__name__)
@@ -64,14 +72,30 @@ def request_of(task: LiveTask) -> TaskRequest:
     )
 
 
+Planner = Callable[[Snapshot, Sequence[TaskRequest]], Plan]
+
+
+def _plan_ready(planner: Planner, snapshot: Snapshot, ready: Sequence[LiveTask]) -> Plan:
+    """The plan for ``ready``; runs in a worker thread. It reads of each pending task only what
+    is fixed while it is pending (resources, constraints, owner...), so the loop may go on
+    changing other fields meanwhile."""
+    return planner(snapshot, [request_of(t) for t in ready])
+
+
 class SchedulingLoop:
     """Runs a pass whenever something changed (``state.wake``) or a retry's backoff ends."""
 
     def __init__(
-        self, state: ClusterState, agents: AgentOps, tick: float = 1.0, spacing: float = 0.005
+        self,
+        state: ClusterState,
+        agents: AgentOps,
+        tick: float = 1.0,
+        spacing: float = 0.005,
+        planner: Planner = plan,
     ) -> None:
         self.state = state
         self.agents = agents
+        self.planner = planner
         self.tick = tick
         # Passes are at least this far apart, so a burst of status updates makes one pass,
         # not one each; an idle cluster plans at once.
@@ -96,14 +120,18 @@ class SchedulingLoop:
         ready, _ = self.due(now)
         if not ready:
             return None
-        result = plan(snapshot_of(self.state), [request_of(t) for t in ready])
+        snapshot = snapshot_of(self.state)
+        # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
+        # seconds, in which the loop must go on answering /health, agents and the API.
+        result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)
         for task_id, reason in result.unplaced.items():
-            self.state.tasks[task_id].waiting = reason
-        if not result.placements:
+            if (task := self.state.tasks.get(task_id)) is not None:
+                task.waiting = reason
+        placed = self._still_placeable(result.placements, snapshot)
+        if len(placed) < len(result.placements):
+            self.state.wake.set()  # what changed meanwhile is planned again at once
+        if not placed:
             return result
-        placed = [
-            (self.state.tasks[p.task_id], self.state.agents[p.agent_id]) for p in result.placements
-        ]
         # Write-ahead: the placements are stored before any launch leaves, so a crash in
         # between leaves STAGING tasks that reconciliation re-sends or marks LOST.
         with self.state.change() as ch:
@@ -132,6 +160,26 @@ class SchedulingLoop:
         for t, a in placed:
             await self.agents.send_launch(a, t)
         return result
+
+    def _still_placeable(
+        self, placements: Sequence[Placement], planned_on: Snapshot
+    ) -> list[tuple[LiveTask, AgentRecord]]:
+        """The placements the state still allows after planning: the task is still pending
+        and wanted, its agent still takes work and nothing was added to that agent meanwhile
+        (freed resources only make room)."""
+        before = {a.id: a for a in planned_on.agents}
+        placed = []
+        for p in placements:
+            task = self.state.tasks.get(p.task_id)
+            agent = self.state.agents.get(p.agent_id)
+            if task is None or task.state is not TaskState.PENDING or task.kill_requested:
+                continue
+            if agent is None or not (agent.connected and agent.state is AgentState.ACTIVE):
+                continue
+            if not agent.used.fits_in(before[agent.id].used):
+                continue
+            placed.append((task, agent))
+        return placed
 
     async def run_forever(self) -> None:
         """Plan on every wake-up, and at least every ``tick`` seconds."""

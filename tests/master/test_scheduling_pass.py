@@ -1,0 +1,93 @@
+"""The scheduling pass plans in a worker thread, so the event loop (the API, /health, agents)
+goes on while a large plan is made; what changed meanwhile is checked before anything is placed.
+
+The planner is the real core, held at its start until the test has done something on the loop:
+had it run on the loop, nothing there could run and the hold would time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from corral.scheduler import plan
+from corral.scheduler.model import Plan, Snapshot, TaskRequest
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from tests.master.sim import Sim
+
+HOLD = 10.0  # seconds; the deadline of every wait
+
+
+class HeldPlanner:
+    """The real planner, which starts planning only once the loop has let it go."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.go = threading.Event()
+        self.released_in_time: list[bool] = []
+
+    def __call__(self, snapshot: Snapshot, requests: Sequence[TaskRequest]) -> Plan:
+        self.started.set()
+        self.released_in_time.append(self.go.wait(HOLD))
+        return plan(snapshot, requests)
+
+
+async def hold_a_pass(sim: Sim, while_held: object = None) -> HeldPlanner:
+    """Run one pass with a held planner; release it from the loop once it is planning."""
+    planner = HeldPlanner()
+    sim.master.scheduler.planner = planner
+    pass_ = asyncio.create_task(sim.master.scheduler.run_once())
+    assert await asyncio.to_thread(planner.started.wait, HOLD), "the pass never started to plan"
+    if callable(while_held):
+        while_held()
+    planner.go.set()  # only reached if the loop runs while the plan is being made
+    await asyncio.wait_for(pass_, HOLD)
+    return planner
+
+
+def submit(sim: Sim, name: str, array: str) -> None:
+    spec = JobSpec.model_validate({"name": name, "array": array, "task": {"shell": "true"}})
+    sim.master.jobs.submit(spec, "alice")
+
+
+def test_the_event_loop_runs_while_a_pass_plans(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = Sim(tmp_path)
+        agent = await sim.add_agent("a1", cpus=4)
+        submit(sim, "sweep", "0-3")
+        planner = await hold_a_pass(sim)
+        assert planner.released_in_time == [True]
+        assert sorted(agent.launched()) == [f"sweep.1.{i}.0" for i in range(4)]
+
+    asyncio.run(scenario())
+
+
+def test_a_task_killed_while_the_plan_is_made_is_not_placed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = Sim(tmp_path)
+        agent = await sim.add_agent("a1", cpus=4)
+        submit(sim, "doomed", "0-1")
+        submit(sim, "kept", "0-1")
+        await hold_a_pass(sim, lambda: sim.master.jobs.kill("doomed"))
+        assert sorted(agent.launched()) == ["kept.1.0.0", "kept.1.1.0"]
+        states = {t.id: t.state for t in sim.master.state.tasks.values()}
+        assert not any(s is TaskState.STAGING for i, s in states.items() if i.startswith("doomed"))
+
+    asyncio.run(scenario())
+
+
+def test_nothing_is_placed_on_an_agent_that_went_away_while_the_plan_was_made(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        sim = Sim(tmp_path)
+        agent = await sim.add_agent("a1", cpus=4)
+        submit(sim, "sweep", "0-1")
+        await hold_a_pass(sim, agent.disconnect)
+        assert agent.launched() == []
+        assert all(t.state is TaskState.PENDING for t in sim.master.state.tasks.values())
+
+    asyncio.run(scenario())
