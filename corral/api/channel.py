@@ -39,7 +39,8 @@ async def agent_channel(ws: WebSocket) -> None:
         await ws.send_json(message)
 
     async def hangup() -> None:
-        with contextlib.suppress(RuntimeError, OSError):  # it may be closing already
+        # It may be closing already, or gone.
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
             await ws.close(code=4408, reason="the master gave up on this connection")
 
     session = AgentSession(send, hangup)

@@ -55,10 +55,14 @@ async def executors(config: AgentConfig) -> dict[str, Executor]:
     """The drivers this agent offers: processes always, containers when dockerd answers."""
     # One pool for both drivers, so a process and a container never get the same host port.
     pool = PortPool(*config.port_range)
-    offered: dict[str, Executor] = {"process": ProcessExecutor(port_pool=pool)}
+    agent_id = load_agent_id(config.data_dir)
+    # Task cgroups under one of this agent's own: agents sharing a host (a test cluster) never
+    # meet each other's cgroups, even for equal task ids of two clusters.
+    process = ProcessExecutor(f"corral-{agent_id}", port_pool=pool)
+    offered: dict[str, Executor] = {"process": process}
     if await DockerExecutor.available():
         offered["docker"] = DockerExecutor(
-            load_agent_id(config.data_dir),
+            agent_id,
             allowed_volumes=config.volume_roots,
             allow_privileged=config.allow_privileged,
             port_pool=pool,

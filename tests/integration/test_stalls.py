@@ -6,8 +6,10 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from corral.spec.jobs import JobSpec
-from tests.support.cluster import Cluster, Proc, shell_wait_for, wait_for_file
+from tests.support.cluster import Cluster, Proc, running_cluster, shell_wait_for, wait_for_file
 
 
 def spec(**fields: object) -> JobSpec:
@@ -97,11 +99,9 @@ def test_an_agent_stalled_for_5s_is_disconnected_then_registers_again_with_its_t
 
 
 def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
-    tmp_path: Path,
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    cluster = Cluster(tmp_path, lost_after=2.0)
-    cluster.start_master()
-    try:
+    with running_cluster(Cluster(tmp_path, lost_after=2.0), request) as cluster:
         cluster.add_agent("a1")
         gate = tmp_path / "gate"
         pid_file = tmp_path / "pid"
@@ -136,5 +136,3 @@ def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
             gate.touch()
             assert cluster.wait_run("mobile") == "SUCCEEDED"
             assert len(c.tasks(job="mobile")) == 2  # the replacement ran; nothing else
-    finally:
-        cluster.stop()
