@@ -4,6 +4,7 @@ an agent declared LOST that returns kills what was replaced."""
 
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,41 +99,47 @@ def test_an_agent_stalled_for_5s_is_disconnected_then_registers_again_with_its_t
         assert cluster.wait_run("after") == "SUCCEEDED"
 
 
-def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+@pytest.fixture
+def quick_loss(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A cluster whose master declares an agent LOST after 2 s of silence."""
     with running_cluster(Cluster(tmp_path, lost_after=2.0), request) as cluster:
-        cluster.add_agent("a1")
-        gate = tmp_path / "gate"
-        pid_file = tmp_path / "pid"
-        with cluster.client() as c:
-            c.create_job(
-                spec(
-                    name="mobile",
-                    retries=2,
-                    retry_backoff=0,
-                    task={
-                        "shell": f"[ -e {pid_file} ] || echo $$ > {pid_file}; "
-                        f"{shell_wait_for(gate)}",
-                        "cpus": 0.5,
-                    },
-                )
-            )
-            cluster.wait_task("mobile.1.0.0", "RUNNING")
-            pid = int(wait_for_file(pid_file, 30, "\n"))
-            cluster.add_agent("a2")
-            agent = cluster.agents["a1"]
-            assert agent.popen is not None
-            agent.popen.send_signal(signal.SIGSTOP)
-            try:
-                cluster.wait_until(lambda: cluster.agent_state("a1") == "LOST", 30, "a1 LOST")
-                assert cluster.wait_task("mobile.1.0.1", "RUNNING").hostname == "a2"
-            finally:
-                agent.popen.send_signal(signal.SIGCONT)
+        yield cluster
 
-            cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
-            cluster.wait_until(lambda: not alive(pid), 30, "the replaced attempt to be killed")
-            assert c.task("mobile.1.0.0").state.value == "LOST"
-            gate.touch()
-            assert cluster.wait_run("mobile") == "SUCCEEDED"
-            assert len(c.tasks(job="mobile")) == 2  # the replacement ran; nothing else
+
+def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
+    quick_loss: Cluster, tmp_path: Path
+) -> None:
+    cluster = quick_loss
+    cluster.add_agent("a1")
+    gate = tmp_path / "gate"
+    pid_file = tmp_path / "pid"
+    with cluster.client() as c:
+        c.create_job(
+            spec(
+                name="mobile",
+                retries=2,
+                retry_backoff=0,
+                task={
+                    "shell": f"[ -e {pid_file} ] || echo $$ > {pid_file}; {shell_wait_for(gate)}",
+                    "cpus": 0.5,
+                },
+            )
+        )
+        cluster.wait_task("mobile.1.0.0", "RUNNING")
+        pid = int(wait_for_file(pid_file, 30, "\n"))
+        cluster.add_agent("a2")
+        agent = cluster.agents["a1"]
+        assert agent.popen is not None
+        agent.popen.send_signal(signal.SIGSTOP)
+        try:
+            cluster.wait_until(lambda: cluster.agent_state("a1") == "LOST", 30, "a1 LOST")
+            assert cluster.wait_task("mobile.1.0.1", "RUNNING").hostname == "a2"
+        finally:
+            agent.popen.send_signal(signal.SIGCONT)
+
+        cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
+        cluster.wait_until(lambda: not alive(pid), 30, "the replaced attempt to be killed")
+        assert c.task("mobile.1.0.0").state.value == "LOST"
+        gate.touch()
+        assert cluster.wait_run("mobile") == "SUCCEEDED"
+        assert len(c.tasks(job="mobile")) == 2  # the replacement ran; nothing else
