@@ -65,7 +65,7 @@ class AgentConfig:
     hostname: str
     resources: AgentResources
     attributes: dict[str, str] = field(default_factory=dict)
-    allowed_volumes: list[str] = field(default_factory=list)  # besides its own data dir
+    allowed_volumes: list[str] = field(default_factory=list)
     allow_privileged: bool = False
     port_range: tuple[int, int] = (31000, 32000)
     keep_containers: bool = False
@@ -74,8 +74,10 @@ class AgentConfig:
 
     @property
     def volume_roots(self) -> list[str]:
-        """Host paths under which containers may mount volumes: its data dir and the allowed."""
-        return [str(self.data_dir.resolve()), *self.allowed_volumes]
+        """Host paths under which containers may mount volumes: the allowed ones. Never the
+        data dir: its sandboxes and journal are no task's to mount (its own sandbox is mounted
+        by the executor)."""
+        return list(self.allowed_volumes)
 
 
 @dataclass

@@ -64,6 +64,7 @@ async def executors(config: AgentConfig) -> dict[str, Executor]:
         offered["docker"] = DockerExecutor(
             agent_id,
             allowed_volumes=config.volume_roots,
+            data_dir=config.data_dir,
             allow_privileged=config.allow_privileged,
             port_pool=pool,
             keep_containers=config.keep_containers,

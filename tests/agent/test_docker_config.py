@@ -50,6 +50,7 @@ def config_of(task: TaskLaunch, host_ports: list[int] | None = None) -> JSON:
         sandbox=Path("/agent/t-1/sandbox"),
         host_ports=host_ports or [],
         hostname="node7",
+        volume_sources=[v.host_path for v in task.docker.volumes],
     )
 
 

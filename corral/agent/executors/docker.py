@@ -41,6 +41,7 @@ from corral.agent.executors.docker_exec import DOCKER_ERRORS as _DOCKER_ERRORS
 from corral.agent.executors.docker_exec import error_text as _error_text
 from corral.agent.executors.docker_exec import exec_shell
 from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
+from corral.agent.executors.docker_volumes import stage_volumes
 from corral.agent.executors.process import describe_exit
 from corral.agent.ports import DEFAULT_RANGE, PortPool
 from corral.spec.docker import DockerSpec
@@ -327,6 +328,8 @@ class DockerExecutor:
         agent_id: str,
         *,
         allowed_volumes: Sequence[str | os.PathLike[str]],
+        data_dir: Path | None = None,
+        staging_dir: Path | None = None,
         allow_privileged: bool = False,
         port_range: tuple[int, int] = DEFAULT_RANGE,
         port_pool: PortPool | None = None,
@@ -336,10 +339,13 @@ class DockerExecutor:
     ) -> None:
         """Set up; Docker is first asked at the first ``start`` or ``recover``.
 
-        ``allowed_volumes``: host paths under which tasks may mount volumes (pass the agent's data
-        dir among them); ``port_range``: host ports handed out for ``hostPort: 0``, both ends
-        included, unless ``port_pool`` is given (the agent's one pool, shared with its other
-        executors, so they never hand out the same port); ``keep_containers`` leaves stopped
+        ``allowed_volumes``: host paths under which tasks may mount volumes; ``data_dir``: the
+        agent's own, where no volume may be even under an allowed path (the sandbox is mounted
+        by the executor itself); ``staging_dir``: where volumes are pinned before Docker mounts
+        them (default ``/run/corral/volumes/<agent id>``, never inside a sandbox);
+        ``port_range``: host ports handed out for ``hostPort: 0``, both ends included, unless
+        ``port_pool`` is given (the agent's one pool, shared with its other executors, so they
+        never hand out the same port); ``keep_containers`` leaves stopped
         containers for debugging; ``hostname`` is the tasks' ``HOST`` (default: this machine's
         name).
         """
@@ -348,6 +354,8 @@ class DockerExecutor:
         relative = [str(path) for path in self._allowed if not path.is_absolute()]
         if relative:
             raise ValueError(f"allowed volume paths must be absolute: {', '.join(relative)}")
+        self._data_dir = data_dir
+        self._staging = staging_dir or Path("/run/corral/volumes") / agent_id
         self._allow_privileged = allow_privileged
         self._ports = port_pool if port_pool is not None else PortPool(*port_range)
         self._keep = keep_containers
@@ -395,20 +403,27 @@ class DockerExecutor:
         for name in STREAM_FILES.values():
             (dirs.sandbox / name).touch()  # readers find them at once, empty until output comes
         check_privilege(spec, self._allow_privileged)
-        check_volumes(spec, self._allowed)
+        checked = check_volumes(spec, self._allowed, self._data_dir)
         host_ports = self._ports.reserve(launch.task_id, host_ports_wanted(launch, spec))
         docker = aiodocker.Docker(url=self._socket)
         try:
             await ensure_image(docker, spec)
-            config = container_config(
-                launch,
-                spec,
-                agent_id=self.agent_id,
-                sandbox=dirs.sandbox,
-                host_ports=host_ports,
-                hostname=self._hostname,
-            )
-            container = await run_container(docker, config, dirs.meta)
+            # Docker mounts the pinned copies of the checked paths; once the container has
+            # started it holds its own mounts, and the pins go.
+            staged = stage_volumes(checked, self._staging / launch.task_id)
+            try:
+                config = container_config(
+                    launch,
+                    spec,
+                    agent_id=self.agent_id,
+                    sandbox=dirs.sandbox,
+                    host_ports=host_ports,
+                    hostname=self._hostname,
+                    volume_sources=staged.sources,
+                )
+                container = await run_container(docker, config, dirs.meta)
+            finally:
+                staged.release()
         except BaseException:
             self._ports.release(launch.task_id)
             await docker.close()

@@ -49,22 +49,35 @@ def check_privilege(spec: DockerSpec, allow_privileged: bool) -> None:
         )
 
 
-def check_volumes(spec: DockerSpec, allowed: Sequence[Path]) -> None:
-    """Every host path must exist and lie under one of ``allowed`` (symbolic links resolved).
+def check_volumes(
+    spec: DockerSpec, allowed: Sequence[Path], data_dir: Path | None = None
+) -> list[str]:
+    """The resolved host path of each volume; each must exist and lie under one of ``allowed``
+    (symbolic links resolved), and none in the agent's ``data_dir`` (sandboxes, journal).
 
-    Resolving first means a link inside an allowed path cannot lead elsewhere. A missing path is
-    refused, as Docker would silently create it as an empty directory owned by root.
+    Resolving first means a link inside an allowed path cannot lead elsewhere; the executor
+    then mounts exactly the resolved paths (``docker_volumes``). A missing path is refused, as
+    Docker would silently create it as an empty directory owned by root.
     """
     roots = [os.path.realpath(root) for root in allowed]
+    own = None if data_dir is None else os.path.realpath(data_dir)
+    resolved = []
     for i, volume in enumerate(spec.volumes):
-        real = os.path.realpath(volume.host_path)
+        try:
+            real = os.path.realpath(volume.host_path)
+        except OSError:  # a link it met was gone when read: the path is being changed
+            raise LaunchError(f"volumes[{i}].host_path changed while it was checked") from None
         if not any(is_under(real, root) for root in roots):
             shown = ", ".join(str(root) for root in allowed) or "none configured"
             raise LaunchError(
                 f"volumes[{i}].host_path {volume.host_path} is not under an allowed path ({shown})"
             )
+        if own is not None and is_under(real, own):
+            raise LaunchError(f"volumes[{i}].host_path is inside the agent's own data dir")
         if not os.path.exists(real):
             raise LaunchError(f"volumes[{i}].host_path {volume.host_path} does not exist")
+        resolved.append(real)
+    return resolved
 
 
 def host_ports_wanted(launch: TaskLaunch, spec: DockerSpec) -> list[HostPort]:
@@ -249,14 +262,19 @@ def container_config(
     sandbox: Path,
     host_ports: Sequence[int],
     hostname: str,
+    volume_sources: Sequence[str],
 ) -> JSON:
     """The body of ``POST /containers/create`` for ``launch``.
 
-    ``host_ports`` holds the host port of each of ``host_ports_wanted`` (zeros resolved).
+    ``host_ports`` holds the host port of each of ``host_ports_wanted`` (zeros resolved);
+    ``volume_sources`` the host path Docker mounts for each volume (the checked, pinned one).
     """
     env = task_env(launch, spec, host_ports, hostname)
     binds = [f"{sandbox}:{SANDBOX_MOUNT}:rw"]
-    binds += [f"{v.host_path}:{v.container_path}:{v.mode.lower()}" for v in spec.volumes]
+    binds += [
+        f"{source}:{v.container_path}:{v.mode.lower()}"
+        for source, v in zip(volume_sources, spec.volumes, strict=True)
+    ]
     exposed, bindings = _ports(spec, host_ports)
     memory = launch.mem * 1024 * 1024
     host_config: JSON = {
