@@ -33,6 +33,7 @@ from corral.agent.executors.docker_config import (
     check_volumes,
     container_config,
     describe_end,
+    hide_paths,
     host_ports_wanted,
     ports_of,
     stop_signal_name,
@@ -41,7 +42,7 @@ from corral.agent.executors.docker_exec import DOCKER_ERRORS as _DOCKER_ERRORS
 from corral.agent.executors.docker_exec import error_text as _error_text
 from corral.agent.executors.docker_exec import exec_shell
 from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
-from corral.agent.executors.docker_volumes import stage_volumes
+from corral.agent.executors.docker_volumes import StagedVolumes, stage_volumes
 from corral.agent.executors.process import describe_exit
 from corral.agent.ports import DEFAULT_RANGE, PortPool
 from corral.spec.docker import DockerSpec
@@ -422,6 +423,9 @@ class DockerExecutor:
                     volume_sources=staged.sources,
                 )
                 container = await run_container(docker, config, dirs.meta)
+            except LaunchError as exc:
+                # Docker's reason names the host paths it mounted: say which they were instead.
+                raise LaunchError(hide_paths(str(exc), self._private(dirs, staged))) from exc
             finally:
                 staged.release()
         except BaseException:
@@ -472,6 +476,15 @@ class DockerExecutor:
         if not self._keep:
             await _remove(handle)
         return describe_end(state, None, launch.mem)
+
+    def _private(self, dirs: TaskDirs, staged: StagedVolumes) -> dict[str, str]:
+        """The agent's own paths a launch touches, and what a user is told instead."""
+        names = {str(dirs.sandbox): "the task's sandbox", str(dirs.root): "the task's files"}
+        names[str(staged.staging)] = "the pinned volumes"
+        names.update({source: f"volumes[{i}]" for i, source in enumerate(staged.sources)})
+        if self._data_dir is not None:
+            names[str(self._data_dir)] = "the agent's data dir"
+        return names
 
     def _handle(
         self, launch: TaskLaunch, dirs: TaskDirs, docker: aiodocker.Docker, container: JSON

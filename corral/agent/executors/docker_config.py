@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,14 @@ def check_volumes(
             raise LaunchError(f"volumes[{i}].host_path {volume.host_path} does not exist")
         resolved.append(real)
     return resolved
+
+
+def hide_paths(text: str, names: Mapping[str, str]) -> str:
+    """``text`` with each path of ``names`` replaced by its name there, longest path first (so
+    a path inside another keeps its own name)."""
+    for path in sorted(names, key=len, reverse=True):
+        text = text.replace(path, names[path])
+    return text
 
 
 def host_ports_wanted(launch: TaskLaunch, spec: DockerSpec) -> list[HostPort]:

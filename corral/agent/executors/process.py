@@ -428,7 +428,9 @@ class ProcessExecutor:
         try:
             sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
         except OSError as exc:
-            raise LaunchError(f"cannot write {dirs.meta}: {exc.strerror or exc}") from exc
+            # The agent's paths are not the user's business: say what, not where.
+            why = exc.strerror or type(exc).__name__
+            raise LaunchError(f"cannot write the task's records on the agent: {why}") from exc
         env = self._env(launch, dirs, host_ports)
         workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
         argv = _task_argv(launch, env["PATH"], workdir)
@@ -511,5 +513,6 @@ class ProcessExecutor:
             sandbox.write_atomic(record, cgroup.dump())
         except OSError as exc:
             cgroup.remove()
-            raise LaunchError(f"cannot write {record}: {exc.strerror or exc}") from exc
+            why = exc.strerror or type(exc).__name__
+            raise LaunchError(f"cannot write the task's cgroup record on the agent: {why}") from exc
         return cgroup
