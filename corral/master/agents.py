@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
-from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, TaskLaunch, Welcome
+from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, Welcome
 from corral.spec.states import AgentState, TaskState
 
 log = logging.getLogger(__name__)
@@ -214,8 +214,7 @@ class AgentOps:
     async def send_launch(self, agent: AgentRecord, task: LiveTask) -> None:
         """Tell the agent to start a task."""
         if agent.session is not None:
-            launch = TaskLaunch.model_validate(task.launch)
-            await agent.session.send(Launch(task=launch).model_dump(mode="json"))
+            await agent.session.send(Launch(task=task.launch).model_dump(mode="json"))
 
     async def send_kill(
         self, agent: AgentRecord, task_id: str, reason: str, grace: float | None

@@ -14,8 +14,10 @@ from typing import Any
 
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy
 from corral.spec.docker import PRIVILEGED_PARAMETERS
+from corral.spec.protocol import TaskLaunch
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, TaskState
+from corral.store.rows import TaskRow
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 HangupFn = Callable[[], Coroutine[Any, Any, None]]
@@ -36,19 +38,13 @@ def resources_of(launch: Mapping[str, Any]) -> Resources:
 
 @dataclass(slots=True)
 class LiveTask:
-    """A task that is not finished: PENDING, STAGING, STARTING or RUNNING."""
+    """A task that is not finished: PENDING, STAGING, STARTING or RUNNING.
 
-    id: str
-    job: str
-    run: int
-    slot: int
-    idx: int
-    attempt: int
+    ``row`` is what it was created as; the rest is what has happened to it since.
+    """
+
+    row: TaskRow
     state: TaskState
-    owner: str
-    priority: int
-    launch: dict[str, Any]
-    placement: dict[str, Any]
     agent_id: str | None = None
     not_before: float | None = None
     kill_requested: bool = False
@@ -56,10 +52,10 @@ class LiveTask:
     # Each health check's record as the agent last reported it; kept in memory only, as
     # Marathon keeps them (None: none reported since this master started).
     checks: list[HealthCheckStatus] | None = None
-    created_at: float = 0.0
     started_at: float | None = None  # when it became RUNNING
     waiting: str = ""  # why it is not placed yet, from the last plan
     order: int = field(default_factory=lambda: next(_order))
+    # What the scheduler asks of it, derived from the row once.
     resources: Resources = field(init=False)
     constraints: tuple[Constraint, ...] = field(init=False)
     strategy: Strategy = field(init=False)
@@ -68,41 +64,88 @@ class LiveTask:
     host_ports: tuple[int, ...] = field(init=False)  # exact host ports it needs
 
     def __post_init__(self) -> None:
-        self.resources = resources_of(self.launch)
-        docker = self.launch.get("docker") or {}
-        self.host_paths = tuple(sorted({v["host_path"] for v in docker.get("volumes", ())}))
-        self.privileged = bool(docker.get("privileged")) or any(
-            p["key"] in PRIVILEGED_PARAMETERS for p in docker.get("parameters", ())
+        launch = self.row.launch
+        self.resources = resources_of({"cpus": launch.cpus, "mem": launch.mem, "disk": launch.disk})
+        docker = launch.docker
+        self.host_paths = (
+            () if docker is None else tuple(sorted({v.host_path for v in docker.volumes}))
         )
-        self.host_ports = tuple(self.placement.get("host_ports", ()))
-        self.strategy = Strategy(self.placement.get("strategy", "binpack"))
+        self.privileged = docker is not None and (
+            docker.privileged or any(p.key in PRIVILEGED_PARAMETERS for p in docker.parameters)
+        )
+        self.host_ports = self.row.host_ports
+        self.strategy = Strategy(self.row.strategy)
         self.constraints = tuple(
-            Constraint(c["field"], Operator(c["operator"]), c.get("value"))
-            for c in self.placement.get("constraints", ())
+            Constraint(r.field, Operator(r.operator), r.value) for r in self.row.rules
         )
 
     @classmethod
+    def pending(cls, row: TaskRow) -> LiveTask:
+        """A task just created from ``row``."""
+        return cls(row, TaskState.PENDING, not_before=row.not_before)
+
+    @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> LiveTask:
-        """Build from a ``tasks`` row."""
+        """Build from a ``tasks`` row read from the store."""
         return cls(
-            id=row["id"],
-            job=row["job"],
-            run=row["run"],
-            slot=row["slot"],
-            idx=row["idx"],
-            attempt=row["attempt"],
-            state=TaskState(row["state"]),
-            owner=row["owner"],
-            priority=row["priority"],
-            launch=dict(row["launch"]),
-            placement=dict(row["placement"]),
+            TaskRow.stored(row),
+            TaskState(row["state"]),
             agent_id=row["agent_id"],
             not_before=row["not_before"],
             kill_requested=bool(row["kill_requested"]),
             healthy=row.get("healthy"),
-            created_at=row.get("created_at") or 0.0,
             started_at=row.get("started_at"),
         )
+
+    @property
+    def id(self) -> str:
+        """The task's id."""
+        return self.row.id
+
+    @property
+    def job(self) -> str:
+        """The job's name, or the service's id."""
+        return self.row.job
+
+    @property
+    def run(self) -> int:
+        """The run of its job (the configuration number of a service's task)."""
+        return self.row.run
+
+    @property
+    def slot(self) -> int:
+        """Its slot in the run."""
+        return self.row.slot
+
+    @property
+    def idx(self) -> int:
+        """The value of ``{index}``."""
+        return self.row.idx
+
+    @property
+    def attempt(self) -> int:
+        """0 for the first attempt of its slot."""
+        return self.row.attempt
+
+    @property
+    def owner(self) -> str:
+        """Who submitted it."""
+        return self.row.owner
+
+    @property
+    def priority(self) -> int:
+        """Its job's or service's priority."""
+        return self.row.priority
+
+    @property
+    def launch(self) -> TaskLaunch:
+        """The launch message for its agent."""
+        return self.row.launch
+
+    @property
+    def created_at(self) -> float:
+        """When it was created."""
+        return self.row.created_at
 
     @property
     def service(self) -> bool:

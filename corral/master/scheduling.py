@@ -60,7 +60,7 @@ def request_of(task: LiveTask) -> TaskRequest:
         id=task.id,
         group=task.job,
         resources=task.resources,
-        driver=str(task.launch.get("driver", "process")),
+        driver=task.launch.driver,
         constraints=task.constraints,
         strategy=task.strategy,
         owner=task.owner,

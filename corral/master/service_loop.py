@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def instance_of(task: LiveTask) -> Instance:
     """What the reconciler needs of a live task."""
     running = task.state is TaskState.RUNNING
-    checked = bool(task.launch.get("health_checks"))
+    checked = bool(task.launch.health_checks)
     return Instance(
         id=task.id,
         config=task.run,

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from corral.master.work import rules_of
 from corral.spec.protocol import HostPort, TaskLaunch
 from corral.spec.services import ServiceSpec
+from corral.store.rows import TaskRow
 
 # Marathon's names for what a deployment does to an app.
 START = "StartApplication"
@@ -92,43 +94,31 @@ def launch_of(spec: ServiceSpec, tid: str, config_version: str) -> TaskLaunch:
     )
 
 
-def placement_of(spec: ServiceSpec) -> dict[str, Any]:
-    """How the scheduler should place the service's tasks."""
-    return {
-        "strategy": spec.placement.value,
-        "constraints": [c.model_dump(mode="json") for c in spec.constraints],
-        "host_ports": spec.fixed_host_ports(),
-    }
-
-
 def task_rows(
     service: ServiceRecord, count: int, now: float, not_before: float | None
-) -> list[dict[str, Any]]:
+) -> list[TaskRow]:
     """``count`` new PENDING tasks of the service's current configuration."""
     spec = service.spec
-    placement = placement_of(spec)
+    rules = rules_of(spec.constraints)
     rows = []
     for slot in range(service.next_slot, service.next_slot + count):
         tid = service_task_id(spec.id)
         rows.append(
-            {
-                "id": tid,
-                "job": spec.id,
-                "run": service.config,
-                "slot": slot,
-                "idx": slot,
-                "attempt": 0,
-                "latest": True,
-                "state": "PENDING",
-                "reason": "",
-                "owner": service.owner,
-                "priority": spec.priority,
-                "launch": launch_of(spec, tid, service.config_version).model_dump(mode="json"),
-                "placement": placement,
-                "kill_requested": False,
-                "created_at": now,
-                "not_before": not_before,
-            }
+            TaskRow(
+                id=tid,
+                job=spec.id,
+                run=service.config,
+                slot=slot,
+                idx=slot,
+                attempt=0,
+                owner=service.owner,
+                priority=spec.priority,
+                launch=launch_of(spec, tid, service.config_version),
+                strategy=spec.placement.value,
+                rules=rules,
+                created_at=now,
+                not_before=not_before,
+            )
         )
     return rows
 

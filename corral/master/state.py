@@ -17,11 +17,12 @@ from corral.master.clock import Clock
 from corral.master.events import EventBus
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.retry import retry_delay, should_retry
-from corral.master.work import retry_row
+from corral.master.work import retry_of
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, RunState, TaskState
+from corral.store.rows import TaskRow
 from corral.store.store import Store, Tx
 
 
@@ -101,25 +102,25 @@ class ClusterState:
         if agent is not None and task.state.active:
             agent.used = agent.used + task.resources
 
-    def add_pending(self, ch: Change, rows: list[dict[str, Any]], now: float, reason: str) -> None:
+    def add_pending(self, ch: Change, rows: list[TaskRow], now: float, reason: str) -> None:
         """Store new PENDING tasks with their events; track them once committed."""
         ch.reschedule = True
-        ch.tx.insert_tasks(rows)
+        ch.tx.insert_tasks([r.values() for r in rows])
         ch.tx.add_events(
             [
                 {
                     "time": now,
                     "type": "task_state",
-                    "job": r["job"],
-                    "run": r["run"],
-                    "task_id": r["id"],
+                    "job": r.job,
+                    "run": r.run,
+                    "task_id": r.id,
                     "state": "PENDING",
                     "reason": reason,
                 }
                 for r in rows
             ]
         )
-        tasks = [LiveTask.from_row({"not_before": None, **r, "agent_id": None}) for r in rows]
+        tasks = [LiveTask.pending(r) for r in rows]
 
         def remember() -> None:
             for task in tasks:
@@ -246,9 +247,9 @@ class ClusterState:
         if spec is None or not should_retry(state, task.kill_requested, task.attempt, spec.retries):
             return False
         delay = retry_delay(task.attempt, spec.retry_backoff, spec.max_retry_delay)
-        row = retry_row(self._row_of(task), when, when + delay)
+        row = retry_of(task.row, when, when + delay)
         ch.tx.update_task(task.id, latest=False)
-        why = f"retry {row['attempt']} of {spec.retries} in {delay:g}s after {state.value}"
+        why = f"retry {row.attempt} of {spec.retries} in {delay:g}s after {state.value}"
         self.add_pending(ch, [row], when, f"{why}: {reason}" if reason else why)
         ch.live_delta[(task.job, task.run)] += 1
         return True
@@ -283,20 +284,6 @@ class ClusterState:
 
     def _forget_run(self, key: tuple[str, int]) -> None:
         self.runs.pop(key, None)
-
-    @staticmethod
-    def _row_of(task: LiveTask) -> dict[str, Any]:
-        return {
-            "job": task.job,
-            "run": task.run,
-            "slot": task.slot,
-            "idx": task.idx,
-            "attempt": task.attempt,
-            "owner": task.owner,
-            "priority": task.priority,
-            "placement": task.placement,
-            "launch": task.launch,
-        }
 
     # --- agents
 

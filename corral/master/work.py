@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 from corral.spec.docker import DockerSpec
-from corral.spec.jobs import JobSpec
+from corral.spec.jobs import ConstraintSpec, JobSpec
 from corral.spec.protocol import TaskLaunch
 from corral.spec.sweeps import Slot, expand, substitute
+from corral.store.rows import Rule, TaskRow
 
 
 def task_id(job: str, run: int, slot: int, attempt: int) -> str:
@@ -66,58 +66,37 @@ def _docker_for(docker: DockerSpec, slot: Slot) -> DockerSpec:
     return docker.model_copy(update={"volumes": volumes})
 
 
-def placement_doc(spec: JobSpec) -> dict[str, Any]:
-    """How the scheduler should place the job's tasks."""
-    return {
-        "strategy": spec.placement.value,
-        "constraints": [c.model_dump(mode="json") for c in spec.constraints],
-    }
+def rules_of(constraints: Sequence[ConstraintSpec]) -> tuple[Rule, ...]:
+    """A spec's placement constraints as the task row keeps them."""
+    return tuple(Rule(c.field, c.operator.value, c.value) for c in constraints)
 
 
-def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[dict[str, Any]]:
+def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
     """The task rows of a new run: one PENDING first attempt per slot."""
-    placement = placement_doc(spec)
+    rules = rules_of(spec.constraints)
     rows = []
     for slot in expand(spec.array, spec.params):
         tid = task_id(spec.name, run, slot.slot, 0)
         rows.append(
-            {
-                "id": tid,
-                "job": spec.name,
-                "run": run,
-                "slot": slot.slot,
-                "idx": slot.index,
-                "attempt": 0,
-                "latest": True,
-                "state": "PENDING",
-                "reason": "",
-                "owner": owner,
-                "priority": spec.priority,
-                "launch": launch_for(spec, slot, tid, run).model_dump(mode="json"),
-                "placement": placement,
-                "kill_requested": False,
-                "created_at": now,
-            }
+            TaskRow(
+                id=tid,
+                job=spec.name,
+                run=run,
+                slot=slot.slot,
+                idx=slot.index,
+                attempt=0,
+                owner=owner,
+                priority=spec.priority,
+                launch=launch_for(spec, slot, tid, run),
+                strategy=spec.placement.value,
+                rules=rules,
+                created_at=now,
+            )
         )
     return rows
 
 
-def retry_row(old: Mapping[str, Any], now: float, not_before: float) -> dict[str, Any]:
-    """The next attempt of a task: the same launch under a new id, waiting for its backoff."""
-    attempt = int(old["attempt"]) + 1
-    tid = task_id(old["job"], old["run"], old["slot"], attempt)
-    launch = dict(old["launch"])
-    launch["task_id"] = tid
-    launch["env"] = {**launch["env"], "CORRAL_TASK_ID": tid, "MESOS_TASK_ID": tid}
-    return {
-        **{k: old[k] for k in ("job", "run", "slot", "idx", "owner", "priority", "placement")},
-        "id": tid,
-        "attempt": attempt,
-        "latest": True,
-        "state": "PENDING",
-        "reason": "",
-        "launch": launch,
-        "kill_requested": False,
-        "created_at": now,
-        "not_before": not_before,
-    }
+def retry_of(row: TaskRow, now: float, not_before: float) -> TaskRow:
+    """The next attempt of a task: the same launch under the next id, waiting for its backoff."""
+    tid = task_id(row.job, row.run, row.slot, row.attempt + 1)
+    return row.next_attempt(tid, now, not_before)

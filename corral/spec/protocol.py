@@ -83,6 +83,16 @@ class TaskLaunch(BaseModel):
     ports: list[HostPort] = Field(default_factory=list)  # not for BRIDGE containers
     health_checks: list[HealthCheckSpec] = Field(default_factory=list)
 
+    def fixed_host_ports(self) -> tuple[int, ...]:
+        """The host ports the task needs exactly (the scheduler places it only where they are
+        free): a BRIDGE container's mapped ``hostPort``s, else the fixed ``ports``."""
+        docker = self.docker
+        if docker is not None and docker.network == "BRIDGE":
+            wanted = {m.host_port for m in docker.port_mappings if m.host_port}
+        else:
+            wanted = {p.port for p in self.ports if p.port}
+        return tuple(sorted(wanted))
+
 
 class Hello(BaseModel):
     """First message of an agent on a new connection."""

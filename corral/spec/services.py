@@ -276,15 +276,6 @@ class ServiceSpec(BaseModel):
         """How many host ports each task gets."""
         return len(self.all_port_names())
 
-    def fixed_host_ports(self) -> list[int]:
-        """Host ports each task must get exactly: the scheduler places only where they are free."""
-        docker = self.task.docker
-        if docker is not None and docker.network == "BRIDGE":
-            return [m.host_port for m in docker.port_mappings if m.host_port]
-        if self.require_ports:
-            return [p.port for p in self.ports if p.port]
-        return []
-
     def same_config(self, other: ServiceSpec) -> bool:
         """True when only ``instances`` differs (a scale, which restarts nothing) or what the
         service's groups depend on (kept for the groups: nothing its tasks run)."""

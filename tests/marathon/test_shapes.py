@@ -77,7 +77,7 @@ def test_tasks_see_the_apps_labels_in_their_environment(api: TestClient, master:
     api.post("/v2/apps", json={**APP, "labels": labels})
     settle(master)
     (task,) = master.state.tasks.values()
-    env = task.launch["env"]
+    env = task.launch.env
     assert env["MARATHON_APP_LABELS"] == "TEAM HAPROXY_0_VHOST"
     assert env["MARATHON_APP_LABEL_TEAM"] == "physics"
     assert env["MARATHON_APP_LABEL_HAPROXY_0_VHOST"] == "portal.lab"

@@ -36,10 +36,13 @@ class Clock:
 class SimAgent:
     """An agent that records what the master tells it and reports what the test says."""
 
-    def __init__(self, sim: Sim, name: str, cpus: float, mem: int) -> None:
+    def __init__(
+        self, sim: Sim, name: str, cpus: float, mem: int, drivers: list[str] | None = None
+    ) -> None:
         self.sim = sim
         self.name = name
         self.cpus, self.mem = cpus, mem
+        self.drivers = drivers or ["process"]
         self.sent: list[dict[str, Any]] = []
         self.seq = itertools.count(1)
         self.session = AgentSession(self._receive)
@@ -57,6 +60,7 @@ class SimAgent:
             agent_id=self.name,
             hostname=self.name,
             resources=AgentResources(cpus=self.cpus, mem=self.mem, disk=10_000),
+            drivers=self.drivers,
             running=running or [],
         )
         await self.sim.master.agents.hello(hello, self.session)
@@ -97,8 +101,10 @@ class Sim:
         self.master.services.load()
         self.agents: dict[str, SimAgent] = {}
 
-    async def add_agent(self, name: str, cpus: float = 4, mem: int = 4096) -> SimAgent:
-        agent = SimAgent(self, name, cpus, mem)
+    async def add_agent(
+        self, name: str, cpus: float = 4, mem: int = 4096, drivers: list[str] | None = None
+    ) -> SimAgent:
+        agent = SimAgent(self, name, cpus, mem, drivers)
         self.agents[name] = agent
         await agent.connect()
         return agent

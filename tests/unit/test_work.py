@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from corral.master.work import retry_row, run_tasks, task_id
+from corral.master.work import retry_of, task_id
+from corral.master.work import run_tasks as task_rows
 from corral.spec.jobs import JobSpec
+from corral.store.rows import TaskRow
 
 NOW = 1_800_000_000.0
+
+
+def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[dict[str, Any]]:
+    """The rows of a new run as they are stored."""
+    return [row.values() for row in task_rows(spec, owner, run, now)]
 
 
 def spec(**fields: Any) -> JobSpec:
@@ -129,26 +135,26 @@ def test_the_resources_and_limits_of_the_template_reach_every_launch() -> None:
 
 
 @pytest.fixture
-def failed() -> dict[str, Any]:
-    """A first attempt that ran and failed, as the store has it."""
-    row = run_tasks(
+def failed() -> TaskRow:
+    """A first attempt that ran and failed."""
+    return task_rows(
         spec(array="2-3", params={"e": ["1"]}, task={"shell": "run {e}", "env": {"A": "b"}}),
         "alice",
         4,
         NOW,
     )[1]
-    return {**row, "state": "FAILED", "reason": "exited with status 1", "agent_id": "ag1"}
 
 
 def test_a_retry_is_the_next_attempt_under_a_new_id_waiting_for_its_backoff(
-    failed: dict[str, Any],
+    failed: TaskRow,
 ) -> None:
-    row = retry_row(failed, NOW + 10, NOW + 12)
+    row = retry_of(failed, NOW + 10, NOW + 12).values()
+    old = failed.values()
     assert (row["id"], row["attempt"]) == ("sim.4.1.1", 1)
     assert {k: row[k] for k in ("job", "run", "slot", "idx", "owner", "priority")} == {
-        k: failed[k] for k in ("job", "run", "slot", "idx", "owner", "priority")
+        k: old[k] for k in ("job", "run", "slot", "idx", "owner", "priority")
     }
-    assert row["placement"] == failed["placement"]
+    assert row["placement"] == old["placement"]
     assert (row["state"], row["reason"], row["latest"], row["kill_requested"]) == (
         "PENDING",
         "",
@@ -160,30 +166,46 @@ def test_a_retry_is_the_next_attempt_under_a_new_id_waiting_for_its_backoff(
 
 
 def test_a_retry_launches_the_same_work_with_its_new_id_in_the_environment(
-    failed: dict[str, Any],
+    failed: TaskRow,
 ) -> None:
-    launch = retry_row(failed, NOW, NOW)["launch"]
+    launch = retry_of(failed, NOW, NOW).values()["launch"]
+    old = failed.values()["launch"]
     assert launch["task_id"] == "sim.4.1.1"
     assert launch["env"] == {
-        **failed["launch"]["env"],
+        **old["env"],
         "CORRAL_TASK_ID": "sim.4.1.1",
         "MESOS_TASK_ID": "sim.4.1.1",
     }
     assert launch["env"]["CORRAL_ARRAY_INDEX"] == "3" and launch["env"]["A"] == "b"
     assert {k: v for k, v in launch.items() if k not in ("task_id", "env")} == {
-        k: v for k, v in failed["launch"].items() if k not in ("task_id", "env")
+        k: v for k, v in old.items() if k not in ("task_id", "env")
     }
 
 
-def test_a_retry_leaves_the_failed_row_as_it_was(failed: dict[str, Any]) -> None:
-    before = copy.deepcopy(failed)
-    retry_row(failed, NOW, NOW)
-    assert failed == before
+def test_a_retry_leaves_the_failed_row_as_it_was(failed: TaskRow) -> None:
+    before = failed.values()
+    retry_of(failed, NOW, NOW)
+    assert failed.values() == before
 
 
 def test_each_retry_of_a_retry_counts_on() -> None:
-    row = run_tasks(spec(), "alice", 1, NOW)[0]
+    row = task_rows(spec(), "alice", 1, NOW)[0]
     for attempt in (1, 2, 3):
-        row = retry_row(row, NOW, NOW)
-        assert row["id"] == row["launch"]["task_id"] == f"sim.1.0.{attempt}"
-        assert row["launch"]["env"]["CORRAL_TASK_ID"] == f"sim.1.0.{attempt}"
+        row = retry_of(row, NOW, NOW)
+        assert row.id == row.launch.task_id == f"sim.1.0.{attempt}"
+        assert row.launch.env["CORRAL_TASK_ID"] == f"sim.1.0.{attempt}"
+
+
+# --- host ports
+
+
+def test_a_batch_container_with_a_fixed_host_port_needs_that_port_like_a_service_does() -> None:
+    task = {"docker": {"image": "web", "portMappings": [{"containerPort": 80, "hostPort": 18480}]}}
+    rows = task_rows(spec(array="0-1", task=task), "alice", 1, NOW)
+    assert [r.host_ports for r in rows] == [(18480,), (18480,)]
+    assert retry_of(rows[0], NOW, NOW).host_ports == (18480,)
+
+
+def test_ports_any_free_one_will_do_for_are_not_fixed() -> None:
+    task = {"docker": {"image": "web", "portMappings": [{"containerPort": 80}]}}
+    assert task_rows(spec(task=task), "alice", 1, NOW)[0].host_ports == ()
