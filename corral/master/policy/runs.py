@@ -1,0 +1,39 @@
+"""The outcome of a run, from the states of its tasks' newest attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from corral.master.policy.effects import FinishRun
+from corral.spec.states import RunState, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class RunTally:
+    """A run's tasks, newest attempt of each slot only (a retried attempt does not count)."""
+
+    live: int  # not terminal yet (a retry waiting for its backoff is live)
+    ended: Mapping[TaskState, int]  # terminal ones, per state
+    killed: int  # of the ended ones, how many were killed on request
+
+
+def run_outcome(tally: RunTally) -> RunState | None:
+    """SUCCEEDED when every task finished, KILLED when one was killed on request, otherwise
+    FAILED; None while a task is live (a run without tasks has succeeded)."""
+    if tally.live > 0:
+        return None
+    if tally.ended.get(TaskState.FINISHED, 0) == sum(tally.ended.values()):
+        return RunState.SUCCEEDED
+    if tally.killed:
+        return RunState.KILLED
+    return RunState.FAILED
+
+
+def finish_run(job: str, run: int, tally: RunTally) -> FinishRun | None:
+    """The effect that ends run ``run`` of ``job``, if it has an outcome."""
+    outcome = run_outcome(tally)
+    if outcome is None:
+        return None
+    counts = ", ".join(f"{n} {s.value}" for s, n in sorted(tally.ended.items()) if n)
+    return FinishRun(job, run, outcome, counts or "no tasks")
