@@ -31,7 +31,7 @@ from corral.api.auth import CHALLENGE, Authenticator
 from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
-from corral.store.store import StoreFull
+from corral.store.store import Fenced, StoreFull
 
 OPEN_PATHS = frozenset({"/health", "/ping", "/metrics"})
 
@@ -107,9 +107,10 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StoreFull)
-    async def store_full(request: Request, exc: StoreFull) -> JSONResponse:
+    @app.exception_handler(Fenced)
+    async def store_refused(request: Request, exc: StoreFull | Fenced) -> JSONResponse:
         # Not a bug of the request, nor of the server's code: say why, as each API's
-        # clients read errors, so an operator knows to free space.
+        # clients read errors (a full disk to free; a newer master to ask instead).
         return error_answer(request.url.path, 503, str(exc))
 
     @app.exception_handler(Unavailable)

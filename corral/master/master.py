@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import secrets
+import socket
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,14 @@ from corral.master.state import ClusterState
 from corral.master.timers import ScheduleLoop
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
-from corral.store.store import Store
+from corral.store.store import Fenced, Store
 
 # Seconds a thread holds the GIL before another may take it (Python's default is 0.005). The
 # API's writes and the scheduler's plans run in worker threads that stay busy for seconds on a
 # 100,000-task submit; the event loop, which needs the GIL back after every socket call, then
 # waited up to this long each time, and /health took a second to answer.
 SWITCH_INTERVAL = 0.001
+log = logging.getLogger(__name__)
 BY_USER = "killed by user"  # the reason of every kill a user asks for
 
 
@@ -66,15 +71,33 @@ class Master:
         """Load the state and start the loops. Agents load first: tasks count against them."""
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.store.migrate()
+        # From here on every write is fenced by this epoch (see Store.take_lead).
+        self.store.take_lead(f"{socket.gethostname()}:{os.getpid()}", self.state.clock.now())
         self.agents.load()
         self.state.load()
         self.services.load()
+        loops = {
+            "services": self.service_loop.run_forever(),
+            "scheduler": self.scheduler.run_forever(),
+            "liveness": self.agents.liveness_loop(),
+            "schedules": self.timers.run_forever(),
+        }
         self._loops = [
-            asyncio.create_task(self.service_loop.run_forever(), name="services"),
-            asyncio.create_task(self.scheduler.run_forever(), name="scheduler"),
-            asyncio.create_task(self.agents.liveness_loop(), name="liveness"),
-            asyncio.create_task(self.timers.run_forever(), name="schedules"),
+            asyncio.create_task(self._step_down_if_fenced(loop), name=name)
+            for name, loop in loops.items()
         ]
+
+    async def _step_down_if_fenced(self, loop: Coroutine[Any, Any, None]) -> None:
+        """Run a loop; once a newer master leads, stop every loop (the API then answers 503
+        to writes, since the store refuses them)."""
+        try:
+            await loop
+        except Fenced as e:
+            log.error("stepping down: %s", e)
+            for other in self._loops:
+                if other is not asyncio.current_task():
+                    other.cancel()
+
 
     async def stop(self) -> None:
         """Stop the loops (the store stays open for the caller to close)."""

@@ -183,3 +183,15 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Who may write: the master holding the newest epoch (a fencing token). Every write transaction
+# of a master checks that its epoch is still this one, so a master that a newer one replaced can
+# no longer change anything, however late its writes arrive.
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: one row
+    Column("epoch", Integer, nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("since", Float, nullable=False),
+)

@@ -36,6 +36,7 @@ from corral.store.schema import (
     deployments,
     events,
     jobs,
+    leadership,
     retired_jobs,
     runs,
     service_versions,
@@ -272,6 +273,17 @@ class StoreFull(Exception):
         )
 
 
+class Fenced(Exception):
+    """A newer master took the lead: this one may no longer write (nothing was changed)."""
+
+    def __init__(self, mine: int, newest: int | None) -> None:
+        self.mine, self.newest = mine, newest
+        super().__init__(
+            f"this master (epoch {mine}) is no longer the leader"
+            + (f": epoch {newest} leads now" if newest is not None else "")
+        )
+
+
 def is_full(exc: OperationalError) -> bool:
     """Whether a database error says the disk is full."""
     if getattr(exc.orig, "sqlstate", None) == _DISK_FULL_SQLSTATE:
@@ -292,6 +304,7 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.epoch: int | None = None  # set by take_lead(); then every write is fenced by it
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Store:
@@ -311,14 +324,45 @@ class Store:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def take_lead(self, holder: str, now: float) -> int:
+        """Become the master that writes: the next epoch is ours, and every later write of a
+        master holding an older one is refused (``Fenced``). Answers the new epoch."""
+        with self.engine.begin() as conn:
+            current = conn.execute(select(leadership.c.epoch).where(leadership.c.id == 1))
+            epoch = (current.scalar() or 0) + 1
+            values = {"epoch": epoch, "holder": holder, "since": now}
+            if epoch == 1:
+                conn.execute(insert(leadership).values(id=1, **values))
+            else:
+                conn.execute(update(leadership).where(leadership.c.id == 1).values(**values))
+        self.epoch = epoch
+        return epoch
+
+    def _fence(self, conn: Connection) -> None:
+        """Refuse to write unless our epoch still leads. An UPDATE, not a read: it takes the
+        row's write lock, so no newer master can take the lead until this transaction ends."""
+        if self.epoch is None:
+            return
+        still = conn.execute(
+            update(leadership)
+            .where(leadership.c.id == 1, leadership.c.epoch == self.epoch)
+            .values(epoch=leadership.c.epoch)
+        )
+        if still.rowcount != 1:
+            newest = conn.execute(select(leadership.c.epoch)).scalar()
+            raise Fenced(self.epoch, newest)
+
     @contextmanager
     def tx(self) -> Iterator[Tx]:
-        """One transaction: commits on normal exit, rolls back on an exception.
+        """One write transaction, fenced by this master's epoch: commits on normal exit, rolls
+        back on an exception.
 
-        Raises ``StoreFull`` when the disk is full (the transaction is then rolled back).
+        Raises ``Fenced`` when a newer master leads, ``StoreFull`` when the disk is full (the
+        transaction is then rolled back).
         """
         try:
             with self.engine.begin() as conn:
+                self._fence(conn)
                 tx = Tx(conn)
                 yield tx
                 tx.flush()
