@@ -1,5 +1,5 @@
-"""The scheduling pass: snapshot the live state, ask the pure core for a plan, write it ahead,
-then send the launches."""
+"""The scheduling pass: snapshot the live state, ask the pure core for a plan, have the applier
+write it ahead, then send what it says to the agents."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from corral.master.agents import AgentOps
+from corral.master.applier import Applier
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
 from corral.scheduler import plan
@@ -95,6 +96,7 @@ class SchedulingLoop:
     ) -> None:
         self.state = state
         self.agents = agents
+        self.applier = Applier(state)
         self.planner = planner
         self.tick = tick
         # Passes are at least this far apart, so a burst of status updates makes one pass,
@@ -124,41 +126,14 @@ class SchedulingLoop:
         # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
         # seconds, in which the loop must go on answering /health, agents and the API.
         result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)
-        for task_id, reason in result.unplaced.items():
-            if (task := self.state.tasks.get(task_id)) is not None:
-                task.waiting = reason
         placed = self._still_placeable(result.placements, snapshot)
         if len(placed) < len(result.placements):
             self.state.wake.set()  # what changed meanwhile is planned again at once
-        if not placed:
-            return result
-        # Write-ahead: the placements are stored before any launch leaves, so a crash in
-        # between leaves STAGING tasks that reconciliation re-sends or marks LOST.
-        with self.state.change() as ch:
-            ch.tx.place_tasks([{"task_id": t.id, "agent_id": a.id} for t, a in placed])
-            ch.tx.add_events(
-                [
-                    {
-                        "time": now,
-                        "type": "task_state",
-                        "job": t.job,
-                        "run": t.run,
-                        "task_id": t.id,
-                        "agent_id": a.id,
-                        "state": "STAGING",
-                        "reason": f"placed on {a.hostname}",
-                    }
-                    for t, a in placed
-                ]
-            )
-
-            def occupy() -> None:
-                for t, a in placed:
-                    self.state.occupy(t, a)
-
-            ch.after(occupy)
-        for t, a in placed:
-            await self.agents.send_launch(a, t)
+        outbox = self.applier.apply(result, placed, now)
+        for task, agent in outbox.launches:
+            await self.agents.send_launch(agent, task)
+        for kill in outbox.kills:
+            await self.agents.send_kill(kill.agent, kill.task.id, kill.reason, grace=None)
         return result
 
     def _still_placeable(
