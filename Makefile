@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/docker_sweep.py
+	$(BIN)/python bench/cli_start.py
 
 # Re-resolve the pinned dependencies after editing pyproject.toml (needs network to PyPI).
 lock:
