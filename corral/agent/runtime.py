@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExi
 from corral.agent.health import HealthMonitor, HealthReport
 from corral.agent.journal import Journal
 from corral.agent.probes import task_probe
+from corral.clock import Clock, SystemClock
 from corral.spec.protocol import (
     AGENT_SHUTDOWN,
     Ack,
@@ -124,21 +124,25 @@ def _start_failure(e: Exception) -> str:
     return f"could not start: {type(e).__name__}: {e}"
 
 
-def _running_for(dirs: TaskDirs) -> float:
-    """Seconds a recovered task has been RUNNING (0 if unknown: its grace periods start anew)."""
+def _running_for(dirs: TaskDirs, now: float) -> float:
+    """Seconds a recovered task has been RUNNING at ``now`` (0 if unknown: its grace periods
+    start anew)."""
     try:
         since = float((dirs.meta / RUNNING_FILE).read_text())
     except (OSError, ValueError):
         return 0.0
-    return max(0.0, time.time() - since)
+    return max(0.0, now - since)
 
 
 class Agent:
     """One node's agent."""
 
-    def __init__(self, config: AgentConfig, executors: Mapping[str, Executor]) -> None:
+    def __init__(
+        self, config: AgentConfig, executors: Mapping[str, Executor], clock: Clock | None = None
+    ) -> None:
         self.config = config
         self.executors = dict(executors)
+        self.clock = clock or SystemClock()
         self.id = load_agent_id(config.data_dir)
         self.tasks: dict[str, RunningTask] = {}
         self.journal = Journal(config.data_dir / "journal.jsonl")
@@ -171,7 +175,8 @@ class Agent:
 
     async def _collect_sandboxes(self, every: float = 3600.0) -> None:
         while True:
-            removed = sandboxes.collect(self.tasks_dir, time.time(), self.config.keep_sandboxes)
+            now = self.clock.now()
+            removed = sandboxes.collect(self.tasks_dir, now, self.config.keep_sandboxes)
             if removed:
                 log.info("removed %d old sandboxes", len(removed))
             await asyncio.sleep(every)
@@ -313,7 +318,7 @@ class Agent:
             seq=self.journal.next_seq(),
             task_id=task_id,
             state=state,
-            time=time.time(),
+            time=self.clock.now(),
             reason=reason,
             exit_code=exit_code,
             ports=ports or None,
@@ -388,7 +393,7 @@ class Agent:
             await rt.handle.kill(rt.launch.kill_grace)
         else:
             with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
-                sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{time.time()}\n")
+                sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{self.clock.now()}\n")
             self._check_health(rt, executor)
         await self._watch(rt)
 
@@ -417,7 +422,8 @@ class Agent:
             task_probe(executor.ports(task_id), handle.run_command),
             on_report=on_report,
             on_failed=on_failed,
-            started=time.monotonic() - since,
+            started=self.clock.monotonic() - since,
+            clock=self.clock.monotonic,
         )
         rt.health.start()
 
@@ -530,7 +536,7 @@ class Agent:
             else:
                 rt.handle = found
                 self.tasks[launch.task_id] = rt
-                self._check_health(rt, executor, _running_for(dirs))
+                self._check_health(rt, executor, _running_for(dirs, self.clock.now()))
                 rt.watcher = asyncio.create_task(self._watch(rt))
                 log.info("re-attached to task %s", launch.task_id)
 

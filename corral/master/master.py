@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.master.agents import AgentOps
-from corral.master.clock import Clock, SystemClock
+from corral.clock import Clock, SystemClock
 from corral.master.events import EventBus
 from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.records import AgentRecord

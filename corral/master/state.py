@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from corral.master.clock import Clock
+from corral.clock import Clock
 from corral.master.events import EventBus
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.retry import retry_delay, should_retry

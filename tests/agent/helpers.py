@@ -12,6 +12,7 @@ from typing import Any
 
 from corral.agent.executors.base import Executor
 from corral.agent.runtime import Agent, AgentConfig
+from corral.clock import Clock
 from corral.spec.protocol import AgentResources, StatusUpdate, TaskLaunch
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
@@ -56,7 +57,9 @@ def launch(**fields: Any) -> TaskLaunch:
 class RecordingAgent(Agent):
     """An agent that is never connected; the tests read its status updates as they are made."""
 
-    def __init__(self, data_dir: Path, executors: dict[str, Executor]) -> None:
+    def __init__(
+        self, data_dir: Path, executors: dict[str, Executor], clock: Clock | None = None
+    ) -> None:
         config = AgentConfig(
             master_url="http://127.0.0.1:9",
             token=None,
@@ -64,7 +67,7 @@ class RecordingAgent(Agent):
             hostname="node-test",
             resources=AgentResources(cpus=2, mem=1024, disk=0),
         )
-        super().__init__(config, executors)
+        super().__init__(config, executors, clock)
         self.updates: list[StatusUpdate] = []
         self._changed = asyncio.Event()
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from corral.agent.executors.base import Executor
 from corral.agent.executors.process import ProcessExecutor
 from corral.agent.ports import PortPool
 from corral.spec.states import TaskState
@@ -98,5 +99,32 @@ def test_a_task_writing_more_than_the_output_limit_is_stopped_and_failed(tmp_pat
             assert end.reason.startswith("stdout and stderr exceeded the agent's limit of 1 MiB")
             done = json.loads((tmp_path / "tasks" / task.task_id / "meta" / "done").read_text())
             assert done["state"] == "FAILED"
+
+    asyncio.run(scenario())
+
+
+class FrozenClock:
+    """The agent's clocks, stopped at one instant."""
+
+    def now(self) -> float:
+        return 1_800_000_000.5
+
+    def monotonic(self) -> float:
+        return 42.0
+
+
+def test_the_agent_stamps_status_updates_with_its_injected_clock(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        executors: dict[str, Executor] = {
+            "process": ProcessExecutor(port_pool=PortPool(*free_range(2)))
+        }
+        agent = RecordingAgent(tmp_path, executors, FrozenClock())
+        try:
+            task = launch(shell="true")
+            await agent.launch(task)
+            await agent.ended(task.task_id)
+            assert {u.time for u in agent.of(task.task_id)} == {1_800_000_000.5}
+        finally:
+            await agent.stop(timeout=10)
 
     asyncio.run(scenario())

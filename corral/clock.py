@@ -1,4 +1,4 @@
-"""Time as a parameter: the master reads clocks only through a ``Clock``."""
+"""Time as a parameter: the master and the agent read clocks only through a ``Clock``."""
 
 import time
 from typing import Protocol
