@@ -278,4 +278,5 @@ class JobSpec(BaseModel):
         n = sweep_size(self.array, self.params)
         if n > MAX_TASKS_PER_RUN:
             raise ValueError(f"{n} tasks per run is over the limit of {MAX_TASKS_PER_RUN}")
+        limits.copies_fit(len(self.task.model_dump_json()), n, "tasks per run")
         return self

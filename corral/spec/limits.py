@@ -17,6 +17,9 @@ MAX_ARGS = 4096  # arguments in one argv
 MAX_ENV_ENTRIES = 256
 MAX_ENV_BYTES = 64 * 1024  # names and values of every variable together, in UTF-8
 MAX_TEXT_BYTES = 4096  # one short value: a path, a user, a docker parameter, a label
+# Every task of a run (an array, a service's instances) stores its own copy of the task: their
+# sum is bounded, so one submit cannot add gigabytes to the store.
+MAX_RUN_BYTES = 256 * 1024 * 1024
 
 
 def no_nul(value: str) -> str:
@@ -70,6 +73,18 @@ def environment(value: Mapping[str, str]) -> Mapping[str, str]:
     if total > MAX_ENV_BYTES:
         raise ValueError(f"is {total} bytes, over the limit of {MAX_ENV_BYTES}")
     return value
+
+
+def copies_fit(task_bytes: int, copies: int, what: str) -> None:
+    """ValueError if ``copies`` copies of a task of ``task_bytes`` exceed ``MAX_RUN_BYTES``;
+    ``what`` names the copies ("tasks per run", "instances")."""
+    total = task_bytes * copies
+    if total > MAX_RUN_BYTES:
+        raise ValueError(
+            f"{copies} {what} of {task_bytes} bytes each make {total // 2**20} MiB, over the "
+            f"limit of {MAX_RUN_BYTES // 2**20} MiB: make the task smaller (env, command) or "
+            "run fewer"
+        )
 
 
 def _size(text: str) -> int:

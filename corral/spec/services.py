@@ -263,6 +263,7 @@ class ServiceSpec(BaseModel):
                 )
         if self.id in self.dependencies:
             raise ValueError("a service cannot depend on itself")
+        limits.copies_fit(len(self.task.model_dump_json()), self.instances, "instances")
         return self
 
     def all_port_names(self) -> list[str | None]:

@@ -77,3 +77,26 @@ def test_a_command_and_env_within_the_limits_are_accepted(api: TestClient) -> No
     env = {f"V{i}": "x" * 100 for i in range(MAX_ENV_ENTRIES)}
     body = job({"command": ["echo", "y" * (MAX_COMMAND_BYTES - 100)], "env": env})
     assert api.post("/api/v1/jobs", json=body).status_code == 201
+
+
+def test_an_array_whose_copies_of_the_task_would_outgrow_the_run_budget_is_refused(
+    api: TestClient, master: Master
+) -> None:
+    # 60 KiB of environment is within the env limit, but 100,000 copies of it are 6 GB.
+    env = {"BIG": "x" * (60 * 1024)}
+    r = api.post("/api/v1/jobs", json=job({"shell": "true", "env": env}, array="0-99999"))
+    assert r.status_code == 422, r.text
+    assert "MiB" in r.text and "tasks" in r.text
+    assert master.store.jobs() == []
+    small = job({"shell": "true", "env": env}, name="few", array="0-99")
+    assert api.post("/api/v1/jobs", json=small).status_code == 201
+
+
+def test_a_service_whose_instances_would_outgrow_the_run_budget_is_refused(
+    api: TestClient,
+) -> None:
+    env = {"BIG": "x" * (60 * 1024)}
+    body = {"id": "/big", "instances": 10_000, "task": {"shell": "true", "env": env}}
+    r = api.post("/api/v1/services", json=body)
+    assert r.status_code == 422, r.text
+    assert "MiB" in r.text
