@@ -18,6 +18,7 @@ import pytest
 
 from corral.agent.executors.base import LaunchError
 from corral.agent.executors.docker import DockerExecutor
+from corral.agent.executors.docker_volumes import stage_volumes
 from corral.agent.runtime import AgentConfig
 from corral.spec.protocol import AgentResources
 from corral.spec.states import TaskState
@@ -138,3 +139,19 @@ def test_an_agent_offers_only_its_allowed_paths_for_volumes_not_its_data_dir(
         allowed_volumes=["/srv/shared"],
     )
     assert config.volume_roots == ["/srv/shared"]
+
+
+def test_pins_left_by_an_agent_that_died_mid_launch_are_released_when_it_recovers_the_task(
+    agent: Agent, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "keep").write_text("user data\n")
+    staging = agent.data.parent / f"{agent.id}-pins"
+    task = agent.launch(command=["true"])
+    stage_volumes([str(shared)], staging / task.task_id)  # pinned, never released: a crash
+    assert str(staging) in Path("/proc/self/mountinfo").read_text()
+    executor = agent.executor(allowed_volumes=[shared], staging_dir=staging)
+    run(executor.recover(task, agent.dirs(task)))
+    assert str(staging) not in Path("/proc/self/mountinfo").read_text()
+    assert not (staging / task.task_id).exists()
+    assert (shared / "keep").read_text() == "user data\n"  # released, never emptied

@@ -42,7 +42,7 @@ from corral.agent.executors.docker_exec import DOCKER_ERRORS as _DOCKER_ERRORS
 from corral.agent.executors.docker_exec import error_text as _error_text
 from corral.agent.executors.docker_exec import exec_shell
 from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
-from corral.agent.executors.docker_volumes import StagedVolumes, stage_volumes
+from corral.agent.executors.docker_volumes import StagedVolumes, release_pins, stage_volumes
 from corral.agent.executors.process import describe_exit
 from corral.agent.ports import DEFAULT_RANGE, PortPool
 from corral.spec.docker import DockerSpec
@@ -437,8 +437,10 @@ class DockerExecutor:
     async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> DockerHandle | TaskExit:
         """Find the task's container by its label: a handle if it runs, else how it ended.
 
-        A container that ended meanwhile gets its output completed and is removed.
+        A container that ended meanwhile gets its output completed and is removed; pins of its
+        volumes that a crash left are released.
         """
+        release_pins(self._staging / launch.task_id)
         docker = aiodocker.Docker(url=self._socket)
         handed_over = False
         try:

@@ -114,7 +114,7 @@ def stage_volumes(real_paths: Sequence[str], staging: Path) -> StagedVolumes:
     (a directory of this task that only the agent writes). ``LaunchError`` names the volume
     that changed or vanished since its check."""
     staged = StagedVolumes(staging)
-    _clear(staging)  # what an agent that died mid-launch left
+    release_pins(staging)  # what an agent that died mid-launch left
     try:
         for index, real in enumerate(real_paths):
             staged.pin(real, index)
@@ -136,16 +136,20 @@ def _warn_unpinned(exc: OSError) -> None:
         )
 
 
-def _clear(staging: Path) -> None:
+def release_pins(staging: Path) -> None:
+    """Detach and remove whatever pins are left in a task's ``staging`` directory (an agent
+    that died between pinning and starting the container left them), and the directory."""
     if not staging.is_dir():
         return
     for target in staging.iterdir():
         _umount(target)
         with contextlib.suppress(OSError):
             if target.is_dir():
-                target.rmdir()
+                target.rmdir()  # empty once detached; a mount point still in use stays
             else:
                 target.unlink()
+    with contextlib.suppress(OSError):
+        staging.rmdir()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
