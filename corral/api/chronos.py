@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from corral.api.render import Row, job_view
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
+from corral.spec import limits
 from corral.spec.chronos import Invalid, Kind, chronos_field, chronos_job, parse_job, to_spec
 from corral.spec.states import RunState, TaskState
 from corral.spec.views import JobView
@@ -141,7 +142,10 @@ def _split_arguments(values: Sequence[str]) -> list[str]:
             words += shlex.split(value)
         except ValueError as e:
             raise Invalid([("arguments", f"{value!r}: {e}")]) from None
-    return words
+    try:
+        return list(limits.argv(words))  # they reach the task's argv
+    except ValueError as e:
+        raise Invalid([("arguments", str(e))]) from None
 
 
 @router.put("/job/{name}", status_code=204)

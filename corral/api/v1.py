@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import AfterValidator
 
 from corral import __version__
 from corral.api.render import agent_view, job_view, run_view, task_view
 from corral.master.master import Master
+from corral.spec import limits
 from corral.spec.jobs import JobSpec
 from corral.spec.protocol import MAX_READ
 from corral.spec.states import TaskState
@@ -106,7 +108,8 @@ def start_run(
     name: str,
     master: MasterDep,
     arguments: Annotated[
-        list[str] | None, Query(description="Appended to the command for this run only.")
+        list[Annotated[str, AfterValidator(limits.no_nul)]] | None,
+        Query(description="Appended to the command for this run only."),
     ] = None,
 ) -> RunView:
     """Start a new run now."""

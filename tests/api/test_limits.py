@@ -100,3 +100,18 @@ def test_a_service_whose_instances_would_outgrow_the_run_budget_is_refused(
     r = api.post("/api/v1/services", json=body)
     assert r.status_code == 422, r.text
     assert "MiB" in r.text
+
+
+def test_run_arguments_with_a_nul_byte_are_a_422_naming_them(
+    api: TestClient, master: Master
+) -> None:
+    assert (
+        api.post(
+            "/api/v1/jobs", json=job({"command": ["echo"]}, schedule="R/2100-01-01T00:00:00Z/PT1H")
+        ).status_code
+        == 201
+    )
+    r = api.post("/api/v1/jobs/nul/runs", params={"arguments": ["ok", "a\0b"]})
+    assert r.status_code == 422, r.text
+    assert ["query", "arguments", 1] in [e["loc"] for e in r.json()["detail"]]
+    assert master.store.runs("nul") == []

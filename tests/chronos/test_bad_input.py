@@ -185,6 +185,15 @@ def test_run_now_with_unbalanced_quotes_in_arguments_is_a_400(api: TestClient) -
     assert r.status_code == 400 and r.json()["message"].startswith("arguments")
 
 
+def test_run_now_with_a_nul_byte_in_arguments_is_a_400_naming_them(
+    api: TestClient, master: Master
+) -> None:
+    assert api.post("/scheduler/iso8601", json=chronos_job()).status_code == 204
+    r = api.put("/scheduler/job/bad", params={"arguments": "one a\0b"})
+    assert r.status_code == 400 and r.json()["message"].startswith("arguments"), r.text
+    assert master.store.runs("bad") == []
+
+
 def test_chronos_python_shows_the_field_name_in_its_error(api: TestClient) -> None:
     r = api.post("/scheduler/iso8601", json=chronos_job(cpus="lots"))
     resp = httplib2.Response({"status": str(r.status_code), **r.headers})
