@@ -46,7 +46,7 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.master = master
-    app.state.auth = Authenticator(master.store, auth_required)
+    app.state.auth = Authenticator(master.queries, auth_required)
     # Added before the @middleware below, so it runs after it: only authenticated requests
     # get as far as their body. Starlette runs the middleware added last first.
     app.add_middleware(BodyLimit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from corral.store.store import Store
+from corral.master.queries import Queries
 
 CHALLENGE = 'Bearer, Basic realm="corral"'
 
@@ -33,8 +33,8 @@ def token_of(header: str | None) -> str | None:
 class Authenticator:
     """Checks tokens against the store; with ``required=False`` everyone is admin."""
 
-    def __init__(self, store: Store, required: bool) -> None:
-        self.store = store
+    def __init__(self, queries: Queries, required: bool) -> None:
+        self.queries = queries
         self.required = required
 
     def user(self, header: str | None) -> str | None:
@@ -44,5 +44,5 @@ class Authenticator:
         token = token_of(header)
         if token is None:
             return None
-        found = self.store.token_user(token)
+        found = self.queries.token_user(token)
         return None if found is None else found[0]

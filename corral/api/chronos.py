@@ -98,7 +98,7 @@ router = APIRouter(route_class=ChronosRoute, include_in_schema=False)
 
 
 def _views(master: Master) -> list[JobView]:
-    return [job_view(master, row) for row in master.store.jobs()]
+    return [job_view(master.queries, row) for row in master.queries.jobs()]
 
 
 @router.get("/jobs")
@@ -319,13 +319,13 @@ def task_stat(t: Row) -> dict[str, str]:
 @router.get("/job/stat/{name}")
 def job_stat(name: str, master: MasterDep) -> dict[str, Any]:
     """Run-time percentiles of the job's finished runs and its newest tasks."""
-    if master.store.job(name) is None:
+    if master.queries.job(name) is None:
         raise NotFound(f"job {name!r} not found")
-    tasks = master.store.tasks(job=name)
+    tasks = master.queries.task_rows(job=name)
     started = sorted(
         (t for t in tasks if t["started_at"] is not None), key=lambda t: -t["started_at"]
     )
     return {
-        "histogram": histogram(run_durations(master.store.runs(name), tasks)),
+        "histogram": histogram(run_durations(master.queries.runs(name), tasks)),
         "taskStatHistory": [task_stat(t) for t in started[:HISTORY_LIMIT]],
     }

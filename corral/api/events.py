@@ -42,7 +42,7 @@ async def stream(master: Master, since: int, request: Request) -> AsyncIterator[
     try:
         last = since
         while True:
-            batch = master.store.events_since(last, limit=1000)
+            batch = master.queries.events_since(last, limit=1000)
             for row in batch:
                 yield sse(row)
                 last = row["id"]
@@ -70,7 +70,7 @@ async def events(
     master: Master = request.app.state.master
     start = since if since is not None else last_event_id
     if start is None:
-        start = master.store.last_event_id()
+        start = master.queries.last_event_id()
     return StreamingResponse(
         stream(master, start, request),
         media_type="text/event-stream",

@@ -143,7 +143,7 @@ def app_id_of(raw: str) -> str:
 def app_of(master: Master, raw: str) -> ServiceRecord:
     """The app a URL names; ``NotFound`` in Marathon's words."""
     sid = app_id_of(raw)
-    rec = master.services.services.get(sid)
+    rec = master.queries.service(sid)
     if rec is None:
         raise NotFound(f"App '{sid}' does not exist")
     return rec
@@ -187,14 +187,14 @@ def leader(request: Request) -> dict[str, str]:
 @router.get("/deployments")
 def list_deployments(master: MasterDep) -> list[dict[str, Any]]:
     """Running deployments."""
-    deps = sorted(master.services.deployments.values(), key=lambda d: d.created_at)
+    deps = master.queries.running_deployments()
     return [deployment_json(running_deployment_row(d)) for d in deps]
 
 
 @router.delete("/deployments/{deployment_id}")
 def cancel_deployment(deployment_id: str, master: MasterDep, force: Force = False) -> Response:
     """Roll a deployment back (answers the rollback), or with ``force`` stop it where it is."""
-    if deployment_id not in master.services.deployments:
+    if master.queries.running_deployment(deployment_id) is None:
         raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
     back = master.services.cancel(deployment_id, force)
     if back is None:
@@ -208,13 +208,14 @@ def cancel_deployment(deployment_id: str, master: MasterDep, force: Force = Fals
 @router.get("/queue")
 def queue(master: MasterDep) -> dict[str, Any]:
     """Apps with tasks waiting to be placed, how many, their backoff, and why they wait."""
-    now = master.state.clock.now()
+    q = master.queries
+    now = q.now()
     items = []
-    for sid, rec in sorted(master.services.services.items()):
+    for rec in q.services():
         waiting = [
             t
-            for t in master.state.tasks.values()
-            if t.job == sid and t.state is TaskState.PENDING and not t.kill_requested
+            for t in q.view.tasks_of_job(rec.id)
+            if t.state is TaskState.PENDING and not t.kill_requested
         ]
         if not waiting:
             continue
@@ -222,7 +223,7 @@ def queue(master: MasterDep) -> dict[str, Any]:
         reasons = [t.waiting for t in waiting if t.waiting]
         items.append(
             {
-                "app": app_json(master, rec, tasks=False, failure=False),
+                "app": app_json(q, rec, tasks=False, failure=False),
                 "count": len(waiting),
                 # Whole seconds, as Marathon counts them (a Duration's toSeconds).
                 "delay": {"timeLeftSeconds": int(left), "overdue": left == 0},

@@ -29,8 +29,8 @@ from corral.api.marathon_render import (
     wants_text,
 )
 from corral.master.master import Conflict, Master, NotFound
-from corral.master.records import LiveTask
 from corral.master.service_tasks import ServiceRecord
+from corral.master.view import TaskInfo
 from corral.spec.marathon import (
     MarathonInvalid,
     app_to_spec,
@@ -74,7 +74,8 @@ def list_apps(
     """Apps, filtered by command and id substrings and a label selector."""
     wanted = set(embed or [])
     apps = []
-    for sid, rec in sorted(master.services.services.items()):
+    for rec in master.queries.services():
+        sid = rec.id
         if cmd is not None and cmd not in (
             rec.spec.task.shell or " ".join(rec.spec.task.command or [])
         ):
@@ -84,7 +85,7 @@ def list_apps(
         if label is not None and not _labels_match(rec.spec, label):
             continue
         doc = app_json(
-            master,
+            master.queries,
             rec,
             tasks="apps.tasks" in wanted or "app.tasks" in wanted,
             failure="apps.lastTaskFailure" in wanted or "app.lastTaskFailure" in wanted,
@@ -98,10 +99,10 @@ def list_apps(
 async def createapp_of(request: Request, master: MasterDep, force: Force = False) -> Response:
     """Create an app; answers it, with its deployment."""
     spec = app_to_spec(await read_body(request))
-    if spec.id in master.services.services:
+    if master.queries.service_exists(spec.id):
         raise Conflict(f"An app with id [{spec.id}] already exists.")
     dep = master.services.deploy([spec], spec.owner or request.state.user, force=force)
-    doc = app_json(master, master.services.get(spec.id), tasks=True, failure=False)
+    doc = app_json(master.queries, master.queries.service_of(spec.id), tasks=True, failure=False)
     return JSONResponse(
         doc,
         201,
@@ -114,20 +115,21 @@ def app_tasks(app_id: str, request: Request, master: MasterDep) -> Any:
     """The live tasks of an app (its running tasks' addresses with ``Accept: text/plain``)."""
     rec = app_of(master, app_id)
     if wants_text(request.headers.get("accept")):
-        return PlainTextResponse(tasks_text(master, [rec]))
-    versions = Versions(master)
-    return {"tasks": [task_json(master, t, versions) for t in marathon_tasks(master, rec.id)]}
+        return PlainTextResponse(tasks_text(master.queries, [rec]))
+    q = master.queries
+    versions = Versions(q)
+    return {"tasks": [task_json(q, t, versions) for t in marathon_tasks(q, rec.id)]}
 
 
 async def _kill(
-    master: Master, tasks: list[LiveTask], scale: bool, force: bool
+    master: Master, tasks: list[TaskInfo], scale: bool, force: bool
 ) -> Response | dict[str, Any]:
-    versions = Versions(master)
-    before = {t.id: task_json(master, t, versions) for t in tasks}
+    versions = Versions(master.queries)
+    before = {t.id: task_json(master.queries, t, versions) for t in tasks}
     await master.kill_service_tasks([t.id for t in tasks], scale, force)
     if scale:
         sids = {t.job for t in tasks}
-        deps = [d for d in master.services.deployments.values() if d.affected & sids]
+        deps = [d for d in master.queries.running_deployments() if d.affected & sids]
         if deps:
             newest = max(deps, key=lambda d: d.created_at)
             return deploy_answer(newest)
@@ -145,7 +147,7 @@ async def kill_app_task(
 ) -> Any:
     """Kill one task; it is replaced unless ``scale``."""
     rec = app_of(master, app_id)
-    task = master.state.tasks.get(task_id)
+    task = master.queries.live_task(task_id)
     if task is None or task.job != rec.id or not is_task(task):
         raise NotFound(f"Task '{task_id}' does not exist")
     answer = await _kill(master, [task], scale, force)
@@ -167,9 +169,8 @@ async def kill_app_tasks(
     rec = app_of(master, app_id)
     tasks = [
         t
-        for t in marathon_tasks(master, rec.id)
-        if host is None
-        or getattr(master.state.agents.get(t.agent_id or ""), "hostname", None) == host
+        for t in marathon_tasks(master.queries, rec.id)
+        if host is None or master.queries.hostname(t.agent_id) == host
     ]
     return await _kill(master, tasks, scale, force)
 
@@ -184,7 +185,7 @@ def restartapp_of(app_id: str, master: MasterDep, force: Force = False) -> Respo
 def app_version(app_id: str, version: str, master: MasterDep) -> dict[str, Any]:
     """The app as it was at ``version``."""
     sid = app_of(master, app_id).id
-    row = master.store.service_version(sid, version)
+    row = master.queries.service_version(sid, version)
     if row is None:
         raise NotFound(f"App '{sid}' does not exist in version {version}")
     spec = ServiceSpec.model_validate(row["spec"])
@@ -195,14 +196,14 @@ def app_version(app_id: str, version: str, master: MasterDep) -> dict[str, Any]:
 def app_versions(app_id: str, master: MasterDep) -> dict[str, list[str]]:
     """The versions of an app, newest first."""
     sid = app_of(master, app_id).id
-    return {"versions": [r["version"] for r in master.store.service_versions(sid)]}
+    return {"versions": [r["version"] for r in master.queries.service_versions(sid)]}
 
 
 @router.get("/apps/{app_id:path}")
 def getapp_of(app_id: str, master: MasterDep, embed: Embed = None) -> dict[str, Any]:
     """One app, with its tasks, deployments and last failure (and ``embed=app.taskStats``)."""
     stats = "app.taskStats" in (embed or [])
-    return {"app": app_json(master, app_of(master, app_id), tasks=True, stats=stats)}
+    return {"app": app_json(master.queries, app_of(master, app_id), tasks=True, stats=stats)}
 
 
 async def _update(request: Request, master: Master, app_id: str, force: bool) -> Response:
@@ -211,7 +212,7 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
     if not isinstance(body, dict):
         raise MarathonInvalid([{"path": "/", "errors": ["an app must be a JSON object"]}])
     body = {**body, "id": body.get("id", sid)}
-    rec = master.services.services.get(sid)
+    rec = master.queries.service(sid)
     if rec is not None and set(body) == {"id", "version"}:
         return deploy_answer(_roll_back(master, rec, str(body["version"]), force))
     if rec is not None:
@@ -231,7 +232,7 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
 
 def _roll_back(master: Master, rec: ServiceRecord, version: str, force: bool) -> Any:
     """Marathon's rollback: a PUT of only ``{"version": ...}`` deploys that version again."""
-    row = master.store.service_version(rec.id, version)
+    row = master.queries.service_version(rec.id, version)
     if row is None:
         raise NotFound(f"App '{rec.id}' does not exist in version {version}")
     spec = ServiceSpec.model_validate(row["spec"])
@@ -271,8 +272,7 @@ def list_tasks(request: Request, master: MasterDep, status: str | None = None) -
     waiting for its backoff is not a task yet, it is in ``/v2/queue``). With
     ``Accept: text/plain``, the running tasks' addresses per app, as Marathon lists them."""
     if wants_text(request.headers.get("accept")):
-        recs = [rec for _, rec in sorted(master.services.services.items())]
-        return PlainTextResponse(tasks_text(master, recs))
+        return PlainTextResponse(tasks_text(master.queries, master.queries.services()))
     wanted: dict[str | None, set[TaskState] | None] = {
         None: None,
         "running": {TaskState.RUNNING},
@@ -282,11 +282,12 @@ def list_tasks(request: Request, master: MasterDep, status: str | None = None) -
     if status not in wanted:
         raise HTTPException(400, f"status must be running, staging or delayed, not {status!r}")
     states = wanted[status]
-    versions = Versions(master)
+    q = master.queries
+    versions = Versions(q)
     tasks = [
-        task_json(master, t, versions)
-        for t in sorted(master.state.tasks.values(), key=lambda t: (t.job, t.created_at))
-        if t.service and is_task(t) and (states is None or t.state in states)
+        task_json(q, t, versions)
+        for t in q.service_tasks()
+        if is_task(t) and (states is None or t.state in states)
     ]
     return {"tasks": tasks}
 
@@ -306,7 +307,7 @@ async def delete_tasks(
         raise MarathonInvalid([{"path": "/ids", "errors": ["must be a list of task ids"]}])
     tasks = []
     for tid in ids:
-        task = master.state.tasks.get(tid)
+        task = master.queries.live_task(tid)
         if task is None or not task.service or not is_task(task):
             raise NotFound(f"Task '{tid}' does not exist")
         tasks.append(task)

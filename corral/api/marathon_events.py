@@ -60,14 +60,14 @@ class _TaskFacts:
 
 
 def _task_facts(master: Master, task_id: str, job: str) -> _TaskFacts:
-    row = master.store.task(task_id) if task_id else None
+    row = master.queries.task_row(task_id) if task_id else None
     if row is not None:
         launch = row["launch"] or {}
         env = launch.get("env") or {}
         if "MARATHON_APP_VERSION" in env:
             ports = list(row["ports"] or [])
             return _TaskFacts(ports, str(env["MARATHON_APP_VERSION"]), launch["health_checks"])
-    rec = master.services.services.get(job)
+    rec = master.queries.service(job)
     return _TaskFacts([], rec.config_version if rec is not None else "", [])
 
 
@@ -77,8 +77,7 @@ def _task_events(
     """A task's new state: a status update and an instance change, and, for a task killed for
     failing its health checks, Marathon's event of that kill."""
     job, task_id, state = ev["job"], ev["task_id"], ev["state"]
-    agent = master.state.agents.get(ev.get("agent_id") or "")
-    host = agent.hostname if agent is not None else ""
+    host = master.queries.hostname(ev.get("agent_id")) or ""
     facts = _task_facts(master, task_id, job)
     out = [
         {
@@ -177,7 +176,7 @@ def marathon_events(master: Master, ev: Mapping[str, Any]) -> list[dict[str, Any
         kind_out = "deployment_success" if ev.get("state") == "SUCCEEDED" else "deployment_failed"
         return [{**base, "eventType": kind_out, "id": data["id"], "plan": _plan(data, stamp)}]
     if kind in ("service_created", "service_updated"):
-        rec = master.services.services.get(job)
+        rec = master.queries.service(job)
         app = (
             None
             if rec is None
@@ -217,7 +216,7 @@ def _attached(master: Master, request: Request) -> dict[str, Any]:
     client = request.client.host if request.client is not None else ""
     return {
         "eventType": "event_stream_attached",
-        "timestamp": version_of(master.state.clock.now()),
+        "timestamp": version_of(master.queries.now()),
         "remoteAddress": client,
     }
 

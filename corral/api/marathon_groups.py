@@ -54,7 +54,7 @@ def root_group(master: MasterDep, embed: Embed = None) -> dict[str, Any]:
 
 
 def _records(master: Master, gid: str) -> list[ServiceRecord]:
-    recs = [r for sid, r in sorted(master.services.services.items()) if _under(gid, sid)]
+    recs = [r for r in master.queries.services() if _under(gid, r.id)]
     if gid != "/" and not recs:
         raise NotFound(f"Group '{gid}' does not exist")
     return recs
@@ -64,12 +64,12 @@ def _group(master: Master, gid: str, embed: set[str]) -> dict[str, Any]:
     """The group's JSON; ``embed`` adds to each app its tasks, counts, last task failure and
     task statistics (``group.apps.tasks``, ``.counts``, ``.lastTaskFailure``, ``.taskStats``)."""
     recs = _records(master, gid)
-    version = max((r.version for r in recs), default=version_of(master.state.clock.now()))
+    version = max((r.version for r in recs), default=version_of(master.queries.now()))
 
     def render(spec: ServiceSpec) -> dict[str, Any]:
         return app_json(
-            master,
-            master.services.services[spec.id],
+            master.queries,
+            master.queries.service_of(spec.id),
             tasks="group.apps.tasks" in embed,
             failure="group.apps.lastTaskFailure" in embed,
             stats="group.apps.taskStats" in embed,
@@ -92,9 +92,9 @@ async def _deploy_group(
             [("/version", "rolling a group back is not supported: roll back each app")]
         )
     body = {**body, "id": body.get("id", gid)}
-    specs = group_to_specs(body, current=[r.spec for r in master.services.services.values()])
+    specs = group_to_specs(body, current=[r.spec for r in master.queries.services()])
     target = normalize_service_id(body["id"]) if str(body["id"]).strip("/") else "/"
-    existing = [sid for sid in master.services.services if _under(target, sid)]
+    existing = [sid for sid in master.queries.view.service_ids() if _under(target, sid)]
     if creating and existing:
         raise Conflict(f"Group {target} is already created. Use PUT to change this group.")
     keep = {s.id for s in specs}
@@ -128,7 +128,7 @@ def group_versions(group_id: str, master: MasterDep) -> list[str]:
     versions = {
         row["version"]
         for rec in _records(master, _group_id(group_id))
-        for row in master.store.service_versions(rec.id)
+        for row in master.queries.service_versions(rec.id)
     }
     return sorted(versions, reverse=True)
 
@@ -159,7 +159,7 @@ async def create_subgroup(
 def delete_group(group_id: str, master: MasterDep, force: Force = False) -> Response:
     """Delete every app of a group."""
     gid = _group_id(group_id)
-    sids = [sid for sid in master.services.services if _under(gid, sid)]
+    sids = [sid for sid in master.queries.view.service_ids() if _under(gid, sid)]
     if not sids:
         raise NotFound(f"Group '{gid}' does not exist")
     return deploy_answer(master.services.deploy([], "", remove=sids, force=force))

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from corral.api.marathon_stats import task_stats
-from corral.api.service_render import counts_of, live_tasks_of
-from corral.master.master import Master
-from corral.master.records import LiveTask
+from corral.api.service_render import counts_of
+from corral.master.queries import Queries
 from corral.master.service_tasks import DeploymentRecord, ServiceRecord, version_of
+from corral.master.view import TaskInfo
 from corral.spec.marathon import app_status, service_ports, spec_to_app, task_failure
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
@@ -18,44 +18,43 @@ from corral.spec.states import TaskState
 class Versions:
     """The version string of each configuration of a service, read once per request."""
 
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    def __init__(self, q: Queries) -> None:
+        self.q = q
         self._known: dict[tuple[str, int], str] = {}
 
-    def of(self, task: LiveTask) -> str:
+    def of(self, task: TaskInfo) -> str:
         """The version a task runs."""
-        rec = self.master.services.services.get(task.job)
+        rec = self.q.service(task.job)
         if rec is not None and rec.config == task.run:
             return rec.config_version
         key = (task.job, task.run)
         if key not in self._known:
-            for row in self.master.store.service_versions(task.job):
+            for row in self.q.service_versions(task.job):
                 self._known.setdefault((task.job, row["config"]), row["version"])
         return self._known.get(key, "")
 
 
-def is_task(task: LiveTask) -> bool:
+def is_task(task: TaskInfo) -> bool:
     """Whether Marathon shows ``task`` as a task: an instance still waiting to be placed is
     not one (Marathon lists it in ``/v2/queue`` only)."""
     return task.state is not TaskState.PENDING
 
 
-def marathon_tasks(master: Master, service_id: str) -> list[LiveTask]:
+def marathon_tasks(q: Queries, service_id: str) -> list[TaskInfo]:
     """The tasks of a service Marathon shows, oldest first."""
-    return [t for t in live_tasks_of(master, service_id) if is_task(t)]
+    return [t for t in q.live_tasks_of(service_id) if is_task(t)]
 
 
-def task_json(master: Master, task: LiveTask, versions: Versions) -> dict[str, Any]:
+def task_json(q: Queries, task: TaskInfo, versions: Versions) -> dict[str, Any]:
     """A live task as Marathon shows it."""
-    row = master.store.task(task.id)
-    agent = master.state.agents.get(task.agent_id or "")
+    row = q.task_row(task.id)
     ports = list(row["ports"] or []) if row is not None else []
-    rec = master.services.services.get(task.job)
+    rec = q.service(task.job)
     known = service_ports(rec.spec) if rec is not None else []
     doc: dict[str, Any] = {
         "id": task.id,
         "appId": task.job,
-        "host": agent.hostname if agent is not None else "",
+        "host": q.hostname(task.agent_id) or "",
         "ports": ports,
         # One per port: clients pair them by index (the marathon client's list_endpoints).
         "servicePorts": [known[i] if i < len(known) else 0 for i in range(len(ports))],
@@ -112,7 +111,7 @@ def wants_text(accept: str | None) -> bool:
     return "text/plain" in kinds and "application/json" not in kinds
 
 
-def tasks_text(master: Master, recs: Iterable[ServiceRecord]) -> str:
+def tasks_text(q: Queries, recs: Iterable[ServiceRecord]) -> str:
     """Marathon's text/plain listing of running tasks, as haproxy-marathon-bridge reads it:
     for each app and each of its service ports a line ``<app>\t<service port>\t`` followed
     by ``<host>:<host port>\t`` per running task; an app without ports has one line of
@@ -122,11 +121,10 @@ def tasks_text(master: Master, recs: Iterable[ServiceRecord]) -> str:
     for rec in recs:
         name = rec.id.strip("/").replace("/", "_")
         running = []
-        for task in live_tasks_of(master, rec.id):
+        for task in q.live_tasks_of(rec.id):
             if task.state is TaskState.RUNNING:
-                row = master.store.task(task.id)
-                agent = master.state.agents.get(task.agent_id or "")
-                host = agent.hostname if agent is not None else ""
+                row = q.task_row(task.id)
+                host = q.hostname(task.agent_id) or ""
                 running.append((host, list(row["ports"] or []) if row is not None else []))
         known = service_ports(rec.spec)
         if not known:
@@ -138,18 +136,18 @@ def tasks_text(master: Master, recs: Iterable[ServiceRecord]) -> str:
 
 
 def app_json(
-    master: Master, rec: ServiceRecord, *, tasks: bool, failure: bool = True, stats: bool = False
+    q: Queries, rec: ServiceRecord, *, tasks: bool, failure: bool = True, stats: bool = False
 ) -> dict[str, Any]:
     """An app with its status fields; ``tasks`` embeds its live tasks, ``failure`` the last
     task that ended when it should not have, ``stats`` its ``taskStats``."""
     doc = spec_to_app(rec.spec, version=rec.version, config_version=rec.config_version)
-    live = marathon_tasks(master, rec.id)
+    live = marathon_tasks(q, rec.id)
     wanted = [t for t in live if not t.kill_requested]
     counts = counts_of(wanted)
     if stats:
-        doc["taskStats"] = task_stats(rec, wanted, master.state.clock.now())
-    versions = Versions(master)
-    row = master.store.service(rec.id) if failure else None
+        doc["taskStats"] = task_stats(rec, wanted, q.now())
+    versions = Versions(q)
+    row = q.service_row(rec.id) if failure else None
     last = None if row is None else row["last_failure"]
     doc.update(
         app_status(
@@ -157,8 +155,8 @@ def app_json(
             tasks_staged=counts.staged,
             tasks_healthy=counts.healthy,
             tasks_unhealthy=counts.unhealthy,
-            deployments=master.services.locks(rec.id),
-            tasks=[task_json(master, t, versions) for t in live] if tasks else None,
+            deployments=q.locks(rec.id),
+            tasks=[task_json(q, t, versions) for t in live] if tasks else None,
             last_task_failure=None
             if not last
             else task_failure(

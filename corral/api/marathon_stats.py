@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from corral.api.service_render import counts_of
-from corral.master.records import LiveTask
 from corral.master.service_tasks import ServiceRecord
+from corral.master.view import TaskInfo
 from corral.spec.states import TaskState
 
 
@@ -20,7 +20,7 @@ def _since(version: str) -> float:
     return datetime.fromisoformat(version.replace("Z", "+00:00")).timestamp()
 
 
-def _stats(tasks: Sequence[LiveTask], now: float) -> dict[str, Any]:
+def _stats(tasks: Sequence[TaskInfo], now: float) -> dict[str, Any]:
     c = counts_of(tasks)
     out: dict[str, Any] = {
         "counts": {
@@ -43,7 +43,7 @@ def _stats(tasks: Sequence[LiveTask], now: float) -> dict[str, Any]:
     return {"stats": out}
 
 
-def task_stats(rec: ServiceRecord, tasks: Sequence[LiveTask], now: float) -> dict[str, Any]:
+def task_stats(rec: ServiceRecord, tasks: Sequence[TaskInfo], now: float) -> dict[str, Any]:
     """Marathon's ``taskStats`` of the app ``rec`` with its (wanted) tasks ``tasks``."""
     scaled = _since(rec.version)
     groups = {

@@ -29,12 +29,12 @@ def metrics(request: Request) -> Response:
     master: Master = request.app.state.master
     registry = CollectorRegistry()
     tasks = Gauge("corral_tasks", "Unfinished tasks by state", ["state"], registry=registry)
-    for t in master.state.tasks.values():
+    for t in master.queries.live_tasks():
         tasks.labels(t.state.value).inc()
     agents = Gauge("corral_agents", "Agents by state", ["state"], registry=registry)
     cpus = Gauge("corral_cpus", "CPUs of connected agents", ["kind"], registry=registry)
     mem = Gauge("corral_mem_mib", "Memory of connected agents (MiB)", ["kind"], registry=registry)
-    for a in master.state.agents.values():
+    for a in master.queries.agents():
         agents.labels(a.state.value).inc()
         if a.connected:
             cpus.labels("total").inc(a.total.millicpus / 1000)

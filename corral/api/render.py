@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from corral.master.master import Master
-from corral.master.records import AgentRecord
+from corral.master.queries import Queries
+from corral.master.view import AgentInfo
 from corral.scheduler.model import Resources
 from corral.spec.firings import upcoming
 from corral.spec.jobs import JobSpec
@@ -43,14 +43,13 @@ def resources_view(r: Resources) -> ResourcesView:
     return ResourcesView(cpus=r.millicpus / 1000, mem=r.mem, disk=r.disk, gpus=r.gpus)
 
 
-def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> TaskView:
+def task_view(q: Queries, row: Row, events: Sequence[Row] | None = None) -> TaskView:
     """A task row, with the live reason why it waits if it is pending."""
     launch = row["launch"]
     reason = row["reason"]
-    live = master.state.tasks.get(row["id"])
+    live = q.live_task(row["id"])
     if live is not None and live.state is TaskState.PENDING and live.waiting:
         reason = f"waiting: {live.waiting}"
-    agent = master.state.agents.get(row["agent_id"] or "")
     return TaskView(
         id=row["id"],
         job=row["job"],
@@ -62,7 +61,7 @@ def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> 
         reason=reason,
         exit_code=row["exit_code"],
         agent_id=row["agent_id"],
-        hostname=None if agent is None else agent.hostname,
+        hostname=q.hostname(row["agent_id"]),
         ports=row["ports"] or [],
         command=launch.get("command"),
         shell=launch.get("shell"),
@@ -91,9 +90,9 @@ def task_view(master: Master, row: Row, events: Sequence[Row] | None = None) -> 
     )
 
 
-def run_view(master: Master, row: Row) -> RunView:
+def run_view(q: Queries, row: Row) -> RunView:
     """A run with its task counts per state."""
-    counts = master.store.run_counts(row["job"], row["number"])
+    counts = q.run_counts(row["job"], row["number"])
     return RunView(
         job=row["job"],
         number=row["number"],
@@ -105,10 +104,10 @@ def run_view(master: Master, row: Row) -> RunView:
     )
 
 
-def job_view(master: Master, row: Row, *, detail: bool = False, upcoming: int = 0) -> JobView:
+def job_view(q: Queries, row: Row, *, detail: bool = False, upcoming: int = 0) -> JobView:
     """A job and its newest run; in ``detail``, with its newest skip record and its next
     ``upcoming`` firings too (left out of lists, which must stay cheap)."""
-    runs = master.store.runs(row["name"], row["runs"]) if row["runs"] else []
+    last = q.run(row["name"], row["runs"]) if row["runs"] else None
     spec = JobSpec.model_validate(row["spec"])
     return JobView(
         name=row["name"],
@@ -117,16 +116,16 @@ def job_view(master: Master, row: Row, *, detail: bool = False, upcoming: int = 
         created_at=at(row["created_at"]),
         updated_at=at(row["updated_at"]),
         runs=row["runs"],
-        last_run=run_view(master, runs[0]) if runs else None,
+        last_run=None if last is None else run_view(q, last),
         success_count=row["success_count"],
         error_count=row["error_count"],
         last_success=ts(row["last_success"]),
         last_error=ts(row["last_error"]),
         next_run=ts(row["next_due"]),
         upcoming=firing_views(spec, row, upcoming if detail else 0),
-        last_skip=skip_view(master.store.last_skip(row["name"])) if detail else None,
+        last_skip=skip_view(q.last_skip(row["name"])) if detail else None,
         remaining=remaining(spec, row),
-        children=master.jobs.children(row["name"]),
+        children=q.children(row["name"]),
     )
 
 
@@ -175,7 +174,7 @@ def _iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def agent_view(agent: AgentRecord) -> AgentView:
+def agent_view(agent: AgentInfo) -> AgentView:
     """A live agent record."""
     return AgentView(
         id=agent.id,
@@ -184,7 +183,7 @@ def agent_view(agent: AgentRecord) -> AgentView:
         connected=agent.connected,
         total=resources_view(agent.total),
         used=resources_view(agent.used),
-        attributes=agent.attributes,
+        attributes=dict(agent.attributes),
         drivers=sorted(agent.drivers),
         registered_at=at(agent.registered_at),
         last_heartbeat=ts(agent.last_heartbeat),

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from corral.api.render import at, ts
-from corral.master.master import Master
-from corral.master.records import LiveTask
+from corral.master.queries import Queries
 from corral.master.service_tasks import DeploymentRecord, ServiceRecord
+from corral.master.view import TaskInfo
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 from corral.spec.views import (
@@ -21,13 +21,7 @@ from corral.spec.views import (
 )
 
 
-def live_tasks_of(master: Master, service_id: str) -> list[LiveTask]:
-    """The live tasks of a service, oldest first."""
-    tasks = [t for t in master.state.tasks.values() if t.job == service_id]
-    return sorted(tasks, key=lambda t: (t.created_at, t.id))
-
-
-def counts_of(tasks: Iterable[LiveTask]) -> ServiceCounts:
+def counts_of(tasks: Iterable[TaskInfo]) -> ServiceCounts:
     """Live tasks by condition, Marathon's way: staged until running; healthy and unhealthy
     by the last check."""
     c = ServiceCounts()
@@ -41,10 +35,10 @@ def counts_of(tasks: Iterable[LiveTask]) -> ServiceCounts:
     return c
 
 
-def service_view(master: Master, rec: ServiceRecord) -> ServiceView:
+def service_view(q: Queries, rec: ServiceRecord) -> ServiceView:
     """A service with its live state."""
-    row = master.store.service(rec.id)
-    tasks = live_tasks_of(master, rec.id)
+    row = q.service_row(rec.id)
+    tasks = q.live_tasks_of(rec.id)
     waiting = sorted({t.waiting for t in tasks if t.state is TaskState.PENDING and t.waiting})
     failure = None if row is None else row["last_failure"]
     return ServiceView(
@@ -57,10 +51,8 @@ def service_view(master: Master, rec: ServiceRecord) -> ServiceView:
         created_at=at(rec.created_at),
         updated_at=at(rec.created_at if row is None else row["updated_at"]),
         counts=counts_of(t for t in tasks if not t.kill_requested),
-        deployments=master.services.locks(rec.id),
-        delay_until=ts(rec.delay_until)
-        if rec.delay_until and rec.delay_until > master.state.clock.now()
-        else None,
+        deployments=q.locks(rec.id),
+        delay_until=ts(rec.delay_until) if rec.delay_until and rec.delay_until > q.now() else None,
         last_failure=None if not failure else _failure(failure),
         waiting="; ".join(waiting) or None,
     )

@@ -15,7 +15,6 @@ from corral.api.service_render import (
     version_view,
 )
 from corral.api.v1 import MasterDep
-from corral.master.master import Master
 from corral.master.service_tasks import DeploymentRecord
 from corral.spec.services import MAX_INSTANCES, ServiceSpec, normalize_service_id
 from corral.spec.views import DeploymentView, ServiceVersionView, ServiceView, TaskView
@@ -31,14 +30,14 @@ def _sid(raw: str) -> str:
         raise HTTPException(404, f"service {raw!r} not found: {e}") from None
 
 
-def _view(master: Master, dep: DeploymentRecord) -> DeploymentView:
+def _view(dep: DeploymentRecord) -> DeploymentView:
     return deployment_view(running_deployment_row(dep))
 
 
 @router.get("/services")
 def list_services(master: MasterDep) -> list[ServiceView]:
     """Every service, by id."""
-    return [service_view(master, rec) for _, rec in sorted(master.services.services.items())]
+    return [service_view(master.queries, rec) for rec in master.queries.services()]
 
 
 @router.post("/services", status_code=201)
@@ -46,9 +45,9 @@ def create_service(
     spec: ServiceSpec, master: MasterDep, request: Request, force: Force = False
 ) -> DeploymentView:
     """Create a service; answers the deployment that starts it."""
-    if spec.id in master.services.services:
+    if master.queries.service_exists(spec.id):
         raise HTTPException(409, f"service {spec.id!r} already exists")
-    return _view(master, master.services.deploy([spec], spec.owner or request.state.user))
+    return _view(master.services.deploy([spec], spec.owner or request.state.user))
 
 
 @router.get("/deployments")
@@ -56,14 +55,14 @@ def list_deployments(
     master: MasterDep, all: Annotated[bool, Query(description="Ended ones too.")] = False
 ) -> list[DeploymentView]:
     """Running deployments (with ``all``, the newest 100 of any state)."""
-    rows = master.store.deployments(None if all else "RUNNING")
+    rows = master.queries.deployment_rows(running_only=not all)
     return [deployment_view(r) for r in rows]
 
 
 @router.get("/deployments/{deployment_id}")
 def get_deployment(deployment_id: str, master: MasterDep) -> DeploymentView:
     """One deployment."""
-    row = master.store.deployment(deployment_id)
+    row = master.queries.deployment_row(deployment_id)
     if row is None:
         raise HTTPException(404, f"deployment {deployment_id!r} not found")
     return deployment_view(row)
@@ -79,7 +78,7 @@ def cancel_deployment(
     if back is None:
         response.status_code = 202
         return None
-    return _view(master, back)
+    return _view(back)
 
 
 @router.post("/services/{service_id:path}/scale")
@@ -90,19 +89,19 @@ def scale_service(
     force: Force = False,
 ) -> DeploymentView:
     """Change the number of instances."""
-    return _view(master, master.services.scale(_sid(service_id), instances, force))
+    return _view(master.services.scale(_sid(service_id), instances, force))
 
 
 @router.post("/services/{service_id:path}/restart")
 def restart_service(service_id: str, master: MasterDep, force: Force = False) -> DeploymentView:
     """Replace every task, rolling, by the upgrade strategy."""
-    return _view(master, master.services.restart(_sid(service_id), force))
+    return _view(master.services.restart(_sid(service_id), force))
 
 
 @router.get("/services/{service_id:path}/versions/{version}")
 def get_version(service_id: str, version: str, master: MasterDep) -> ServiceVersionView:
     """One version of a service's spec."""
-    row = master.store.service_version(_sid(service_id), version)
+    row = master.queries.service_version(_sid(service_id), version)
     if row is None:
         raise HTTPException(404, f"version {version!r} of service {service_id!r} not found")
     return version_view(row)
@@ -112,18 +111,18 @@ def get_version(service_id: str, version: str, master: MasterDep) -> ServiceVers
 def list_versions(service_id: str, master: MasterDep) -> list[ServiceVersionView]:
     """The versions of a service, newest first."""
     sid = _sid(service_id)
-    master.services.get(sid)
-    return [version_view(r) for r in master.store.service_versions(sid)]
+    master.queries.service_of(sid)
+    return [version_view(r) for r in master.queries.service_versions(sid)]
 
 
 @router.get("/services/{service_id:path}/tasks")
 def service_tasks(service_id: str, master: MasterDep) -> list[TaskView]:
     """The live tasks of a service."""
     sid = _sid(service_id)
-    master.services.get(sid)
-    ids = sorted(t.id for t in master.state.tasks.values() if t.job == sid)
-    rows = [master.store.task(i) for i in ids]
-    return [task_view(master, r) for r in rows if r is not None]
+    master.queries.service_of(sid)
+    ids = sorted(t.id for t in master.queries.live_tasks_of(sid))
+    rows = [master.queries.task_row(i) for i in ids]
+    return [task_view(master.queries, r) for r in rows if r is not None]
 
 
 @router.delete("/services/{service_id:path}/tasks/{task_id}")
@@ -136,20 +135,20 @@ async def kill_service_task(
 ) -> TaskView:
     """Kill one task of a service; it is replaced unless ``scale``."""
     sid = _sid(service_id)
-    master.services.get(sid)
-    row = master.store.task(task_id)
+    master.queries.service_of(sid)
+    row = master.queries.task_row(task_id)
     if row is None or row["job"] != sid:
         raise HTTPException(404, f"task {task_id!r} of service {sid!r} not found")
     await master.kill_service_tasks([task_id], scale, force)
-    found = master.store.task(task_id)
+    found = master.queries.task_row(task_id)
     assert found is not None  # a service's task rows stay while the service does
-    return task_view(master, found)
+    return task_view(master.queries, found)
 
 
 @router.get("/services/{service_id:path}")
 def get_service(service_id: str, master: MasterDep) -> ServiceView:
     """One service."""
-    return service_view(master, master.services.get(_sid(service_id)))
+    return service_view(master.queries, master.queries.service_of(_sid(service_id)))
 
 
 @router.put("/services/{service_id:path}")
@@ -165,13 +164,13 @@ def apply_service(
     sid = _sid(service_id)
     if spec.id != sid:
         raise HTTPException(400, f"id in the body ({spec.id!r}) differs from the URL ({sid!r})")
-    existing = master.services.services.get(sid)
+    existing = master.queries.service(sid)
     owner = existing.owner if existing else spec.owner or request.state.user
     response.status_code = 200 if existing else 201
-    return _view(master, master.services.deploy([spec], owner, force=force))
+    return _view(master.services.deploy([spec], owner, force=force))
 
 
 @router.delete("/services/{service_id:path}")
 def delete_service(service_id: str, master: MasterDep, force: Force = False) -> DeploymentView:
     """Delete a service and stop its tasks; answers the deployment doing it."""
-    return _view(master, master.services.delete(_sid(service_id), force))
+    return _view(master.services.delete(_sid(service_id), force))

@@ -174,7 +174,7 @@ def _page(request: Request) -> Page:
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         raise HTTPException(303, headers={"Location": f"/ui/login?next={target}"})
     master: Master = request.app.state.master
-    return Page(request, master, user, master.store.last_event_id())
+    return Page(request, master, user, master.queries.last_event_id())
 
 
 PageDep = Annotated[Page, Depends(_page)]

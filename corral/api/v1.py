@@ -39,10 +39,10 @@ UPCOMING, MAX_UPCOMING = 5, 100  # firings listed in a job's view by default, an
 
 
 def _job_or_404(master: Master, name: str, upcoming: int = UPCOMING) -> JobView:
-    row = master.store.job(name)
+    row = master.queries.job(name)
     if row is None:
         raise HTTPException(404, f"job {name!r} not found")
-    return job_view(master, row, detail=True, upcoming=upcoming)
+    return job_view(master.queries, row, detail=True, upcoming=upcoming)
 
 
 @router.get("/info")
@@ -76,7 +76,7 @@ def apply_job(
 @router.get("/jobs")
 def list_jobs(master: MasterDep, owner: str | None = None, q: str | None = None) -> list[JobView]:
     """Jobs, newest first."""
-    return [job_view(master, row) for row in master.store.jobs(owner, q)]
+    return [job_view(master.queries, row) for row in master.queries.jobs(owner, q)]
 
 
 @router.get("/jobs/{name}")
@@ -114,21 +114,21 @@ def start_run(
 ) -> RunView:
     """Start a new run now."""
     number = master.jobs.start_run(name, arguments or [])
-    return run_view(master, master.store.runs(name, number)[0])
+    return _run_or_404(master, name, number)
 
 
 @router.get("/jobs/{name}/runs")
 def list_runs(name: str, master: MasterDep) -> list[RunView]:
     """Runs of a job, newest first."""
     _job_or_404(master, name)
-    return [run_view(master, row) for row in master.store.runs(name)]
+    return [run_view(master.queries, row) for row in master.queries.runs(name)]
 
 
 def _run_or_404(master: Master, name: str, number: int) -> RunView:
-    rows = master.store.runs(name, number)
-    if not rows:
+    row = master.queries.run(name, number)
+    if row is None:
         raise HTTPException(404, f"run {number} of job {name!r} not found")
-    return run_view(master, rows[0])
+    return run_view(master.queries, row)
 
 
 @router.get("/jobs/{name}/runs/{number}")
@@ -154,18 +154,16 @@ def list_tasks(
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
 ) -> list[TaskView]:
     """Tasks matching every filter, in creation order."""
-    rows = master.store.tasks(
-        state=None if state is None else state.value, job=job, run=run, agent=agent, limit=limit
-    )
-    return [task_view(master, row) for row in rows]
+    rows = master.queries.task_rows(state=state, job=job, run=run, agent=agent, limit=limit)
+    return [task_view(master.queries, row) for row in rows]
 
 
 def _task_or_404(master: Master, task_id: str, with_events: bool = True) -> TaskView:
-    row = master.store.task(task_id)
+    row = master.queries.task_row(task_id)
     if row is None:
         raise HTTPException(404, f"task {task_id!r} not found")
-    events = master.store.task_events(task_id) if with_events else None
-    return task_view(master, row, events)
+    events = master.queries.task_events(task_id) if with_events else None
+    return task_view(master.queries, row, events)
 
 
 @router.get("/tasks/{task_id}")
@@ -224,7 +222,7 @@ async def task_file(
 @router.get("/agents")
 def list_agents(master: MasterDep) -> list[AgentView]:
     """Every agent the master knows."""
-    return [agent_view(a) for a in master.state.agents.values()]
+    return [agent_view(a) for a in master.queries.agents()]
 
 
 def _drain(master: Master, agent_id: str, draining: bool) -> AgentView:

@@ -13,16 +13,18 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from corral.master.agents import AgentOps
 from corral.clock import Clock, SystemClock
+from corral.master.agents import AgentOps
 from corral.master.events import EventBus
 from corral.master.jobs import Conflict, JobOps, NotFound
+from corral.master.queries import Queries
 from corral.master.records import AgentRecord
 from corral.master.scheduling import SchedulingLoop
 from corral.master.service_loop import ServiceLoop
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
 from corral.master.timers import ScheduleLoop
+from corral.master.view import ClusterView
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Fenced, Store
@@ -65,6 +67,9 @@ class Master:
         self.services = ServiceOps(self.state)
         self.service_loop = ServiceLoop(self.state, self.services, self.jobs, self.agents)
         self.timers = ScheduleLoop(self.state, self.jobs)
+        # What the API may read: the live records read-only, and the store's history.
+        self.view = ClusterView(self.state, self.services)
+        self.queries = Queries(self.view, store)
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -97,7 +102,6 @@ class Master:
             for other in self._loops:
                 if other is not asyncio.current_task():
                     other.cancel()
-
 
     async def stop(self) -> None:
         """Stop the loops (the store stays open for the caller to close)."""

@@ -17,6 +17,7 @@ from corral.clock import Clock
 from corral.master.events import EventBus
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.retry import retry_delay, should_retry
+from corral.master.view import TaskIndex
 from corral.master.work import retry_of
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
@@ -59,6 +60,7 @@ class ClusterState:
         self.bus = bus
         self.clock = clock
         self.tasks: dict[str, LiveTask] = {}
+        self.index: TaskIndex[LiveTask] = TaskIndex()  # ``tasks`` by job, agent, owner
         self.agents: dict[str, AgentRecord] = {}
         self.runs: dict[tuple[str, int], RunState] = {}
         self.live_per_run: Counter[tuple[str, int]] = Counter()
@@ -97,6 +99,7 @@ class ClusterState:
     def add_live(self, task: LiveTask) -> None:
         """Track a task that is not finished."""
         self.tasks[task.id] = task
+        self.index.add(task)
         self.live_per_run[(task.job, task.run)] += 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
@@ -130,6 +133,7 @@ class ClusterState:
 
     def _drop_live(self, task: LiveTask) -> None:
         self.tasks.pop(task.id, None)
+        self.index.remove(task)
         self.live_per_run[(task.job, task.run)] -= 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
@@ -139,6 +143,7 @@ class ClusterState:
         """A PENDING task was placed: it now holds resources on the agent."""
         task.state = TaskState.STAGING
         task.agent_id = agent.id
+        self.index.moved(task)
         task.waiting = ""
         agent.used = agent.used + task.resources
 

@@ -1,0 +1,190 @@
+"""``Queries``: every read the API makes, over the live ``ClusterView`` and the store.
+
+The API's routes and renderers read only through here (writes go through the ``Master``'s
+commands), so that what they may see of the master is one list of named reads: live records
+come from the view (typed read-only, see ``corral.master.view``), history from the store as
+rows (plain mappings, read-only by their type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from corral.master.jobs import NotFound
+from corral.master.service_tasks import DeploymentRecord, ServiceRecord
+from corral.master.view import AgentInfo, ClusterView, TaskInfo
+from corral.spec.states import TaskState
+from corral.store.store import Store
+
+Row = Mapping[Any, Any]  # store rows (RowMapping): read-only mappings
+
+
+class Queries:
+    """Named reads of jobs, runs, tasks, agents, services, deployments and events."""
+
+    def __init__(self, view: ClusterView, store: Store) -> None:
+        self.view = view
+        self._store = store
+
+    def now(self) -> float:
+        """The master's clock."""
+        return self.view.now()
+
+    # --- jobs and runs (stored)
+
+    def job(self, name: str) -> Row | None:
+        """A job's row (None: no such job)."""
+        return self._store.job(name)
+
+    def jobs(self, owner: str | None = None, q: str | None = None) -> Sequence[Row]:
+        """Job rows, newest first, of ``owner`` and matching ``q``."""
+        return self._store.jobs(owner, q)
+
+    def runs(self, job: str) -> Sequence[Row]:
+        """A job's runs, newest first."""
+        return self._store.runs(job)
+
+    def run(self, job: str, number: int) -> Row | None:
+        """One run of a job (None: no such run)."""
+        rows = self._store.runs(job, number)
+        return rows[0] if rows else None
+
+    def run_counts(self, job: str, number: int) -> dict[str, int]:
+        """A run's tasks per state."""
+        return self._store.run_counts(job, number)
+
+    def last_skip(self, job: str) -> Row | None:
+        """The newest ``run_skipped`` event of a job."""
+        return self._store.last_skip(job)
+
+    def children(self, job: str) -> list[str]:
+        """Jobs that name ``job`` among their parents."""
+        return self.view.children(job)
+
+    # --- tasks
+
+    def task_row(self, task_id: str) -> Row | None:
+        """A task's stored row, live or finished (None: no such task)."""
+        return self._store.task(task_id)
+
+    def task_rows(
+        self,
+        *,
+        state: TaskState | None = None,
+        job: str | None = None,
+        run: int | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[Row]:
+        """Stored tasks matching every filter, in creation order, at most ``limit``."""
+        value = None if state is None else state.value
+        return self._store.tasks(state=value, job=job, run=run, agent=agent, limit=limit)
+
+    def task_events(self, task_id: str) -> Sequence[Row]:
+        """A task's state history, oldest first."""
+        return self._store.task_events(task_id)
+
+    def live_task(self, task_id: str) -> TaskInfo | None:
+        """A task that is not finished (None: finished or unknown)."""
+        return self.view.task(task_id)
+
+    def live_tasks(self) -> tuple[TaskInfo, ...]:
+        """Every task that is not finished."""
+        return self.view.tasks()
+
+    def live_tasks_of(self, job: str) -> list[TaskInfo]:
+        """The unfinished tasks of a job or service, oldest first."""
+        return sorted(self.view.tasks_of_job(job), key=lambda t: (t.created_at, t.id))
+
+    def service_tasks(self) -> list[TaskInfo]:
+        """The unfinished tasks of every service, by service id, then oldest first."""
+        ids = sorted(j for j in self.view.jobs_with_tasks() if j.startswith("/"))
+        # Sorted by creation time only: tasks created together keep the order they came in.
+        return [t for sid in ids for t in sorted(self.view.tasks_of_job(sid), key=_created_at)]
+
+    # --- agents
+
+    def agent(self, agent_id: str | None) -> AgentInfo | None:
+        """An agent (None: unknown, or None given)."""
+        return self.view.agent(agent_id)
+
+    def agents(self) -> tuple[AgentInfo, ...]:
+        """Every agent the master knows."""
+        return self.view.agents()
+
+    def hostname(self, agent_id: str | None) -> str | None:
+        """The host name of an agent (None: unknown, or None given)."""
+        agent = self.view.agent(agent_id)
+        return None if agent is None else agent.hostname
+
+    # --- services and deployments
+
+    def service(self, service_id: str) -> ServiceRecord | None:
+        """A service's live record (None: no such service)."""
+        return self.view.service(service_id)
+
+    def services(self) -> tuple[ServiceRecord, ...]:
+        """Every service, by id."""
+        return self.view.services()
+
+    def service_of(self, service_id: str) -> ServiceRecord:
+        """A service's live record; ``NotFound`` if there is none of that id."""
+        found = self.view.service(service_id)
+        if found is None:
+            raise NotFound(f"service {service_id!r} not found")
+        return found
+
+    def service_exists(self, service_id: str) -> bool:
+        """Whether a service of that id exists."""
+        return service_id in self.view.service_ids()
+
+    def service_row(self, service_id: str) -> Row | None:
+        """A service's stored row (its last failure, its update time)."""
+        return self._store.service(service_id)
+
+    def service_versions(self, service_id: str) -> Sequence[Row]:
+        """A service's stored versions, newest first."""
+        return self._store.service_versions(service_id)
+
+    def service_version(self, service_id: str, version: str) -> Row | None:
+        """One stored version of a service (None: no such version)."""
+        return self._store.service_version(service_id, version)
+
+    def locks(self, service_id: str) -> list[str]:
+        """The running deployments that hold a service."""
+        return self.view.locks(service_id)
+
+    def running_deployments(self) -> tuple[DeploymentRecord, ...]:
+        """The running deployments, oldest first."""
+        return self.view.deployments()
+
+    def running_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+        """A running deployment (None: ended or unknown)."""
+        return self.view.deployment(deployment_id)
+
+    def deployment_rows(self, running_only: bool) -> Sequence[Row]:
+        """Stored deployments, newest first: the running ones, or the newest 100 of any state."""
+        return self._store.deployments("RUNNING" if running_only else None)
+
+    def deployment_row(self, deployment_id: str) -> Row | None:
+        """A stored deployment, running or ended (None: unknown)."""
+        return self._store.deployment(deployment_id)
+
+    # --- events, tokens
+
+    def events_since(self, after: int, limit: int = 1000) -> Sequence[Row]:
+        """Stored events with ids above ``after``, oldest first, at most ``limit``."""
+        return self._store.events_since(after, limit=limit)
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0: none yet)."""
+        return self._store.last_event_id()
+
+    def token_user(self, token: str) -> tuple[str, str] | None:
+        """The user and role a token stands for (None: not a token)."""
+        return self._store.token_user(token)
+
+
+def _created_at(task: TaskInfo) -> float:
+    return task.created_at

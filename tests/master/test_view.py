@@ -1,0 +1,85 @@
+"""The master's ClusterView follows its live tasks through submit, placement, kills and ends:
+by job, by agent and by owner, it lists what a scan of the live tasks would."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from corral.master.master import Master
+from corral.spec.jobs import JobSpec
+from corral.spec.states import TaskState
+from tests.master.sim import Sim
+
+
+def submit(sim: Sim, name: str, array: str, owner: str) -> None:
+    spec = JobSpec.model_validate({"name": name, "array": array, "task": {"shell": "true"}})
+    sim.master.jobs.submit(spec, owner)
+
+
+def assert_view_matches_a_scan(master: Master) -> None:
+    live = list(master.state.tasks.values())
+    view = master.view
+    assert {t.id for t in view.tasks()} == {t.id for t in live}
+    for job in {t.job for t in live} | set(view.jobs_with_tasks()):
+        assert [t.id for t in view.tasks_of_job(job)] == [t.id for t in live if t.job == job]
+    for owner in {t.owner for t in live}:
+        assert {t.id for t in view.tasks_of_owner(owner)} == {
+            t.id for t in live if t.owner == owner
+        }
+    for agent in master.state.agents:
+        assert {t.id for t in view.tasks_on_agent(agent)} == {
+            t.id for t in live if t.agent_id == agent
+        }
+
+
+def test_the_view_follows_tasks_from_submit_to_their_end(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = Sim(tmp_path)
+        a1 = await sim.add_agent("a1", cpus=2)
+        submit(sim, "sweep", "0-3", "alice")
+        submit(sim, "solo", "0", "bob")
+        view = sim.master.view
+        assert len(view.tasks_of_job("sweep")) == 4
+        assert len(view.tasks_of_owner("bob")) == 1
+        assert view.tasks_on_agent("a1") == ()
+        assert_view_matches_a_scan(sim.master)
+
+        await sim.settle()
+        placed = view.tasks_on_agent("a1")
+        assert placed and all(t.state is TaskState.STAGING for t in placed)
+        assert_view_matches_a_scan(sim.master)
+
+        for task in placed:
+            a1.report(task.id, TaskState.FINISHED)
+        await sim.settle()
+        assert_view_matches_a_scan(sim.master)
+
+        await sim.master.kill_job("sweep")
+        sim.confirm_kills()
+        await sim.settle()
+        assert_view_matches_a_scan(sim.master)
+        sim.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_views_mappings_refuse_writes(tmp_path: Path) -> None:
+    sim = Sim(tmp_path)
+    submit(sim, "sweep", "0", "alice")
+    with pytest.raises(TypeError):
+        sim.master.view.runs[("sweep", 2)] = sim.master.view.runs[("sweep", 1)]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del sim.master.view.specs["sweep"]  # type: ignore[attr-defined]
+    sim.close()
+
+
+def test_a_reloaded_master_files_its_tasks_once(tmp_path: Path) -> None:
+    sim = Sim(tmp_path)
+    submit(sim, "sweep", "0-2", "alice")
+    sim.master.state.load()  # as when a master takes over: every live task is added again
+    assert len(sim.master.view.tasks_of_job("sweep")) == 3
+    assert len(sim.master.view.tasks_of_owner("alice")) == 3
+    sim.close()
