@@ -7,6 +7,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from corral.master.policy.effects import Excuse, HangUp, MarkLost
+from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
 from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, Welcome
@@ -248,34 +250,43 @@ class AgentOps:
 
     # --- loss detection
 
-    def check_liveness(self, now: float) -> None:
-        """Close silent connections; declare agents LOST after ``lost_after`` of silence.
+    def check_liveness(self, now: float, frozen_for: float = 0.0) -> None:
+        """Apply the liveness verdicts (``policy.liveness``) at ``now``, the clock's monotonic
+        time: hang up silent connections, declare agents LOST after ``lost_after`` of silence,
+        excuse them ``frozen_for`` if the master itself was frozen that long.
 
-        ``now`` is the clock's monotonic time. A store error for one agent is logged and the
-        others are still checked; the next check tries again.
+        A store error for one agent is logged and the others are still checked; the next
+        check tries again.
         """
-        for agent in list(self.state.agents.values()):
+        limits = Limits(self.disconnect_after, self.lost_after)
+        silences = [
+            AgentSilence(a.id, a.hostname, a.state, a.connected, a.silent_since)
+            for a in self.state.agents.values()
+        ]
+        for verdict in liveness(silences, now, limits, frozen_for):
+            agent = self.state.agents[verdict.agent_id]
             try:
-                self._check(agent, now - agent.silent_since)
+                self._apply(agent, verdict)
             except Exception:
                 log.exception("liveness check of agent %s failed", agent.hostname)
 
-    def _check(self, agent: AgentRecord, silent: float) -> None:
-        if agent.connected:
-            if silent > self.disconnect_after and agent.session is not None:
-                log.warning("agent %s silent for %.1fs: disconnecting", agent.hostname, silent)
-                self.disconnected(agent, agent.session, f"silent for {silent:.0f}s")
-        elif agent.state is not AgentState.LOST and silent > self.lost_after:
-            self._lose(agent, f"agent {agent.hostname} silent for {silent:.0f}s")
-        elif agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
-            self._mark_disconnected(agent, "connection closed")  # an earlier write failed
+    def _apply(self, agent: AgentRecord, verdict: Verdict) -> None:
+        if isinstance(verdict, Excuse):
+            agent.silent_since += verdict.seconds
+        elif isinstance(verdict, HangUp):
+            if agent.session is not None:
+                log.warning("agent %s %s: disconnecting", agent.hostname, verdict.reason)
+                self.disconnected(agent, agent.session, verdict.reason)
+        elif isinstance(verdict, MarkLost):
+            self._lose(agent, verdict.reason)
+        else:
+            self._mark_disconnected(agent, verdict.reason)
             agent.session = None
 
     def forgive(self, seconds: float) -> None:
         """The master itself was frozen for ``seconds``: no agent could be heard meanwhile, so
-        none is blamed for it (their silence counts from before the stall, less the stall)."""
-        for agent in self.state.agents.values():
-            agent.silent_since += seconds
+        none is blamed for it (a check now, each agent's silence counted less the stall)."""
+        self.check_liveness(self.state.clock.monotonic(), frozen_for=seconds)
 
     def _lose(self, agent: AgentRecord, reason: str) -> None:
         victims = [t for t in self.state.tasks.values() if t.agent_id == agent.id]
@@ -296,4 +307,5 @@ class AgentOps:
             if late > self.heartbeat_interval:
                 log.warning("the master was frozen for %.1fs; agents are not blamed", late)
                 self.forgive(late)
-            self.check_liveness(now)
+            else:
+                self.check_liveness(now)

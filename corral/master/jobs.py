@@ -9,6 +9,8 @@ from sqlalchemy import RowMapping
 
 from corral.master.admission import admit
 from corral.master.arming import timing
+from corral.master.policy.dependencies import JobFacts, children_of, children_to_start
+from corral.master.policy.effects import SkipRun
 from corral.master.records import LiveTask
 from corral.master.state import Change, ClusterState
 from corral.master.work import run_tasks
@@ -128,11 +130,10 @@ class JobOps:
 
     def children(self, name: str) -> list[str]:
         """Jobs that name ``name`` among their parents."""
-        return sorted(n for n, s in self.state.specs.items() if name in s.parents)
+        return children_of(name, {n: s.parents for n, s in self.state.specs.items()})
 
     def _after_run(self, ch: Change, job: str, run: int, outcome: RunState, when: float) -> None:
-        """Count the outcome, then start the children whose parents have all succeeded since
-        the child last ran."""
+        """Count the outcome, then start the children ``children_to_start`` names."""
         row = ch.tx.job(job)
         if row is None:
             return
@@ -142,25 +143,33 @@ class JobOps:
             ch.tx.update_job(job, error_count=row["error_count"] + 1, last_error=when)
         if outcome is not RunState.SUCCEEDED:
             return
-        for child in self.children(job):
-            self._maybe_start_child(ch, child, when)
+        children = self.children(job)
+        family = {p for c in children for p in self.state.specs[c].parents} | set(children)
+        facts = {name: f for name in sorted(family) if (f := self._facts(ch, name)) is not None}
+        for effect in children_to_start(job, outcome, facts):
+            if isinstance(effect, SkipRun):
+                ch.tx.add_event(time=when, type="run_skipped", job=effect.job, reason=effect.reason)
+            else:
+                child = ch.tx.job(effect.job)
+                if child is not None:  # always: its facts came from this transaction
+                    spec = self.state.specs[effect.job]
+                    self.begin_run(ch, spec, child["owner"], child["runs"] + 1, when)
 
-    def _maybe_start_child(self, ch: Change, child: str, when: float) -> None:
-        spec = self.state.specs[child]
-        row = ch.tx.job(child)
-        if row is None or spec.disabled:
-            return
-        since = ch.tx.last_run_start(child) or row["created_at"]
-        for parent in spec.parents:
-            prow = ch.tx.job(parent)
-            if prow is None or prow["last_success"] is None or prow["last_success"] <= since:
-                return  # this parent has not succeeded since the child's last run
-        if not spec.concurrent and any(j == child for j, _ in self.state.runs):
-            ch.tx.add_event(
-                time=when, type="run_skipped", job=child, reason="previous run still running"
-            )
-            return
-        self.begin_run(ch, spec, row["owner"], row["runs"] + 1, when)
+    def _facts(self, ch: Change, name: str) -> JobFacts | None:
+        """What the dependency policy needs of a job, as this change sees it (None: deleted)."""
+        spec = self.state.specs.get(name)
+        row = ch.tx.job(name)
+        if spec is None or row is None:
+            return None
+        return JobFacts(
+            parents=tuple(spec.parents),
+            disabled=spec.disabled,
+            concurrent=spec.concurrent,
+            running=any(j == name for j, _ in self.state.runs),
+            created_at=row["created_at"],
+            last_run_start=ch.tx.last_run_start(name),
+            last_success=row["last_success"],
+        )
 
     def begin_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
         """Start run ``number`` of a job within the change ``ch``."""

@@ -1,18 +1,6 @@
-"""Retry policy of batch tasks: which endings are retried, and after how long."""
+"""Retry policy of batch tasks: it lives in ``corral.master.policy.retry``; its two rules keep
+this older home too, for the code and tests that import them from here."""
 
-from corral.spec.states import TaskState
+from corral.master.policy.retry import RETRIED_STATES, retry_delay, should_retry
 
-RETRIED_STATES = frozenset({TaskState.FAILED, TaskState.LOST, TaskState.ERROR, TaskState.KILLED})
-
-
-def should_retry(state: TaskState, kill_requested: bool, attempt: int, retries: int) -> bool:
-    """A task is retried if it ended badly without a user asking, and attempts remain.
-
-    KILLED counts only when nobody asked for the kill (an agent shutting down, for example).
-    """
-    return state in RETRIED_STATES and not kill_requested and attempt < retries
-
-
-def retry_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff: ``base * 2**attempt`` seconds, at most ``cap``."""
-    return float(min(cap, base * (2.0**attempt)))
+__all__ = ["RETRIED_STATES", "retry_delay", "should_retry"]

@@ -1,5 +1,6 @@
 """The service loop: on every change, compare each service with its live tasks, start and stop
-tasks as the pure reconciler decides, and move deployments on, step by step."""
+tasks as the service policy decides (``policy/services.py`` around the pure reconciler), and
+move deployments on, step by step."""
 
 from __future__ import annotations
 
@@ -9,14 +10,26 @@ from collections import defaultdict
 
 from corral.master.agents import AgentOps
 from corral.master.jobs import JobOps
+from corral.master.policy.effects import StartTasks, StopTask
+from corral.master.policy.services import (
+    Action,
+    DeploymentFacts,
+    ServiceFacts,
+    decide_services,
+    steps_done,
+)
 from corral.master.records import LiveTask
 from corral.master.service_tasks import SCALE, STOP, DeploymentRecord, task_rows
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
-from corral.scheduler.reconcile import Decision, Instance, Want, reconcile
+from corral.scheduler.reconcile import Instance
 from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
+
+# The deployment actions that keep a service's configuration; the others (start, restart)
+# replace old configurations with the new one.
+KEEP = (SCALE, STOP)
 
 
 def instance_of(task: LiveTask) -> Instance:
@@ -58,84 +71,66 @@ class ServiceLoop:
                 live[t.job].append(t)
         return live
 
-    def _mode(self, service_id: str) -> tuple[bool, bool]:
-        """(frozen, upgrading): a later step of a deployment waits; a start or restart step
-        replaces old configurations, other steps and no deployment keep the steady mode."""
-        upgrading = False
-        for dep in self.ops.deployments.values():
-            found = dep.action_of(service_id)
-            if found is None:
-                continue
-            step, action = found
-            if step > dep.current_step:
-                return True, False
-            upgrading = upgrading or action not in (SCALE, STOP)
-        return False, upgrading
-
-    def decide(self, live: dict[str, list[LiveTask]]) -> dict[str, Decision]:
-        """The reconciler's decision for every service that is not waiting for its step."""
-        decisions: dict[str, Decision] = {}
-        for sid, rec in self.ops.services.items():
-            frozen, upgrading = self._mode(sid)
-            if frozen:
-                continue
-            up = rec.spec.upgrade
-            want = Want(
+    def _facts(self) -> tuple[dict[str, ServiceFacts], list[DeploymentFacts]]:
+        """What the service policies need of the services and running deployments."""
+        services = {
+            sid: ServiceFacts(
+                id=sid,
                 instances=rec.spec.instances,
                 config=rec.config,
-                upgrading=upgrading,
-                minimum_health_capacity=up.minimum_health_capacity,
-                maximum_over_capacity=up.maximum_over_capacity,
+                minimum_health_capacity=rec.spec.upgrade.minimum_health_capacity,
+                maximum_over_capacity=rec.spec.upgrade.maximum_over_capacity,
+                delay_until=rec.delay_until,
             )
-            decisions[sid] = reconcile(want, [instance_of(t) for t in live.get(sid, ())])
-        return decisions
+            for sid, rec in self.ops.services.items()
+        }
+        deployments = [
+            DeploymentFacts(
+                id=dep.id,
+                steps=tuple(
+                    tuple(
+                        Action(a["app"], stop=a["action"] == STOP, replaces=a["action"] not in KEEP)
+                        for a in step
+                    )
+                    for step in dep.steps
+                ),
+                current_step=dep.current_step,
+            )
+            for dep in self.ops.deployments.values()
+        ]
+        return services, deployments
 
     async def run_once(self) -> None:
-        """One pass: start, stop, then advance deployments."""
+        """One pass: start, stop, then advance deployments, as ``decide_services`` and
+        ``steps_done`` say."""
         live = self._live()
-        decisions = self.decide(live)
+        services, deployments = self._facts()
+        instances = {sid: [instance_of(t) for t in ts] for sid, ts in live.items()}
         now = self.state.clock.now()
-        starting = {sid: d.start for sid, d in decisions.items() if d.start}
-        if starting:
+        decisions, effects = decide_services(services, deployments, instances, now)
+        starts = [e for e in effects if isinstance(e, StartTasks)]
+        if starts:
             with self.state.change() as ch:
-                for sid, count in starting.items():
-                    rec = self.ops.services[sid]
-                    wait = rec.delay_until if rec.delay_until and rec.delay_until > now else None
-                    rows = task_rows(rec, count, now, wait)
-                    ch.tx.update_service(sid, next_slot=rec.next_slot + count)
-                    rec.next_slot += count  # memory first: the rows above took these slots
-                    why = "replacing a task" if live.get(sid) else "starting"
-                    if wait is not None:
-                        why += f" after backoff of {wait - now:.1f}s"
-                    self.state.add_pending(ch, rows, now, why)
+                for start in starts:
+                    rec = self.ops.services[start.service]
+                    rows = task_rows(rec, start.count, now, start.not_before)
+                    ch.tx.update_service(start.service, next_slot=rec.next_slot + start.count)
+                    rec.next_slot += start.count  # memory first: the rows above took these slots
+                    self.state.add_pending(ch, rows, now, start.reason)
         stops: dict[str, list[LiveTask]] = defaultdict(list)
-        for d in decisions.values():
-            for tid, reason in d.stop:
-                stops[reason].append(self.state.tasks[tid])
-        orphans = [t for sid, ts in live.items() if sid not in self.ops.services for t in ts]
-        if orphans:
-            stops["service deleted"].extend(orphans)
+        for e in effects:
+            if isinstance(e, StopTask):
+                stops[e.reason].append(self.state.tasks[e.task_id])
         for reason, victims in stops.items():
             await self.agents.send_kills(self.jobs.kill_tasks(victims, reason), reason)
-        self._advance(decisions)
-
-    def _advance(self, decisions: dict[str, Decision]) -> None:
-        """Complete the current step of each deployment whose services are where it wants."""
         # A stop is done when nothing of the service runs, tasks being killed included.
         running = {t.job for t in self.state.tasks.values() if t.service}
-        for dep in list(self.ops.deployments.values()):
-            step = dep.steps[dep.current_step] if dep.current_step < len(dep.steps) else []
-            done = all(
-                a["app"] not in running
-                if a["action"] == STOP
-                else a["app"] not in self.ops.services  # deleted since: nothing to wait for
-                or (a["app"] in decisions and decisions[a["app"]].done)
-                for a in step
-            )
-            if done:
-                self._step_done(dep)
+        for step in steps_done(deployments, decisions, self.ops.services.keys(), running):
+            dep = self.ops.deployments.get(step.deployment)
+            if dep is not None:  # not cancelled while the kills went out
+                self._step_done(dep, step.reason)
 
-    def _step_done(self, dep: DeploymentRecord) -> None:
+    def _step_done(self, dep: DeploymentRecord, reason: str) -> None:
         now = self.state.clock.now()
         nxt = dep.current_step + 1
         with self.state.change() as ch:
@@ -144,6 +139,7 @@ class ServiceLoop:
                     time=now,
                     type="deployment_step",
                     job=dep.job,
+                    reason=reason,
                     data={"id": dep.id, "step": nxt, "actions": dep.steps[dep.current_step]},
                 )
             for a in dep.steps[dep.current_step] if dep.steps else []:

@@ -13,6 +13,8 @@ from typing import Any
 
 from corral.master.admission import Refusal, Refused, task_refusals
 from corral.master.jobs import Conflict, NotFound
+from corral.master.policy.effects import RecordFailure
+from corral.master.policy.services import Backoff, ServiceTaskEnd, record_failure
 from corral.master.records import LiveTask
 from corral.master.service_tasks import (
     RESTART,
@@ -24,14 +26,9 @@ from corral.master.service_tasks import (
     version_of,
 )
 from corral.master.state import Change, ClusterState
-from corral.scheduler.reconcile import launch_delay
 from corral.spec.protocol import AGENT_SHUTDOWN
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
-
-# A task that ran this long before failing was not crash-looping: its failure starts a new
-# backoff streak instead of lengthening the old one.
-STABLE_AFTER = 60.0
 
 
 def _layers(ids: Sequence[str], deps: dict[str, list[str]]) -> list[list[str]]:
@@ -334,33 +331,51 @@ class ServiceOps:
         self, ch: Change, task: LiveTask, state: TaskState, reason: str, when: float
     ) -> None:
         """A task of a service changed: wake the loop; an unasked-for end is recorded as the
-        last failure and counts towards the backoff."""
+        last failure and, as ``record_failure`` decides, counts towards the backoff."""
         if not task.service:
             return
         ch.after(self.wake.set)
         rec = self.services.get(task.job)
-        if rec is None or not state.terminal or task.kill_requested:
+        if rec is None:
             return
-        if reason.startswith(AGENT_SHUTDOWN):  # stopped with its agent: not a failure at all
-            return
-        agent = self.state.agents.get(task.agent_id or "")
+        end = ServiceTaskEnd(
+            service=task.job,
+            task_id=task.id,
+            state=state,
+            reason=reason,
+            kill_requested=task.kill_requested,
+            agent_shutdown=reason.startswith(AGENT_SHUTDOWN),
+            started_at=task.started_at,
+        )
+        b = rec.spec.backoff
+        backoff = Backoff(b.seconds, b.factor, b.max_launch_delay)
+        found = record_failure(end, rec.failures, backoff, when)
+        if found is not None:
+            self._record_failure(ch, rec, task.agent_id, end, found, when)
+
+    def _record_failure(
+        self,
+        ch: Change,
+        rec: ServiceRecord,
+        agent_id: str | None,
+        end: ServiceTaskEnd,
+        found: RecordFailure,
+        when: float,
+    ) -> None:
+        agent = self.state.agents.get(agent_id or "")
         failure: dict[str, Any] = {
             "time": when,
-            "task_id": task.id,
-            "state": state.value,
-            "reason": reason,
+            "task_id": end.task_id,
+            "state": end.state.value,
+            "reason": end.reason,
             # Where it failed, as the agent was named then (Marathon's host and slaveId).
-            "agent_id": task.agent_id,
+            "agent_id": agent_id,
             "host": agent.hostname if agent is not None else "",
         }
         values: dict[str, Any] = {"last_failure": failure}
-        if state is not TaskState.LOST:  # a lost node is not the task's fault: no backoff
-            stable = task.started_at is not None and when - task.started_at >= STABLE_AFTER
-            failures = 1 if stable else rec.failures + 1
-            b = rec.spec.backoff
-            delay = launch_delay(failures, b.seconds, b.factor, b.max_launch_delay)
-            values.update(failures=failures, delay_until=when + delay)
-        ch.tx.update_service(task.job, **values)
+        if found.failures is not None:
+            values.update(failures=found.failures, delay_until=found.delay_until)
+        ch.tx.update_service(rec.id, **values)
 
         def remember() -> None:
             rec.failures = values.get("failures", rec.failures)

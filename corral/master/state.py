@@ -15,8 +15,10 @@ from typing import Any
 
 from corral.clock import Clock
 from corral.master.events import EventBus
+from corral.master.policy.effects import StartRetry
+from corral.master.policy.retry import EndedTask, RetrySettings, decide_retry
+from corral.master.policy.runs import RunTally, finish_run, run_running
 from corral.master.records import AgentRecord, LiveTask
-from corral.master.retry import retry_delay, should_retry
 from corral.master.view import TaskIndex
 from corral.master.work import retry_of
 from corral.scheduler.model import Resources
@@ -182,15 +184,19 @@ class ClusterState:
         for hook in self.task_changed:
             hook(ch, task, state, reason, when)
         if state is TaskState.RUNNING:
-            self._mark_run_running(ch, task, when)
             ch.after(lambda: setattr(task, "started_at", when))
+            self._mark_run_running(ch, task, when)
         if not state.terminal:
             ch.after(lambda: setattr(task, "state", state))
             return
         ch.live_delta[(task.job, task.run)] -= 1
         ch.reschedule = True  # resources were freed, or a retry waits
         ch.after(lambda: self._drop_live(task))
-        if not self._maybe_retry(ch, task, state, when, reason):
+        ended = EndedTask(task.id, task.attempt, state, task.kill_requested, reason)
+        retry = decide_retry(ended, self._retry_settings(task.job), when)
+        if retry is not None:
+            self._start_retry(ch, task, retry, when)
+        else:
             self.maybe_finish_run(ch, task.job, task.run, when)
 
     def set_health(
@@ -236,44 +242,56 @@ class ClusterState:
             )
         ch.after(lambda: setattr(task, "checks", list(checks)))
 
+    def _run_state(self, ch: Change, key: tuple[str, int]) -> RunState | None:
+        """A run's state as of this change (None: not an open run, or given its outcome here)."""
+        if key in ch.finished_runs:
+            return None
+        return RunState.RUNNING if key in ch.running_runs else self.runs.get(key)
+
     def _mark_run_running(self, ch: Change, task: LiveTask, when: float) -> None:
         key = (task.job, task.run)
-        if self.runs.get(key) is not RunState.PENDING or key in ch.running_runs:
+        effect = run_running(task.job, task.run, self._run_state(ch, key), task.id)
+        if effect is None:
             return
         ch.running_runs.add(key)
         ch.tx.update_run(task.job, task.run, state=RunState.RUNNING.value)
-        ch.tx.add_event(time=when, type="run_state", job=task.job, run=task.run, state="RUNNING")
+        ch.tx.add_event(
+            time=when,
+            type="run_state",
+            job=task.job,
+            run=task.run,
+            state=RunState.RUNNING.value,
+            reason=effect.reason,
+        )
         ch.after(lambda: self.runs.__setitem__(key, RunState.RUNNING))
 
-    def _maybe_retry(
-        self, ch: Change, task: LiveTask, state: TaskState, when: float, reason: str
-    ) -> bool:
-        spec = self.specs.get(task.job)
-        if spec is None or not should_retry(state, task.kill_requested, task.attempt, spec.retries):
-            return False
-        delay = retry_delay(task.attempt, spec.retry_backoff, spec.max_retry_delay)
-        row = retry_of(task.row, when, when + delay)
-        ch.tx.update_task(task.id, latest=False)
-        why = f"retry {row.attempt} of {spec.retries} in {delay:g}s after {state.value}"
-        self.add_pending(ch, [row], when, f"{why}: {reason}" if reason else why)
+    def _retry_settings(self, job: str) -> RetrySettings | None:
+        """The job's retry settings (None: no job of that name, such as a service)."""
+        spec = self.specs.get(job)
+        if spec is None:
+            return None
+        return RetrySettings(spec.retries, spec.retry_backoff, spec.max_retry_delay)
+
+    def _start_retry(self, ch: Change, task: LiveTask, retry: StartRetry, when: float) -> None:
+        row = retry_of(task.row, when, retry.not_before)
+        ch.tx.update_task(task.id, latest=False)  # the new attempt stands for the slot now
+        self.add_pending(ch, [row], when, retry.reason)
         ch.live_delta[(task.job, task.run)] += 1
-        return True
 
     def maybe_finish_run(self, ch: Change, job: str, run: int, when: float) -> None:
-        """Give the run its outcome once none of its tasks is live."""
+        """Give the run its outcome (``finish_run``) once none of its tasks is live."""
         key = (job, run)
+        if self._run_state(ch, key) is None:
+            return
         live = self.live_per_run[key] + ch.live_delta[key]
-        if live > 0 or key not in self.runs or key in ch.finished_runs:
+        # The ended tasks' states cost a query: asked for only once none is live.
+        counts, killed = ch.tx.run_outcome(job, run) if live == 0 else ({}, 0)
+        tally = RunTally(live, {TaskState(s): n for s, n in counts.items()}, killed)
+        effect = finish_run(job, run, tally)
+        if effect is None:
             return
         ch.finished_runs.add(key)
-        counts, killed = ch.tx.run_outcome(job, run)
-        total = sum(counts.values())
-        if counts.get(TaskState.FINISHED.value, 0) == total:
-            outcome = RunState.SUCCEEDED
-        elif killed:
-            outcome = RunState.KILLED
-        else:
-            outcome = RunState.FAILED
+        outcome = effect.outcome
         ch.tx.update_run(job, run, state=outcome.value, finished_at=when)
         ch.tx.add_event(
             time=when,
@@ -281,6 +299,7 @@ class ClusterState:
             job=job,
             run=run,
             state=outcome.value,
+            reason=effect.reason,
             data={"counts": counts},
         )
         ch.after(lambda: self._forget_run(key))

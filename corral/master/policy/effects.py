@@ -19,6 +19,15 @@ class StartRetry:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkRunRunning:
+    """A PENDING run is RUNNING: one of its tasks runs."""
+
+    job: str
+    run: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FinishRun:
     """Give a run its outcome: none of its tasks is live any more."""
 
@@ -117,6 +126,7 @@ class RecordFailure:
 
 Effect = (
     StartRetry
+    | MarkRunRunning
     | FinishRun
     | StartRun
     | SkipRun

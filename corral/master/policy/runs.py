@@ -1,11 +1,12 @@
-"""The outcome of a run, from the states of its tasks' newest attempts."""
+"""A run's state: RUNNING once a task runs; its outcome from the states of its tasks' newest
+attempts once none is live."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from corral.master.policy.effects import FinishRun
+from corral.master.policy.effects import FinishRun, MarkRunRunning
 from corral.spec.states import RunState, TaskState
 
 
@@ -37,3 +38,13 @@ def finish_run(job: str, run: int, tally: RunTally) -> FinishRun | None:
         return None
     counts = ", ".join(f"{n} {s.value}" for s, n in sorted(tally.ended.items()) if n)
     return FinishRun(job, run, outcome, counts or "no tasks")
+
+
+def run_running(
+    job: str, run: int, current: RunState | None, task_id: str
+) -> MarkRunRunning | None:
+    """A PENDING run becomes RUNNING when task ``task_id`` of it runs; a run in any other state
+    (``current`` None: not an open run, such as a service's configuration) stays as it is."""
+    if current is not RunState.PENDING:
+        return None
+    return MarkRunRunning(job, run, f"task {task_id} is RUNNING")

@@ -124,7 +124,8 @@ def steps_done(
         at = dep.current_step
         step = dep.steps[at] if at < len(dep.steps) else ()
         if all(_action_done(a, decisions, services, running) for a in step):
-            done.append(CompleteStep(dep.id, f"step {at + 1} of {len(dep.steps)} done"))
+            why = f"step {at + 1} of {len(dep.steps)} done" if step else "nothing left to do"
+            done.append(CompleteStep(dep.id, why))
     return done
 
 
