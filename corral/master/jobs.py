@@ -142,7 +142,7 @@ class JobOps:
         elif outcome is RunState.FAILED:
             ch.tx.update_job(job, error_count=row["error_count"] + 1, last_error=when)
         if outcome is not RunState.SUCCEEDED:
-            return
+            return  # no child starts (children_to_start): spare the reads of their facts
         children = self.children(job)
         family = {p for c in children for p in self.state.specs[c].parents} | set(children)
         facts = {name: f for name in sorted(family) if (f := self._facts(ch, name)) is not None}
@@ -153,7 +153,8 @@ class JobOps:
                 child = ch.tx.job(effect.job)
                 if child is not None:  # always: its facts came from this transaction
                     spec = self.state.specs[effect.job]
-                    self.begin_run(ch, spec, child["owner"], child["runs"] + 1, when)
+                    number = child["runs"] + 1
+                    self.begin_run(ch, spec, child["owner"], number, when, effect.reason)
 
     def _facts(self, ch: Change, name: str) -> JobFacts | None:
         """What the dependency policy needs of a job, as this change sees it (None: deleted)."""
@@ -171,8 +172,11 @@ class JobOps:
             last_success=row["last_success"],
         )
 
-    def begin_run(self, ch: Change, spec: JobSpec, owner: str, number: int, now: float) -> None:
-        """Start run ``number`` of a job within the change ``ch``."""
+    def begin_run(
+        self, ch: Change, spec: JobSpec, owner: str, number: int, now: float, reason: str = ""
+    ) -> None:
+        """Start run ``number`` of a job within the change ``ch`` (``reason``: why, if not a
+        request)."""
         rows = run_tasks(spec, owner, number, now)
         ch.tx.insert_run(
             job=spec.name,
@@ -182,7 +186,9 @@ class JobOps:
             created_at=now,
         )
         ch.tx.update_job(spec.name, runs=number)
-        ch.tx.add_event(time=now, type="run_state", job=spec.name, run=number, state="PENDING")
+        ch.tx.add_event(
+            time=now, type="run_state", job=spec.name, run=number, state="PENDING", reason=reason
+        )
         self.state.add_pending(ch, rows, now, "submitted")
         ch.after(lambda: self.state.runs.__setitem__((spec.name, number), RunState.PENDING))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from corral.master.policy.effects import FinishRun
-from corral.master.policy.runs import RunTally, finish_run, run_outcome
+from corral.master.policy.effects import FinishRun, MarkRunRunning
+from corral.master.policy.runs import RunTally, finish_run, run_outcome, run_running
 from corral.spec.states import RunState, TaskState
 from tests.master.policy.harness import Harness
 
@@ -80,3 +80,19 @@ def test_a_run_whose_task_is_retried_ends_with_the_retry() -> None:
     assert h.task_ended("sim", S.FINISHED, attempt=1) == [
         FinishRun("sim", 1, RunState.SUCCEEDED, "1 FINISHED")
     ]
+
+
+@pytest.mark.parametrize(
+    ("current", "effect"),
+    [
+        pytest.param(
+            RunState.PENDING,
+            MarkRunRunning("sim", 1, "task sim.1.0.0 is RUNNING"),
+            id="a PENDING run is RUNNING once its first task runs",
+        ),
+        pytest.param(RunState.RUNNING, None, id="a RUNNING run is marked only once"),
+        pytest.param(None, None, id="a task of no open run (a service's) marks nothing"),
+    ],
+)
+def test_a_run_starts_running(current: RunState | None, effect: MarkRunRunning | None) -> None:
+    assert run_running("sim", 1, current, "sim.1.0.0") == effect
