@@ -35,7 +35,6 @@ from corral.master.service_tasks import DeploymentRecord, ServiceRecord
 from corral.master.services import Locked
 from corral.spec.marathon import MarathonInvalid, error_body
 from corral.spec.services import normalize_service_id
-from corral.spec.states import TaskState
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 PREFIX = "/v2"
@@ -212,11 +211,7 @@ def queue(master: MasterDep) -> dict[str, Any]:
     now = q.now()
     items = []
     for rec in q.services():
-        waiting = [
-            t
-            for t in q.view.tasks_of_job(rec.id)
-            if t.state is TaskState.PENDING and not t.kill_requested
-        ]
+        waiting = q.waiting_tasks_of(rec.id)
         if not waiting:
             continue
         left = max(0.0, (rec.delay_until or 0.0) - now)

@@ -94,7 +94,7 @@ async def _deploy_group(
     body = {**body, "id": body.get("id", gid)}
     specs = group_to_specs(body, current=[r.spec for r in master.queries.services()])
     target = normalize_service_id(body["id"]) if str(body["id"]).strip("/") else "/"
-    existing = [sid for sid in master.queries.view.service_ids() if _under(target, sid)]
+    existing = [sid for sid in master.queries.service_ids() if _under(target, sid)]
     if creating and existing:
         raise Conflict(f"Group {target} is already created. Use PUT to change this group.")
     keep = {s.id for s in specs}
@@ -159,7 +159,7 @@ async def create_subgroup(
 def delete_group(group_id: str, master: MasterDep, force: Force = False) -> Response:
     """Delete every app of a group."""
     gid = _group_id(group_id)
-    sids = [sid for sid in master.queries.view.service_ids() if _under(gid, sid)]
+    sids = [sid for sid in master.queries.service_ids() if _under(gid, sid)]
     if not sids:
         raise NotFound(f"Group '{gid}' does not exist")
     return deploy_answer(master.services.deploy([], "", remove=sids, force=force))

@@ -8,7 +8,7 @@ rows (plain mappings, read-only by their type).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from corral.master.jobs import NotFound
@@ -97,6 +97,15 @@ class Queries:
         """The unfinished tasks of a job or service, oldest first."""
         return sorted(self.view.tasks_of_job(job), key=lambda t: (t.created_at, t.id))
 
+    def waiting_tasks_of(self, job: str) -> list[TaskInfo]:
+        """The tasks of a job or service waiting to be placed (not being killed), in the
+        order they came."""
+        return [
+            t
+            for t in self.view.tasks_of_job(job)
+            if t.state is TaskState.PENDING and not t.kill_requested
+        ]
+
     def service_tasks(self) -> list[TaskInfo]:
         """The unfinished tasks of every service, by service id, then oldest first."""
         ids = sorted(j for j in self.view.jobs_with_tasks() if j.startswith("/"))
@@ -134,6 +143,10 @@ class Queries:
         if found is None:
             raise NotFound(f"service {service_id!r} not found")
         return found
+
+    def service_ids(self) -> Set[str]:
+        """The ids of every service (a live, read-only set)."""
+        return self.view.service_ids()
 
     def service_exists(self, service_id: str) -> bool:
         """Whether a service of that id exists."""

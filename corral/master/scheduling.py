@@ -27,11 +27,15 @@ log = logging.getLogger(__name__)
 
 
 def snapshot_of(state: ClusterState) -> Snapshot:
-    """The read-only view the core plans on."""
-    ports: dict[str, set[int]] = {}
-    for t in state.tasks.values():
-        if t.host_ports and t.agent_id is not None and t.state.active:
-            ports.setdefault(t.agent_id, set()).update(t.host_ports)
+    """The read-only view the core plans on. Placed tasks are read from the index by agent, so
+    building it costs what is placed, not what is pending. They are listed by agent: the core
+    reads them as a set (sums per owner, victims sorted by their own key)."""
+    placed: list[PlacedTask] = []
+    ports: dict[str, frozenset[int]] = {}
+    for agent_id in state.index.agents():
+        tasks = [t for t in state.index.on_agent(agent_id) if t.state.active]
+        placed += [PlacedTask(t.id, t.job, agent_id, t.owner, t.resources) for t in tasks]
+        ports[agent_id] = frozenset(p for t in tasks for p in t.host_ports)
     agents = tuple(
         AgentSnapshot(
             id=a.id,
@@ -43,16 +47,11 @@ def snapshot_of(state: ClusterState) -> Snapshot:
             schedulable=a.connected and a.state is AgentState.ACTIVE,
             volume_roots=a.volume_roots,
             privileged=a.privileged,
-            ports_used=frozenset(ports.get(a.id, ())),
+            ports_used=ports.get(a.id, frozenset()),
         )
         for a in state.agents.values()
     )
-    placed = tuple(
-        PlacedTask(t.id, t.job, t.agent_id, t.owner, t.resources)
-        for t in state.tasks.values()
-        if t.agent_id is not None and t.state.active
-    )
-    return Snapshot(agents=agents, placed=placed)
+    return Snapshot(agents=agents, placed=tuple(placed))
 
 
 def request_of(task: LiveTask) -> TaskRequest:

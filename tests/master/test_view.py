@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from corral.master.master import Master
+from corral.master.scheduling import snapshot_of
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
 from tests.master.sim import Sim
@@ -61,6 +62,22 @@ def test_the_view_follows_tasks_from_submit_to_their_end(tmp_path: Path) -> None
         sim.confirm_kills()
         await sim.settle()
         assert_view_matches_a_scan(sim.master)
+        sim.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_schedulers_snapshot_lists_every_placed_task_with_its_agent(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        sim = Sim(tmp_path)
+        await sim.add_agent("a1", cpus=1)
+        await sim.add_agent("a2", cpus=1)
+        submit(sim, "sweep", "0-29", "alice")
+        await sim.settle()
+        live = sim.master.state.tasks.values()
+        placed = {(p.task_id, p.agent_id, p.owner) for p in snapshot_of(sim.master.state).placed}
+        assert placed == {(t.id, t.agent_id, t.owner) for t in live if t.agent_id is not None}
+        assert {a for _, a, _ in placed} == {"a1", "a2"}
         sim.close()
 
     asyncio.run(scenario())
