@@ -24,12 +24,12 @@ class Queries:
     """Named reads of jobs, runs, tasks, agents, services, deployments and events."""
 
     def __init__(self, view: ClusterView, store: Store) -> None:
-        self.view = view
+        self._view = view
         self._store = store
 
     def now(self) -> float:
         """The master's clock."""
-        return self.view.now()
+        return self._view.now()
 
     # --- jobs and runs (stored)
 
@@ -60,7 +60,7 @@ class Queries:
 
     def children(self, job: str) -> list[str]:
         """Jobs that name ``job`` among their parents."""
-        return self.view.children(job)
+        return self._view.children(job)
 
     # --- tasks
 
@@ -87,70 +87,70 @@ class Queries:
 
     def live_task(self, task_id: str) -> TaskInfo | None:
         """A task that is not finished (None: finished or unknown)."""
-        return self.view.task(task_id)
+        return self._view.task(task_id)
 
     def live_tasks(self) -> tuple[TaskInfo, ...]:
         """Every task that is not finished."""
-        return self.view.tasks()
+        return self._view.tasks()
 
     def live_tasks_of(self, job: str) -> list[TaskInfo]:
         """The unfinished tasks of a job or service, oldest first."""
-        return sorted(self.view.tasks_of_job(job), key=lambda t: (t.created_at, t.id))
+        return sorted(self._view.tasks_of_job(job), key=lambda t: (t.created_at, t.id))
 
     def waiting_tasks_of(self, job: str) -> list[TaskInfo]:
         """The tasks of a job or service waiting to be placed (not being killed), in the
         order they came."""
         return [
             t
-            for t in self.view.tasks_of_job(job)
+            for t in self._view.tasks_of_job(job)
             if t.state is TaskState.PENDING and not t.kill_requested
         ]
 
     def service_tasks(self) -> list[TaskInfo]:
         """The unfinished tasks of every service, by service id, then oldest first."""
-        ids = sorted(j for j in self.view.jobs_with_tasks() if j.startswith("/"))
+        ids = sorted(j for j in self._view.jobs_with_tasks() if j.startswith("/"))
         # Sorted by creation time only: tasks created together keep the order they came in.
-        return [t for sid in ids for t in sorted(self.view.tasks_of_job(sid), key=_created_at)]
+        return [t for sid in ids for t in sorted(self._view.tasks_of_job(sid), key=_created_at)]
 
     # --- agents
 
     def agent(self, agent_id: str | None) -> AgentInfo | None:
         """An agent (None: unknown, or None given)."""
-        return self.view.agent(agent_id)
+        return self._view.agent(agent_id)
 
     def agents(self) -> tuple[AgentInfo, ...]:
         """Every agent the master knows."""
-        return self.view.agents()
+        return self._view.agents()
 
     def hostname(self, agent_id: str | None) -> str | None:
         """The host name of an agent (None: unknown, or None given)."""
-        agent = self.view.agent(agent_id)
+        agent = self._view.agent(agent_id)
         return None if agent is None else agent.hostname
 
     # --- services and deployments
 
     def service(self, service_id: str) -> ServiceRecord | None:
         """A service's live record (None: no such service)."""
-        return self.view.service(service_id)
+        return self._view.service(service_id)
 
     def services(self) -> tuple[ServiceRecord, ...]:
         """Every service, by id."""
-        return self.view.services()
+        return self._view.services()
 
     def service_of(self, service_id: str) -> ServiceRecord:
         """A service's live record; ``NotFound`` if there is none of that id."""
-        found = self.view.service(service_id)
+        found = self._view.service(service_id)
         if found is None:
             raise NotFound(f"service {service_id!r} not found")
         return found
 
     def service_ids(self) -> Set[str]:
         """The ids of every service (a live, read-only set)."""
-        return self.view.service_ids()
+        return self._view.service_ids()
 
     def service_exists(self, service_id: str) -> bool:
         """Whether a service of that id exists."""
-        return service_id in self.view.service_ids()
+        return service_id in self._view.service_ids()
 
     def service_row(self, service_id: str) -> Row | None:
         """A service's stored row (its last failure, its update time)."""
@@ -166,15 +166,15 @@ class Queries:
 
     def locks(self, service_id: str) -> list[str]:
         """The running deployments that hold a service."""
-        return self.view.locks(service_id)
+        return self._view.locks(service_id)
 
     def running_deployments(self) -> tuple[DeploymentRecord, ...]:
         """The running deployments, oldest first."""
-        return self.view.deployments()
+        return self._view.deployments()
 
     def running_deployment(self, deployment_id: str) -> DeploymentRecord | None:
         """A running deployment (None: ended or unknown)."""
-        return self.view.deployment(deployment_id)
+        return self._view.deployment(deployment_id)
 
     def deployment_rows(self, running_only: bool) -> Sequence[Row]:
         """Stored deployments, newest first: the running ones, or the newest 100 of any state."""
