@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from corral.master.dispatch import Dispatcher
 from corral.master.policy.effects import Excuse, HangUp, MarkLost
 from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
@@ -40,6 +41,7 @@ class AgentOps:
         lost_after: float = 8.0,
     ) -> None:
         self.state = state
+        self.dispatch = Dispatcher()  # the agents' sessions live there, not in their records
         self.heartbeat_interval = heartbeat_interval
         self.disconnect_after = disconnect_after
         self.lost_after = lost_after
@@ -88,8 +90,6 @@ class AgentOps:
         res = msg.resources
         total = resources_of(res.model_dump())
         agent = self.state.agents.get(msg.agent_id)
-        if agent is not None and agent.session is not None:
-            agent.session.close()  # a newer connection replaces a half-dead one
         with self.state.change() as ch:
             ch.tx.upsert_agent(
                 msg.agent_id,
@@ -122,13 +122,14 @@ class AgentOps:
             was = agent.state
             agent.hostname, agent.total = msg.hostname, total
             agent.attributes, agent.drivers = msg.attributes, frozenset(msg.drivers)
-            agent.cgroups, agent.session = msg.cgroups, session
+            agent.cgroups = msg.cgroups
             agent.volume_roots = tuple(msg.volume_roots)
             agent.privileged = msg.allow_privileged
             agent.last_heartbeat, agent.silent_since = now, self.state.clock.monotonic()
             # A DRAINING agent stays draining across reconnections.
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE
             self.state.agent_event(ch, agent, new, "registered")
+        self.dispatch.attach(agent, session)
         return agent
 
     async def _reconcile(self, agent: AgentRecord, running: set[str]) -> None:
@@ -150,7 +151,7 @@ class AgentOps:
 
     def heartbeat(self, agent: AgentRecord, session: AgentSession) -> None:
         """Note a sign of life (of the agent's current session only)."""
-        if agent.session is session and not session.closed:
+        if self.dispatch.is_current(agent.id, session):
             agent.silent_since = self.state.clock.monotonic()
             agent.last_heartbeat = self.state.clock.now()
 
@@ -158,14 +159,11 @@ class AgentOps:
         self, agent: AgentRecord, session: AgentSession, reason: str = "connection closed"
     ) -> None:
         """The connection closed (or the master gave up on it, and closes it now). Its tasks
-        keep their state until the loss timeout."""
-        session.close()
-        if agent.session is not session:
-            return  # a newer connection already took over
-        self._mark_disconnected(agent, reason)
-        # Cleared only once recorded: if the store refused the write, the liveness check still
-        # sees an agent without a session and records it (and its loss) later.
-        agent.session = None
+        keep their state until the loss timeout. If the store refuses to record it, the
+        liveness check sees an ACTIVE agent without a session and records it (and its loss)
+        later."""
+        if self.dispatch.detach(agent, session):
+            self._mark_disconnected(agent, reason)
 
     def _mark_disconnected(self, agent: AgentRecord, reason: str) -> None:
         if agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
@@ -215,16 +213,14 @@ class AgentOps:
 
     async def send_launch(self, agent: AgentRecord, task: LiveTask) -> None:
         """Tell the agent to start a task."""
-        if agent.session is not None:
-            await agent.session.send(Launch(task=task.launch).model_dump(mode="json"))
+        await self.dispatch.send(agent.id, Launch(task=task.launch).model_dump(mode="json"))
 
     async def send_kill(
         self, agent: AgentRecord, task_id: str, reason: str, grace: float | None
     ) -> None:
         """Tell the agent to stop a task."""
-        if agent.session is not None:
-            msg = Kill(task_id=task_id, grace=grace, reason=reason)
-            await agent.session.send(msg.model_dump(mode="json"))
+        msg = Kill(task_id=task_id, grace=grace, reason=reason)
+        await self.dispatch.send(agent.id, msg.model_dump(mode="json"))
 
     async def send_kills(self, tasks: Iterable[LiveTask], reason: str) -> None:
         """Tell the agents of ``tasks`` (already marked killed in the store) to stop them."""
@@ -274,14 +270,13 @@ class AgentOps:
         if isinstance(verdict, Excuse):
             agent.silent_since += verdict.seconds
         elif isinstance(verdict, HangUp):
-            if agent.session is not None:
+            if (session := self.dispatch.session_of(agent.id)) is not None:
                 log.warning("agent %s %s: disconnecting", agent.hostname, verdict.reason)
-                self.disconnected(agent, agent.session, verdict.reason)
+                self.disconnected(agent, session, verdict.reason)
         elif isinstance(verdict, MarkLost):
             self._lose(agent, verdict.reason)
         else:
             self._mark_disconnected(agent, verdict.reason)
-            agent.session = None
 
     def forgive(self, seconds: float) -> None:
         """The master itself was frozen for ``seconds``: no agent could be heard meanwhile, so

@@ -165,10 +165,10 @@ class Master:
         return row["state"] == TaskState.PENDING.value, self.state.agents.get(row["agent_id"] or "")
 
     async def _ask(self, agent: AgentRecord, task_id: str, message: dict[str, Any]) -> Any:
-        if agent.session is None or not agent.connected:
+        if not agent.connected:
             raise Unavailable(f"agent {agent.hostname} of task {task_id!r} is not connected")
         try:
-            return await agent.session.request_read(message, timeout=10.0)
+            return await self.agents.dispatch.ask(agent.id, message, timeout=10.0)
         except (TimeoutError, ConnectionError) as e:
             raise Unavailable(f"agent {agent.hostname} did not answer: {e}") from None
 

@@ -167,6 +167,7 @@ class AgentSession:
         self._reads: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_read = itertools.count(1)
         self.closed = False
+        self.on_close: Callable[[], None] | None = None  # the dispatcher's, called once
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one message; a closed connection drops it (reconciliation repairs that)."""
@@ -175,9 +176,9 @@ class AgentSession:
         try:
             await self._send(message)
         except (OSError, RuntimeError, ConnectionError):
-            # The socket died under us (Starlette raises RuntimeError once it is closed); the
-            # channel closes the session. Anything else is a bug of ours and must surface.
-            self.closed = True
+            # The socket died under us (Starlette raises RuntimeError once it is closed).
+            # Anything else is a bug of ours and must surface.
+            self.close()
 
     async def request_read(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send a ``read`` and wait for its ``read_result``."""
@@ -198,6 +199,8 @@ class AgentSession:
 
     def close(self) -> None:
         """Mark closed, fail pending reads and hang up the connection. Idempotent."""
+        if not self.closed and self.on_close is not None:
+            self.on_close()
         self.closed = True
         for fut in self._reads.values():
             if not fut.done():
@@ -224,9 +227,4 @@ class AgentRecord:
     used: Resources = field(default_factory=Resources)
     last_heartbeat: float | None = None  # wall clock, for display
     silent_since: float = 0.0  # monotonic time of the last sign of life
-    session: AgentSession | None = None
-
-    @property
-    def connected(self) -> bool:
-        """True while a live session exists."""
-        return self.session is not None and not self.session.closed
+    connected: bool = False  # while the dispatcher holds a live session of it
