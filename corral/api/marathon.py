@@ -31,8 +31,8 @@ from corral.api.marathon_render import (
 from corral.api.service_render import running_deployment_row
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
-from corral.master.service_tasks import DeploymentRecord, ServiceRecord
 from corral.master.services import Locked
+from corral.master.view import DeploymentInfo, ServiceInfo
 from corral.spec.marathon import MarathonInvalid, error_body
 from corral.spec.services import normalize_service_id
 
@@ -139,7 +139,7 @@ def app_id_of(raw: str) -> str:
         raise NotFound(f"App '/{raw.strip('/')}' does not exist") from None
 
 
-def app_of(master: Master, raw: str) -> ServiceRecord:
+def app_of(master: Master, raw: str) -> ServiceInfo:
     """The app a URL names; ``NotFound`` in Marathon's words."""
     sid = app_id_of(raw)
     rec = master.queries.service(sid)
@@ -148,7 +148,7 @@ def app_of(master: Master, raw: str) -> ServiceRecord:
     return rec
 
 
-def deploy_answer(dep: DeploymentRecord, status: int = 200) -> JSONResponse:
+def deploy_answer(dep: DeploymentInfo, status: int = 200) -> JSONResponse:
     """Marathon's answer to a change: the deployment id and version, also as a header."""
     return JSONResponse(deployment_result(dep), status, headers={"Marathon-Deployment-Id": dep.id})
 

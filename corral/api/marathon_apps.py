@@ -29,8 +29,7 @@ from corral.api.marathon_render import (
     wants_text,
 )
 from corral.master.master import Conflict, Master, NotFound
-from corral.master.service_tasks import ServiceRecord
-from corral.master.view import TaskInfo
+from corral.master.view import ServiceInfo, TaskInfo
 from corral.spec.marathon import (
     MarathonInvalid,
     app_to_spec,
@@ -230,7 +229,7 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
     return deploy_answer(dep, 200 if rec is not None else 201)
 
 
-def _roll_back(master: Master, rec: ServiceRecord, version: str, force: bool) -> Any:
+def _roll_back(master: Master, rec: ServiceInfo, version: str, force: bool) -> Any:
     """Marathon's rollback: a PUT of only ``{"version": ...}`` deploys that version again."""
     row = master.queries.service_version(rec.id, version)
     if row is None:

@@ -20,7 +20,8 @@ from corral.api.marathon import (
 )
 from corral.api.marathon_render import app_json
 from corral.master.master import Conflict, Master, NotFound
-from corral.master.service_tasks import ServiceRecord, version_of
+from corral.master.service_tasks import version_of
+from corral.master.view import ServiceInfo
 from corral.spec.marathon import (
     MarathonInvalid,
     group_to_specs,
@@ -53,7 +54,7 @@ def root_group(master: MasterDep, embed: Embed = None) -> dict[str, Any]:
     return _group(master, "/", set(embed or []))
 
 
-def _records(master: Master, gid: str) -> list[ServiceRecord]:
+def _records(master: Master, gid: str) -> list[ServiceInfo]:
     recs = [r for r in master.queries.services() if _under(gid, r.id)]
     if gid != "/" and not recs:
         raise NotFound(f"Group '{gid}' does not exist")

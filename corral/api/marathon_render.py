@@ -8,8 +8,8 @@ from typing import Any
 from corral.api.marathon_stats import task_stats
 from corral.api.service_render import counts_of
 from corral.master.queries import Queries
-from corral.master.service_tasks import DeploymentRecord, ServiceRecord, version_of
-from corral.master.view import TaskInfo
+from corral.master.service_tasks import version_of
+from corral.master.view import DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.marathon import app_status, service_ports, spec_to_app, task_failure
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import TaskState
@@ -111,7 +111,7 @@ def wants_text(accept: str | None) -> bool:
     return "text/plain" in kinds and "application/json" not in kinds
 
 
-def tasks_text(q: Queries, recs: Iterable[ServiceRecord]) -> str:
+def tasks_text(q: Queries, recs: Iterable[ServiceInfo]) -> str:
     """Marathon's text/plain listing of running tasks, as haproxy-marathon-bridge reads it:
     for each app and each of its service ports a line ``<app>\t<service port>\t`` followed
     by ``<host>:<host port>\t`` per running task; an app without ports has one line of
@@ -136,7 +136,7 @@ def tasks_text(q: Queries, recs: Iterable[ServiceRecord]) -> str:
 
 
 def app_json(
-    q: Queries, rec: ServiceRecord, *, tasks: bool, failure: bool = True, stats: bool = False
+    q: Queries, rec: ServiceInfo, *, tasks: bool, failure: bool = True, stats: bool = False
 ) -> dict[str, Any]:
     """An app with its status fields; ``tasks`` embeds its live tasks, ``failure`` the last
     task that ended when it should not have, ``stats`` its ``taskStats``."""
@@ -192,6 +192,6 @@ def deployment_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def deployment_result(dep: DeploymentRecord) -> dict[str, str]:
+def deployment_result(dep: DeploymentInfo) -> dict[str, str]:
     """What Marathon answers to a change: the deployment started, and the new version."""
     return {"deploymentId": dep.id, "version": dep.version}

@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from corral.api.service_render import counts_of
-from corral.master.service_tasks import ServiceRecord
-from corral.master.view import TaskInfo
+from corral.master.view import ServiceInfo, TaskInfo
 from corral.spec.states import TaskState
 
 
@@ -43,7 +42,7 @@ def _stats(tasks: Sequence[TaskInfo], now: float) -> dict[str, Any]:
     return {"stats": out}
 
 
-def task_stats(rec: ServiceRecord, tasks: Sequence[TaskInfo], now: float) -> dict[str, Any]:
+def task_stats(rec: ServiceInfo, tasks: Sequence[TaskInfo], now: float) -> dict[str, Any]:
     """Marathon's ``taskStats`` of the app ``rec`` with its (wanted) tasks ``tasks``."""
     scaled = _since(rec.version)
     groups = {

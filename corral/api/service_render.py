@@ -7,8 +7,7 @@ from typing import Any
 
 from corral.api.render import at, ts
 from corral.master.queries import Queries
-from corral.master.service_tasks import DeploymentRecord, ServiceRecord
-from corral.master.view import TaskInfo
+from corral.master.view import DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 from corral.spec.views import (
@@ -35,7 +34,7 @@ def counts_of(tasks: Iterable[TaskInfo]) -> ServiceCounts:
     return c
 
 
-def service_view(q: Queries, rec: ServiceRecord) -> ServiceView:
+def service_view(q: Queries, rec: ServiceInfo) -> ServiceView:
     """A service with its live state."""
     row = q.service_row(rec.id)
     tasks = q.live_tasks_of(rec.id)
@@ -96,7 +95,7 @@ def deployment_view(row: Mapping[Any, Any]) -> DeploymentView:
     )
 
 
-def running_deployment_row(dep: DeploymentRecord) -> dict[str, Any]:
+def running_deployment_row(dep: DeploymentInfo) -> dict[str, Any]:
     """A live deployment record in the shape of its row."""
     return {
         "id": dep.id,

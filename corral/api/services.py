@@ -15,7 +15,7 @@ from corral.api.service_render import (
     version_view,
 )
 from corral.api.v1 import MasterDep
-from corral.master.service_tasks import DeploymentRecord
+from corral.master.view import DeploymentInfo
 from corral.spec.services import MAX_INSTANCES, ServiceSpec, normalize_service_id
 from corral.spec.views import DeploymentView, ServiceVersionView, ServiceView, TaskView
 
@@ -30,7 +30,7 @@ def _sid(raw: str) -> str:
         raise HTTPException(404, f"service {raw!r} not found: {e}") from None
 
 
-def _view(dep: DeploymentRecord) -> DeploymentView:
+def _view(dep: DeploymentInfo) -> DeploymentView:
     return deployment_view(running_deployment_row(dep))
 
 

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from corral.master.jobs import NotFound
-from corral.master.service_tasks import DeploymentRecord, ServiceRecord
-from corral.master.view import AgentInfo, ClusterView, TaskInfo
+from corral.master.view import AgentInfo, ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.states import TaskState
 from corral.store.store import Store
 
@@ -129,15 +128,15 @@ class Queries:
 
     # --- services and deployments
 
-    def service(self, service_id: str) -> ServiceRecord | None:
+    def service(self, service_id: str) -> ServiceInfo | None:
         """A service's live record (None: no such service)."""
         return self._view.service(service_id)
 
-    def services(self) -> tuple[ServiceRecord, ...]:
+    def services(self) -> tuple[ServiceInfo, ...]:
         """Every service, by id."""
         return self._view.services()
 
-    def service_of(self, service_id: str) -> ServiceRecord:
+    def service_of(self, service_id: str) -> ServiceInfo:
         """A service's live record; ``NotFound`` if there is none of that id."""
         found = self._view.service(service_id)
         if found is None:
@@ -168,11 +167,11 @@ class Queries:
         """The running deployments that hold a service."""
         return self._view.locks(service_id)
 
-    def running_deployments(self) -> tuple[DeploymentRecord, ...]:
+    def running_deployments(self) -> tuple[DeploymentInfo, ...]:
         """The running deployments, oldest first."""
         return self._view.deployments()
 
-    def running_deployment(self, deployment_id: str) -> DeploymentRecord | None:
+    def running_deployment(self, deployment_id: str) -> DeploymentInfo | None:
         """A running deployment (None: ended or unknown)."""
         return self._view.deployment(deployment_id)
 

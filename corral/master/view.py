@@ -5,7 +5,8 @@ The contract:
 
 - **Live, not copied**: the records a view answers (tasks, agents, services, deployments) are
   the master's own, so a read costs nothing and is always current. They are typed by read-only
-  protocols (``TaskInfo``, ``AgentInfo``) so that mypy refuses a write through the view; only
+  protocols (``TaskInfo``, ``AgentInfo``, ``ServiceInfo``, ``DeploymentInfo``) so that mypy
+  refuses a write through the view; only
   ``ClusterState`` and the ops classes change them, inside a ``Change``.
 - **Collections are copied or wrapped**: every listing is a fresh tuple (so it may be kept
   across an ``await`` while the master goes on), every mapping a ``MappingProxyType``.
@@ -16,17 +17,16 @@ The contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
-from corral.spec.services import HealthCheckStatus
+from corral.spec.services import HealthCheckStatus, ServiceSpec
 from corral.spec.states import AgentState, RunState, TaskState
 
 if TYPE_CHECKING:
-    from corral.master.service_tasks import DeploymentRecord, ServiceRecord
     from corral.master.services import ServiceOps
     from corral.master.state import ClusterState
 
@@ -64,6 +64,44 @@ class TaskInfo(Protocol):
     def waiting(self) -> str: ...
     @property
     def service(self) -> bool: ...
+
+
+class ServiceInfo(Protocol):
+    """What a reader may see of a service (``ServiceRecord`` without its setters)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def spec(self) -> ServiceSpec: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def config(self) -> int: ...
+    @property
+    def config_version(self) -> str: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def delay_until(self) -> float | None: ...
+
+
+class DeploymentInfo(Protocol):
+    """What a reader may see of a running deployment (``DeploymentRecord``, read-only)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def steps(self) -> Sequence[Sequence[Mapping[str, str]]]: ...
+    @property
+    def current_step(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def affected(self) -> Set[str]: ...
 
 
 class AgentInfo(Protocol):
@@ -255,11 +293,11 @@ class ClusterView:
 
     # --- services, deployments
 
-    def service(self, service_id: str) -> ServiceRecord | None:
+    def service(self, service_id: str) -> ServiceInfo | None:
         """A service's live record (None: no such service)."""
         return self._services.services.get(service_id)
 
-    def services(self) -> tuple[ServiceRecord, ...]:
+    def services(self) -> tuple[ServiceInfo, ...]:
         """Every service, by id."""
         return tuple(rec for _, rec in sorted(self._services.services.items()))
 
@@ -267,11 +305,11 @@ class ClusterView:
         """The ids of the services (a live, read-only set)."""
         return self._services.services.keys()
 
-    def deployment(self, deployment_id: str) -> DeploymentRecord | None:
+    def deployment(self, deployment_id: str) -> DeploymentInfo | None:
         """A running deployment (None: ended or unknown)."""
         return self._services.deployments.get(deployment_id)
 
-    def deployments(self) -> tuple[DeploymentRecord, ...]:
+    def deployments(self) -> tuple[DeploymentInfo, ...]:
         """The running deployments, oldest first."""
         return tuple(sorted(self._services.deployments.values(), key=lambda d: d.created_at))
 
