@@ -161,11 +161,37 @@ class ClusterState:
         time: float | None = None,
         exit_code: int | None = None,
     ) -> None:
-        """Move ``task`` to ``state``: row, event, and (after commit) memory, retries and runs."""
+        """Move ``task`` to ``state``: its row and event, then the effects the policies decide
+        on it (``run_running``; ``decide_retry``, or else ``finish_run``), all in ``ch``."""
         when = self.clock.now() if time is None else time
+        self._record_state(ch, task, state, reason, when, exit_code)
+        for hook in self.task_changed:
+            hook(ch, task, state, reason, when)
+        if state is TaskState.RUNNING:
+            self._mark_run_running(ch, task, when)
+        if not state.terminal:
+            return
+        ended = EndedTask(task.id, task.attempt, state, task.kill_requested, reason)
+        retry = decide_retry(ended, self._retry_settings(task.job), when)
+        if retry is not None:
+            self._start_retry(ch, task, retry, when)
+        else:
+            self.maybe_finish_run(ch, task.job, task.run, when)
+
+    def _record_state(
+        self,
+        ch: Change,
+        task: LiveTask,
+        state: TaskState,
+        reason: str,
+        when: float,
+        exit_code: int | None,
+    ) -> None:
+        """The task's row and ``task_state`` event; its record once committed."""
         values: dict[str, Any] = {"state": state.value, "reason": reason}
         if state is TaskState.RUNNING:
             values["started_at"] = when
+            ch.after(lambda: setattr(task, "started_at", when))
         if state.terminal:
             values.update(finished_at=when, exit_code=exit_code)
         ch.tx.update_task(task.id, **values)
@@ -181,23 +207,12 @@ class ClusterState:
             reason=reason,
             data={} if exit_code is None else {"exit_code": exit_code},
         )
-        for hook in self.task_changed:
-            hook(ch, task, state, reason, when)
-        if state is TaskState.RUNNING:
-            ch.after(lambda: setattr(task, "started_at", when))
-            self._mark_run_running(ch, task, when)
         if not state.terminal:
             ch.after(lambda: setattr(task, "state", state))
             return
         ch.live_delta[(task.job, task.run)] -= 1
         ch.reschedule = True  # resources were freed, or a retry waits
         ch.after(lambda: self._drop_live(task))
-        ended = EndedTask(task.id, task.attempt, state, task.kill_requested, reason)
-        retry = decide_retry(ended, self._retry_settings(task.job), when)
-        if retry is not None:
-            self._start_retry(ch, task, retry, when)
-        else:
-            self.maybe_finish_run(ch, task.job, task.run, when)
 
     def set_health(
         self, ch: Change, task: LiveTask, healthy: bool, reason: str, when: float
