@@ -52,6 +52,7 @@ from corral.spec.states import TaskState
 log = logging.getLogger(__name__)
 
 RUNNING_FILE = "running_since"  # in meta: wall-clock time the task was RUNNING, for health checks
+AGAIN = "ended here before: "  # the reason's prefix when a launch finds the task ended here
 DONE_FILE = "done"  # in meta: the task's end ({"state", "reason", "exit_code"}), once reported
 
 
@@ -377,7 +378,8 @@ class Agent:
         except (OSError, ValueError, KeyError, TypeError):
             state, reason, exit_code = TaskState.LOST, "ran here before; its end is unknown", None
         log.warning("launch of %s, which ended here already: reporting %s", task_id, state)
-        await self.report(task_id, state, f"ended here before: {reason}", exit_code)
+        reason = f"{AGAIN}{reason.removeprefix(AGAIN)}"  # said once, however often it is asked
+        await self.report(task_id, state, reason, exit_code)
 
     async def _start(self, rt: RunningTask, executor: Executor) -> None:
         task_id = rt.launch.task_id

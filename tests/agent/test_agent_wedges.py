@@ -60,10 +60,11 @@ def test_a_launch_of_a_task_that_ended_here_reports_that_end_again(tmp_path: Pat
             first = await agent.ended(task.task_id)
             assert (first.state, first.exit_code) == (TaskState.FAILED, 3)
             await agent.launch(task)  # the master lost the report and asks again
+            await agent.launch(task)  # and again
             ends = [u for u in agent.of(task.task_id) if u.state.terminal]
-            assert len(ends) == 2
-            assert (ends[1].state, ends[1].exit_code) == (TaskState.FAILED, 3)
-            assert ends[1].reason == f"ended here before: {first.reason}"
+            assert len(ends) == 3
+            assert {(u.state, u.exit_code) for u in ends} == {(TaskState.FAILED, 3)}
+            assert ends[1].reason == ends[2].reason == f"ended here before: {first.reason}"
             assert (tmp_path / "count").read_text() == "once\n"  # it did not run twice
 
     asyncio.run(scenario())
