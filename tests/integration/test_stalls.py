@@ -143,3 +143,27 @@ def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
         gate.touch()
         assert cluster.wait_run("mobile") == "SUCCEEDED"
         assert len(c.tasks(job="mobile")) == 2  # the replacement ran; nothing else
+
+
+def test_a_kill_sent_while_an_agent_is_stalled_takes_effect_when_it_returns(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.add_agent("a1")
+    pid_file = tmp_path / "pid"
+    with cluster.client() as c:
+        c.create_job(spec(name="long", task=pid_task(pid_file)))
+        cluster.wait_task("long.1.0.0", "RUNNING")
+        pid = int(wait_for_file(pid_file, 30, "\n"))
+        agent = cluster.agents["a1"]
+        assert agent.popen is not None
+        agent.popen.send_signal(signal.SIGSTOP)
+        try:
+            cluster.wait_until(
+                lambda: cluster.agent_state("a1") == "DISCONNECTED", 30, "a1 DISCONNECTED"
+            )
+            killed = c.kill_task("long.1.0.0")  # the agent cannot hear it now
+            assert killed.state.value == "KILLED" and "agent not connected" in killed.reason
+        finally:
+            agent.popen.send_signal(signal.SIGCONT)
+        cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
+        cluster.wait_until(lambda: not alive(pid), 30, "the killed task's process to end")
