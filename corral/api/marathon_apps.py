@@ -187,7 +187,7 @@ def app_version(app_id: str, version: str, master: MasterDep) -> dict[str, Any]:
     row = master.queries.service_version(sid, version)
     if row is None:
         raise NotFound(f"App '{sid}' does not exist in version {version}")
-    spec = ServiceSpec.model_validate(row["spec"])
+    spec = ServiceSpec.stored(row["spec"])
     return spec_to_app(spec, version=row["version"], config_version=row["version"])
 
 
@@ -234,7 +234,7 @@ def _roll_back(master: Master, rec: ServiceInfo, version: str, force: bool) -> A
     row = master.queries.service_version(rec.id, version)
     if row is None:
         raise NotFound(f"App '{rec.id}' does not exist in version {version}")
-    spec = ServiceSpec.model_validate(row["spec"])
+    spec = ServiceSpec.stored(row["spec"])
     return master.services.deploy([spec], rec.owner, force=force)
 
 

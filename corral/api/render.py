@@ -9,9 +9,10 @@ from typing import Any
 from corral.master.queries import Queries
 from corral.master.view import AgentInfo
 from corral.scheduler.model import Resources
+from corral.spec import limits
 from corral.spec.firings import upcoming
 from corral.spec.jobs import JobSpec
-from corral.spec.schedules import Firing, parse_schedule
+from corral.spec.schedules import Firing, Schedule, parse_schedule
 from corral.spec.states import TaskState
 from corral.spec.views import (
     AgentView,
@@ -107,8 +108,14 @@ def run_view(q: Queries, row: Row) -> RunView:
 def job_view(q: Queries, row: Row, *, detail: bool = False, upcoming: int = 0) -> JobView:
     """A job and its newest run; in ``detail``, with its newest skip record and its next
     ``upcoming`` firings too (left out of lists, which must stay cheap)."""
+    spec = JobSpec.stored(row["spec"])
+    with limits.reading_stored():  # the view checks its spec again: as stored, not as new
+        return view_of_job(q, row, spec, detail=detail, upcoming=upcoming)
+
+
+def view_of_job(q: Queries, row: Row, spec: JobSpec, *, detail: bool, upcoming: int) -> JobView:
+    """The ``JobView`` of a job whose spec was read."""
     last = q.run(row["name"], row["runs"]) if row["runs"] else None
-    spec = JobSpec.model_validate(row["spec"])
     return JobView(
         name=row["name"],
         owner=row["owner"],
@@ -129,11 +136,22 @@ def job_view(q: Queries, row: Row, *, detail: bool = False, upcoming: int = 0) -
     )
 
 
+def _schedule_of(spec: JobSpec) -> Schedule | None:
+    """The job's schedule; None without one, or for a stored one today's rules refuse (its
+    timer is parked with the reason)."""
+    if spec.schedule is None:
+        return None
+    try:
+        return parse_schedule(spec.schedule, spec.timezone)
+    except ValueError:
+        return None
+
+
 def firing_views(spec: JobSpec, row: Row, n: int) -> list[FiringView]:
     """The next ``n`` firings of a job from its next due one (none when it is not armed)."""
-    if n <= 0 or spec.schedule is None or row["next_due"] is None:
+    schedule = _schedule_of(spec)
+    if n <= 0 or schedule is None or row["next_due"] is None:
         return []
-    schedule = parse_schedule(spec.schedule, spec.timezone)
     due = Firing(row["next_index"], at(row["next_due"]))
     return [
         FiringView(
@@ -145,9 +163,8 @@ def firing_views(spec: JobSpec, row: Row, n: int) -> list[FiringView]:
 
 def remaining(spec: JobSpec, row: Row) -> int | None:
     """How many firings an ISO schedule with a count has left, as Chronos counts them down."""
-    if spec.schedule is None:
-        return None
-    count = parse_schedule(spec.schedule, spec.timezone).count
+    schedule = _schedule_of(spec)
+    count = None if schedule is None else schedule.count
     if count is None:
         return None
     if row["next_index"] is None:

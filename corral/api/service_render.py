@@ -72,7 +72,7 @@ def version_view(row: Mapping[Any, Any]) -> ServiceVersionView:
         version=row["version"],
         config=row["config"],
         created_at=at(row["created_at"]),
-        spec=ServiceSpec.model_validate(row["spec"]),
+        spec=ServiceSpec.stored(row["spec"]),
     )
 
 

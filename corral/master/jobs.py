@@ -98,7 +98,7 @@ class JobOps:
         if row is None:
             self.submit(spec, owner)
             return True, True
-        if JobSpec.model_validate(row["spec"]) == spec and not (rearm and anchored(spec)):
+        if JobSpec.stored(row["spec"]) == spec and not (rearm and anchored(spec)):
             return False, False
         admit(spec, self.state.agents.values(), self.state.specs)
         now = self.state.clock.now()
@@ -122,7 +122,7 @@ class JobOps:
         """Start a new run of a job now, ``arguments`` appended to its command; answers its
         number."""
         row = self._job(name)
-        spec = with_arguments(JobSpec.model_validate(row["spec"]), arguments)
+        spec = with_arguments(JobSpec.stored(row["spec"]), arguments)
         number = int(row["runs"]) + 1
         with self.state.change() as ch:
             self.begin_run(ch, spec, row["owner"], number, self.state.clock.now())

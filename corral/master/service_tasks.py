@@ -144,7 +144,7 @@ class ServiceRecord:
         return cls(
             id=row["id"],
             owner=row["owner"],
-            spec=ServiceSpec.model_validate(row["spec"]),
+            spec=ServiceSpec.stored(row["spec"]),
             version=row["version"],
             config=row["config"],
             config_version=row["config_version"],

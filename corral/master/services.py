@@ -280,7 +280,7 @@ class ServiceOps:
                 continue
             row = self.state.store.service_version(sid, version)
             if row is not None:
-                back.append(ServiceSpec.model_validate(row["spec"]))
+                back.append(ServiceSpec.stored(row["spec"]))
         owner = next((self.services[s.id].owner for s in back if s.id in self.services), "")
         return self.deploy(back, owner, remove=remove, force=True)
 

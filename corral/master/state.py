@@ -92,7 +92,7 @@ class ClusterState:
     def load(self) -> None:
         """Fill the live records from the store (at start, and when taking over)."""
         for row in self.store.jobs():
-            self.specs[row["name"]] = JobSpec.model_validate(row["spec"])
+            self.specs[row["name"]] = JobSpec.stored(row["spec"])
         for row in self.store.unfinished_runs():
             self.runs[(row["job"], row["number"])] = RunState(row["state"])
         for row in self.store.active_tasks():

@@ -263,7 +263,8 @@ class ServiceSpec(BaseModel):
                 )
         if self.id in self.dependencies:
             raise ValueError("a service cannot depend on itself")
-        limits.copies_fit(len(self.task.model_dump_json()), self.instances, "instances")
+        if limits.admitting():
+            limits.copies_fit(len(self.task.model_dump_json()), self.instances, "instances")
         return self
 
     def all_port_names(self) -> list[str | None]:
@@ -276,6 +277,13 @@ class ServiceSpec(BaseModel):
     def port_count(self) -> int:
         """How many host ports each task gets."""
         return len(self.all_port_names())
+
+    @classmethod
+    def stored(cls, doc: Any) -> ServiceSpec:
+        """A spec read back from the store: admitted when written, so rules added since (sizes,
+        NUL bytes) do not make it unreadable."""
+        with limits.reading_stored():
+            return cls.model_validate(doc)
 
     def same_config(self, other: ServiceSpec) -> bool:
         """True when only ``instances`` differs (a scale, which restarts nothing) or what the
