@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from corral.spec import limits
 from corral.spec.protocol import TaskLaunch
 
 
@@ -88,8 +89,11 @@ class TaskRow:
 
     @classmethod
     def stored(cls, row: Mapping[str, Any]) -> TaskRow:
-        """The task row of a ``tasks`` row read back from the store."""
+        """The task row of a ``tasks`` row read back from the store (its launch checked as it
+        was admitted, see ``JobSpec.stored``)."""
         placement = row["placement"] or {}
+        with limits.reading_stored():
+            launch = TaskLaunch.model_validate(row["launch"])
         return cls(
             id=row["id"],
             job=row["job"],
@@ -99,7 +103,7 @@ class TaskRow:
             attempt=row["attempt"],
             owner=row["owner"],
             priority=row["priority"],
-            launch=TaskLaunch.model_validate(row["launch"]),
+            launch=launch,
             strategy=placement.get("strategy", "binpack"),
             rules=tuple(
                 Rule(c["field"], c["operator"], c.get("value"))

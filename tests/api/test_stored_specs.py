@@ -42,6 +42,26 @@ def store_of_an_older_version(tmp_path: Path) -> Store:
                 next_due=NOW if name == "spin" else None,
                 next_index=0 if name == "spin" else None,
             )
+        # A task of the old job, waiting, its launch holding what the job held.
+        launch = {"task_id": "nul.1.0.0", "job": "nul", "cpus": 0.1, "mem": 32}
+        launch["docker"] = {"image": "busybox", "parameters": [{"key": "label", "value": "a\x00"}]}
+        row = {"id": "nul.1.0.0", "job": "nul", "run": 1, "slot": 0, "idx": 0, "attempt": 0}
+        tx.insert_tasks(
+            [
+                {
+                    **row,
+                    "latest": True,
+                    "state": "PENDING",
+                    "reason": "",
+                    "owner": "admin",
+                    "priority": 0,
+                    "launch": launch,
+                    "placement": {"strategy": "binpack", "constraints": []},
+                    "kill_requested": False,
+                    "created_at": NOW,
+                }
+            ]
+        )
     return store
 
 
@@ -52,6 +72,7 @@ def test_a_master_on_a_store_with_specs_admitted_by_older_rules_starts_and_shows
     master = Master(store, FixedClock(NOW))
     master.agents.load()
     master.state.load()  # raised ValidationError before: the master could not start
+    assert set(master.state.tasks) == {"nul.1.0.0"}
     master.services.load()
     token = master.ensure_admin_token(tmp_path / "admin.token")
     with TestClient(create_app(master), headers={"Authorization": f"Bearer {token}"}) as api:
