@@ -5,10 +5,12 @@ an agent declared LOST that returns kills what was replaced."""
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from corral.client import Client
 from corral.spec.jobs import JobSpec
 from tests.support.cluster import Cluster, Proc, running_cluster, shell_wait_for, wait_for_file
 
@@ -35,9 +37,27 @@ def alive(pid: int) -> bool:
         return False
 
 
-def pid_task(pid_file: Path) -> dict[str, object]:
-    """A task that records its pid, then blocks until killed."""
-    return {"shell": f"echo $$ > {pid_file}; exec sleep 600", "cpus": 0.5}
+def start_long(cluster: Cluster, c: Client, pid_file: Path) -> int:
+    """Run ``long.1.0.0``, a task that records its pid and blocks until killed; answers the
+    pid once it runs."""
+    task = {"shell": f"echo $$ > {pid_file}; exec sleep 600", "cpus": 0.5}
+    c.create_job(spec(name="long", task=task))
+    cluster.wait_task("long.1.0.0", "RUNNING")
+    return int(wait_for_file(pid_file, 30, "\n"))
+
+
+@contextmanager
+def frozen(cluster: Cluster, name: str, until: str) -> Iterator[None]:
+    """Freeze agent ``name`` until the master sees it ``until`` (DISCONNECTED, LOST); the body
+    runs while it is still frozen, then it goes on."""
+    proc = cluster.agents[name]
+    assert proc.popen is not None
+    proc.popen.send_signal(signal.SIGSTOP)
+    try:
+        cluster.wait_until(lambda: cluster.agent_state(name) == until, 30, f"{name} {until}")
+        yield
+    finally:
+        proc.popen.send_signal(signal.SIGCONT)
 
 
 def connected_and_active(cluster: Cluster, name: str) -> bool:
@@ -51,11 +71,8 @@ def test_a_master_stalled_for_5s_keeps_its_agents_and_kills_still_reach_them(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.add_agent("a1")
-    pid_file = tmp_path / "pid"
     with cluster.client() as c:
-        c.create_job(spec(name="long", task=pid_task(pid_file)))
-        cluster.wait_task("long.1.0.0", "RUNNING")
-        pid = int(wait_for_file(pid_file, 30, "\n"))
+        pid = start_long(cluster, c, tmp_path / "pid")
 
         pause(cluster.master, 5)
 
@@ -71,20 +88,10 @@ def test_an_agent_stalled_for_5s_is_disconnected_then_registers_again_with_its_t
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.add_agent("a1")
-    pid_file = tmp_path / "pid"
     with cluster.client() as c:
-        c.create_job(spec(name="long", task=pid_task(pid_file)))
-        cluster.wait_task("long.1.0.0", "RUNNING")
-        pid = int(wait_for_file(pid_file, 30, "\n"))
-        agent = cluster.agents["a1"]
-        assert agent.popen is not None
-        agent.popen.send_signal(signal.SIGSTOP)
-        try:
-            cluster.wait_until(
-                lambda: cluster.agent_state("a1") == "DISCONNECTED", 30, "a1 DISCONNECTED"
-            )
-        finally:
-            agent.popen.send_signal(signal.SIGCONT)
+        pid = start_long(cluster, c, tmp_path / "pid")
+        with frozen(cluster, "a1", "DISCONNECTED"):
+            pass  # frozen just long enough for the master to give up on it
 
         cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
         assert c.task("long.1.0.0").state.value == "RUNNING"  # reconciled, not lost
@@ -128,14 +135,8 @@ def test_an_agent_stalled_until_lost_kills_what_was_replaced_when_it_returns(
         cluster.wait_task("mobile.1.0.0", "RUNNING")
         pid = int(wait_for_file(pid_file, 30, "\n"))
         cluster.add_agent("a2")
-        agent = cluster.agents["a1"]
-        assert agent.popen is not None
-        agent.popen.send_signal(signal.SIGSTOP)
-        try:
-            cluster.wait_until(lambda: cluster.agent_state("a1") == "LOST", 30, "a1 LOST")
+        with frozen(cluster, "a1", "LOST"):
             assert cluster.wait_task("mobile.1.0.1", "RUNNING").hostname == "a2"
-        finally:
-            agent.popen.send_signal(signal.SIGCONT)
 
         cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
         cluster.wait_until(lambda: not alive(pid), 30, "the replaced attempt to be killed")
@@ -149,21 +150,10 @@ def test_a_kill_sent_while_an_agent_is_stalled_takes_effect_when_it_returns(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.add_agent("a1")
-    pid_file = tmp_path / "pid"
     with cluster.client() as c:
-        c.create_job(spec(name="long", task=pid_task(pid_file)))
-        cluster.wait_task("long.1.0.0", "RUNNING")
-        pid = int(wait_for_file(pid_file, 30, "\n"))
-        agent = cluster.agents["a1"]
-        assert agent.popen is not None
-        agent.popen.send_signal(signal.SIGSTOP)
-        try:
-            cluster.wait_until(
-                lambda: cluster.agent_state("a1") == "DISCONNECTED", 30, "a1 DISCONNECTED"
-            )
+        pid = start_long(cluster, c, tmp_path / "pid")
+        with frozen(cluster, "a1", "DISCONNECTED"):
             killed = c.kill_task("long.1.0.0")  # the agent cannot hear it now
             assert killed.state.value == "KILLED" and "agent not connected" in killed.reason
-        finally:
-            agent.popen.send_signal(signal.SIGCONT)
         cluster.wait_until(lambda: connected_and_active(cluster, "a1"), 30, "a1 back")
         cluster.wait_until(lambda: not alive(pid), 30, "the killed task's process to end")
