@@ -20,11 +20,12 @@ from corral.store.store import Tx
 
 @dataclass(frozen=True, slots=True)
 class Kill:
-    """Tell ``agent`` to stop ``task``, for ``reason``."""
+    """Tell ``agent`` to stop ``task``, for ``reason`` (a preemption: to make room for ``by``)."""
 
     agent: AgentRecord
     task: LiveTask
     reason: str
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,31 +63,29 @@ class Applier:
         with self.state.change() as ch:
             if placed:
                 self._place(ch.tx, placed, now)
-            for kill, by in kills:
+            for kill in kills:
                 ch.tx.update_task(kill.task.id, kill_requested=True)
                 ch.tx.add_event(
                     time=now,
-                    type="task_preempted" if by else "task_stopped",
+                    type="task_preempted" if kill.by else "task_stopped",
                     job=kill.task.job,
                     run=kill.task.run,
                     task_id=kill.task.id,
                     agent_id=kill.agent.id,
                     reason=kill.reason,
-                    data={"by": by} if by else {},
+                    data={"by": kill.by} if kill.by else {},
                 )
 
             def remember() -> None:
                 for t, a in placed:
                     self.state.occupy(t, a)
-                for kill, _ in kills:
+                for kill in kills:
                     kill.task.kill_requested = True
 
             ch.after(remember)
-        return Outbox(tuple(placed), tuple(k for k, _ in kills))
+        return Outbox(tuple(placed), tuple(kills))
 
-    def _still_running(
-        self, ending: list[tuple[str, str, Status, str | None]]
-    ) -> list[tuple[Kill, str | None]]:
+    def _still_running(self, ending: list[tuple[str, str, Status, str | None]]) -> list[Kill]:
         """The stops and preemptions whose task still runs where the plan saw it."""
         kills = []
         for task_id, agent_id, status, by in ending:
@@ -96,7 +95,7 @@ class Applier:
                 continue
             if task.kill_requested or not task.state.active:
                 continue
-            kills.append((Kill(agent, task, status.reason), by))
+            kills.append(Kill(agent, task, status.reason, by))
         return kills
 
     @staticmethod
