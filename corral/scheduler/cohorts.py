@@ -171,7 +171,8 @@ class _Shapes:
 
     def __init__(self, state: PlanState) -> None:
         self._state = state
-        self._start_free = [a.agent.total - a.agent.used for a in state.agents]
+        # Built before any placement: what each agent has free when the plan starts.
+        self._start_free = [a.free for a in state.agents]
         self._shapes: dict[ShapeKey, Shape | Status] = {}
         self._static: dict[StaticKey, list[Status]] = {}
 

@@ -8,6 +8,8 @@
 
 Host ports: ``h.add_agent("a", ports_used=[8080])``, ``h.add_task("web", host_ports=[8080])``;
 ``h.add_placed("old", "a", host_ports=[8080])`` marks the port used on "a" like its resources.
+GPUs: ``h.add_agent("a", gpus=2)`` has indices 0 and 1 (``devices=(1, 3)`` names others);
+``h.add_placed("old", "a", devices=[0])`` holds index 0 there; ``where_devices(plan)``.
 All-or-nothing: ``h.add_tasks(3, group="mpi", gang="mpi")``. Preemption: ``h.add_placed("low",
 "a", priority=1)``, ``h.add_task("urgent", priority=10)``, then ``p.preemptions``.
 
@@ -35,7 +37,7 @@ from corral.scheduler.model import (
 )
 from corral.scheduler.planner import plan
 
-__all__ = ["Harness", "check_plan", "first_refusals", "res", "where"]
+__all__ = ["Harness", "check_plan", "first_refusals", "res", "where", "where_devices"]
 
 NOTHING = Resources()
 
@@ -70,18 +72,22 @@ class Harness:
         drivers: Iterable[str] = ("process",),
         schedulable: bool = True,
         ports_used: Iterable[int] = (),
+        devices: Sequence[int] = (),
         attributes: Mapping[str, str] | None = None,
         **more_attributes: str,
     ) -> AgentSnapshot:
         """Add an agent; its hostname defaults to its id, keyword extras are attributes.
 
         ``ports_used``: fixed host ports already held there (by tasks not in ``placed``; see
-        :meth:`add_placed` for ones that are).
+        :meth:`add_placed` for ones that are). ``devices``: its GPU indices, if not 0..gpus-1.
         """
         merged = {**(attributes or {}), **more_attributes}
-        return self._add_agent(
+        agent = self._add_agent(
             id, res(cpus, mem, disk, gpus), used, hostname, drivers, schedulable, merged, ports_used
         )
+        if devices:
+            agent = self.agents[-1] = replace(agent, devices=tuple(devices))
+        return agent
 
     def _add_agent(
         self,
@@ -223,9 +229,12 @@ class Harness:
         mem: int = 128,
         host_ports: Iterable[int] = (),
         priority: int = 0,
+        devices: Sequence[int] = (),
     ) -> PlacedTask:
-        """Add a task already running on an agent; its resources and host ports count as used."""
-        task = PlacedTask(task_id, group, agent_id, owner, res(cpus, mem), priority)
+        """Add a task already running on an agent; its resources, host ports and GPU indices
+        (``devices``: it holds one GPU per index) count as used."""
+        resources = res(cpus, mem, gpus=len(devices))
+        task = PlacedTask(task_id, group, agent_id, owner, resources, priority, tuple(devices))
         ports = frozenset(host_ports)
         self.placed.append(task)
         for i, agent in enumerate(self.agents):
@@ -234,6 +243,7 @@ class Harness:
                     agent,
                     used=agent.used + task.resources,
                     ports_used=agent.ports_used | ports,
+                    devices_used=agent.devices_used | frozenset(devices),
                 )
         return task
 
@@ -257,6 +267,11 @@ class Harness:
 def where(result: Plan) -> dict[str, str]:
     """Task id -> agent id of a plan's placements."""
     return {p.task_id: p.agent_id for p in result.placements}
+
+
+def where_devices(result: Plan) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Task id -> (agent id, GPU indices) of a plan's placements."""
+    return {p.task_id: (p.agent_id, p.devices) for p in result.placements}
 
 
 def first_refusals(pending: Sequence[TaskRequest], result: Plan) -> dict[str, Status]:

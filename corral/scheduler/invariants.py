@@ -12,6 +12,7 @@ from corral.scheduler.model import (
     AgentSnapshot,
     Code,
     Operator,
+    Placement,
     Plan,
     Resources,
     Snapshot,
@@ -27,10 +28,12 @@ def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan)
     Checked: each pending task is placed once or has a reason; no agent is over-committed; new
     placements keep driver, schedulable, volume roots, privilege, LIKE, UNLIKE, CLUSTER, UNIQUE
     and MAX_PER; no agent gives one host port to two tasks, nor one it already had in use;
-    quotas hold; a gang is placed whole or not at all; preemptions name each victim once, only
-    placed tasks of lower priority than the waiting task they make room for, all of one such
-    task on one agent, and no agent is over-committed once they stopped and their preemptors
-    are placed. GROUP_BY's evenness is left to the tests that compare with ``plan_exhaustive``.
+    each placement gets as many GPU indices as it asked for, all of its agent's, none given
+    twice nor already held; quotas hold; a gang is placed whole or not at all; preemptions name
+    each victim once, only placed tasks of lower priority than the waiting task they make room
+    for, all of one such task on one agent, and no agent is over-committed once they stopped
+    and their preemptors are placed. GROUP_BY's evenness is left to the tests that compare
+    with ``plan_exhaustive``.
     """
     agents = {a.id: a for a in snapshot.agents}
     tasks = {t.id: t for t in pending}
@@ -45,6 +48,7 @@ def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan)
             errors += _static_errors(task, agent)
     errors += _capacity_errors(snapshot, new)
     errors += _port_errors(new)
+    errors += _device_errors(agents, tasks, result.placements)
     errors += _count_errors(snapshot, agents, new)
     errors += _gang_errors(pending, result)
     errors += _preemption_errors(snapshot, tasks, result)
@@ -97,6 +101,29 @@ def _port_errors(new: Sequence[tuple[TaskRequest, AgentSnapshot]]) -> list[str]:
             if port in ports:
                 errors.append(f"task {task.id} on {agent.id}: host port {port} already in use")
             ports.add(port)
+    return errors
+
+
+def _device_errors(
+    agents: Mapping[str, AgentSnapshot],
+    tasks: Mapping[str, TaskRequest],
+    placements: Sequence[Placement],
+) -> list[str]:
+    """Each placement gets the GPUs it asked for, of its agent's, held by no other task."""
+    held = {a.id: set(a.devices_used) for a in agents.values()}
+    errors = []
+    for p in placements:
+        task, agent = tasks.get(p.task_id), agents.get(p.agent_id)
+        if task is None or agent is None:
+            continue  # reported by check_plan
+        if len(p.devices) != task.resources.gpus:
+            errors.append(f"task {task.id} got GPUs {p.devices} for {task.resources.gpus}")
+        for index in p.devices:
+            if index not in agent.gpu_indices:
+                errors.append(f"task {task.id} on {agent.id}: GPU {index} is not the agent's")
+            elif index in held[agent.id]:
+                errors.append(f"task {task.id} on {agent.id}: GPU {index} already held")
+            held[agent.id].add(index)
     return errors
 
 

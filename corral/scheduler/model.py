@@ -122,6 +122,14 @@ class AgentSnapshot:
     volume_roots: tuple[str, ...] = ()  # host paths under which it mounts volumes
     privileged: bool = False  # whether it runs privileged containers
     ports_used: frozenset[int] = frozenset()  # fixed host ports its placed tasks already hold
+    # The indices of its GPUs, ``total.gpus`` of them; () stands for 0..total.gpus-1.
+    devices: tuple[int, ...] = ()
+    devices_used: frozenset[int] = frozenset()  # GPU indices its placed tasks already hold
+
+    @property
+    def gpu_indices(self) -> tuple[int, ...]:
+        """The indices of its GPUs: ``devices``, or 0..total.gpus-1 when not given."""
+        return self.devices or tuple(range(self.total.gpus))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +142,7 @@ class PlacedTask:
     owner: str
     resources: Resources
     priority: int = 0  # only strictly higher-priority work may preempt it
+    devices: tuple[int, ...] = ()  # the GPU indices it holds on its agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +183,15 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Put task ``task_id`` on agent ``agent_id``."""
+    """Put task ``task_id`` on agent ``agent_id``, giving it the GPUs of ``devices``.
+
+    ``devices`` holds as many of the agent's GPU indices as the task asked for, ascending; no
+    other task has them until this one ends.
+    """
 
     task_id: str
     agent_id: str
+    devices: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

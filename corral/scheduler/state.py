@@ -3,6 +3,8 @@
 Built from the snapshot when ``plan()`` starts and changed only by its methods, so every stage
 reads one consistent picture. While tasks are being placed, free resources only shrink, and
 counts and the host ports held on each agent only grow; the planner's shortcuts rely on that.
+GPUs are handed out by index: a placement takes the lowest free indices of its agent, as many as
+the task asks for, and no later placement of the plan gets them.
 Two stages break the rule, and say so: a gang the permit stage turns down is rolled back
 (:meth:`PlanState.rollback`), and the preempt stage frees its victims' room (:meth:`evict`).
 """
@@ -10,7 +12,7 @@ Two stages break the rule, and say so: a gang the permit stage turns down is rol
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from corral.scheduler.feasibility import field_value
 from corral.scheduler.model import (
@@ -34,7 +36,24 @@ class AgentState:
     agent: AgentSnapshot
     free: Resources
     ports: frozenset[int]  # fixed host ports held here: the snapshot's, then this plan's tasks'
+    devices: tuple[int, ...]  # the GPU indices still free here, ascending
     version: int = 0  # bumped on every placement here: lets cached scores be recognised as stale
+
+
+def _agent_state(rank: int, agent: AgentSnapshot) -> AgentState:
+    """An agent as the plan starts: what is free, the host ports and GPU indices it holds.
+
+    Its free GPUs are never counted above its free indices, so a placement always gets as many
+    indices as it asked for, even from a snapshot whose counts and indices disagree.
+    """
+    indices = agent.gpu_indices
+    if len(indices) != agent.total.gpus or len(set(indices)) != len(indices):
+        raise ValueError(f"agent {agent.id!r}: GPU indices {indices} for {agent.total.gpus} GPUs")
+    devices = tuple(sorted(set(indices) - agent.devices_used))
+    free = agent.total - agent.used
+    if free.gpus > len(devices):
+        free = replace(free, gpus=len(devices))
+    return AgentState(rank, agent, free, agent.ports_used, devices)
 
 
 def tracked_fields(pending: Iterable[TaskRequest]) -> dict[str, tuple[str, ...]]:
@@ -58,9 +77,7 @@ class PlanState:
         for before, after in zip(ordered, ordered[1:], strict=False):
             if before.id == after.id:
                 raise ValueError(f"agent id {after.id!r} appears twice in the snapshot")
-        self.agents = [
-            AgentState(i, a, a.total - a.used, a.ports_used) for i, a in enumerate(ordered)
-        ]
+        self.agents = [_agent_state(i, a) for i, a in enumerate(ordered)]
         self.rank_of = {a.id: i for i, a in enumerate(ordered)}
         self.capacity = sum((a.total for a in ordered), NOTHING)
         self.quotas = snapshot.quotas
@@ -75,8 +92,9 @@ class PlanState:
         self.placed_in_group: dict[str, int] = {}  # placements this plan made, per group
         self.changed: list[int] = []  # rank of the agent of each placement, in order
         self.placements: list[Placement] = []
-        # While a gang is tried: (task, rank, the agent's host ports before it), to roll back.
-        self._journal: list[tuple[TaskRequest, int, frozenset[int]]] | None = None
+        # While a gang is tried: (task, rank, the agent's host ports and free GPUs before it),
+        # to roll back.
+        self._journal: list[tuple[TaskRequest, int, frozenset[int], tuple[int, ...]]] | None = None
         for task in snapshot.placed:
             self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
             rank = self.rank_of.get(task.agent_id)
@@ -91,22 +109,28 @@ class PlanState:
 
     def place(self, task: TaskRequest, rank: int) -> None:
         """Record that ``task`` goes on the agent of ``rank``; the caller checked feasibility."""
+        state = self.agents[rank]
         if self._journal is not None:
-            self._journal.append((task, rank, self.agents[rank].ports))
-        self.hold(task, rank)
-        self.placements.append(Placement(task.id, self.agents[rank].agent.id))
+            self._journal.append((task, rank, state.ports, state.devices))
+        devices = self.hold(task, rank)
+        self.placements.append(Placement(task.id, state.agent.id, devices))
 
-    def hold(self, task: TaskRequest, rank: int) -> None:
-        """Take ``task``'s room on the agent of ``rank`` without placing it (yet)."""
+    def hold(self, task: TaskRequest, rank: int) -> tuple[int, ...]:
+        """Take ``task``'s room on the agent of ``rank`` without placing it (yet); the GPU
+        indices it takes there."""
         state = self.agents[rank]
         state.free = state.free - task.resources
         if task.host_ports:
             state.ports = state.ports.union(task.host_ports)
+        taken: tuple[int, ...] = ()
+        if n := task.resources.gpus:
+            taken, state.devices = state.devices[:n], state.devices[n:]
         state.version += 1  # as _changed(rank), inline: this runs once per placement
         self.changed.append(rank)
         self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
         self.placed_in_group[task.group] = self.placed_in_group.get(task.group, 0) + 1
         self._count(task.group, state.agent, +1)
+        return taken
 
     def begin(self) -> None:
         """Start recording placements, so that :meth:`rollback` can take them back."""
@@ -119,27 +143,33 @@ class PlanState:
     def rollback(self) -> list[int]:
         """Take back the placements made since :meth:`begin`; the ranks whose room came back.
 
-        Undone newest first, so each agent gets back exactly the host ports it had.
+        Undone newest first, so each agent gets back exactly the host ports and GPUs it had.
         """
         journal, self._journal = self._journal or [], None
-        for task, rank, ports in reversed(journal):
+        for task, rank, ports, devices in reversed(journal):
             state = self.agents[rank]
             state.free = state.free + task.resources
-            state.ports = ports
+            state.ports, state.devices = ports, devices
             self._changed(rank)
             self.usage[task.owner] = self.usage[task.owner] - task.resources
             self.placed_in_group[task.group] -= 1
             self._count(task.group, state.agent, -1)
             self.placements.pop()
-        return sorted({rank for _, rank, _ in journal})
+        return sorted({entry[1] for entry in journal})
 
     def evict(self, task: PlacedTask, rank: int) -> None:
         """Give back the room of placed task ``task`` on the agent of ``rank`` (a preemption).
 
-        Its host ports stay held: the snapshot does not say which of the agent's they are.
+        Its host ports stay held: the snapshot does not say which of the agent's they are. Its
+        GPU indices come back; free GPUs never count more than the free indices.
         """
         state = self.agents[rank]
-        state.free = state.free + task.resources
+        if task.devices:
+            state.devices = tuple(sorted({*state.devices, *task.devices}))
+        free = state.free + task.resources
+        state.free = (
+            free if free.gpus <= len(state.devices) else replace(free, gpus=len(state.devices))
+        )
         self._changed(rank)
         self.usage[task.owner] = self.usage[task.owner] - task.resources
         self._count(task.group, state.agent, -1)

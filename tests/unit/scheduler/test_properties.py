@@ -2,7 +2,8 @@
 
 For any snapshot and pending work: no agent is over-committed; LIKE, UNLIKE, CLUSTER, UNIQUE and
 MAX_PER hold over the final placement set; no agent gives one host port to two tasks, nor one it
-had in use; quotas hold; no task is placed twice; each pending task is placed or has a reason; a
+had in use; each placement gets the GPU indices it asked for, of its agent, none given twice nor
+already held; quotas hold; no task is placed twice; each pending task is placed or has a reason; a
 gang is placed whole or not at all; preemptions name only placed tasks of lower priority, each
 once, and over-commit no agent once their victims stopped (all via ``check_plan``). ``plan``
 decides exactly as the exhaustive reference (which also covers GROUP_BY), for the same reasons,
@@ -46,6 +47,7 @@ Work = tuple[Snapshot, list[TaskRequest]]
 # Each draw picks a whole combination from a list built once: hypothesis spends far more time
 # per draw than the planner spends per plan, so few draws keep 200 examples quick.
 SIZES = [Resources(c, m) for c in (0, 250, 500, 1000, 2000) for m in (0, 128, 1024)]
+SIZES += [Resources(c, 128, 0, g) for c in (250, 1000) for g in (1, 2)]
 AGENT = st.sampled_from(
     list(
         product(
@@ -60,8 +62,10 @@ AGENT = st.sampled_from(
 )
 # Few distinct ports, so that tasks contend for them and agents already hold them.
 PORT_SETS = ((), (), (80,), (8080,), (80, 8080), (8080, 8080))  # the last: tcp and udp
+# GPUs: how many, their indices if named, and those a running task already holds.
+GPU_SETS = ((0, (), ()), (0, (), ()), (1, (), ()), (1, (), (0,)), (2, (), ()), (2, (1, 3), (3,)))
 GPUS_SCHEDULABLE_PORTS = st.sampled_from(
-    [(g, s > 0, p) for g in (0, 1) for s in range(10) for p in PORT_SETS]
+    [(g, s > 0, p) for g in GPU_SETS for s in range(10) for p in PORT_SETS]
 )
 VALUES: dict[Operator, tuple[str | None, ...]] = {
     Operator.LIKE: ("a", "a|b", "[bc]", ".*", "h[12]", "agent-1"),
@@ -101,16 +105,18 @@ QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
 @st.composite
 def agents(draw: st.DrawFn, index: int) -> AgentSnapshot:
     cpus, mem, rack, host, drivers, busy = draw(AGENT)
-    gpus, schedulable, ports_used = draw(GPUS_SCHEDULABLE_PORTS)
+    (gpus, devices, held), schedulable, ports_used = draw(GPUS_SCHEDULABLE_PORTS)
     return AgentSnapshot(
         id=f"agent-{index}",
         hostname=host,
         total=Resources(cpus, mem, 0, gpus),
-        used=Resources(int(cpus * busy), int(mem * busy)),
+        used=Resources(int(cpus * busy), int(mem * busy), 0, len(held)),
         attributes={} if rack is None else {"rack": rack},
         drivers=frozenset(drivers),
         schedulable=schedulable,
         ports_used=frozenset(ports_used),
+        devices=devices,
+        devices_used=frozenset(held),
     )
 
 
@@ -215,8 +221,47 @@ def _hold(
     return tuple(agents[a.id] for a in cluster), placed
 
 
-# Either kind of input: a mixed cluster, or one contended by work of several priorities.
-CASES = st.one_of(work(), contended())
+GPU_AGENT = st.sampled_from(
+    [(g, held) for g in range(1, 5) for held in ((), (0,), (g - 1,), tuple(range(g)))]
+)
+GPU_TASK = st.sampled_from(list(product(range(3), range(3), (0, 1, 1, 2))))  # group, prio, gpus
+
+
+@st.composite
+def gpu_contended(draw: st.DrawFn) -> Work:
+    """Few GPUs, partly held, and more GPU tasks than they take: where indices are scarce."""
+    cluster = []
+    for i in range(draw(st.integers(1, 3))):
+        gpus, held = draw(GPU_AGENT)
+        cluster.append(
+            AgentSnapshot(
+                f"agent-{i}",
+                f"h{i}",
+                Resources(8000, 8192, 0, gpus),
+                Resources(0, 0, 0, len(held)),
+                devices=tuple(range(10 * i, 10 * i + gpus)) if i == 2 else (),  # named ones
+                devices_used=frozenset(held if i != 2 else (10 * i + h for h in held)),
+            )
+        )
+    pending = [
+        TaskRequest(
+            f"gpu-{i}",
+            f"g{group}",
+            Resources(500, 128, 0, gpus),
+            priority=priority,
+            order=i,
+            gang=f"g{group}" if group == 2 else None,
+        )
+        for i, (group, priority, gpus) in enumerate(
+            draw(st.lists(GPU_TASK, min_size=1, max_size=8))
+        )
+    ]
+    return Snapshot(tuple(cluster), preemption=draw(st.booleans())), pending
+
+
+# Any kind of input: a mixed cluster, one contended by work of several priorities, or one short
+# of GPUs.
+CASES = st.one_of(work(), contended(), gpu_contended())
 
 
 @SETTINGS
@@ -237,6 +282,20 @@ def test_no_agent_gets_a_fixed_host_port_twice_nor_one_already_in_use(case: Work
         wanted = set(tasks[p.task_id].host_ports)
         assert wanted.isdisjoint(held[p.agent_id]), (p, agents[p.agent_id].ports_used)
         held[p.agent_id] |= wanted
+
+
+@SETTINGS
+@given(CASES)
+def test_no_gpu_index_is_given_twice_nor_one_already_held(case: Work) -> None:
+    snapshot, pending = case
+    agents = {a.id: a for a in snapshot.agents}
+    tasks = {t.id: t for t in pending}
+    held = {a.id: set(a.devices_used) for a in snapshot.agents}
+    for p in plan(snapshot, pending).placements:
+        assert len(p.devices) == tasks[p.task_id].resources.gpus, p
+        assert set(p.devices) <= set(agents[p.agent_id].gpu_indices), p
+        assert held[p.agent_id].isdisjoint(p.devices), (p, held[p.agent_id])
+        held[p.agent_id] |= set(p.devices)
 
 
 @SETTINGS
