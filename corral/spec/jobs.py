@@ -17,6 +17,8 @@ from corral.spec.sweeps import array_bound, sweep_size
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TASKS_PER_RUN = 100_000
+MAX_GANG_NODES = 10_000
+MAX_TASKS_PER_NODE = 1024
 
 Name = Annotated[
     str,
@@ -224,6 +226,21 @@ class JobSpec(BaseModel):
     soft_error: bool = Field(
         False, description="A failed run does not count against the job (Chronos' softError)."
     )
+    nodes: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_GANG_NODES,
+        description="Run as a gang (an MPI job) on this many distinct agents: every rank is "
+        "placed and started together, or none is; one rank failing stops and retries them all.",
+    )
+    tasks_per_node: int | None = Field(
+        None, ge=1, le=MAX_TASKS_PER_NODE, description="Ranks of a gang on each node (default 1)."
+    )
+    every_rank: bool = Field(
+        False,
+        description="A gang runs the command on every rank (as srun does); by default rank 0 "
+        "runs it (mpirun) and the other ranks wait for mpirun to start its daemons in them.",
+    )
 
     @field_validator("array")
     @classmethod
@@ -281,9 +298,26 @@ class JobSpec(BaseModel):
             raise ValueError("a job cannot be its own parent")
         return self
 
+    @property
+    def gang_size(self) -> int | None:
+        """Ranks of a gang job (nodes × tasks per node); None for other jobs."""
+        return None if self.nodes is None else self.nodes * (self.tasks_per_node or 1)
+
+    @model_validator(mode="after")
+    def _gang_valid(self) -> JobSpec:
+        if self.nodes is None:
+            if self.tasks_per_node is not None:
+                raise ValueError("tasks_per_node: needs 'nodes' (a gang job)")
+            if self.every_rank:
+                raise ValueError("every_rank: needs 'nodes' (a gang job)")
+        elif self.array is not None or self.params:
+            field = "array" if self.array is not None else "params"
+            raise ValueError(f"{field}: a gang job (nodes) runs one gang per run, not an array")
+        return self
+
     @model_validator(mode="after")
     def _size_bounded(self) -> JobSpec:
-        n = sweep_size(self.array, self.params)
+        n = self.gang_size or sweep_size(self.array, self.params)
         if n > MAX_TASKS_PER_RUN:
             raise ValueError(f"{n} tasks per run is over the limit of {MAX_TASKS_PER_RUN}")
         if limits.admitting():
