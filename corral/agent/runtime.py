@@ -33,6 +33,7 @@ from corral.spec.protocol import (
     Ack,
     AgentResources,
     FileList,
+    GpuDevice,
     Heartbeat,
     Hello,
     Kill,
@@ -72,6 +73,7 @@ class AgentConfig:
     keep_containers: bool = False
     keep_sandboxes: float = 7 * 24 * 3600.0  # seconds a finished task's sandbox is kept
     max_output: int = 1024 * 1024 * 1024  # bytes of stdout + stderr a task may write
+    gpus: list[GpuDevice] = field(default_factory=list)  # as many as resources.gpus counts
 
     @property
     def volume_roots(self) -> list[str]:
@@ -242,6 +244,7 @@ class Agent:
             version=__version__,
             volume_roots=self.config.volume_roots,
             allow_privileged=self.config.allow_privileged,
+            gpus=self.config.gpus,
         )
 
     async def _heartbeats(self, ws: ClientConnection) -> None:

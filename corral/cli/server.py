@@ -24,6 +24,14 @@ AllowVolumeOption = Annotated[
 AllowPrivilegedOption = Annotated[
     bool, typer.Option("--allow-privileged", help="Admin only: run privileged containers.")
 ]
+GpusOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Offer N GPUs declared by hand (indices 0..N-1; 0: none) "
+        "[default: the NVIDIA GPUs NVML finds].",
+    ),
+]
 MaxOutputOption = Annotated[
     int,
     typer.Option(
@@ -80,6 +88,7 @@ def up(
     ] = False,
     cpus: Annotated[float | None, typer.Option(help="CPUs the local agent offers.")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
+    gpus: GpusOption = None,
     allow_volume: AllowVolumeOption = None,
     allow_privileged: AllowPrivilegedOption = False,
     max_output: MaxOutputOption = 1024,
@@ -91,8 +100,7 @@ def up(
         data or default_data_dir(),
         port,
         no_auth,
-        cpus,
-        mem,
+        (cpus, mem, gpus),
         _allowed_paths(allow_volume),
         allow_privileged,
         max_output * 2**20,
@@ -133,6 +141,7 @@ def agent(
     cpus: Annotated[float | None, typer.Option(help="CPUs to offer [default: all].")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB of memory to offer [default: all].")] = None,
     disk: Annotated[int | None, typer.Option(help="MiB of disk to offer [default: free].")] = None,
+    gpus: GpusOption = None,
     attr: Annotated[
         list[str] | None, typer.Option(help="Attribute key=value (repeatable).")
     ] = None,
@@ -161,7 +170,7 @@ def agent(
     serving.agent(
         master_url,
         token,
-        (cpus, mem, disk),
+        (cpus, mem, disk, gpus),
         data,
         hostname,
         _parse_attrs(attr or []),

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from corral.agent import datadir
+from corral.agent import datadir, gpus
 from corral.agent.executors.base import Executor
 from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
@@ -87,21 +87,25 @@ def up(
     data_dir: Path,
     port: int,
     no_auth: bool,
-    cpus: float | None,
-    mem: int | None,
+    offer: tuple[float | None, int | None, int | None],
     allowed_volumes: list[str],
     allow_privileged: bool,
     max_output: int,
 ) -> None:
-    """``corral up``: a master and a local agent in this process, state in ``data_dir``."""
+    """``corral up``: a master and a local agent in this process, state in ``data_dir``; the
+    agent offers ``offer``'s cpus, mem and GPUs (None: what the node has)."""
     claim(data_dir / "agent")
+    cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
     store = Store.in_dir(data_dir)
     store.migrate()
     master = Master(store)
     token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
     res = host_resources(data_dir / "agent")
-    res = AgentResources(cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk)
+    devices = gpus.offered(declared)
+    res = AgentResources(
+        cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk, gpus=len(devices)
+    )
     agent = AgentConfig(
         url,
         token,
@@ -111,6 +115,7 @@ def up(
         allowed_volumes=allowed_volumes,
         allow_privileged=allow_privileged,
         max_output=max_output,
+        gpus=devices,
     )
     write_config(data_dir / "client.json", url, token)
     write_config(user_config_path(), url, token)
@@ -139,7 +144,7 @@ def master(
 def agent(
     master_url: str,
     token: str | None,
-    offer: tuple[float | None, int | None, int | None],
+    offer: tuple[float | None, int | None, int | None, int | None],
     data: Path,
     hostname: str | None,
     attributes: dict[str, str],
@@ -150,13 +155,17 @@ def agent(
     keep_sandboxes: float,
     max_output: int,
 ) -> None:
-    """``corral agent``: offer this node's cpus, mem and disk (``offer``; None: all of it) to
-    the master and run its tasks."""
+    """``corral agent``: offer this node's cpus, mem, disk and GPUs (``offer``; None: all of
+    it, the GPUs NVML finds) to the master and run its tasks."""
     claim(data)
-    cpus, mem, disk = offer
+    cpus, mem, disk, declared = offer
     res = host_resources(data)
+    devices = gpus.offered(declared)
     res = AgentResources(
-        cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk if disk is None else disk
+        cpus=cpus or res.cpus,
+        mem=mem or res.mem,
+        disk=res.disk if disk is None else disk,
+        gpus=len(devices),
     )
     config = AgentConfig(
         master_url,
@@ -171,6 +180,7 @@ def agent(
         keep_containers=keep_containers,
         keep_sandboxes=keep_sandboxes,
         max_output=max_output,
+        gpus=devices,
     )
     asyncio.run(_run_agent(config))
 

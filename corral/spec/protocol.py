@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from corral.spec.docker import DockerSpec
 from corral.spec.services import HealthCheckSpec, HealthCheckStatus
@@ -24,12 +24,30 @@ MAX_READ = 4 * 1024 * 1024
 
 
 class AgentResources(BaseModel):
-    """What an agent offers: cpus as a number, mem and disk in MiB."""
+    """What an agent offers: cpus as a number, mem and disk in MiB, how many GPUs."""
 
     cpus: float = Field(gt=0)
     mem: int = Field(gt=0)
     disk: int = Field(ge=0)
     gpus: int = Field(0, ge=0)
+
+
+# The model of GPUs declared by hand (``corral agent --gpus N``) rather than found through NVML.
+DECLARED_GPU = "declared"
+
+
+class GpuDevice(BaseModel):
+    """One GPU of an agent. ``index`` is NVML's (nvidia-smi's) index: what a task is given in
+    ``CUDA_VISIBLE_DEVICES`` and Docker in ``DeviceIDs``."""
+
+    index: int = Field(ge=0)
+    model: str = DECLARED_GPU
+    memory: int = Field(0, ge=0, description="MiB; 0 when not known (declared by hand).")
+
+
+def declared_gpus(count: int) -> list[GpuDevice]:
+    """``count`` GPUs declared by hand: indices 0..count-1, model "declared"."""
+    return [GpuDevice(index=i) for i in range(count)]
 
 
 class StatusUpdate(BaseModel):
@@ -82,6 +100,9 @@ class TaskLaunch(BaseModel):
     docker: DockerSpec | None = None
     ports: list[HostPort] = Field(default_factory=list)  # not for BRIDGE containers
     health_checks: list[HealthCheckSpec] = Field(default_factory=list)
+    gpus: int = Field(0, ge=0)  # how many GPUs it asks for
+    # The indices of the GPUs it was given on its agent, exclusively: set when it is placed.
+    gpu_devices: list[int] = Field(default_factory=list)
 
     def fixed_host_ports(self) -> tuple[int, ...]:
         """The host ports the task needs exactly (the scheduler places it only where they are
@@ -111,6 +132,20 @@ class Hello(BaseModel):
         default_factory=list, description="Host paths under which it mounts volumes."
     )
     allow_privileged: bool = False
+    gpus: list[GpuDevice] = Field(
+        default_factory=list, description="Its GPUs; as many as resources.gpus counts."
+    )
+
+    @model_validator(mode="after")
+    def _gpus_counted(self) -> Hello:
+        # An agent that counts GPUs without listing them has them as declared ones.
+        if not self.gpus:
+            self.gpus = declared_gpus(self.resources.gpus)
+        if len(self.gpus) != self.resources.gpus:
+            raise ValueError(f"resources.gpus is {self.resources.gpus}, {len(self.gpus)} listed")
+        if len({g.index for g in self.gpus}) != len(self.gpus):
+            raise ValueError("a GPU index is listed twice")
+        return self
 
 
 class Heartbeat(BaseModel):

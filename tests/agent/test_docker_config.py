@@ -131,6 +131,23 @@ def test_host_networking_publishes_nothing_and_port0_is_the_host_port() -> None:
     assert "PORT0=31007" in config["Env"]
 
 
+def test_the_gpus_given_become_a_device_request_of_nvidia_for_exactly_those_indices() -> None:
+    body = config_of(launch(spec(), gpus=2, gpu_devices=[1, 3]))
+    assert body["HostConfig"]["DeviceRequests"] == [
+        {"Driver": "nvidia", "Count": 0, "DeviceIDs": ["1", "3"], "Capabilities": [["gpu"]]}
+    ]
+    env = dict(item.split("=", 1) for item in body["Env"])
+    # Host indices, for the record; inside, the runtime numbers the container's GPUs from 0.
+    assert env["CORRAL_GPUS"] == "1,3"
+    assert "CUDA_VISIBLE_DEVICES" not in env
+
+
+def test_a_container_given_no_gpu_requests_none() -> None:
+    body = config_of(launch(spec()))
+    assert "DeviceRequests" not in body["HostConfig"]
+    assert "CORRAL_GPUS" not in dict(item.split("=", 1) for item in body["Env"])
+
+
 def test_user_and_workdir_are_passed_and_a_relative_workdir_is_in_the_sandbox() -> None:
     config = config_of(launch(spec(user="nobody"), workdir="work/dir"))
     assert config["User"] == "nobody"

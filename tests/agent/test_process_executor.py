@@ -211,6 +211,20 @@ def test_the_task_gets_its_env_and_the_sandbox_but_not_the_agents_other_variable
     assert (dirs.sandbox / "stdout").read_text() == f"hello there|{sandbox}|{sandbox}|"
 
 
+def test_a_task_given_gpus_sees_exactly_those_in_cuda_visible_devices(dirs: TaskDirs) -> None:
+    script = 'printf "%s|%s|%s" "$CUDA_VISIBLE_DEVICES" "$CORRAL_GPUS" "$CUDA_DEVICE_ORDER"'
+    # The task's own value loses: the GPUs are the agent's to hand out.
+    env = {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    run(run_task(ProcessExecutor(), dirs, shell=script, gpus=2, gpu_devices=[1, 3], env=env))
+    assert (dirs.sandbox / "stdout").read_text() == "1,3|1,3|PCI_BUS_ID"
+
+
+def test_a_task_given_no_gpu_gets_no_gpu_variables(dirs: TaskDirs) -> None:
+    script = 'printf "%s|%s" "${CUDA_VISIBLE_DEVICES-unset}" "${CORRAL_GPUS-unset}"'
+    run(run_task(ProcessExecutor(), dirs, shell=script))
+    assert (dirs.sandbox / "stdout").read_text() == "unset|unset"
+
+
 def test_waiting_twice_gives_the_same_answer(dirs: TaskDirs) -> None:
     async def scenario() -> tuple[TaskExit, TaskExit]:
         handle = await ProcessExecutor().start(task(shell="exit 4"), dirs)

@@ -15,6 +15,7 @@ from typing import Any
 
 from corral.agent.executors.base import LaunchError, TaskExit
 from corral.agent.executors.process import describe_exit, shell_status, signal_name
+from corral.agent.gpus import gpu_env
 from corral.agent.ports import from_mappings, port_env
 from corral.spec.docker import DockerSpec, Parameter
 from corral.spec.protocol import HostPort, TaskLaunch
@@ -118,8 +119,25 @@ def task_env(
         **launch.env,
     }
     env.update(port_env(host_ports_wanted(launch, spec), host_ports))
+    # Inside the container the runtime numbers its GPUs from 0: CUDA needs no indices of ours.
+    env.update(gpu_env(launch, cuda=False))
     env.update(HOST=hostname, MESOS_SANDBOX=SANDBOX_MOUNT, CORRAL_SANDBOX=SANDBOX_MOUNT)
     return env
+
+
+def device_requests(launch: TaskLaunch) -> list[JSON]:
+    """``HostConfig.DeviceRequests`` for the GPUs given to the task (``docker run --gpus
+    '"device=0,1"'``): NVIDIA's runtime hands exactly those to the container."""
+    if not launch.gpu_devices:
+        return []
+    return [
+        {
+            "Driver": "nvidia",
+            "Count": 0,  # the devices are named: no count
+            "DeviceIDs": [str(i) for i in launch.gpu_devices],
+            "Capabilities": [["gpu"]],
+        }
+    ]
 
 
 def command_fields(launch: TaskLaunch, spec: DockerSpec) -> JSON:
@@ -306,6 +324,8 @@ def container_config(
     if spec.user is not None:
         config["User"] = spec.user
     apply_parameters(spec.parameters, config, host_config)
+    if requests := device_requests(launch):
+        host_config["DeviceRequests"] = requests  # set last: the scheduler's grant, not an option
     # Set last: the agent finds its containers by these, so a task's labels cannot change them.
     config["Labels"].update({TASK_ID_LABEL: launch.task_id, AGENT_ID_LABEL: agent_id})
     config["HostConfig"] = host_config

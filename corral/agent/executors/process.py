@@ -26,6 +26,7 @@ from corral.agent import sandbox
 from corral.agent.cgroups import Cgroups, TaskCgroup
 from corral.agent.commands import run_shell
 from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
+from corral.agent.gpus import gpu_env
 from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
@@ -454,6 +455,7 @@ class ProcessExecutor:
     def _env(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> dict[str, str]:
         """The task's environment; the ports are the agent's facts, so they come last."""
         env = sandbox.task_env(launch, dirs.sandbox, self._agent_env)
+        env.update(gpu_env(launch, cuda=True))
         if len(host_ports) == len(launch.ports):  # else a recovered task's record is damaged
             env.update(port_env(launch.ports, host_ports))
         return env
