@@ -160,11 +160,14 @@ class Harness:
         order: int | None = None,
         host_ports: Iterable[int] = (),
         gang: str | None = None,
+        gang_node: int | None = None,
+        gang_size: int = 0,
     ) -> TaskRequest:
         """Add a pending task; ``order`` defaults to the order tasks were added in.
 
         ``host_ports``: the exact host ports it needs (a required service port, a fixed
-        docker ``hostPort``). ``gang``: the all-or-nothing group it belongs to.
+        docker ``hostPort``). ``gang``: the all-or-nothing group it belongs to; ``gang_node``
+        its node in a gang of nodes, ``gang_size`` the gang's members in all.
         """
         task = TaskRequest(
             id=id,
@@ -178,6 +181,8 @@ class Harness:
             order=len(self.pending) if order is None else order,
             host_ports=tuple(host_ports),
             gang=gang,
+            gang_node=gang_node,
+            gang_size=gang_size,
         )
         self.pending.append(task)
         return task
@@ -197,8 +202,13 @@ class Harness:
         priority: int = 0,
         host_ports: Iterable[int] = (),
         gang: str | None = None,
+        tasks_per_node: int | None = None,
     ) -> list[TaskRequest]:
-        """Add ``n`` alike tasks of one group, named ``<group>-0``, ``<group>-1``…"""
+        """Add ``n`` alike tasks of one group, named ``<group>-0``, ``<group>-1``…
+
+        With ``tasks_per_node`` (and ``gang``) they are a gang of nodes: task ``i`` is on node
+        ``i // tasks_per_node``.
+        """
         ports = tuple(host_ports)
         return [
             self.add_task(
@@ -214,6 +224,8 @@ class Harness:
                 priority=priority,
                 host_ports=ports,
                 gang=gang,
+                gang_node=None if tasks_per_node is None else i // tasks_per_node,
+                gang_size=0 if tasks_per_node is None else n,
             )
             for i in range(n)
         ]

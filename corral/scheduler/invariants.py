@@ -190,11 +190,33 @@ def _gang_errors(pending: Sequence[TaskRequest], result: Plan) -> list[str]:
     for task in pending:
         if task.gang is not None:
             gangs.setdefault(task.gang, []).append(task.id in placed)
-    return [
+    errors = [
         f"gang {gang} placed in part: {sum(members)} of {len(members)}"
         for gang, members in sorted(gangs.items())
         if 0 < sum(members) < len(members)
     ]
+    return errors + _node_errors(pending, result)
+
+
+def _node_errors(pending: Sequence[TaskRequest], result: Plan) -> list[str]:
+    """A gang of nodes has each node's members on one agent, and no agent for two nodes."""
+    where = {p.task_id: p.agent_id for p in result.placements}
+    agents: dict[tuple[str, int], set[str]] = {}
+    for task in pending:
+        if task.gang is not None and task.gang_node is not None and task.id in where:
+            agents.setdefault((task.gang, task.gang_node), set()).add(where[task.id])
+    errors = [
+        f"gang {gang} node {node} spans agents {sorted(on)}"
+        for (gang, node), on in sorted(agents.items())
+        if len(on) > 1
+    ]
+    seen: dict[tuple[str, str], int] = {}
+    for (gang, node), on in sorted(agents.items()):
+        for agent in on:
+            if (gang, agent) in seen:
+                errors.append(f"gang {gang} has nodes {seen[gang, agent]} and {node} on {agent}")
+            seen[gang, agent] = node
+    return errors
 
 
 def _preemption_errors(

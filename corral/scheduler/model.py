@@ -166,6 +166,13 @@ class TaskRequest:
     # All-or-nothing: the pending tasks naming one gang are placed together or none is (an MPI
     # job's ranks). None: placed on its own.
     gang: str | None = None
+    # With ``gang``: the node of the gang this member is on. The members of one node share an
+    # agent, and each node gets an agent of its own (an MPI job's nodes × tasks per node).
+    # None: each member is placed wherever it fits.
+    gang_node: int | None = None
+    # With ``gang``: how many members the whole gang has; while fewer are pending, it waits
+    # whole. 0: the pending members are the whole gang.
+    gang_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

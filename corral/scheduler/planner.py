@@ -8,6 +8,7 @@
 5. state      — record the placement, so the next decision sees it.
 6. permit     — a gang's members are tried together when the first of them comes up; all
                 placed, or all rolled back so that their room goes to the tasks decided after.
+                A gang of nodes takes distinct agents, each with room for a whole node.
 7. preempt    — once every task is decided, if the snapshot allows preemption: for each
                 UNSCHEDULABLE task, the lower-priority placed tasks whose room would let it in.
 
@@ -21,8 +22,8 @@ from collections.abc import Callable, Sequence
 from corral.scheduler.cohorts import Cohort, build_cohorts
 from corral.scheduler.fairshare import FairQueue
 from corral.scheduler.feasibility import check_quota
-from corral.scheduler.model import Plan, Snapshot, Status, TaskRequest
-from corral.scheduler.permit import gangs_of, permit
+from corral.scheduler.model import FITS, Code, Plan, Snapshot, Status, TaskRequest
+from corral.scheduler.permit import gangs_of, incomplete, nodes_status, permit, place_nodes
 from corral.scheduler.preempt import preempt
 from corral.scheduler.selection import (
     explain,
@@ -34,6 +35,7 @@ from corral.scheduler.selection import (
 from corral.scheduler.state import NOTHING, PlanState, tracked_fields
 
 _Decide = Callable[[TaskRequest, Cohort, PlanState], Status | None]
+_NOT_YET = Status(Code.UNSCHEDULABLE)  # a gang of nodes did not fit: explained after rollback
 
 
 def plan(snapshot: Snapshot, pending: Sequence[TaskRequest]) -> Plan:
@@ -96,24 +98,41 @@ class _Pass:
         cohorts, waiting = self.cohorts, self.waiting
         # A member refused before any agent was looked at dooms the gang: try nothing.
         refusal = next(((m.id, waiting[m.id]) for m in members if m.id not in cohorts), None)
+        nodes = refusal is None and members[0].gang_node is not None
         self.state.begin()
+        if refusal is None and (missing := incomplete(gang, members)) is not None:
+            verdict = missing
+        elif nodes:
+            verdict = self._place_nodes(gang, members)
+        else:
+            for member in members:
+                cohort = cohorts.get(member.id)
+                if cohort is not None and refusal is None:
+                    status = self.decide(member, cohort, self.state)
+                    if status is not None:
+                        refusal = (member.id, status)
+            verdict = permit(gang, len(members), refusal)
         for member in members:
-            cohort = cohorts.get(member.id)
-            if cohort is None:
-                continue
-            if refusal is None:
-                status = self.decide(member, cohort, self.state)
-                if status is not None:
-                    refusal = (member.id, status)
-            _finished(cohort)
-        verdict = permit(gang, len(members), refusal)
+            if (cohort := cohorts.get(member.id)) is not None:
+                _finished(cohort)
         if verdict.fits:
             self.state.commit()
             return
         ranks = self.state.rollback()
         revive(dict.fromkeys(cohorts[m.id].shape for m in members if m.id in cohorts), ranks)
+        if nodes and verdict is _NOT_YET:
+            # Said on the plan as it was before the gang: its room counted as free again.
+            verdict = nodes_status(gang, members, cohorts[members[0].id], self.state)
         for member in members:
             waiting[member.id] = verdict
+
+    def _place_nodes(self, gang: str, members: list[TaskRequest]) -> Status:
+        """A gang of nodes: FITS once placed (tentatively); an UNSCHEDULABLE status without a
+        reason when some node found no agent (the caller explains once it rolled back)."""
+        cohort = self.cohorts[members[0].id]
+        if any(self.cohorts[m.id] is not cohort for m in members):
+            return Status(Code.UNRESOLVABLE, f"gang {gang}: its members differ in shape or owner")
+        return FITS if place_nodes(members, cohort, self.state) else _NOT_YET
 
 
 def _finished(cohort: Cohort) -> None:

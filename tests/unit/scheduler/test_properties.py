@@ -4,7 +4,8 @@ For any snapshot and pending work: no agent is over-committed; LIKE, UNLIKE, CLU
 MAX_PER hold over the final placement set; no agent gives one host port to two tasks, nor one it
 had in use; each placement gets the GPU indices it asked for, of its agent, none given twice nor
 already held; quotas hold; no task is placed twice; each pending task is placed or has a reason; a
-gang is placed whole or not at all; preemptions name only placed tasks of lower priority, each
+gang is placed whole or not at all, a gang of nodes with each node on an agent of its own;
+preemptions name only placed tasks of lower priority, each
 once, and over-commit no agent once their victims stopped (all via ``check_plan``). ``plan``
 decides exactly as the exhaustive reference (which also covers GROUP_BY), for the same reasons,
 and preempts the same tasks. And the plan depends on nothing but the input's content: not on
@@ -125,7 +126,10 @@ def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
     """A job or service: tasks alike but for id, priority, order and (sometimes) size."""
     rules, size = draw(RULES), draw(st.sampled_from(SIZES))
     strategy, owner, driver, host_ports = draw(KIND)
-    gang = name if draw(st.integers(0, 2)) == 0 else None  # a third of the groups: all or nothing
+    kind = draw(st.integers(0, 3))  # a quarter all or nothing, a quarter a gang of nodes
+    gang = name if kind < 2 else None
+    per_node = draw(st.integers(1, 3)) if kind == 1 else None
+    members = draw(st.lists(MEMBER, min_size=1, max_size=6))
     return [
         TaskRequest(
             id=f"{name}-{i}",
@@ -139,8 +143,10 @@ def groups(draw: st.DrawFn, name: str, start: int) -> list[TaskRequest]:
             order=start + order,
             host_ports=host_ports,
             gang=gang,
+            gang_node=None if per_node is None else i // per_node,
+            gang_size=len(members) if per_node else 0,
         )
-        for i, (priority, order, other) in enumerate(draw(st.lists(MEMBER, min_size=1, max_size=6)))
+        for i, (priority, order, other) in enumerate(members)
     ]
 
 
