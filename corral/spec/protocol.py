@@ -82,6 +82,38 @@ class HostPort(BaseModel):
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
+class GangMember(BaseModel):
+    """A task's place in a gang (the ranks of an MPI job): its rank and, once the master has
+    placed the gang, the host of every node. Rank ``r`` is on node ``r // tasks_per_node``."""
+
+    gang: str  # the gang's name: "{job}.{run}"
+    rank: int = Field(ge=0)
+    nodes: int = Field(ge=1)
+    tasks_per_node: int = Field(ge=1)
+    every_rank: bool = False  # else rank 0 runs the command and the other ranks wait (mpirun)
+    hosts: list[str] = Field(default_factory=list)  # per node rank; filled in at launch
+
+    @property
+    def node_rank(self) -> int:
+        """The node this rank is on (0 for the ranks of the first node)."""
+        return self.rank // self.tasks_per_node
+
+    @property
+    def local_rank(self) -> int:
+        """This rank's place among the ranks of its node."""
+        return self.rank % self.tasks_per_node
+
+    @property
+    def size(self) -> int:
+        """How many ranks the gang has."""
+        return self.nodes * self.tasks_per_node
+
+    @property
+    def runs_command(self) -> bool:
+        """Whether this rank runs the task's command (else it waits for the gang to end)."""
+        return self.every_rank or self.rank == 0
+
+
 class TaskLaunch(BaseModel):
     """Everything an agent needs to start one task."""
 
@@ -103,6 +135,7 @@ class TaskLaunch(BaseModel):
     gpus: int = Field(0, ge=0)  # how many GPUs it asks for
     # The indices of the GPUs it was given on its agent, exclusively: set when it is placed.
     gpu_devices: list[int] = Field(default_factory=list)
+    gang: GangMember | None = None  # a rank of a gang job
 
     def fixed_host_ports(self) -> tuple[int, ...]:
         """The host ports the task needs exactly (the scheduler places it only where they are
@@ -221,6 +254,9 @@ class Kill(BaseModel):
     task_id: str
     grace: float | None = None
     reason: str = ""
+    # The task's work is done (a waiting rank of a gang whose rank 0 finished): it ends
+    # FINISHED, not KILLED.
+    finish: bool = False
 
 
 class Read(BaseModel):
