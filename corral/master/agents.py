@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 
 from corral.master.dispatch import Dispatcher
+from corral.master.gangs import with_hosts
 from corral.master.policy.effects import Excuse, HangUp, MarkLost
 from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
@@ -212,8 +213,14 @@ class AgentOps:
     # --- messages to agents
 
     async def send_launch(self, agent: AgentRecord, task: LiveTask) -> None:
-        """Tell the agent to start a task."""
-        await self.dispatch.send(agent.id, Launch(task=task.launch).model_dump(mode="json"))
+        """Tell the agent to start a task (a gang's rank with the hosts of the gang's nodes)."""
+        launch = with_hosts(task, self.state.index.of_job(task.job), self.hostname_of)
+        await self.dispatch.send(agent.id, Launch(task=launch).model_dump(mode="json"))
+
+    def hostname_of(self, agent_id: str) -> str | None:
+        """The hostname of a known agent."""
+        agent = self.state.agents.get(agent_id)
+        return None if agent is None else agent.hostname
 
     async def send_kill(
         self, agent: AgentRecord, task_id: str, reason: str, grace: float | None

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier
+from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
 from corral.scheduler import plan
@@ -56,6 +57,7 @@ def snapshot_of(state: ClusterState) -> Snapshot:
 
 def request_of(task: LiveTask) -> TaskRequest:
     """What the core needs to know of a pending task."""
+    gang, gang_node, gang_size = request_fields(task)
     return TaskRequest(
         id=task.id,
         group=task.job,
@@ -69,6 +71,9 @@ def request_of(task: LiveTask) -> TaskRequest:
         host_paths=task.host_paths,
         privileged=task.privileged,
         host_ports=task.host_ports,
+        gang=gang,
+        gang_node=gang_node,
+        gang_size=gang_size,
     )
 
 
@@ -140,20 +145,26 @@ class SchedulingLoop:
     ) -> list[tuple[LiveTask, AgentRecord]]:
         """The placements the state still allows after planning: the task is still pending
         and wanted, its agent still takes work and nothing was added to that agent meanwhile
-        (freed resources only make room)."""
+        (freed resources only make room). A gang goes whole or not at all: one rank that can
+        no longer go holds back the others."""
         before = {a.id: a for a in planned_on.agents}
         placed = []
+        broken: set[str | None] = set()  # gangs with a rank left behind
         for p in placements:
             task = self.state.tasks.get(p.task_id)
             agent = self.state.agents.get(p.agent_id)
             if task is None or task.state is not TaskState.PENDING or task.kill_requested:
-                continue
-            if agent is None or not (agent.connected and agent.state is AgentState.ACTIVE):
-                continue
-            if not agent.used.fits_in(before[agent.id].used):
-                continue
-            placed.append((task, agent))
-        return placed
+                ok = False
+            elif agent is None or not (agent.connected and agent.state is AgentState.ACTIVE):
+                ok = False
+            else:
+                ok = agent.used.fits_in(before[agent.id].used)
+            if ok and task is not None and agent is not None:
+                placed.append((task, agent))
+            elif task is not None:
+                broken.add(gang_key(task))
+        broken.discard(None)
+        return [(t, a) for t, a in placed if gang_key(t) not in broken] if broken else placed
 
     async def run_forever(self) -> None:
         """Plan on every wake-up, and at least every ``tick`` seconds."""

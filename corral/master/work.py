@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from corral.spec.docker import DockerSpec
 from corral.spec.jobs import ConstraintSpec, JobSpec
-from corral.spec.protocol import TaskLaunch
+from corral.spec.protocol import GangMember, TaskLaunch
 from corral.spec.sweeps import Slot, expand, substitute
 from corral.store.rows import Rule, TaskRow
 
@@ -71,12 +71,35 @@ def rules_of(constraints: Sequence[ConstraintSpec]) -> tuple[Rule, ...]:
     return tuple(Rule(c.field, c.operator.value, c.value) for c in constraints)
 
 
+def slots_of(spec: JobSpec) -> Iterator[Slot]:
+    """The slots of a run: its array and sweep, or a gang's ranks (``{index}`` is the rank)."""
+    if spec.gang_size is None:
+        return expand(spec.array, spec.params)
+    return (Slot(rank, rank, {}) for rank in range(spec.gang_size))
+
+
+def gang_member(spec: JobSpec, run: int, rank: int) -> GangMember | None:
+    """A rank's place in the gang of run ``run`` (None for a job that is no gang)."""
+    if spec.nodes is None:
+        return None
+    return GangMember(
+        gang=f"{spec.name}.{run}",
+        rank=rank,
+        nodes=spec.nodes,
+        tasks_per_node=spec.tasks_per_node or 1,
+        every_rank=spec.every_rank,
+    )
+
+
 def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
-    """The task rows of a new run: one PENDING first attempt per slot."""
+    """The task rows of a new run: one PENDING first attempt per slot (per rank of a gang)."""
     rules = rules_of(spec.constraints)
     rows = []
-    for slot in expand(spec.array, spec.params):
+    for slot in slots_of(spec):
         tid = task_id(spec.name, run, slot.slot, 0)
+        launch = launch_for(spec, slot, tid, run)
+        if (member := gang_member(spec, run, slot.slot)) is not None:
+            launch = launch.model_copy(update={"gang": member})
         rows.append(
             TaskRow(
                 id=tid,
@@ -87,7 +110,7 @@ def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
                 attempt=0,
                 owner=owner,
                 priority=spec.priority,
-                launch=launch_for(spec, slot, tid, run),
+                launch=launch,
                 strategy=spec.placement.value,
                 rules=rules,
                 created_at=now,
