@@ -15,12 +15,14 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+CREATED = "type IN ('job_created', 'service_created')"  # events that name a workload's owner
 
 jobs = Table(
     "jobs",
     metadata,
     Column("name", String(100), primary_key=True),
     Column("owner", String(100), nullable=False),
+    Column("owner_group", String(100), nullable=False, default=""),  # the owner's primary group
     Column("spec", JSON, nullable=False),
     Column("runs", Integer, nullable=False, default=0),  # number of the newest run
     Column("created_at", Float, nullable=False),
@@ -93,6 +95,7 @@ services = Table(
     metadata,
     Column("id", String(100), primary_key=True),
     Column("owner", String(100), nullable=False),
+    Column("owner_group", String(100), nullable=False, default=""),  # the owner's primary group
     Column("spec", JSON, nullable=False),  # the desired state now
     Column("version", String(40), nullable=False),  # time of the last change (Marathon version)
     Column("config", Integer, nullable=False),  # number of the configuration new tasks run
@@ -156,6 +159,15 @@ events = Table(
         sqlite_where=text("type = 'run_skipped'"),
         postgresql_where=text("type = 'run_skipped'"),
     ),
+    # Who owned a job or service name when (its creation events name the owner): an event
+    # stream of one user's work reads it, as a name may be deleted and taken by another user.
+    Index(
+        "ix_events_created",
+        "job",
+        "id",
+        sqlite_where=text(CREATED),
+        postgresql_where=text(CREATED),
+    ),
 )
 
 agents = Table(
@@ -175,13 +187,49 @@ agents = Table(
     Column("last_heartbeat", Float),
 )
 
+# Accounts. A user's primary group is also one of their memberships; a workload records the
+# primary group its owner had when it was submitted (``owner_group``), as Slurm records the
+# account of a job.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("primary_group", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("created_at", Float, nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_name", String(100), primary_key=True),
+    Column("user_name", String(100), primary_key=True),
+    Index("ix_group_members_user", "user_name"),
+)
+
 tokens = Table(
     "tokens",
     metadata,
-    Column("hash", String(64), primary_key=True),  # sha256 of the token: tokens are random
+    # sha256 of the token: tokens are 256 random bits, so a fast unkeyed hash cannot be
+    # reversed or searched (see corral.master.accounts).
+    Column("hash", String(64), primary_key=True),
+    Column("id", String(16), nullable=False),  # names it in lists and revocations
     Column("user", String(100), nullable=False),
-    Column("role", String(16), nullable=False),
+    Column("role", String(16), nullable=False),  # may be narrower than its user's
+    Column("name", String(200), nullable=False, default=""),  # what it is for
     Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),  # to the minute: written at most once a minute
+    Index("ix_tokens_id", "id", unique=True),
+    Index("ix_tokens_user", "user"),
 )
 
 # Who may write: the master holding the newest epoch (a fencing token). Every write transaction

@@ -8,6 +8,7 @@ sees was not stored first.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -251,9 +252,27 @@ class Tx:
         """Record the newest status update applied for an agent."""
         self.conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seq=seq))
 
-    def add_token(self, token: str, user: str, role: str, now: float) -> None:
-        """Store a token (only its hash)."""
-        row = {"hash": hash_token(token), "user": user, "role": role, "created_at": now}
+    def add_token(
+        self,
+        token: str,
+        user: str,
+        role: str,
+        now: float,
+        *,
+        token_id: str | None = None,
+        name: str = "",
+        expires_at: float | None = None,
+    ) -> None:
+        """Store a token (only its hash), named by ``token_id`` (random if not given)."""
+        row = {
+            "hash": hash_token(token),
+            "id": token_id or secrets.token_hex(6),
+            "user": user,
+            "role": role,
+            "name": name,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
         self.conn.execute(insert(tokens).values(**row))
 
 
@@ -439,10 +458,13 @@ class Store:
         job: str | None = None,
         run: int | None = None,
         agent: str | None = None,
+        owner: str | None = None,
         limit: int | None = None,
     ) -> list[RowMapping]:
         """Tasks matching every given filter, in creation order."""
         stmt = select(tasks).order_by(tasks.c.created_at, tasks.c.job, tasks.c.run, tasks.c.slot)
+        if owner is not None:
+            stmt = stmt.where(tasks.c.owner == owner)
         if state is not None:
             stmt = stmt.where(tasks.c.state == state)
         if job is not None:
