@@ -13,7 +13,7 @@ from corral.master.policy.effects import Excuse, HangUp, MarkLost
 from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
-from corral.spec.protocol import Ack, Hello, Kill, Launch, StatusUpdate, Welcome
+from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, Launch, StatusUpdate, Welcome
 from corral.spec.states import AgentState, TaskState
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class AgentOps:
                 cgroups=row["cgroups"],
                 volume_roots=tuple(row["capabilities"].get("volume_roots", ())),
                 privileged=bool(row["capabilities"].get("privileged", False)),
+                gpus=tuple(
+                    GpuDevice.model_validate(g) for g in row["capabilities"].get("gpus", ())
+                ),
                 last_heartbeat=row["last_heartbeat"],
                 silent_since=now,
             )
@@ -103,6 +106,7 @@ class AgentOps:
                 capabilities={
                     "volume_roots": msg.volume_roots,
                     "privileged": msg.allow_privileged,
+                    "gpus": [g.model_dump() for g in msg.gpus],
                 },
                 registered_at=now if agent is None else agent.registered_at,
                 last_heartbeat=now,
@@ -126,6 +130,7 @@ class AgentOps:
             agent.cgroups = msg.cgroups
             agent.volume_roots = tuple(msg.volume_roots)
             agent.privileged = msg.allow_privileged
+            agent.gpus = tuple(msg.gpus)
             agent.last_heartbeat, agent.silent_since = now, self.state.clock.monotonic()
             # A DRAINING agent stays draining across reconnections.
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE

@@ -60,9 +60,10 @@ class Applier:
         kills = self._still_running(ending)
         if not placed and not kills:
             return Outbox()
+        devices = {p.task_id: p.devices for p in plan.placements}  # the GPU indices given
         with self.state.change() as ch:
             if placed:
-                self._place(ch.tx, placed, now)
+                self._place(ch.tx, placed, devices, now)
             for kill in kills:
                 ch.tx.update_task(kill.task.id, kill_requested=True)
                 ch.tx.add_event(
@@ -78,7 +79,7 @@ class Applier:
 
             def remember() -> None:
                 for t, a in placed:
-                    self.state.occupy(t, a)
+                    self.state.occupy(t, a, devices.get(t.id, ()))
                 for kill in kills:
                     kill.task.kill_requested = True
 
@@ -99,8 +100,18 @@ class Applier:
         return kills
 
     @staticmethod
-    def _place(tx: Tx, placed: Sequence[tuple[LiveTask, AgentRecord]], now: float) -> None:
-        tx.place_tasks([{"task_id": t.id, "agent_id": a.id} for t, a in placed])
+    def _place(
+        tx: Tx,
+        placed: Sequence[tuple[LiveTask, AgentRecord]],
+        devices: dict[str, tuple[int, ...]],
+        now: float,
+    ) -> None:
+        tx.place_tasks(
+            [
+                {"task_id": t.id, "agent_id": a.id, "devices": devices.get(t.id, ())}
+                for t, a in placed
+            ]
+        )
         tx.add_events(
             [
                 {
@@ -111,8 +122,13 @@ class Applier:
                     "task_id": t.id,
                     "agent_id": a.id,
                     "state": "STAGING",
-                    "reason": f"placed on {a.hostname}",
+                    "reason": f"placed on {a.hostname}" + _gpus_given(devices.get(t.id, ())),
                 }
                 for t, a in placed
             ]
         )
+
+
+def _gpus_given(devices: tuple[int, ...]) -> str:
+    """`` with GPU 0,1`` for the reason of a placement given GPUs; "" for one given none."""
+    return f" with GPU {','.join(map(str, devices))}" if devices else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy
 from corral.spec.docker import PRIVILEGED_PARAMETERS
-from corral.spec.protocol import TaskLaunch
+from corral.spec.protocol import GpuDevice, TaskLaunch
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, TaskState
 from corral.store.rows import TaskRow
@@ -65,7 +65,9 @@ class LiveTask:
 
     def __post_init__(self) -> None:
         launch = self.row.launch
-        self.resources = resources_of({"cpus": launch.cpus, "mem": launch.mem, "disk": launch.disk})
+        self.resources = resources_of(
+            {"cpus": launch.cpus, "mem": launch.mem, "disk": launch.disk, "gpus": launch.gpus}
+        )
         docker = launch.docker
         self.host_paths = (
             () if docker is None else tuple(sorted({v.host_path for v in docker.volumes}))
@@ -139,8 +141,13 @@ class LiveTask:
 
     @property
     def launch(self) -> TaskLaunch:
-        """The launch message for its agent."""
-        return self.row.launch
+        """The launch message for its agent (with the GPU indices it was given)."""
+        return self.row.launch_message
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        """The GPU indices it holds on its agent (none before it is placed)."""
+        return self.row.devices
 
     @property
     def created_at(self) -> float:
@@ -224,6 +231,7 @@ class AgentRecord:
     cgroups: str = ""
     volume_roots: tuple[str, ...] = ()
     privileged: bool = False
+    gpus: tuple[GpuDevice, ...] = ()  # its GPUs by index, as many as total.gpus counts
     used: Resources = field(default_factory=Resources)
     last_heartbeat: float | None = None  # wall clock, for display
     silent_since: float = 0.0  # monotonic time of the last sign of life

@@ -33,10 +33,15 @@ def snapshot_of(state: ClusterState) -> Snapshot:
     reads them as a set (sums per owner, victims sorted by their own key)."""
     placed: list[PlacedTask] = []
     ports: dict[str, frozenset[int]] = {}
+    devices: dict[str, frozenset[int]] = {}
     for agent_id in state.index.agents():
         tasks = [t for t in state.index.on_agent(agent_id) if t.state.active]
-        placed += [PlacedTask(t.id, t.job, agent_id, t.owner, t.resources) for t in tasks]
+        placed += [
+            PlacedTask(t.id, t.job, agent_id, t.owner, t.resources, devices=t.devices)
+            for t in tasks
+        ]
         ports[agent_id] = frozenset(p for t in tasks for p in t.host_ports)
+        devices[agent_id] = frozenset(d for t in tasks for d in t.devices)
     agents = tuple(
         AgentSnapshot(
             id=a.id,
@@ -49,6 +54,8 @@ def snapshot_of(state: ClusterState) -> Snapshot:
             volume_roots=a.volume_roots,
             privileged=a.privileged,
             ports_used=ports.get(a.id, frozenset()),
+            devices=tuple(g.index for g in a.gpus),
+            devices_used=devices.get(a.id, frozenset()),
         )
         for a in state.agents.values()
     )

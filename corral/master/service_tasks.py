@@ -45,6 +45,7 @@ def _env(spec: ServiceSpec, tid: str, config_version: str) -> dict[str, str]:
         MARATHON_APP_RESOURCE_CPUS=f"{spec.task.cpus:g}",
         MARATHON_APP_RESOURCE_MEM=f"{spec.task.mem:g}",
         MARATHON_APP_RESOURCE_DISK=f"{spec.task.disk:g}",
+        MARATHON_APP_RESOURCE_GPUS=str(spec.task.gpus),
     )
     if spec.task.docker is not None:
         env["MARATHON_APP_DOCKER_IMAGE"] = spec.task.docker.image
@@ -85,6 +86,7 @@ def launch_of(spec: ServiceSpec, tid: str, config_version: str) -> TaskLaunch:
         cpus=t.cpus,
         mem=t.mem,
         disk=t.disk,
+        gpus=t.gpus,
         workdir=t.workdir,
         kill_grace=t.kill_grace,
         driver=t.driver,

@@ -141,10 +141,12 @@ class ClusterState:
         if agent is not None and task.state.active:
             agent.used = agent.used - task.resources
 
-    def occupy(self, task: LiveTask, agent: AgentRecord) -> None:
-        """A PENDING task was placed: it now holds resources on the agent."""
+    def occupy(self, task: LiveTask, agent: AgentRecord, devices: tuple[int, ...] = ()) -> None:
+        """A PENDING task was placed: it now holds resources on the agent, and the GPU indices
+        ``devices`` there."""
         task.state = TaskState.STAGING
         task.agent_id = agent.id
+        task.row = task.row.placed(devices)
         self.index.moved(task)
         task.waiting = ""
         agent.used = agent.used + task.resources

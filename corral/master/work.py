@@ -44,6 +44,7 @@ def launch_for(spec: JobSpec, slot: Slot, tid: str, run: int) -> TaskLaunch:
         cpus=t.cpus,
         mem=t.mem,
         disk=t.disk,
+        gpus=t.gpus,
         workdir=None if t.workdir is None else substitute(t.workdir, slot),
         max_runtime=t.max_runtime,
         kill_grace=t.kill_grace,

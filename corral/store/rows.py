@@ -41,6 +41,20 @@ class TaskRow:
     rules: tuple[Rule, ...] = ()
     created_at: float = 0.0
     not_before: float | None = None  # not placed before (a retry's or a restart's backoff)
+    # The GPU indices it holds on its agent, given when it was placed (stored with its placement,
+    # so a restarted master knows them); () until then, and for a task asking for no GPU.
+    devices: tuple[int, ...] = ()
+
+    def placed(self, devices: tuple[int, ...]) -> TaskRow:
+        """This task as placed with the GPU indices ``devices``."""
+        return replace(self, devices=devices)
+
+    @property
+    def launch_message(self) -> TaskLaunch:
+        """What its agent is sent: the launch, with the GPU indices it was given."""
+        if not self.devices:
+            return self.launch
+        return self.launch.model_copy(update={"gpu_devices": list(self.devices)})
 
     @property
     def host_ports(self) -> tuple[int, ...]:
@@ -72,6 +86,7 @@ class TaskRow:
             "kill_requested": False,
             "created_at": self.created_at,
             "not_before": self.not_before,
+            "devices": list(self.devices) or None,
         }
 
     def next_attempt(self, tid: str, now: float, not_before: float) -> TaskRow:
@@ -85,6 +100,7 @@ class TaskRow:
             launch=launch,
             created_at=now,
             not_before=not_before,
+            devices=(),  # placed anew, wherever it goes
         )
 
     @classmethod
@@ -111,4 +127,5 @@ class TaskRow:
             ),
             created_at=row.get("created_at") or 0.0,
             not_before=row.get("not_before"),
+            devices=tuple(row.get("devices") or ()),
         )

@@ -81,6 +81,7 @@ tasks = Table(
     Column("finished_at", Float),
     Column("not_before", Float),
     Column("ports", JSON),  # host ports the agent gave it
+    Column("devices", JSON),  # the GPU indices it was given on its agent, when placed
     Column("healthy", Boolean),  # the last health check's verdict; None: none yet or no checks
     Column("health", Text),  # the last health check's message
     Index("ix_tasks_job_run", "job", "run"),

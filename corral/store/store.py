@@ -190,14 +190,27 @@ class Tx:
             self.conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
 
     def place_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Mark tasks STAGING on their agents: rows of ``task_id``, ``agent_id``."""
+        """Mark tasks STAGING on their agents: rows of ``task_id``, ``agent_id`` and ``devices``
+        (the GPU indices it was given there)."""
         if rows:
             stmt = (
                 update(tasks)
                 .where(tasks.c.id == bindparam("b_task"))
-                .values(state="STAGING", agent_id=bindparam("b_agent"), reason="")
+                .values(
+                    state="STAGING",
+                    agent_id=bindparam("b_agent"),
+                    reason="",
+                    devices=bindparam("b_devices"),
+                )
             )
-            params = [{"b_task": r["task_id"], "b_agent": r["agent_id"]} for r in rows]
+            params = [
+                {
+                    "b_task": r["task_id"],
+                    "b_agent": r["agent_id"],
+                    "b_devices": list(r.get("devices", ())) or None,
+                }
+                for r in rows
+            ]
             self.conn.execute(stmt, params)
 
     def run_outcome(self, job: str, number: int) -> tuple[dict[str, int], int]:

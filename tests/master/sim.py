@@ -37,11 +37,17 @@ class SimAgent:
     """An agent that records what the master tells it and reports what the test says."""
 
     def __init__(
-        self, sim: Sim, name: str, cpus: float, mem: int, drivers: list[str] | None = None
+        self,
+        sim: Sim,
+        name: str,
+        cpus: float,
+        mem: int,
+        drivers: list[str] | None = None,
+        gpus: int = 0,
     ) -> None:
         self.sim = sim
         self.name = name
-        self.cpus, self.mem = cpus, mem
+        self.cpus, self.mem, self.gpus = cpus, mem, gpus
         self.drivers = drivers or ["process"]
         self.sent: list[dict[str, Any]] = []
         self.seq = itertools.count(1)
@@ -59,7 +65,7 @@ class SimAgent:
         hello = Hello(
             agent_id=self.name,
             hostname=self.name,
-            resources=AgentResources(cpus=self.cpus, mem=self.mem, disk=10_000),
+            resources=AgentResources(cpus=self.cpus, mem=self.mem, disk=10_000, gpus=self.gpus),
             drivers=self.drivers,
             running=running or [],
         )
@@ -102,9 +108,14 @@ class Sim:
         self.agents: dict[str, SimAgent] = {}
 
     async def add_agent(
-        self, name: str, cpus: float = 4, mem: int = 4096, drivers: list[str] | None = None
+        self,
+        name: str,
+        cpus: float = 4,
+        mem: int = 4096,
+        drivers: list[str] | None = None,
+        gpus: int = 0,
     ) -> SimAgent:
-        agent = SimAgent(self, name, cpus, mem, drivers)
+        agent = SimAgent(self, name, cpus, mem, drivers, gpus)
         self.agents[name] = agent
         await agent.connect()
         return agent
