@@ -17,17 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from corral import __version__
-from corral.agent import sandbox, sandbox_files, sandboxes
+from corral.agent import gangs, sandbox, sandbox_files, sandboxes
+from corral.agent.execs import ExecSessions
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
+from corral.agent.executors.docker_config import SANDBOX_MOUNT
 from corral.agent.health import HealthMonitor, HealthReport
 from corral.agent.journal import Journal
 from corral.agent.probes import task_probe
+from corral.agent.rsh import RshRelays
 from corral.clock import Clock, SystemClock
+from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput
 from corral.spec.protocol import (
     AGENT_SHUTDOWN,
     Ack,
@@ -92,6 +96,7 @@ class RunningTask:
     handle: TaskHandle | None = None
     kill_reason: str | None = None  # set when the agent or the master asked it to stop
     failed: bool = False  # it was stopped for breaking a limit: it ends FAILED, not KILLED
+    finish: bool = False  # it was stopped because its work is done: it ends FINISHED
     watcher: asyncio.Task[None] | None = None
     health: HealthMonitor | None = None  # while its health checks run
 
@@ -154,6 +159,8 @@ class Agent:
         self._sent = 0  # highest seq sent on the current connection
         self._flusher: asyncio.Task[None] | None = None
         self._answering: set[asyncio.Task[None]] = set()  # reads being answered
+        self.execs = ExecSessions(self._send_message)  # commands run in tasks for the master
+        self.rsh = RshRelays(self._send_message)  # the remote shells of gang ranks
         self._stopping = False
         self.connected = asyncio.Event()
         self.heartbeat_interval = 1.0
@@ -277,12 +284,26 @@ class Agent:
         elif isinstance(msg, Launch):
             await self.launch(msg.task)
         elif isinstance(msg, Kill):
-            await self.kill(msg.task_id, msg.grace, msg.reason or "killed")
+            await self.kill(msg.task_id, msg.grace, msg.reason or "killed", finish=msg.finish)
+        elif isinstance(msg, ExecOpen):
+            rt = self.tasks.get(msg.task_id)
+            self.execs.open(msg, None if rt is None or rt.kill_reason else rt.handle)
+        elif isinstance(msg, ExecInput):
+            self.execs.input(msg)
+        elif isinstance(msg, ExecCancel):
+            await self.execs.cancel(msg)
+        elif isinstance(msg, ExecOutput):
+            await self.rsh.output(msg)
+        elif isinstance(msg, ExecExit):
+            await self.rsh.exited(msg)
         elif isinstance(msg, Read | ListFiles):
             # Off the channel's reader: a slow disk must not hold up launches and kills.
             answer = asyncio.create_task(self._answer(msg))
             self._answering.add(answer)
             answer.add_done_callback(self._answering.discard)
+
+    async def _send_message(self, message: BaseModel) -> None:
+        await self._send(message.model_dump_json())
 
     async def _answer(self, msg: Read | ListFiles) -> None:
         """Answer a read or a listing: always, with an error if it failed."""
@@ -358,6 +379,8 @@ class Agent:
             return
         # HOST: the node as the cluster names it (Marathon's and Mesos' variable).
         launch = launch.model_copy(update={"env": {"HOST": self.config.hostname, **launch.env}})
+        seen = SANDBOX_MOUNT if launch.driver == "docker" else str(dirs.sandbox)
+        launch = gangs.rank_launch(launch, seen)  # a gang's rank: its place, its hostfile...
         rt = RunningTask(launch, dirs)
         self.tasks[launch.task_id] = rt
         executor = self.executors.get(launch.driver)
@@ -387,6 +410,8 @@ class Agent:
     async def _start(self, rt: RunningTask, executor: Executor) -> None:
         task_id = rt.launch.task_id
         try:
+            if rt.launch.gang is not None:
+                gangs.prepare(rt.launch.gang, rt.dirs.sandbox)
             rt.handle = await executor.start(rt.launch, rt.dirs)
         except Exception as e:
             # Whatever the cause, the task must end with a reason, not stay STARTING for ever.
@@ -400,7 +425,13 @@ class Agent:
             with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
                 sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{self.clock.now()}\n")
             self._check_health(rt, executor)
+            self._answer_rsh(rt)
         await self._watch(rt)
+
+    def _answer_rsh(self, rt: RunningTask) -> None:
+        """Answer the remote shell of a gang's rank (mpirun's, in rank 0)."""
+        if rt.launch.gang is not None:
+            self.rsh.watch(rt.launch.task_id, rt.dirs.sandbox / gangs.CORRAL_DIR)
 
     def _check_health(self, rt: RunningTask, executor: Executor, since: float = 0.0) -> None:
         """Run the task's health checks, if it has any; ``since``: seconds it has been RUNNING."""
@@ -470,18 +501,27 @@ class Agent:
             await rt.health.stop()
         state, reason = ended.state, ended.reason
         if rt.kill_reason is not None and state is TaskState.KILLED:
-            # Why it was killed matters more than how: a broken limit is a failure.
+            # Why it was killed matters more than how: a broken limit is a failure, a task
+            # whose work is done has finished.
             state = TaskState.FAILED if rt.failed else TaskState.KILLED
             reason = f"{rt.kill_reason} ({reason})" if reason else rt.kill_reason
+            if rt.finish:
+                state, reason = TaskState.FINISHED, rt.kill_reason
         self.tasks.pop(rt.launch.task_id, None)
+        await self.execs.end_task(rt.launch.task_id)
+        await self.rsh.unwatch(rt.launch.task_id)
         await self.report(rt.launch.task_id, state, reason, ended.exit_code)
 
-    async def kill(self, task_id: str, grace: float | None, reason: str) -> None:
-        """Stop a task: SIGTERM, then SIGKILL after the grace period. Idempotent."""
+    async def kill(
+        self, task_id: str, grace: float | None, reason: str, *, finish: bool = False
+    ) -> None:
+        """Stop a task: SIGTERM, then SIGKILL after the grace period. Idempotent. With
+        ``finish`` (and no earlier kill) it ends FINISHED: its work is done."""
         rt = self.tasks.get(task_id)
         if rt is None:
             return
-        rt.kill_reason = rt.kill_reason or reason
+        if rt.kill_reason is None:
+            rt.kill_reason, rt.finish = reason, finish
         if rt.health is not None:  # a task on its way out is checked no more
             await rt.health.stop()
         if rt.handle is not None:  # else it is starting, and is killed once started
@@ -542,6 +582,7 @@ class Agent:
                 rt.handle = found
                 self.tasks[launch.task_id] = rt
                 self._check_health(rt, executor, _running_for(dirs, self.clock.now()))
+                self._answer_rsh(rt)
                 rt.watcher = asyncio.create_task(self._watch(rt))
                 log.info("re-attached to task %s", launch.task_id)
 

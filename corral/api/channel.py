@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from corral.master.master import Master
 from corral.master.records import AgentRecord, AgentSession
+from corral.spec.execs import ExecCancel, ExecExit, ExecOutput, RshOpen
 from corral.spec.protocol import (
     Ack,
+    AgentMessage,
     FileList,
     Heartbeat,
     Hello,
@@ -66,6 +68,7 @@ async def agent_channel(ws: WebSocket) -> None:
     finally:
         if agent is not None:
             master.agents.disconnected(agent, session)
+            master.execs.agent_gone(agent.id)
         else:
             session.close()
 
@@ -84,7 +87,7 @@ async def _handle(
     master: Master,
     agent: AgentRecord,
     session: AgentSession,
-    msg: Hello | Heartbeat | Updates | ReadResult | FileList,
+    msg: AgentMessage,
 ) -> None:
     if isinstance(msg, Updates):
         master.agents.apply_updates(agent, msg.updates)
@@ -94,5 +97,13 @@ async def _handle(
         master.agents.heartbeat(agent, session)
     elif isinstance(msg, ReadResult | FileList):
         session.answer_read(msg.model_dump())
+    elif isinstance(msg, ExecOutput):
+        master.execs.output(agent.id, msg)
+    elif isinstance(msg, ExecExit):
+        master.execs.exited(agent.id, msg)
+    elif isinstance(msg, RshOpen):
+        await master.execs.rsh_open(agent.id, msg)
+    elif isinstance(msg, ExecCancel):
+        await master.execs.rsh_cancel(agent.id, msg)
     else:
         log.warning("agent %s said hello twice; ignored", agent.hostname)

@@ -16,6 +16,7 @@ from typing import Any
 from corral.clock import Clock, SystemClock
 from corral.master.agents import AgentOps
 from corral.master.events import EventBus
+from corral.master.execs import ExecRelay
 from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.queries import Queries
 from corral.master.records import AgentRecord
@@ -70,6 +71,8 @@ class Master:
         # What the API may read: the live records read-only, and the store's history.
         self.view = ClusterView(self.state, self.services)
         self.queries = Queries(self.view, store)
+        # Commands run in tasks: corral exec, and the remote shells of gangs' ranks.
+        self.execs = ExecRelay(self.state, self.agents.dispatch, self.agents.hostname_of)
         self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from corral.spec.docker import DockerSpec
+from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput, RshOpen
 from corral.spec.services import HealthCheckSpec, HealthCheckStatus
 from corral.spec.states import TaskState
 
@@ -220,7 +221,16 @@ class FileList(BaseModel):
 
 
 AgentMessage = Annotated[
-    Hello | Heartbeat | Updates | ReadResult | FileList, Field(discriminator="type")
+    Hello
+    | Heartbeat
+    | Updates
+    | ReadResult
+    | FileList
+    | ExecOutput
+    | ExecExit
+    | ExecCancel
+    | RshOpen,
+    Field(discriminator="type"),
 ]
 agent_message: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 
@@ -279,6 +289,17 @@ class ListFiles(BaseModel):
 
 
 MasterMessage = Annotated[
-    Welcome | Ack | Launch | Kill | Read | ListFiles, Field(discriminator="type")
+    Welcome
+    | Ack
+    | Launch
+    | Kill
+    | Read
+    | ListFiles
+    | ExecOpen
+    | ExecInput
+    | ExecCancel
+    | ExecOutput
+    | ExecExit,
+    Field(discriminator="type"),
 ]
 master_message: TypeAdapter[MasterMessage] = TypeAdapter(MasterMessage)

@@ -49,6 +49,35 @@ class TaskDirs:
         return self.root / "meta"
 
 
+class ExecError(Exception):
+    """A command could not be started inside a task; the message says why."""
+
+
+class ExecStream(Protocol):
+    """A command running inside a task (``corral exec``, a gang's remote shell)."""
+
+    async def write(self, data: bytes) -> None:
+        """Give the command input (only if it was started with stdin)."""
+        ...
+
+    async def close_input(self) -> None:
+        """End the command's input. Idempotent."""
+        ...
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next piece of output: (1 for stdout or 2 for stderr, bytes); None once the
+        command has ended and its output is all read."""
+        ...
+
+    async def wait(self) -> int | None:
+        """The command's exit status once it has ended (None if it cannot be known)."""
+        ...
+
+    async def kill(self) -> None:
+        """Stop the command and what it started. Idempotent."""
+        ...
+
+
 class TaskHandle(Protocol):
     """A started task."""
 
@@ -71,6 +100,12 @@ class TaskHandle(Protocol):
         Never raises for the command's sake: a command that cannot run or overruns answers a
         ``CommandResult`` without exit code.
         """
+        ...
+
+    async def exec(self, command: list[str], stdin: bool) -> ExecStream:
+        """Start ``command`` (argv) inside the running task: its sandbox, environment and
+        limits (``stdin``: input will follow; else it reads nothing). ``ExecError`` if it
+        cannot start there."""
         ...
 
 

@@ -25,7 +25,7 @@ import aiodocker
 from aiodocker.containers import DockerContainer
 
 from corral.agent import sandbox
-from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.base import CommandResult, ExecError, LaunchError, TaskDirs, TaskExit
 from corral.agent.executors.docker_config import (
     JSON,
     TASK_ID_LABEL,
@@ -39,8 +39,8 @@ from corral.agent.executors.docker_config import (
     stop_signal_name,
 )
 from corral.agent.executors.docker_exec import DOCKER_ERRORS as _DOCKER_ERRORS
+from corral.agent.executors.docker_exec import DockerExec, exec_shell, open_exec
 from corral.agent.executors.docker_exec import error_text as _error_text
-from corral.agent.executors.docker_exec import exec_shell
 from corral.agent.executors.docker_logs import STREAM_FILES, LogCopier
 from corral.agent.executors.docker_volumes import StagedVolumes, release_pins, stage_volumes
 from corral.agent.executors.process import describe_exit
@@ -148,6 +148,12 @@ class DockerHandle:
         if self._done.done() or self._detached or self._docker.session.closed:
             return CommandResult(None, error="the task has ended")
         return await exec_shell(self._docker, self.container_id, command, timeout)
+
+    async def exec(self, command: list[str], stdin: bool) -> DockerExec:
+        """Start ``command`` inside the container (Docker exec, attached)."""
+        if self._done.done() or self._detached or self._docker.session.closed:
+            raise ExecError("the task has ended")
+        return await open_exec(self._docker, self.container_id, command, stdin)
 
     async def detach(self) -> None:
         """Stop watching, leave the container running (agent shutdown); ``recover`` finds it.

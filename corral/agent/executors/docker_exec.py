@@ -1,4 +1,6 @@
-"""Running a short shell command inside a task's container (a COMMAND health check).
+"""Running commands inside a task's container: a short shell command (a COMMAND health check),
+and an attached command with its input and output streamed (``corral exec``, a gang's remote
+shell).
 
 Docker's exec inherits the container's environment and working directory, so the command sees
 what the task sees. Docker has no way to kill an exec, so one that overruns is abandoned (its
@@ -8,12 +10,18 @@ stream closed); it ends with the container at the latest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 
 import aiodocker
 import aiohttp
+from aiodocker.execs import Exec
+from aiodocker.stream import Stream
 
 from corral.agent.commands import OUTPUT_LIMIT, decode_tail
-from corral.agent.executors.base import CommandResult
+from corral.agent.executors.base import CommandResult, ExecError
+from corral.spec.execs import STDERR, STDOUT
 
 DOCKER_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, asyncio.IncompleteReadError)
 _EXIT_POLL = 0.02  # seconds between looks at an exec whose output ended but status is not in
@@ -52,3 +60,79 @@ async def exec_shell(
     if not isinstance(code, int):
         return CommandResult(None, decode_tail(kept), error="docker gave no exit status")
     return CommandResult(code, decode_tail(kept))
+
+
+class DockerExec:
+    """A command started in a container by :func:`open_exec` (Docker's exec, attached)."""
+
+    def __init__(self, docker: aiodocker.Docker, execution: Exec, stream: Stream) -> None:
+        self._docker = docker
+        self._exec = execution
+        self._stream = stream
+        self._input_closed = False
+
+    async def write(self, data: bytes) -> None:
+        """Give the command input; dropped once the stream is gone."""
+        with contextlib.suppress(*DOCKER_ERRORS, RuntimeError, ConnectionError):
+            await self._stream.write_in(data)
+
+    async def close_input(self) -> None:
+        """End the command's input: half-close the attached connection, as ``docker exec -i``
+        does at the end of its stdin (aiodocker's own close would end the output too)."""
+        if self._input_closed:
+            return
+        self._input_closed = True
+        response = getattr(self._stream, "_resp", None)
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next piece of output; None once the command's output has ended."""
+        try:
+            message = await self._stream.read_out()
+        except DOCKER_ERRORS:
+            return None
+        if message is None:
+            return None
+        return (STDERR if message.stream == 2 else STDOUT), message.data
+
+    async def wait(self) -> int | None:
+        """The command's exit status, from Docker once it has noted it."""
+        try:
+            info = await self._exec.inspect()
+            # The output can end a moment before Docker has noted the exit status.
+            while info.get("Running"):
+                await asyncio.sleep(_EXIT_POLL)
+                info = await self._exec.inspect()
+        except DOCKER_ERRORS:
+            return None
+        finally:
+            await self._stream.close()
+        code = info.get("ExitCode")
+        return code if isinstance(code, int) else None
+
+    async def kill(self) -> None:
+        """Docker cannot stop an exec: SIGKILL its process where the agent sees it (an agent
+        in the host's process namespace), and close the stream."""
+        with contextlib.suppress(*DOCKER_ERRORS):
+            pid = (await self._exec.inspect()).get("Pid")
+            if isinstance(pid, int) and pid > 0:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        await self._stream.close()
+
+
+async def open_exec(
+    docker: aiodocker.Docker, container_id: str, command: list[str], stdin: bool
+) -> DockerExec:
+    """Start ``command`` in the running container, attached (``docker exec [-i]``)."""
+    container = docker.containers.container(container_id)
+    try:
+        execution = await container.exec(command, stdin=stdin)
+        stream = execution.start(detach=False)
+        await stream.__aenter__()  # connect now, so that a refusal is an error here
+    except DOCKER_ERRORS as exc:
+        raise ExecError(f"docker: {error_text(exc)}") from exc
+    return DockerExec(docker, execution, stream)

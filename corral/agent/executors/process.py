@@ -25,7 +25,8 @@ from pathlib import Path
 from corral.agent import sandbox
 from corral.agent.cgroups import Cgroups, TaskCgroup
 from corral.agent.commands import run_shell
-from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.base import CommandResult, ExecError, LaunchError, TaskDirs, TaskExit
+from corral.agent.executors.process_exec import ProcessExec, start_exec
 from corral.agent.gpus import gpu_env
 from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
 from corral.spec.protocol import TaskLaunch
@@ -173,10 +174,12 @@ async def remove_cgroup(cgroup: TaskCgroup, attempts: int = 40) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
-    """Where a task runs and what it sees: for commands run beside it (health checks)."""
+    """Where a task runs and what it sees: for commands run beside it (health checks) and in
+    it (execs)."""
 
     env: dict[str, str]
     sandbox: Path
+    workdir: Path  # its working directory (the sandbox unless it names another)
 
 
 class ProcessHandle:
@@ -247,6 +250,19 @@ class ProcessHandle:
             return CommandResult(None, error="the task has ended")
         context = self._context
         return await run_shell(command, env=context.env, cwd=context.sandbox, timeout=timeout)
+
+    async def exec(self, command: list[str], stdin: bool) -> ProcessExec:
+        """Start ``command`` in the task's working directory, with its environment, inside its
+        cgroups (when it has some)."""
+        if self._context is None:
+            raise ExecError("the task's environment is not known")
+        if self._done.done() or self._detached or self._pidfd < 0:
+            raise ExecError("the task has ended")
+        procs = self._cgroup.procs_files() if self._cgroup is not None else []
+        context = self._context
+        return await start_exec(
+            command, env=context.env, cwd=context.workdir, cgroup_procs=procs, stdin=stdin
+        )
 
     def detach(self) -> None:
         """Stop watching without touching the task (agent shutdown); ``recover`` finds it again.
@@ -342,6 +358,14 @@ def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
         ],
         setsid=True,
     )
+
+
+def _workdir(launch: TaskLaunch, dirs: TaskDirs) -> Path:
+    """The task's working directory; the sandbox if it is no longer there (a recovered task)."""
+    try:
+        return sandbox.resolve_workdir(launch, dirs.sandbox)
+    except LaunchError:
+        return dirs.sandbox
 
 
 def _open_same_process(pid: int, start_time: int) -> int | None:
@@ -475,7 +499,7 @@ class ProcessExecutor:
             pidfd,
             dirs.meta / EXIT_FILE,
             cgroup,
-            context=TaskContext(env, dirs.sandbox),
+            context=TaskContext(env, dirs.sandbox, _workdir(launch, dirs)),
             on_end=lambda: self._ports.release(launch.task_id),
         )
 

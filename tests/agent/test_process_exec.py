@@ -1,0 +1,99 @@
+"""Commands run inside a process task (``corral exec``): its working directory, environment and
+cgroups, input and output streamed, the exit status, and nothing left once the task ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+
+from corral.agent.cgroups import Cgroups
+from corral.agent.executors.base import ExecError, ExecStream, TaskDirs
+from corral.agent.executors.process import ProcessExecutor, ProcessHandle
+from corral.spec.protocol import TaskLaunch
+
+DEADLINE = 15.0
+
+
+def held(tmp_path: Path, **fields: object) -> TaskLaunch:
+    """A task that runs until ``tmp_path/release`` exists."""
+    return TaskLaunch.model_validate(
+        {
+            "task_id": f"test-{uuid.uuid4().hex[:12]}",
+            "job": "tests",
+            "cpus": 0.5,
+            "mem": 128,
+            "shell": f"while [ ! -e {tmp_path / 'release'} ]; do sleep 0.05; done",
+            **fields,
+        }
+    )
+
+
+async def collect(stream: ExecStream) -> tuple[bytes, bytes, int | None]:
+    """All of an exec's stdout and stderr, and its exit status."""
+    out, err = b"", b""
+    while (chunk := await asyncio.wait_for(stream.read(), DEADLINE)) is not None:
+        if chunk[0] == 1:
+            out += chunk[1]
+        else:
+            err += chunk[1]
+    return out, err, await asyncio.wait_for(stream.wait(), DEADLINE)
+
+
+def test_an_exec_runs_in_the_task_s_directory_environment_and_cgroup(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        executor = ProcessExecutor(f"corral-test-{uuid.uuid4().hex[:8]}")
+        launch = held(tmp_path, env={"GREETING": "hi"}, workdir="work")
+        dirs = TaskDirs(tmp_path / "task")
+        (dirs.sandbox / "work").mkdir(parents=True)
+        handle = await executor.start(launch, dirs)
+        assert isinstance(handle, ProcessHandle)
+        script = 'echo "$GREETING $CORRAL_TASK_ID $(pwd)"; cat /proc/self/cgroup; echo err >&2'
+        out, err, code = await collect(await handle.exec(["sh", "-c", script + "; exit 3"], False))
+        assert code == 3 and err == b"err\n"
+        first, *cgroups = out.decode().splitlines()
+        assert first == f"hi {launch.task_id} {dirs.sandbox / 'work'}"
+        if executor.limits().startswith("cgroup"):
+            # v1 keeps memory in a hierarchy of its own; v2 has one line, "0::".
+            memory = [line for line in cgroups if ":memory:" in line]
+            memory = memory or [line for line in cgroups if line.startswith("0::")]
+            assert memory and launch.task_id in memory[0], cgroups
+        (tmp_path / "release").touch()
+        await asyncio.wait_for(handle.wait(), DEADLINE)
+
+    asyncio.run(scenario())
+
+
+def test_an_exec_reads_its_input_until_it_is_closed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        executor = ProcessExecutor(cgroups=Cgroups.disabled("not needed here"))
+        handle = await executor.start(held(tmp_path), TaskDirs(tmp_path / "task"))
+        assert isinstance(handle, ProcessHandle)
+        stream = await handle.exec(["wc", "-c"], True)
+        await stream.write(b"twelve bytes")
+        await stream.close_input()
+        out, _, code = await collect(stream)
+        assert (out.strip(), code) == (b"12", 0)
+        (tmp_path / "release").touch()
+        await asyncio.wait_for(handle.wait(), DEADLINE)
+
+    asyncio.run(scenario())
+
+
+def test_a_killed_exec_ends_with_its_signal_and_an_ended_task_takes_none(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        executor = ProcessExecutor(cgroups=Cgroups.disabled("not needed here"))
+        handle = await executor.start(held(tmp_path), TaskDirs(tmp_path / "task"))
+        assert isinstance(handle, ProcessHandle)
+        stream = await handle.exec(["sleep", "60"], False)
+        await stream.kill()
+        _, _, code = await collect(stream)
+        assert code == 128 + 9
+        (tmp_path / "release").touch()
+        await asyncio.wait_for(handle.wait(), DEADLINE)
+        with pytest.raises(ExecError, match="has ended"):
+            await handle.exec(["true"], False)
+
+    asyncio.run(scenario())
