@@ -34,6 +34,7 @@ from corral.master.master import Conflict, Master, NotFound, Unavailable
 from corral.master.services import Locked
 from corral.master.view import DeploymentInfo, ServiceInfo
 from corral.spec.marathon import MarathonInvalid, error_body
+from corral.spec.marathon_errors import SpecPaths
 from corral.spec.services import normalize_service_id
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -60,7 +61,8 @@ def routing_error(exc: StarletteHTTPException) -> JSONResponse:
 
 
 def _refused_details(e: Refused) -> list[dict[str, Any]]:
-    return [{"path": "/" + "/".join(str(p) for p in r.loc), "errors": [r.msg]} for r in e.refusals]
+    paths = SpecPaths()  # native fields at the Marathon paths they come from (task.gpus: /gpus)
+    return [{"path": paths.path(r.loc), "errors": [r.msg]} for r in e.refusals]
 
 
 class MarathonRoute(APIRoute):

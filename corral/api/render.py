@@ -18,6 +18,7 @@ from corral.spec.views import (
     AgentView,
     EventView,
     FiringView,
+    GpuView,
     JobView,
     ResourcesView,
     RunView,
@@ -64,9 +65,15 @@ def task_view(q: Queries, row: Row, events: Sequence[Row] | None = None) -> Task
         agent_id=row["agent_id"],
         hostname=q.hostname(row["agent_id"]),
         ports=row["ports"] or [],
+        gpus=row.get("devices") or [],
         command=launch.get("command"),
         shell=launch.get("shell"),
-        resources=ResourcesView(cpus=launch["cpus"], mem=launch["mem"], disk=launch.get("disk", 0)),
+        resources=ResourcesView(
+            cpus=launch["cpus"],
+            mem=launch["mem"],
+            disk=launch.get("disk", 0),
+            gpus=launch.get("gpus", 0),
+        ),
         created_at=at(row["created_at"]),
         started_at=ts(row["started_at"]),
         finished_at=ts(row["finished_at"]),
@@ -191,8 +198,9 @@ def _iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def agent_view(agent: AgentInfo) -> AgentView:
-    """A live agent record."""
+def agent_view(agent: AgentInfo, holders: Mapping[int, str] | None = None) -> AgentView:
+    """A live agent record; ``holders`` maps the index of each GPU held to its task."""
+    held = holders or {}
     return AgentView(
         id=agent.id,
         hostname=agent.hostname,
@@ -205,6 +213,10 @@ def agent_view(agent: AgentInfo) -> AgentView:
         registered_at=at(agent.registered_at),
         last_heartbeat=ts(agent.last_heartbeat),
         cgroups=agent.cgroups,
+        gpus=[
+            GpuView(index=g.index, model=g.model, memory=g.memory, task=held.get(g.index))
+            for g in agent.gpus
+        ],
     )
 
 

@@ -222,14 +222,15 @@ async def task_file(
 @router.get("/agents")
 def list_agents(master: MasterDep) -> list[AgentView]:
     """Every agent the master knows."""
-    return [agent_view(a) for a in master.queries.agents()]
+    return [agent_view(a, master.queries.gpu_holders(a.id)) for a in master.queries.agents()]
 
 
 def _drain(master: Master, agent_id: str, draining: bool) -> AgentView:
     try:
-        return agent_view(master.agents.drain(agent_id, draining))
+        agent = master.agents.drain(agent_id, draining)
     except KeyError:
         raise HTTPException(404, f"agent {agent_id!r} not found") from None
+    return agent_view(agent, master.queries.gpu_holders(agent.id))
 
 
 @router.post("/agents/{agent_id}/drain")

@@ -30,6 +30,11 @@ the command (write `--` first if CMD starts with '-').
 Arrays and sweeps make one task per combination: `--array 0-9` sets CORRAL_ARRAY_INDEX and
 `{index}`, `--param N=a,b` replaces `{N}` in the command.
 
+A gang (`--nodes 4 --tasks-per-node 2`) is an MPI job: its 8 ranks are placed together on 4
+distinct agents, or wait together; rank 0 runs CMD (an unmodified `mpirun` finds the hostfile
+and starts its daemons in the other ranks through Corral) unless --every-rank is given. One
+rank failing stops the gang and retries it whole (`--retries`). See docs/mpi.md.
+
 With --wait, exits 0 if the run SUCCEEDED and 1 if it FAILED or was KILLED.
 """
 
@@ -47,6 +52,19 @@ def run(
     param: Annotated[
         list[str] | None, typer.Option(help="Sweep: NAME=v1,v2,... (repeatable).")
     ] = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option(help="Run as a gang (MPI) on this many distinct agents, placed together."),
+    ] = None,
+    tasks_per_node: Annotated[
+        int | None, typer.Option(help="Ranks of the gang on each node (default: 1).")
+    ] = None,
+    every_rank: Annotated[
+        bool,
+        typer.Option(
+            "--every-rank", help="Run CMD on every rank of the gang, not on rank 0 only (mpirun)."
+        ),
+    ] = False,
     env: Annotated[list[str] | None, typer.Option(help="K=V for the task (repeatable).")] = None,
     retries: Annotated[int | None, typer.Option(help="Extra attempts per failed task.")] = None,
     max_runtime: Annotated[

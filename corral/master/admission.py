@@ -1,8 +1,9 @@
 """Admission: refuse at submission what no agent of the cluster would ever run.
 
 Volumes and privileged containers are allowed per agent (``--allow-volume``,
-``--allow-privileged``); a spec that needs what no known agent allows would wait forever, so it
-is refused up front with the field named, as a validation error is.
+``--allow-privileged``), and GPUs are offered per agent; a spec that needs what no known agent
+allows or has would wait forever, so it is refused up front with the field named, as a
+validation error is.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ def refusals(
 
 
 def task_refusals(task: TaskTemplate, agents: Iterable[AgentRecord]) -> list[Refusal]:
-    """What in a task template no known agent allows: volumes outside allowed paths,
-    privilege (fields under ``task``)."""
-    found: list[Refusal] = []
+    """What in a task template no known agent allows or has: more GPUs than any agent has,
+    volumes outside allowed paths, privilege (fields under ``task``)."""
+    known = list(agents)
+    found = _gpu_refusals(task, known)
     docker = task.docker
     if docker is None:
         return found
-    known = list(agents)
     roots = sorted({root for a in known for root in a.volume_roots})
     for i, volume in enumerate(docker.volumes):
         if not any(path_under(volume.host_path, root) for root in roots):
@@ -69,6 +70,17 @@ def task_refusals(task: TaskTemplate, agents: Iterable[AgentRecord]) -> list[Ref
             if p.key in PRIVILEGED_PARAMETERS:
                 found.append(Refusal(("task", "docker", "parameters", i), f"{p.key}: {why}"))
     return found
+
+
+def _gpu_refusals(task: TaskTemplate, agents: list[AgentRecord]) -> list[Refusal]:
+    """A task's GPUs all come from one agent: more than the most any agent has never fit."""
+    most = max((a.total.gpus for a in agents), default=0)
+    if task.gpus <= most:
+        return []
+    has = f"no agent has more than {most}" if most else "no agent has any"
+    asked = f"{task.gpus} GPU{'s' if task.gpus != 1 else ''} asked for"
+    why = f"{asked}, but {has} (agents offer the GPUs NVML finds, or --gpus N)"
+    return [Refusal(("task", "gpus"), why)]
 
 
 def _parent_refusals(spec: JobSpec, jobs: Mapping[str, JobSpec]) -> list[Refusal]:

@@ -121,6 +121,10 @@ class Queries:
         """Every agent the master knows."""
         return self._view.agents()
 
+    def gpu_holders(self, agent_id: str) -> dict[int, str]:
+        """GPU index -> the live task holding it, on an agent."""
+        return {i: t.id for t in self._view.tasks_on_agent(agent_id) for i in t.devices}
+
     def hostname(self, agent_id: str | None) -> str | None:
         """The host name of an agent (None: unknown, or None given)."""
         agent = self._view.agent(agent_id)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
+from corral.spec.protocol import GpuDevice
 from corral.spec.services import HealthCheckStatus, ServiceSpec
 from corral.spec.states import AgentState, RunState, TaskState
 
@@ -50,6 +51,8 @@ class TaskInfo(Protocol):
     def resources(self) -> Resources: ...
     @property
     def host_ports(self) -> tuple[int, ...]: ...
+    @property
+    def devices(self) -> tuple[int, ...]: ...
     @property
     def kill_requested(self) -> bool: ...
     @property
@@ -133,6 +136,8 @@ class AgentInfo(Protocol):
     def privileged(self) -> bool: ...
     @property
     def connected(self) -> bool: ...
+    @property
+    def gpus(self) -> tuple[GpuDevice, ...]: ...
 
 
 class Filed(Protocol):

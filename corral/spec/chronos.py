@@ -127,6 +127,8 @@ class ChronosJob(_Lenient):
     cpus: float = Field(DEFAULT_CPUS, ge=0, allow_inf_nan=False)
     mem: float = Field(DEFAULT_MEM, ge=0, allow_inf_nan=False)
     disk: float = Field(DEFAULT_DISK, ge=0, allow_inf_nan=False)
+    # Not in Chronos' released API: the optional field of its GPU proposal (mesos/chronos#810).
+    gpus: int = Field(0, ge=0)
     environment_variables: list[EnvironmentVariable] = Field(
         default_factory=list, alias="environmentVariables"
     )
@@ -271,6 +273,7 @@ def _task(job: ChronosJob) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         # Chronos counts MB as a double; a fraction is rounded up, so a task never gets less.
         "mem": math.ceil(job.mem) or DEFAULT_MEM,
         "disk": math.ceil(job.disk) or DEFAULT_DISK,
+        "gpus": job.gpus,
         "env": {e.name: e.value for e in job.environment_variables},
     }
     if job.command.strip():
@@ -335,6 +338,7 @@ _FIELDS: dict[tuple[str | int, ...], str] = {
     ("task", "cpus"): "cpus",
     ("task", "mem"): "mem",
     ("task", "disk"): "disk",
+    ("task", "gpus"): "gpus",
     ("task", "env"): "environmentVariables",
     ("task", "docker"): "container",
     ("task", "docker", "user"): "runAsUser",
@@ -410,6 +414,7 @@ def chronos_job(view: JobView) -> dict[str, Any]:
         "cpus": task.cpus,
         "mem": task.mem,
         "disk": task.disk,
+        **({"gpus": task.gpus} if task.gpus else {}),  # only where asked: not Chronos' own
         "environmentVariables": [{"name": k, "value": v} for k, v in task.env.items()],
         "constraints": [
             _chronos_constraint(c.field, c.operator, c.value) for c in spec.constraints

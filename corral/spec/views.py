@@ -48,6 +48,9 @@ class TaskView(BaseModel):
     agent_id: str | None = None
     hostname: str | None = None
     ports: list[int] = Field(default_factory=list, description="Host ports (PORT0..n).")
+    gpus: list[int] = Field(
+        default_factory=list, description="The indices of the GPUs it was given on its agent."
+    )
     command: list[str] | None = None
     shell: str | None = None
     resources: ResourcesView
@@ -191,6 +194,15 @@ class DeploymentView(BaseModel):
     reason: str = ""
 
 
+class GpuView(BaseModel):
+    """One GPU of an agent, by NVML index, and the task holding it."""
+
+    index: int
+    model: str
+    memory: int = Field(description="MiB; 0 when not known (GPUs declared by hand).")
+    task: str | None = Field(None, description="The live task holding it; null: free.")
+
+
 class AgentView(BaseModel):
     """A node as the master sees it."""
 
@@ -205,6 +217,7 @@ class AgentView(BaseModel):
     registered_at: datetime
     last_heartbeat: datetime | None = None
     cgroups: str = Field("", description="Resource limits the agent can enforce, or why not.")
+    gpus: list[GpuView] = Field(default_factory=list, description="Its GPUs, by index.")
 
 
 class EventView(BaseModel):
