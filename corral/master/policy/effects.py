@@ -124,6 +124,28 @@ class RecordFailure:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class StopGang:
+    """Stop the live ranks of a gang's attempt: its work is done (``finish``: they end
+    FINISHED), or one rank's end broke the gang (they end KILLED, asked to)."""
+
+    gang: str
+    task_ids: tuple[str, ...]
+    finish: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryGang:
+    """Start the next attempt of every rank of a gang's run, once ``not_before`` has passed."""
+
+    job: str
+    run: int
+    attempt: int  # the new attempt's number
+    not_before: float
+    reason: str
+
+
 Effect = (
     StartRetry
     | MarkRunRunning
@@ -138,4 +160,6 @@ Effect = (
     | StopTask
     | CompleteStep
     | RecordFailure
+    | StopGang
+    | RetryGang
 )

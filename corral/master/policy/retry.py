@@ -1,10 +1,11 @@
-"""Retries of batch tasks: which endings are retried, after how long, and what is said."""
+"""Retries of batch tasks: which endings are retried, after how long, and what is said; and
+the same decision for a gang, whose ranks are stopped and retried as a whole."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corral.master.policy.effects import StartRetry
+from corral.master.policy.effects import RetryGang, StartRetry, StopGang
 from corral.spec.states import TaskState
 
 RETRIED_STATES = frozenset({TaskState.FAILED, TaskState.LOST, TaskState.ERROR, TaskState.KILLED})
@@ -59,3 +60,64 @@ def decide_retry(task: EndedTask, settings: RetrySettings | None, now: float) ->
         not_before=now + delay,
         reason=f"{why}: {task.reason}" if task.reason else why,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GangRank:
+    """A live rank of a gang's attempt."""
+
+    task_id: str
+    rank: int
+    stopping: bool  # asked to stop already
+
+
+@dataclass(frozen=True, slots=True)
+class GangEnd:
+    """What the gang policy needs to know of the gang a rank (an ``EndedTask``) ended in."""
+
+    job: str
+    run: int
+    rank: int  # the ended task's
+    every_rank: bool  # every rank runs the command (else rank 0 runs it, the others wait)
+    others: tuple[GangRank, ...]  # the attempt's other ranks still live
+    superseded: bool  # a newer attempt of the gang exists: this one was retried already
+
+    @property
+    def gang(self) -> str:
+        """The gang's name."""
+        return f"{self.job}.{self.run}"
+
+
+def decide_gang(
+    task: EndedTask, end: GangEnd, settings: RetrySettings | None, now: float
+) -> list[StopGang | RetryGang]:
+    """What follows from a rank of a gang ending (it replaces :func:`decide_retry` for ranks).
+
+    - Rank 0 finished (the ranks wait for its mpirun): the others are done, they finish.
+    - A rank finished (every rank runs the command): nothing; the gang ends with its last.
+    - A rank of an attempt that was retried already: nothing.
+    - A rank killed on request: the others are killed too; nothing is retried.
+    - A rank failed (FAILED, ERROR, LOST, KILLED unasked): the others are killed, and the whole
+      gang is retried while attempts remain (``retries`` and backoff as for any task).
+    """
+    live = tuple(o.task_id for o in end.others if not o.stopping)
+    gang = end.gang
+    if task.state is TaskState.FINISHED:
+        if end.every_rank or end.rank != 0 or not live:
+            return []
+        return [StopGang(gang, live, True, f"gang {gang} done: rank 0 finished")]
+    if end.superseded:
+        return []
+    if task.kill_requested:
+        why = f"gang {gang} stopped: rank {end.rank} was killed on request"
+        return [StopGang(gang, live, False, why)] if live else []
+    what = f"rank {end.rank} {task.state.value}" + (f": {task.reason}" if task.reason else "")
+    effects: list[StopGang | RetryGang] = []
+    if live:
+        effects.append(StopGang(gang, live, False, f"gang {gang} stopped: {what}"))
+    if settings is not None and should_retry(task.state, False, task.attempt, settings.retries):
+        delay = retry_delay(task.attempt, settings.backoff, settings.max_delay)
+        attempt = task.attempt + 1
+        why = f"retry {attempt} of {settings.retries} of gang {gang} in {delay:g}s after {what}"
+        effects.append(RetryGang(end.job, end.run, attempt, now + delay, why))
+    return effects

@@ -17,16 +17,21 @@ class RunTally:
     live: int  # not terminal yet (a retry waiting for its backoff is live)
     ended: Mapping[TaskState, int]  # terminal ones, per state
     killed: int  # of the ended ones, how many were killed on request
+    # A gang's run: a rank that failed unasked (``failed`` of them) is the run's failure, even
+    # though the master then killed the others (on request) for it.
+    gang: bool = False
+    failed: int = 0
 
 
 def run_outcome(tally: RunTally) -> RunState | None:
-    """SUCCEEDED when every task finished, KILLED when one was killed on request, otherwise
-    FAILED; None while a task is live (a run without tasks has succeeded)."""
+    """SUCCEEDED when every task finished, KILLED when one was killed on request (and, in a
+    gang, none failed unasked), otherwise FAILED; None while a task is live (a run without
+    tasks has succeeded)."""
     if tally.live > 0:
         return None
     if tally.ended.get(TaskState.FINISHED, 0) == sum(tally.ended.values()):
         return RunState.SUCCEEDED
-    if tally.killed:
+    if tally.killed and not (tally.gang and tally.failed):
         return RunState.KILLED
     return RunState.FAILED
 
