@@ -1,11 +1,15 @@
 """Shared test hooks and fixtures."""
 
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import Cluster, running_cluster
+from tests.support.postgres import INSTALL, PostgresServer, remove_server, start_server
+
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -23,3 +27,29 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
     """A real master (agents are added by each test)."""
     with running_cluster(Cluster(tmp_path), request) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the whole session (see ``tests/support/postgres.py``)."""
+    server = start_server()
+    if server is None:
+        message = f"PostgreSQL is not installed: {INSTALL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield server
+    remove_server(server)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new store on each backend: a SQLite file, or a PostgreSQL database of its
+    own, migrated to the newest schema and empty."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.take_database()
+    yield server.url(name)
+    server.give_back(name)

@@ -31,7 +31,7 @@ from corral.api.auth import CHALLENGE, Authenticator
 from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
-from corral.store.store import Fenced, StoreFull
+from corral.store.store import Fenced, StoreFull, StoreUnavailable
 
 OPEN_PATHS = frozenset({"/health", "/ping", "/metrics"})
 
@@ -58,7 +58,12 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         if request.url.path in OPEN_PATHS or ui.handles(request.url.path):
             # The dashboard checks the token itself: it also takes it from a cookie.
             return await call_next(request)
-        user = app.state.auth.user(request.headers.get("authorization"))
+        try:
+            user = app.state.auth.user(request.headers.get("authorization"))
+        except StoreUnavailable as e:
+            # Tokens live in the store: with it gone nobody can be told apart. Out here, in
+            # a middleware, the app's exception handlers do not apply.
+            return error_answer(request.url.path, 503, str(e))
         if user is None and chronos.is_chronos_path(request.url.path):
             # Chronos clients (httplib2) answer only a challenge they parse: plain Basic.
             answer = chronos.chronos_error(401, "a valid token is required (basic auth password)")
@@ -107,10 +112,14 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StoreFull)
+    @app.exception_handler(StoreUnavailable)
     @app.exception_handler(Fenced)
-    async def store_refused(request: Request, exc: StoreFull | Fenced) -> JSONResponse:
+    async def store_refused(
+        request: Request, exc: StoreFull | StoreUnavailable | Fenced
+    ) -> JSONResponse:
         # Not a bug of the request, nor of the server's code: say why, as each API's
-        # clients read errors (a full disk to free; a newer master to ask instead).
+        # clients read errors (a full disk to free; a database to bring back; a newer master
+        # to ask instead).
         return error_answer(request.url.path, 503, str(exc))
 
     @app.exception_handler(Unavailable)

@@ -32,6 +32,14 @@ GpusOption = Annotated[
         "[default: the NVIDIA GPUs NVML finds].",
     ),
 ]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CORRAL_DB",
+        help="The state store: sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE "
+        "(the environment keeps a password out of ps) [default: state.db in the data dir]",
+    ),
+]
 MaxOutputOption = Annotated[
     int,
     typer.Option(
@@ -83,6 +91,7 @@ def up(
         Path | None, typer.Option(help="Data dir [default: $CORRAL_DATA or ./.corral]")
     ] = None,
     port: Annotated[int, typer.Option(help="Port of the API and dashboard.")] = 8080,
+    db: DbOption = None,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Accept calls without a token.")
     ] = False,
@@ -104,13 +113,12 @@ def up(
         _allowed_paths(allow_volume),
         allow_privileged,
         max_output * 2**20,
+        db,
     )
 
 
 def master(
-    db: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL [default: sqlite in --data]")
-    ] = None,
+    db: DbOption = None,
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:8080",
     data: Annotated[Path | None, typer.Option(help="Where admin.token is kept.")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Loopback only.")] = False,

@@ -26,7 +26,9 @@ from corral.api.app import create_app
 from corral.client.config import user_config_path, write_config
 from corral.master.master import Master
 from corral.spec.protocol import AgentResources
-from corral.store.store import Store
+from corral.store.engines import redacted
+from corral.store.errors import StoreUnusable
+from corral.store.store import Store, StoreFull, StoreUnavailable
 
 log = logging.getLogger("corral")
 
@@ -83,6 +85,24 @@ def claim(data_dir: Path) -> None:
         raise typer.Exit(1) from None
 
 
+def open_store(db: str | None, data_dir: Path) -> Store:
+    """The master's store (``db``, else ``state.db`` in the data dir), migrated to the newest
+    schema; one that cannot be opened stops the command with why, on one line."""
+    try:
+        store = Store(db) if db else Store.in_dir(data_dir)
+        store.migrate()
+    except StoreUnusable as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except StoreUnavailable as e:
+        typer.echo(f"error: cannot reach the database {redacted(db or '')}: {e.why}", err=True)
+        raise typer.Exit(1) from None
+    except StoreFull as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    return store
+
+
 def up(
     data_dir: Path,
     port: int,
@@ -91,14 +111,14 @@ def up(
     allowed_volumes: list[str],
     allow_privileged: bool,
     max_output: int,
+    db: str | None = None,
 ) -> None:
     """``corral up``: a master and a local agent in this process, state in ``data_dir``; the
     agent offers ``offer``'s cpus, mem and GPUs (None: what the node has)."""
     claim(data_dir / "agent")
     cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
-    store = Store.in_dir(data_dir)
-    store.migrate()
+    store = open_store(db, data_dir)
     master = Master(store)
     token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
     res = host_resources(data_dir / "agent")
@@ -130,8 +150,7 @@ def master(
     db: str | None, host: str, port: int, data_dir: Path, no_auth: bool, lost_after: float
 ) -> None:
     """``corral master``: API, scheduler and store, for agents to dial in."""
-    store = Store(db) if db else Store.in_dir(data_dir)
-    store.migrate()
+    store = open_store(db, data_dir)
     m = Master(store, lost_after=lost_after)
     if not no_auth:
         token = m.ensure_admin_token(data_dir / "admin.token")

@@ -21,17 +21,23 @@ from sqlalchemy import (
     Engine,
     RowMapping,
     bindparam,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.exc import DBAPIError
 
+from corral.store.engines import open_engine
+from corral.store.errors import (
+    Fenced,
+    StoreFull,
+    StoreUnavailable,
+    is_full,
+    is_unavailable,
+    why_unavailable,
+)
 from corral.store.schema import (
     agents,
     deployments,
@@ -46,6 +52,9 @@ from corral.store.schema import (
     tokens,
 )
 
+# The store's errors are raised from here, so callers import them from here too.
+__all__ = ["Fenced", "Store", "StoreFull", "StoreUnavailable", "Tx", "hash_token"]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
 
@@ -53,16 +62,6 @@ ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
 def hash_token(token: str) -> str:
     """Tokens are random, so a plain sha256 is enough to avoid storing them readable."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers run beside the writer; NORMAL sync survives a process crash (kill -9),
-    # which is what the master must survive; busy_timeout waits instead of failing on a lock.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
 
 
 _EVENT_DEFAULTS: dict[str, Any] = {
@@ -289,53 +288,28 @@ class Tx:
         self.conn.execute(insert(tokens).values(**row))
 
 
-# How each database says it ran out of space: SQLite's SQLITE_FULL text, PostgreSQL's
-# disk_full SQLSTATE, and the OS's ENOSPC text that either may pass on.
-_FULL_TEXTS = ("database or disk is full", "no space left on device")
-_DISK_FULL_SQLSTATE = "53100"
-
-
-class StoreFull(Exception):
-    """A write was refused because the store's disk is full; the transaction was rolled back."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the state store is full (database or disk is full): nothing was changed; "
-            "free space on the master's disk and try again"
-        )
-
-
-class Fenced(Exception):
-    """A newer master took the lead: this one may no longer write (nothing was changed)."""
-
-    def __init__(self, mine: int, newest: int | None) -> None:
-        self.mine, self.newest = mine, newest
-        super().__init__(
-            f"this master (epoch {mine}) is no longer the leader"
-            + (f": epoch {newest} leads now" if newest is not None else "")
-        )
-
-
-def is_full(exc: OperationalError) -> bool:
-    """Whether a database error says the disk is full."""
-    if getattr(exc.orig, "sqlstate", None) == _DISK_FULL_SQLSTATE:
-        return True
-    text = str(exc.orig).lower()
-    return any(phrase in text for phrase in _FULL_TEXTS)
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Say why the database refused, as the API answers it (503): a full disk, or a database
+    that cannot be reached. Any other error is the statement's, and passes unchanged."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if is_full(exc):
+            raise StoreFull() from exc
+        if is_unavailable(exc):
+            raise StoreUnavailable(why_unavailable(exc)) from exc
+        raise
 
 
 class Store:
     """The state store on SQLite (default) or PostgreSQL."""
 
     def __init__(self, url: str) -> None:
+        """Open the store at a database URL (see ``engines.database_url``); nothing is
+        connected before the first call. Raises ``StoreUnusable`` for a URL it cannot use."""
         self.url = url
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            # One connection per thread is fine for the single-writer master.
-            kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine: Engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = open_engine(url)
         self.epoch: int | None = None  # set by take_lead(); then every write is fenced by it
 
     @classmethod
@@ -348,7 +322,7 @@ class Store:
         """Bring the schema to the newest version (idempotent)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with _refusals(), self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -359,7 +333,7 @@ class Store:
     def take_lead(self, holder: str, now: float) -> int:
         """Become the master that writes: the next epoch is ours, and every later write of a
         master holding an older one is refused (``Fenced``). Answers the new epoch."""
-        with self.engine.begin() as conn:
+        with _refusals(), self.engine.begin() as conn:
             current = conn.execute(select(leadership.c.epoch).where(leadership.c.id == 1))
             epoch = (current.scalar() or 0) + 1
             values = {"epoch": epoch, "holder": holder, "since": now}
@@ -389,26 +363,27 @@ class Store:
         """One write transaction, fenced by this master's epoch: commits on normal exit, rolls
         back on an exception.
 
-        Raises ``Fenced`` when a newer master leads, ``StoreFull`` when the disk is full (the
-        transaction is then rolled back).
+        Raises ``Fenced`` when a newer master leads, ``StoreFull`` when the disk is full and
+        ``StoreUnavailable`` when the database cannot be reached (the transaction is then
+        rolled back, or was never begun).
         """
-        try:
-            with self.engine.begin() as conn:
-                self._fence(conn)
-                tx = Tx(conn)
-                yield tx
-                tx.flush()
-        except OperationalError as exc:
-            if is_full(exc):
-                raise StoreFull() from exc
-            raise
+        with _refusals(), self.engine.begin() as conn:
+            self._fence(conn)
+            tx = Tx(conn)
+            yield tx
+            tx.flush()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with _refusals(), self.engine.connect() as conn:
+            yield conn
 
     def _all(self, stmt: Any) -> list[RowMapping]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.execute(stmt).mappings().all())
 
     def _one(self, stmt: Any) -> RowMapping | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(stmt).mappings().first()
 
     # --- jobs and runs
@@ -440,7 +415,7 @@ class Store:
 
     def earliest_due(self) -> float | None:
         """When the next scheduled firing of any job is due."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             value = conn.execute(select(func.min(jobs.c.next_due))).scalar()
         return None if value is None else float(value)
 
@@ -455,7 +430,7 @@ class Store:
             .where((tasks.c.job == job) & (tasks.c.run == number) & tasks.c.latest)
             .group_by(tasks.c.state)
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {state: n for state, n in conn.execute(stmt).all()}
 
     # --- tasks
@@ -557,7 +532,7 @@ class Store:
 
     def last_event_id(self) -> int:
         """The id of the newest event (0 if none)."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(select(func.max(events.c.id))).scalar() or 0)
 
     def agents(self) -> list[RowMapping]:

@@ -1,4 +1,5 @@
-"""In-process API tests: a master on a temporary SQLite store, served through TestClient.
+"""In-process API tests: a master on a temporary store (SQLite, then PostgreSQL), served
+through TestClient.
 
 No loops run and no agent connects, so submitted tasks stay PENDING: these tests are about what
 the API accepts, refuses, stores and answers.
@@ -31,8 +32,8 @@ class FixedClock:
 
 
 @pytest.fixture
-def master(tmp_path: Path) -> Iterator[Master]:
-    store = Store.in_dir(tmp_path)
+def master(store_url: str) -> Iterator[Master]:
+    store = Store(store_url)
     store.migrate()
     m = Master(store, FixedClock())
     m.agents.load()

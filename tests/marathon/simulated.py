@@ -30,8 +30,8 @@ APP: dict[str, Any] = {
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    s = Sim(tmp_path)
+def sim(store_url: str) -> Iterator[Sim]:
+    s = Sim(store_url)
     asyncio.run(s.add_agent("node1"))
     yield s
     s.close()

@@ -97,9 +97,11 @@ class SimAgent:
 class Sim:
     """A master on a temporary store with simulated agents."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, store: Path | str) -> None:
+        """A master on a SQLite store in the directory ``store``, or on the store at the URL
+        ``store``."""
         self.clock = Clock()
-        self.store = Store.in_dir(tmp)
+        self.store = Store.in_dir(store) if isinstance(store, Path) else Store(store)
         self.store.migrate()
         self.master = Master(self.store, self.clock)
         self.master.agents.load()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,32 +13,51 @@ from sqlalchemy.exc import DBAPIError
 
 from corral.master.records import AgentRecord, AgentSession
 from corral.spec.states import AgentState
-from corral.store.store import Store
+from corral.store.store import Store, StoreFull
 from tests.master.sim import Sim
 
 
 @contextmanager
-def refusing_writes(store: Store) -> Iterator[None]:
-    """SQLite itself refuses every change of ``agents`` and ``events`` meanwhile, as a full
-    disk would."""
-    names = []
+def refusing_writes(store: Store) -> Iterator[type[Exception]]:
+    """The database itself refuses every change of ``agents`` and ``events`` meanwhile, as a
+    full disk would; answers what the store raises then. SQLite's trigger can only abort (an
+    IntegrityError); PostgreSQL's raises the disk_full SQLSTATE a full disk gives."""
+    postgres = store.engine.dialect.name == "postgresql"
     with store.engine.begin() as conn:
+        if postgres:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "RAISE EXCEPTION 'No space left on device' USING ERRCODE = 'disk_full'; "
+                    "END $$"
+                )
+            )
         for table in ("agents", "events"):
-            for op in ("INSERT", "UPDATE"):
-                name = f"refuse_{op.lower()}_{table}"
+            if postgres:
                 conn.execute(
                     text(
-                        f"CREATE TRIGGER {name} BEFORE {op} ON {table} "
+                        f"CREATE TRIGGER refuse_{table} BEFORE INSERT OR UPDATE ON {table} "
+                        "FOR EACH ROW EXECUTE FUNCTION refuse()"
+                    )
+                )
+                continue
+            for op in ("INSERT", "UPDATE"):
+                conn.execute(
+                    text(
+                        f"CREATE TRIGGER refuse_{op.lower()}_{table} BEFORE {op} ON {table} "
                         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
                     )
                 )
-                names.append(name)
     try:
-        yield
+        yield StoreFull if postgres else DBAPIError
     finally:
         with store.engine.begin() as conn:
-            for name in names:
-                conn.execute(text(f"DROP TRIGGER {name}"))
+            if postgres:
+                conn.execute(text("DROP FUNCTION refuse CASCADE"))
+            else:
+                for table in ("agents", "events"):
+                    for op in ("insert", "update"):
+                        conn.execute(text(f"DROP TRIGGER refuse_{op}_{table}"))
 
 
 def state_of(agent: AgentRecord) -> AgentState:
@@ -48,14 +66,13 @@ def state_of(agent: AgentRecord) -> AgentState:
 
 
 def test_an_agent_that_drops_while_the_store_refuses_writes_is_lost_once_it_accepts_them(
-    tmp_path: Path,
+    sim: Sim,
 ) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         await sim.add_agent("a1")
         ops, agent = sim.master.agents, sim.master.state.agents["a1"]
-        with refusing_writes(sim.store):
-            with pytest.raises(DBAPIError):
+        with refusing_writes(sim.store) as refusal:
+            with pytest.raises(refusal):
                 sim.agents["a1"].disconnect()
             sim.clock.t += ops.lost_after + 1
             ops.check_liveness(sim.clock.monotonic())  # logged, not raised
@@ -70,10 +87,9 @@ def test_an_agent_that_drops_while_the_store_refuses_writes_is_lost_once_it_acce
 
 
 def test_a_silent_session_is_hung_up_and_its_late_heartbeats_count_for_nothing(
-    tmp_path: Path,
+    sim: Sim,
 ) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         hung_up = asyncio.Event()
 
         async def hangup() -> None:
@@ -95,9 +111,8 @@ def test_a_silent_session_is_hung_up_and_its_late_heartbeats_count_for_nothing(
     asyncio.run(scenario())
 
 
-def test_a_master_frozen_longer_than_the_timeouts_blames_no_agent(tmp_path: Path) -> None:
+def test_a_master_frozen_longer_than_the_timeouts_blames_no_agent(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         await sim.add_agent("a1")
         ops, agent = sim.master.agents, sim.master.state.agents["a1"]
         sim.clock.t += ops.lost_after * 2  # the master was stopped; the agent kept beating

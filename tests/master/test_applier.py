@@ -5,7 +5,7 @@ what ended meanwhile is left alone, and a fenced master applies nothing."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from contextlib import closing
 
 import pytest
 
@@ -22,9 +22,8 @@ def job(name: str, array: str = "0") -> JobSpec:
     return JobSpec.model_validate({"name": name, "array": array, "task": {"command": ["x"]}})
 
 
-async def cluster_with_running(tmp_path: Path) -> Sim:
+async def cluster_with_running(sim: Sim) -> Sim:
     """One agent running ``low.1.0.0``; ``high.1.0.0`` waiting."""
-    sim = Sim(tmp_path)
     a1 = await sim.add_agent("a1")
     sim.master.jobs.submit(job("low"), "alice")
     await sim.settle()
@@ -35,10 +34,10 @@ async def cluster_with_running(tmp_path: Path) -> Sim:
 
 
 def test_placements_become_staging_with_their_event_and_launch_after_the_commit(
-    tmp_path: Path,
+    sim: Sim,
 ) -> None:
     async def scenario() -> None:
-        sim = await cluster_with_running(tmp_path)
+        await cluster_with_running(sim)
         state = sim.master.state
         task, agent = state.tasks["high.1.0.0"], state.agents["a1"]
         plan = Plan((Placement(task.id, agent.id),), {})
@@ -53,9 +52,9 @@ def test_placements_become_staging_with_their_event_and_launch_after_the_commit(
     asyncio.run(scenario())
 
 
-def test_a_preemption_marks_its_victim_killed_with_who_preempted_it(tmp_path: Path) -> None:
+def test_a_preemption_marks_its_victim_killed_with_who_preempted_it(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = await cluster_with_running(tmp_path)
+        await cluster_with_running(sim)
         why = Status(Code.PREEMPTED, "preempted by high.1.0.0 (priority 10)")
         plan = Plan((), {}, preemptions=(Preemption("low.1.0.0", "a1", "high.1.0.0", why),))
         outbox = sim.master.scheduler.applier.apply(plan, [], NOW)
@@ -69,9 +68,9 @@ def test_a_preemption_marks_its_victim_killed_with_who_preempted_it(tmp_path: Pa
     asyncio.run(scenario())
 
 
-def test_a_stop_of_a_task_that_ended_meanwhile_sends_nothing(tmp_path: Path) -> None:
+def test_a_stop_of_a_task_that_ended_meanwhile_sends_nothing(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = await cluster_with_running(tmp_path)
+        await cluster_with_running(sim)
         sim.agents["a1"].report("low.1.0.0", TaskState.FINISHED)
         plan = Plan((), {}, stops=(Stop("low.1.0.0", "a1", Status(Code.STOPPED, "scaled")),))
         assert not sim.master.scheduler.applier.apply(plan, [], NOW)
@@ -79,11 +78,12 @@ def test_a_stop_of_a_task_that_ended_meanwhile_sends_nothing(tmp_path: Path) -> 
     asyncio.run(scenario())
 
 
-def test_a_master_replaced_by_a_newer_one_applies_nothing(tmp_path: Path) -> None:
+def test_a_master_replaced_by_a_newer_one_applies_nothing(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = await cluster_with_running(tmp_path)
+        await cluster_with_running(sim)
         sim.store.take_lead("old", NOW)
-        Store.in_dir(tmp_path).take_lead("new", NOW)
+        with closing(Store(sim.store.url)) as newer:
+            newer.take_lead("new", NOW)
         state = sim.master.state
         task, agent = state.tasks["high.1.0.0"], state.agents["a1"]
         with pytest.raises(Fenced):

@@ -4,7 +4,6 @@ tasks with that port on one node (the port is read from the task's launch, in on
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from corral.spec.jobs import JobSpec
 from tests.master.sim import Sim
@@ -20,9 +19,8 @@ FIXED_PORT = {
 }
 
 
-def test_two_array_tasks_asking_for_one_host_port_go_to_two_agents(tmp_path: Path) -> None:
+def test_two_array_tasks_asking_for_one_host_port_go_to_two_agents(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         await sim.add_agent("a1", drivers=["process", "docker"])
         await sim.add_agent("a2", drivers=["process", "docker"])
         sim.master.jobs.submit(JobSpec.model_validate(FIXED_PORT), "alice")
@@ -33,9 +31,8 @@ def test_two_array_tasks_asking_for_one_host_port_go_to_two_agents(tmp_path: Pat
     asyncio.run(scenario())
 
 
-def test_the_second_task_waits_for_the_port_when_one_agent_has_it(tmp_path: Path) -> None:
+def test_the_second_task_waits_for_the_port_when_one_agent_has_it(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         await sim.add_agent("a1", drivers=["process", "docker"])
         sim.master.jobs.submit(JobSpec.model_validate(FIXED_PORT), "alice")
         await sim.settle()

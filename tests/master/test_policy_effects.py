@@ -4,7 +4,6 @@ effects' reasons read back from the event log."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from corral.spec.jobs import JobSpec
@@ -22,9 +21,8 @@ def events(sim: Sim, kind: str) -> list[tuple[str | None, str | None, str]]:
     return [(e["job"], e["state"], e["reason"]) for e in rows if e["type"] == kind]
 
 
-def test_a_failed_task_is_retried_then_its_run_fails_on_the_last_attempt(tmp_path: Path) -> None:
+def test_a_failed_task_is_retried_then_its_run_fails_on_the_last_attempt(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         a1 = await sim.add_agent("a1")
         sim.master.jobs.submit(job("sim", retries=1, retry_backoff=0), "ann")
         await sim.settle()
@@ -43,9 +41,8 @@ def test_a_failed_task_is_retried_then_its_run_fails_on_the_last_attempt(tmp_pat
     asyncio.run(scenario())
 
 
-def test_a_child_starts_when_its_parent_succeeds(tmp_path: Path) -> None:
+def test_a_child_starts_when_its_parent_succeeds(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         a1 = await sim.add_agent("a1")
         sim.master.jobs.submit(job("fetch"), "ann")
         sim.master.jobs.submit(job("analyse", parents=["fetch"]), "ann")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from corral.scheduler import plan
 from corral.scheduler.model import Plan, Snapshot, TaskRequest
@@ -53,9 +52,8 @@ def submit(sim: Sim, name: str, array: str) -> None:
     sim.master.jobs.submit(spec, "alice")
 
 
-def test_the_event_loop_runs_while_a_pass_plans(tmp_path: Path) -> None:
+def test_the_event_loop_runs_while_a_pass_plans(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         agent = await sim.add_agent("a1", cpus=4)
         submit(sim, "sweep", "0-3")
         planner = await hold_a_pass(sim)
@@ -65,9 +63,8 @@ def test_the_event_loop_runs_while_a_pass_plans(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_task_killed_while_the_plan_is_made_is_not_placed(tmp_path: Path) -> None:
+def test_a_task_killed_while_the_plan_is_made_is_not_placed(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         agent = await sim.add_agent("a1", cpus=4)
         submit(sim, "doomed", "0-1")
         submit(sim, "kept", "0-1")
@@ -80,10 +77,9 @@ def test_a_task_killed_while_the_plan_is_made_is_not_placed(tmp_path: Path) -> N
 
 
 def test_nothing_is_placed_on_an_agent_that_went_away_while_the_plan_was_made(
-    tmp_path: Path,
+    sim: Sim,
 ) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         agent = await sim.add_agent("a1", cpus=4)
         submit(sim, "sweep", "0-1")
         await hold_a_pass(sim, agent.disconnect)

@@ -4,8 +4,7 @@ deletion and agent loss, on simulated agents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -26,13 +25,6 @@ CHECKED: dict[str, Any] = {
     **WEB,
     "health_checks": [{"protocol": "COMMAND", "command": "true", "interval": 1, "timeout": 1}],
 }
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    s = Sim(tmp_path)
-    yield s
-    s.close()
 
 
 def run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:

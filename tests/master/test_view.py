@@ -4,7 +4,6 @@ by job, by agent and by owner, it lists what a scan of the live tasks would."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -36,9 +35,8 @@ def assert_view_matches_a_scan(master: Master) -> None:
         }
 
 
-def test_the_view_follows_tasks_from_submit_to_their_end(tmp_path: Path) -> None:
+def test_the_view_follows_tasks_from_submit_to_their_end(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         a1 = await sim.add_agent("a1", cpus=2)
         submit(sim, "sweep", "0-3", "alice")
         submit(sim, "solo", "0", "bob")
@@ -67,9 +65,8 @@ def test_the_view_follows_tasks_from_submit_to_their_end(tmp_path: Path) -> None
     asyncio.run(scenario())
 
 
-def test_the_schedulers_snapshot_lists_every_placed_task_with_its_agent(tmp_path: Path) -> None:
+def test_the_schedulers_snapshot_lists_every_placed_task_with_its_agent(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         await sim.add_agent("a1", cpus=1)
         await sim.add_agent("a2", cpus=1)
         submit(sim, "sweep", "0-29", "alice")
@@ -83,20 +80,16 @@ def test_the_schedulers_snapshot_lists_every_placed_task_with_its_agent(tmp_path
     asyncio.run(scenario())
 
 
-def test_the_views_mappings_refuse_writes(tmp_path: Path) -> None:
-    sim = Sim(tmp_path)
+def test_the_views_mappings_refuse_writes(sim: Sim) -> None:
     submit(sim, "sweep", "0", "alice")
     with pytest.raises(TypeError):
         sim.master.view.runs[("sweep", 2)] = sim.master.view.runs[("sweep", 1)]  # type: ignore[index]
     with pytest.raises(TypeError):
         del sim.master.view.specs["sweep"]  # type: ignore[attr-defined]
-    sim.close()
 
 
-def test_a_reloaded_master_files_its_tasks_once(tmp_path: Path) -> None:
-    sim = Sim(tmp_path)
+def test_a_reloaded_master_files_its_tasks_once(sim: Sim) -> None:
     submit(sim, "sweep", "0-2", "alice")
     sim.master.state.load()  # as when a master takes over: every live task is added again
     assert len(sim.master.view.tasks_of_job("sweep")) == 3
     assert len(sim.master.view.tasks_of_owner("alice")) == 3
-    sim.close()

@@ -3,7 +3,7 @@ write transaction of the older one is refused whole, however late it comes."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,23 +12,27 @@ from corral.store.store import Fenced, Store
 NOW = 1_800_000_000.0
 
 
-def stores(tmp_path: Path) -> tuple[Store, Store]:
-    first = Store.in_dir(tmp_path)
+@pytest.fixture
+def stores(store_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two masters' stores on one database (each backend)."""
+    first, second = Store(store_url), Store(store_url)
     first.migrate()
-    return first, Store.in_dir(tmp_path)
+    yield first, second
+    first.close()
+    second.close()
 
 
-def test_each_master_that_takes_the_lead_gets_the_next_epoch(tmp_path: Path) -> None:
-    old, new = stores(tmp_path)
+def test_each_master_that_takes_the_lead_gets_the_next_epoch(stores: tuple[Store, Store]) -> None:
+    old, new = stores
     assert old.take_lead("m1", NOW) == 1
     assert new.take_lead("m2", NOW) == 2
     assert (old.epoch, new.epoch) == (1, 2)
 
 
 def test_a_replaced_master_can_write_nothing_and_its_transaction_leaves_no_trace(
-    tmp_path: Path,
+    stores: tuple[Store, Store],
 ) -> None:
-    old, new = stores(tmp_path)
+    old, new = stores
     old.take_lead("m1", NOW)
     with old.tx() as tx:
         tx.add_token("before", "admin", "admin", NOW)
@@ -43,8 +47,8 @@ def test_a_replaced_master_can_write_nothing_and_its_transaction_leaves_no_trace
     assert new.token_user("leader") is not None
 
 
-def test_a_store_that_never_took_the_lead_is_not_fenced(tmp_path: Path) -> None:
-    tool, leader = stores(tmp_path)
+def test_a_store_that_never_took_the_lead_is_not_fenced(stores: tuple[Store, Store]) -> None:
+    tool, leader = stores
     leader.take_lead("m1", NOW)
     with tool.tx() as tx:  # migrations and offline tools write without an epoch
         tx.add_token("tool", "admin", "admin", NOW)
