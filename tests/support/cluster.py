@@ -207,10 +207,12 @@ class Cluster:
         cpus: float = 2,
         mem: int = 2048,
         allow_volumes: Sequence[Path] = (),
+        gpus: int | None = None,
         **attrs: str,
     ) -> None:
-        """Start an agent with declared resources and wait until it is ACTIVE."""
-        self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, attrs)
+        """Start an agent with declared resources and wait until it is ACTIVE. ``gpus``: GPUs
+        declared by hand (``--gpus``); None: those NVML finds."""
+        self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, attrs, gpus)
         self.start_agent(name)
 
     def add_agents(self, names: Sequence[str], cpus: float = 2, mem: int = 2048) -> None:
@@ -229,6 +231,7 @@ class Cluster:
         mem: int,
         allow_volumes: Sequence[Path],
         attrs: dict[str, str],
+        gpus: int | None = None,
     ) -> Proc:
         args = CORRAL + [
             "agent",
@@ -253,6 +256,8 @@ class Cluster:
             args += ["--attr", f"{k}={v}"]
         for path in allow_volumes:
             args += ["--allow-volume", str(path)]
+        if gpus is not None:
+            args += ["--gpus", str(gpus)]
         return Proc(args, self.root / f"agent-{name}.log")
 
     def _port_range(self, name: str) -> str:
