@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/docker_sweep.py
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/gang.py
 
 # Re-resolve the pinned dependencies after editing pyproject.toml (needs network to PyPI).
 lock:
