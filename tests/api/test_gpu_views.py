@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from corral.api.app import create_app
 from corral.cli.views import AGENT_COLUMNS
 from corral.spec.jobs import JobSpec
 from corral.spec.views import AgentView, TaskView
+from tests.marathon.simulated import client
 from tests.master.sim import Sim
+
+__all__ = ["client"]  # the app over ``sim``, below
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
+def sim(store_url: str) -> Iterator[Sim]:
     """A master whose agent "node" has 2 GPUs, one held by task ``train.1.0.0``; and a CPU-only
     agent "cpu"."""
-    sim = Sim(tmp_path)
+    sim = Sim(store_url)
 
     async def arrange() -> None:
         await sim.add_agent("node", gpus=2)
@@ -36,11 +37,10 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
 
 
 @pytest.fixture
-def api(sim: Sim, tmp_path: Path) -> Iterator[TestClient]:
-    token = sim.master.ensure_admin_token(tmp_path / "admin.token")
-    with TestClient(create_app(sim.master), headers={"Authorization": f"Bearer {token}"}) as c:
-        c.cookies.set("corral_token", token)  # the dashboard's way in
-        yield c
+def api(client: TestClient) -> TestClient:
+    """The app, signed in the API's way and the dashboard's (the token cookie)."""
+    client.cookies.set("corral_token", client.headers["Authorization"].removeprefix("Bearer "))
+    return client
 
 
 def agents(api: TestClient) -> dict[str, AgentView]:

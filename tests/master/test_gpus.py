@@ -5,7 +5,6 @@ which (the indices are stored with the placement)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from corral.spec.jobs import JobSpec
@@ -25,9 +24,8 @@ def given(agent: SimAgent) -> dict[str, list[int]]:
     return {t["task_id"]: t["gpu_devices"] for t in launches}
 
 
-def test_gpu_tasks_get_distinct_indices_and_a_fourth_waits_until_one_ends(tmp_path: Path) -> None:
+def test_gpu_tasks_get_distinct_indices_and_a_fourth_waits_until_one_ends(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         two = await sim.add_agent("two", gpus=2)
         one = await sim.add_agent("one", gpus=1)
         for name in ("j1", "j2", "j3", "j4"):
@@ -48,9 +46,9 @@ def test_gpu_tasks_get_distinct_indices_and_a_fourth_waits_until_one_ends(tmp_pa
     asyncio.run(scenario())
 
 
-def test_a_restarted_master_knows_which_indices_are_held(tmp_path: Path) -> None:
+def test_a_restarted_master_knows_which_indices_are_held(store_url: str) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
+        sim = Sim(store_url)
         await sim.add_agent("node", gpus=2)
         sim.master.jobs.submit(gpu_job("first"), "alice")
         await sim.settle()
@@ -58,20 +56,20 @@ def test_a_restarted_master_knows_which_indices_are_held(tmp_path: Path) -> None
         assert first.devices == (0,)
         sim.close()
 
-        again = Sim(tmp_path)  # a new master on the same store
+        again = Sim(store_url)  # a new master on the same store
         assert again.master.state.tasks[first.id].devices == (0,)
         assert [g.index for g in again.master.state.agents["node"].gpus] == [0, 1]
         node = await again.add_agent("node", gpus=2)  # reconnects: STAGING launches go again
         again.master.jobs.submit(gpu_job("second"), "alice")
         await again.settle()
         assert given(node) == {first.id: [0], "second.1.0.0": [1]}
+        again.close()
 
     asyncio.run(scenario())
 
 
-def test_a_task_asking_for_no_gpu_runs_beside_gpu_tasks_and_is_given_none(tmp_path: Path) -> None:
+def test_a_task_asking_for_no_gpu_runs_beside_gpu_tasks_and_is_given_none(sim: Sim) -> None:
     async def scenario() -> None:
-        sim = Sim(tmp_path)
         node = await sim.add_agent("node", gpus=1)
         sim.master.jobs.submit(gpu_job("gpu"), "alice")
         sim.master.jobs.submit(gpu_job("cpu", gpus=0), "alice")
