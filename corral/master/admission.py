@@ -3,7 +3,7 @@
 Volumes and privileged containers are allowed per agent (``--allow-volume``,
 ``--allow-privileged``), and GPUs are offered per agent; a spec that needs what no known agent
 allows or has would wait forever, so it is refused up front with the field named, as a
-validation error is.
+validation error is. So is a gang whose nodes no set of known agents could hold.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from corral.master.gangs import gang_refusals
 from corral.master.records import AgentRecord
 from corral.scheduler.feasibility import path_under
 from corral.spec.docker import PRIVILEGED_PARAMETERS
@@ -38,9 +39,11 @@ class Refused(Exception):
 def refusals(
     spec: JobSpec, agents: Iterable[AgentRecord], jobs: Mapping[str, JobSpec]
 ) -> list[Refusal]:
-    """What in ``spec`` the cluster cannot honour: unknown parents, a dependency cycle, or what
-    no known agent allows (empty when it can run)."""
-    return _parent_refusals(spec, jobs) + task_refusals(spec.task, agents)
+    """What in ``spec`` the cluster cannot honour: unknown parents, a dependency cycle, what
+    no known agent allows, or a gang no set of agents could hold (empty when it can run)."""
+    known = list(agents)
+    gang = [Refusal((field,), why) for field, why in gang_refusals(spec, known)]
+    return _parent_refusals(spec, jobs) + task_refusals(spec.task, known) + gang
 
 
 def task_refusals(task: TaskTemplate, agents: Iterable[AgentRecord]) -> list[Refusal]:

@@ -11,9 +11,13 @@ its command in the gang's task on a host: :func:`rsh_target` finds that task.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import astuple
 
-from corral.master.records import LiveTask
+from corral.master.records import AgentRecord, LiveTask, resources_of
+from corral.scheduler.model import Resources
+from corral.spec.jobs import JobSpec
 from corral.spec.protocol import GangMember, TaskLaunch
+from corral.spec.states import AgentState
 
 
 def member_of(task: LiveTask) -> GangMember | None:
@@ -80,3 +84,26 @@ def rsh_target(
         if rank.agent_id and hostname_of(rank.agent_id) == host:
             return rank
     return None
+
+
+def gang_refusals(spec: JobSpec, agents: Iterable[AgentRecord]) -> list[tuple[str, str]]:
+    """What of a gang job no set of known agents could ever hold, as (field, why): each node
+    needs an agent of its own (not LOST, with the driver) with room for all its ranks."""
+    if spec.nodes is None:
+        return []
+    per_node = spec.tasks_per_node or 1
+    t = spec.task
+    one = resources_of({"cpus": t.cpus, "mem": t.mem, "disk": t.disk, "gpus": t.gpus})
+    need = Resources(*(per_node * amount for amount in astuple(one)))
+    usable = [a for a in agents if a.state is not AgentState.LOST and t.driver in a.drivers]
+    fit = sum(need.fits_in(a.total) for a in usable)
+    if fit >= spec.nodes:
+        return []
+    node = f"{per_node} tasks of {t.cpus:g} cpus, {t.mem} MiB" if per_node > 1 else "its task"
+    if fit == 0 and per_node > 1:
+        return [("tasks_per_node", f"no agent has room for a node of {node} (driver {t.driver})")]
+    why = (
+        f"a gang of {spec.nodes} nodes needs {spec.nodes} agents, each with room for {node} "
+        f"(driver {t.driver}): the cluster has {fit}"
+    )
+    return [("nodes", why)]
