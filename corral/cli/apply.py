@@ -4,19 +4,21 @@ YAML specs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
 from corral.cli.context import connect
 from corral.cli.output import print_json, say
-from corral.cli.rollout import await_deployments, exit_for, say_outcomes
 from corral.cli.service_views import SCALE_ACTION
-from corral.cli.specs import Kind, Spec, load_specs
-from corral.client import ApiError, Client
-from corral.spec.jobs import JobSpec
-from corral.spec.services import ServiceSpec
-from corral.spec.views import DeploymentView, JobView, ServiceView
+from corral.client.errors import ApiError
+
+if TYPE_CHECKING:
+    from corral.cli.specs import Kind, Spec
+    from corral.client.sync import Client
+    from corral.spec.jobs import JobSpec
+    from corral.spec.services import ServiceSpec
+    from corral.spec.views import DeploymentView, JobView, ServiceView
 
 Action = Literal["created", "updated", "unchanged"]
 ServiceAction = Literal["created", "updated", "scaled", "unchanged"]
@@ -114,7 +116,7 @@ def apply_specs(
     results: list[dict[str, Any]] = []
     with connect(ctx) as client:
         for spec in specs:
-            if isinstance(spec, ServiceSpec):
+            if spec.kind == "service":
                 applied = apply_service(client, spec, force)
                 results.append(
                     {"kind": "service", "id": spec.id, "action": applied.action}
@@ -131,9 +133,13 @@ def apply_specs(
                 started = f" (run {done.started_run} started)" if done.started_run else ""
                 say(f"{spec.name}: {done.action}{started}")
     deploying = [r["deployment"].id for r in results if r.get("deployment") is not None]
-    final = {}
-    if wait and deploying:
-        final = {v.id: v for v in await_deployments(ctx, deploying, progress=not as_json)}
+    if not (wait and deploying):
+        if as_json:
+            print_json(results)
+        return
+    from corral.cli.rollout import await_deployments, exit_for, say_outcomes
+
+    final = {v.id: v for v in await_deployments(ctx, deploying, progress=not as_json)}
     if as_json:
         for r in results:
             if r.get("deployment") is not None:
@@ -141,12 +147,13 @@ def apply_specs(
         print_json(results)
     else:
         say_outcomes(final.values())
-    if final:
-        exit_for(final.values())
+    exit_for(final.values())
 
 
 def load_all(files: list[str], default: Kind) -> list[Spec]:
     """Every spec of every file, all validated before anything is sent."""
+    from corral.cli.specs import load_specs  # YAML and the spec models: only when applying
+
     return [spec for path in files for spec in load_specs(path, default)]
 
 

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from typer._click import Context as ClickContext  # typer vendors click: invoke() takes this
 from typer.core import TyperGroup
 
-from corral.client import ApiError, AsyncClient, Client, ClientConfig, ClientError, load_config
+from corral.client.config import ClientConfig, load_config
+from corral.client.errors import ApiError, ClientError
+from corral.client.rows import RowClient
+
+if TYPE_CHECKING:
+    from corral.client.aio import AsyncClient
+    from corral.client.sync import Client
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -73,13 +79,28 @@ def config_of(ctx: typer.Context) -> ClientConfig:
     return ClientConfig(config.url, overrides.token or config.token)
 
 
+# The typed clients are imported as a command connects: they load pydantic's models (and the
+# async one httpx), which `corral jobs` (a RowClient) never needs.
+
+
 def connect(ctx: typer.Context) -> Client:
     """A blocking client for this invocation (use it in a ``with`` block)."""
+    from corral.client.sync import Client
+
     config = config_of(ctx)
     return Client(config.url, config.token)
 
 
+def connect_rows(ctx: typer.Context) -> RowClient:
+    """A client of listings as rows, for commands that only print them (use it in a ``with``
+    block)."""
+    config = config_of(ctx)
+    return RowClient(config.url, config.token)
+
+
 def connect_async(ctx: typer.Context) -> AsyncClient:
     """An asyncio client for this invocation (use it in an ``async with`` block)."""
+    from corral.client.aio import AsyncClient
+
     config = config_of(ctx)
     return AsyncClient(config.url, config.token)

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from corral.cli.apply import apply
-from corral.cli.context import connect
-from corral.cli.follow import wait_and_exit
-from corral.cli.output import console, print_json, print_list, say, table
+from corral.cli.context import connect, connect_rows
+from corral.cli.output import console, instant, print_json, print_list, say, table
 from corral.cli.views import (
     JOB_COLUMNS,
     RUN_COLUMNS,
@@ -34,12 +33,12 @@ def list_jobs(
     as_json: JsonOption = False,
 ) -> None:
     """List jobs, newest first, with the state of their last run."""
-    with connect(ctx) as client:
+    with connect_rows(ctx) as client:
         jobs = client.jobs(owner=owner, q=q)
     if scheduled:
         jobs = sorted(
-            (j for j in jobs if j.spec.schedule is not None),
-            key=lambda j: (j.next_run is None, j.next_run or j.created_at),
+            (j for j in jobs if j["spec"]["schedule"] is not None),
+            key=lambda j: (j["next_run"] is None, instant(j["next_run"] or j["created_at"])),
         )
         print_list(jobs, SCHEDULED_COLUMNS, as_json, "scheduled jobs")
     else:
@@ -115,6 +114,8 @@ def start_run(
     if disabled and not as_json:
         say(f"{name} is disabled: this run is started by hand; its schedule still fires nothing")
     if wait:
+        from corral.cli.follow import wait_and_exit
+
         wait_and_exit(ctx, name, run.number, as_json)
     elif as_json:
         print_json(run)
@@ -125,9 +126,9 @@ def start_run(
 @job_app.command("graph")
 def graph(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Print the dependency graph: each job with the jobs that run after it."""
-    with connect(ctx) as client:
+    with connect_rows(ctx) as client:
         jobs = client.jobs()
-    edges = sorted((p, j.name) for j in jobs for p in j.spec.parents)
+    edges = sorted((p, j["name"]) for j in jobs for p in j["spec"]["parents"])
     if as_json:
         print_json([{"parent": p, "child": c} for p, c in edges])
         return

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import typer
-from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -56,8 +55,16 @@ class Column(Generic[T]):
 
 
 def print_json(value: Any) -> None:
-    """Print views (or lists/dicts of them) as indented JSON on stdout, without colour."""
-    typer.echo(json.dumps(to_jsonable_python(value), indent=2))
+    """Print views or rows (or lists/dicts of them) as indented JSON on stdout, without
+    colour."""
+    typer.echo(json.dumps(value, indent=2, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    # Only views need pydantic's serializer; rows are JSON already and print without it.
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
 
 
 def table(items: Iterable[T], columns: Sequence[Column[T]], title: str | None = None) -> Table:
@@ -109,6 +116,11 @@ def state(value: str) -> Text:
     return Text(value, style=_STYLES.get(value, "bold red" if value.endswith("ED") else ""))
 
 
+def instant(value: str | None) -> datetime | None:
+    """A row's ISO 8601 time (as the master writes it) as a datetime; None for None."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
 def when(value: datetime | None, now: datetime | None = None) -> str:
     """A time in the local zone to the second, without the date if it is today; "" for None."""
     if value is None:
@@ -145,7 +157,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
     return f"{hours}h{minutes:02d}m"
 
 
-def counts(values: Mapping[TaskState, int], total: int | None = None) -> Text:
+def counts(values: Mapping[TaskState, int] | Mapping[str, int], total: int | None = None) -> Text:
     """Tasks per state, coloured, non-zero only: ``3 FINISHED, 1 RUNNING`` (``of 5`` if given)."""
     out = Text()
     for task_state in TaskState:

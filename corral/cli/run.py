@@ -7,17 +7,7 @@ from typing import Annotated
 import typer
 
 from corral.cli.context import connect
-from corral.cli.follow import wait_and_exit
 from corral.cli.output import print_json, say
-from corral.cli.specs import (
-    build_spec,
-    command_fields,
-    docker_fields,
-    generated_name,
-    params_from_options,
-    split_pairs,
-    without_none,
-)
 from corral.spec.sweeps import sweep_size
 
 HELP = """Run CMD [ARGS]... as a job on the cluster.
@@ -87,6 +77,16 @@ def run(
     ] = False,
 ) -> None:
     """Submit CMD [ARGS]... as a job; its help is ``HELP``."""
+    from corral.cli.specs import (  # the spec models: loaded only when submitting
+        build_spec,
+        command_fields,
+        docker_fields,
+        generated_name,
+        params_from_options,
+        split_pairs,
+        without_none,
+    )
+
     task = without_none(
         {"cpus": cpus, "mem": mem, "disk": disk, "max_runtime": max_runtime, "workdir": workdir}
     )
@@ -109,6 +109,8 @@ def run(
         job = client.create_job(spec)
     number = job.last_run.number if job.last_run else 1
     if wait:
+        from corral.cli.follow import wait_and_exit
+
         wait_and_exit(ctx, job.name, number, as_json)
     elif as_json:
         print_json(job)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 
 from corral.cli.output import Cell, Column, duration, fields, state, when
 from corral.cli.views import command_line, resources
-from corral.spec.services import HealthCheckSpec, ServiceSpec
-from corral.spec.views import (
-    DeploymentView,
-    FailureView,
-    ResourcesView,
-    ServiceView,
-    TaskView,
-)
+
+if TYPE_CHECKING:  # named for the type checker only: declaring the commands loads no models
+    from corral.spec.services import HealthCheckSpec, ServiceSpec
+    from corral.spec.views import DeploymentView, FailureView, ServiceView, TaskView
 
 SCALE_ACTION = "ScaleApplication"  # a deployment step that changes instances, restarting nothing
 _DEPLOYMENT_STYLES = {"RUNNING": "blue", "SUCCEEDED": "green", "CANCELLED": "yellow"}
@@ -164,10 +162,7 @@ def service_fields(service: ServiceView) -> Table:
             ("instances", _instances(service)),
             ("command", command_line(t.command, t.shell)),
             ("image", t.docker.image if t.docker else None),
-            (
-                "resources",
-                resources(ResourcesView(cpus=t.cpus, mem=t.mem, disk=t.disk, gpus=t.gpus)),
-            ),
+            ("resources", resources(t)),
             ("ports", _ports(spec)),
             ("health checks", "; ".join(_check(c) for c in spec.health_checks)),
             (

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from corral.cli.apply import FilesOption, ForceOption, apply_specs, load_all
 from corral.cli.context import InvalidInput, connect
 from corral.cli.output import Column, console, print_json, print_list, say, table, when
-from corral.cli.rollout import report
 from corral.cli.service_views import (
     DEPLOYMENT_COLUMNS,
     SERVICE_COLUMNS,
     service_fields,
     service_task_columns,
 )
-from corral.client import ApiError
-from corral.spec.jobs import JobSpec
-from corral.spec.services import MAX_INSTANCES
-from corral.spec.views import ServiceVersionView
+from corral.client.errors import ApiError
+from corral.spec.limits import MAX_INSTANCES
+
+if TYPE_CHECKING:
+    from corral.spec.views import DeploymentView, ServiceVersionView
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ServiceArgument = Annotated[
@@ -46,6 +46,16 @@ VERSION_COLUMNS: list[Column[ServiceVersionView]] = [
     Column("INSTANCES", lambda v: str(v.spec.instances), "right"),
     Column("CREATED", lambda v: when(v.created_at)),
 ]
+
+
+def report(
+    ctx: typer.Context, deployment: DeploymentView, message: str, wait: bool, as_json: bool
+) -> None:
+    """``rollout.report``, imported only by the commands that start a deployment: following
+    one loads asyncio and the event stream."""
+    from corral.cli import rollout
+
+    rollout.report(ctx, deployment, message, wait, as_json)
 
 
 @contextmanager
@@ -102,7 +112,7 @@ def apply(
     file is validated before the first is sent.
     """
     specs = load_all(files, "service")
-    jobs = [s.name for s in specs if isinstance(s, JobSpec)]
+    jobs = [s.name for s in specs if s.kind == "job"]
     if jobs:
         raise InvalidInput(
             f"{', '.join(jobs)}: a job, not a service; `corral apply -f` takes jobs and services"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from corral.cli.context import connect
 from corral.cli.output import console, print_json, print_list, say
 from corral.cli.views import TASK_COLUMNS, task_fields, task_history
-from corral.client import Client
 from corral.spec.states import TaskState
+
+if TYPE_CHECKING:
+    from corral.client.sync import Client
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TaskArgument = Annotated[

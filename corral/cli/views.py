@@ -1,25 +1,59 @@
-"""How each API view is shown: table columns and detail grids for jobs, runs, tasks, agents."""
+"""How each API view is shown: table columns and detail grids for jobs, runs, tasks, agents.
+
+The job listings show rows (``corral.client.rows``), everything else the pydantic views, which
+are named here for the type checker only: a listing loads no models.
+"""
 
 from __future__ import annotations
 
 import shlex
 from datetime import UTC
+from typing import TYPE_CHECKING, Protocol
 
 from rich.table import Table
 
-from corral.cli.output import Cell, Column, ago, counts, duration, fields, state, table, when
-from corral.spec.jobs import JobSpec
-from corral.spec.sweeps import sweep_size
-from corral.spec.views import (
-    AgentView,
-    FiringView,
-    JobView,
-    ResourcesView,
-    RunView,
-    SkipView,
-    TaskEventView,
-    TaskView,
+from corral.cli.output import (
+    Cell,
+    Column,
+    ago,
+    counts,
+    duration,
+    fields,
+    instant,
+    state,
+    table,
+    when,
 )
+from corral.client.rows import JobRow
+from corral.spec.sweeps import sweep_size
+
+if TYPE_CHECKING:
+    from corral.spec.jobs import JobSpec
+    from corral.spec.views import (
+        AgentView,
+        FiringView,
+        JobView,
+        RunView,
+        SkipView,
+        TaskEventView,
+        TaskView,
+    )
+
+
+class Resources(Protocol):
+    """What a task asks for or an agent has: a ``ResourcesView`` or a task template."""
+
+    @property
+    def cpus(self) -> float: ...
+
+    @property
+    def mem(self) -> int: ...
+
+    @property
+    def disk(self) -> int: ...
+
+    @property
+    def gpus(self) -> int: ...
 
 
 def command_line(command: list[str] | None, shell: str | None) -> str:
@@ -38,7 +72,7 @@ def latest_attempts(tasks: list[TaskView]) -> list[TaskView]:
     return [latest[slot] for slot in sorted(latest)]
 
 
-def resources(r: ResourcesView) -> str:
+def resources(r: Resources) -> str:
     """``2 cpus, 512 MiB`` plus disk and gpus when asked for."""
     out = f"{r.cpus:g} cpu{'' if r.cpus == 1 else 's'}, {r.mem} MiB"
     if r.disk:
@@ -52,38 +86,32 @@ def _usage(used: float, total: float) -> str:
     return f"{used:g}/{total:g}"
 
 
-def _gpus(agent: AgentView) -> str:
-    """GPUs used/total and the indices still free (``1/2 free 1``); ``-`` without GPUs."""
-    if not agent.gpus:
-        return "-"
-    free = ",".join(str(g.index) for g in agent.gpus if g.task is None) or "none"
-    return f"{_usage(agent.used.gpus, agent.total.gpus)} free {free}"
+def _last_run_state(job: JobRow) -> Cell:
+    run = job["last_run"]
+    return state(run["state"]) if run else ""
 
 
-def _last_run_state(job: JobView) -> Cell:
-    return state(job.last_run.state) if job.last_run else ""
+def _last_run_counts(job: JobRow) -> Cell:
+    run = job["last_run"]
+    return counts(run["counts"], run["total"]) if run else ""
 
 
-def _last_run_counts(job: JobView) -> Cell:
-    return counts(job.last_run.counts, job.last_run.total) if job.last_run else ""
-
-
-JOB_COLUMNS: list[Column[JobView]] = [
-    Column("NAME", lambda j: j.name),
-    Column("OWNER", lambda j: j.owner),
-    Column("RUNS", lambda j: str(j.runs), "right"),
+JOB_COLUMNS: list[Column[JobRow]] = [
+    Column("NAME", lambda j: j["name"]),
+    Column("OWNER", lambda j: j["owner"]),
+    Column("RUNS", lambda j: str(j["runs"]), "right"),
     Column("LAST RUN", _last_run_state),
     Column("TASKS", _last_run_counts, wrap=True),
-    Column("UPDATED", lambda j: when(j.updated_at)),
+    Column("UPDATED", lambda j: when(instant(j["updated_at"]))),
 ]
 
-SCHEDULED_COLUMNS: list[Column[JobView]] = [
-    Column("NAME", lambda j: j.name),
-    Column("SCHEDULE", lambda j: f"{j.spec.schedule} ({j.spec.timezone})"),
-    Column("NEXT RUN", lambda j: "" if j.next_run is None else when(j.next_run)),
+SCHEDULED_COLUMNS: list[Column[JobRow]] = [
+    Column("NAME", lambda j: j["name"]),
+    Column("SCHEDULE", lambda j: f"{j['spec']['schedule']} ({j['spec']['timezone']})"),
+    Column("NEXT RUN", lambda j: when(instant(j["next_run"]))),
     Column("LAST RUN", _last_run_state),
-    Column("OK", lambda j: str(j.success_count), "right"),
-    Column("FAILED", lambda j: str(j.error_count), "right"),
+    Column("OK", lambda j: str(j["success_count"]), "right"),
+    Column("FAILED", lambda j: str(j["error_count"]), "right"),
 ]
 
 RUN_COLUMNS: list[Column[RunView]] = [
@@ -111,7 +139,6 @@ AGENT_COLUMNS: list[Column[AgentView]] = [
     Column("CPUS", lambda a: _usage(a.used.cpus, a.total.cpus), "right"),
     Column("MEM MiB", lambda a: _usage(a.used.mem, a.total.mem), "right"),
     Column("DISK MiB", lambda a: _usage(a.used.disk, a.total.disk), "right"),
-    Column("GPUS", lambda a: _gpus(a), "right"),
     Column("HEARTBEAT", lambda a: ago(a.last_heartbeat)),
     Column("DRIVERS", lambda a: ",".join(a.drivers), wrap=True),
 ]
@@ -134,10 +161,7 @@ def job_fields(job: JobView) -> Table:
             ("owner", job.owner),
             ("description", spec.description),
             ("command", command_line(t.command, t.shell)),
-            (
-                "resources",
-                resources(ResourcesView(cpus=t.cpus, mem=t.mem, disk=t.disk, gpus=t.gpus)),
-            ),
+            ("resources", resources(t)),
             ("tasks per run", _sweep(spec)),
             (
                 "retries",

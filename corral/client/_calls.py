@@ -6,16 +6,15 @@ query parameters, bodies, status codes and models lives here (a "sans-I/O" layer
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from corral.client.errors import ClientError, UnreachableError, error_from_response
+from corral.client._api import API
+from corral.client.errors import Answer, ClientError, error_from_response
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec, normalize_service_id
 from corral.spec.states import TaskState
@@ -37,7 +36,6 @@ M = TypeVar("M", bound=BaseModel)
 LogFile = Literal["stdout", "stderr"]
 Params = dict[str, str | int | list[str]]
 
-API = "/api/v1"
 EVENTS_PATH = f"{API}/events"
 
 _JOBS = TypeAdapter(list[JobView])
@@ -55,11 +53,11 @@ class Call(Generic[T]):
 
     method: str
     path: str
-    parse: Callable[[httpx.Response], T]
+    parse: Callable[[Answer], T]
     params: Params = field(default_factory=dict)
     body: Any = None
 
-    def finish(self, response: httpx.Response) -> T:
+    def finish(self, response: Answer) -> T:
         """Raise ``ApiError`` for an error status, else parse the answer into its model."""
         if response.is_error:
             raise error_from_response(response)
@@ -72,48 +70,32 @@ class Call(Generic[T]):
             ) from None
 
 
-@contextlib.contextmanager
-def transport_errors(url: str) -> Iterator[None]:
-    """Translate httpx's network errors into ``ClientError``s that name the master's URL."""
-    try:
-        yield
-    except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-        raise UnreachableError(url, str(e) or type(e).__name__) from None
-    except httpx.TransportError as e:
-        raise ClientError(f"talking to the corral master at {url} failed: {e!r}") from None
-
-
-def auth_headers(token: str | None) -> dict[str, str]:
-    """The ``Authorization`` header for a bearer token, or nothing without one."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _q(segment: str) -> str:
     # Names and ids never contain '/', but user input might: keep it inside one path segment.
     return quote(segment, safe="")
 
 
-def _one(model: type[M]) -> Callable[[httpx.Response], M]:
+def _one(model: type[M]) -> Callable[[Answer], M]:
     return lambda r: model.model_validate_json(r.content)
 
 
-def _many(adapter: TypeAdapter[list[M]]) -> Callable[[httpx.Response], list[M]]:
+def _many(adapter: TypeAdapter[list[M]]) -> Callable[[Answer], list[M]]:
     return lambda r: adapter.validate_json(r.content)
 
 
-def _nothing(_: httpx.Response) -> None:
+def _nothing(_: Answer) -> None:
     return None
 
 
-def _job_and_created(r: httpx.Response) -> tuple[JobView, bool]:
+def _job_and_created(r: Answer) -> tuple[JobView, bool]:
     return JobView.model_validate_json(r.content), r.status_code == 201
 
 
-def _deployment_and_created(r: httpx.Response) -> tuple[DeploymentView, bool]:
+def _deployment_and_created(r: Answer) -> tuple[DeploymentView, bool]:
     return DeploymentView.model_validate_json(r.content), r.status_code == 201
 
 
-def _rolled_back(r: httpx.Response) -> DeploymentView | None:
+def _rolled_back(r: Answer) -> DeploymentView | None:
     # 202 without a body: a forced cancel stops where it stands, nothing rolls back.
     return None if r.status_code == 202 else DeploymentView.model_validate_json(r.content)
 
@@ -340,6 +322,4 @@ def events_params(since: int | None) -> Params:
     return _params(since=since)
 
 
-# The stream stays open between events, possibly for long: no read timeout on it.
-STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
 STREAM_HEADERS = {"Accept": "text/event-stream"}

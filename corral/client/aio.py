@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from types import TracebackType
 from typing import TypeVar
 
 import httpx
 
 from corral.client import _calls as calls
+from corral.client._api import auth_headers
 from corral.client._sse import EventDecoder
 from corral.client.config import load_config
-from corral.client.errors import error_from_response
+from corral.client.errors import ClientError, UnreachableError, error_from_response
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -29,6 +31,20 @@ from corral.spec.views import (
 )
 
 T = TypeVar("T")
+
+# The stream stays open between events, possibly for long: no read timeout on it.
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
+
+
+@contextlib.contextmanager
+def transport_errors(url: str) -> Iterator[None]:
+    """Translate httpx's network errors into ``ClientError``s that name the master's URL."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+        raise UnreachableError(url, str(e) or type(e).__name__) from None
+    except httpx.TransportError as e:
+        raise ClientError(f"talking to the corral master at {url} failed: {e!r}") from None
 
 
 class AsyncClient:
@@ -51,7 +67,7 @@ class AsyncClient:
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.url,
-            headers=calls.auth_headers(token),
+            headers=auth_headers(token),
             timeout=timeout,
             transport=transport,
         )
@@ -72,7 +88,7 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(self, call: calls.Call[T]) -> T:
-        with calls.transport_errors(self.url):
+        with transport_errors(self.url):
             response = await self._http.request(
                 call.method, call.path, params=call.params, json=call.body
             )
@@ -229,13 +245,13 @@ class AsyncClient:
         Wrap it in ``contextlib.aclosing`` so that leaving the loop early closes the stream.
         """
         params = calls.events_params(since)
-        with calls.transport_errors(self.url):
+        with transport_errors(self.url):
             async with self._http.stream(
                 "GET",
                 calls.EVENTS_PATH,
                 params=params,
                 headers=calls.STREAM_HEADERS,
-                timeout=calls.STREAM_TIMEOUT,
+                timeout=STREAM_TIMEOUT,
             ) as response:
                 if response.is_error:
                     await response.aread()

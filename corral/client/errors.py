@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+
+class Answer(Protocol):
+    """What both clients read of an HTTP answer (``httpx.Response`` and the blocking client's
+    own ``Response`` have it)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def is_error(self) -> bool: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
 
 
 class ClientError(Exception):
@@ -54,7 +74,7 @@ def describe_errors(items: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(parts) or "invalid input"
 
 
-def error_from_response(response: httpx.Response) -> ApiError:
+def error_from_response(response: Answer) -> ApiError:
     """Build the ``ApiError`` for an error answer, reading FastAPI's ``detail`` when present."""
     status = response.status_code
     try:

@@ -22,6 +22,7 @@ MAX_TEXT_BYTES = 4096  # one short value: a path, a user, a docker parameter, a 
 # Every task of a run (an array, a service's instances) stores its own copy of the task: their
 # sum is bounded, so one submit cannot add gigabytes to the store.
 MAX_RUN_BYTES = 256 * 1024 * 1024
+MAX_INSTANCES = 10_000  # tasks of one service (the CLI reads it without loading the models)
 
 
 _reading_stored: ContextVar[bool] = ContextVar("reading_stored", default=False)

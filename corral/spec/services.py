@@ -26,7 +26,7 @@ from corral.spec.jobs import ConstraintSpec, TaskTemplate, require_valid_unicode
 
 _LABEL = r"(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])"
 _SEGMENT = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}$")
-MAX_INSTANCES = 10_000
+MAX_INSTANCES = limits.MAX_INSTANCES
 COMMAND_DELAY = 15.0  # Marathon's delaySeconds: seconds before a command check's first run
 
 

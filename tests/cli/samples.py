@@ -1,4 +1,5 @@
-"""Views as the master would send them, for tests that fake the master with httpx.MockTransport."""
+"""Views as the master would send them, for tests that fake the master (``fake_master``, or
+httpx.MockTransport for the async client)."""
 
 from __future__ import annotations
 

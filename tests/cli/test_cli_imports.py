@@ -1,15 +1,21 @@
 """The CLI is a thin client: a client command loads none of the server (web framework, store,
-executors, master), so it answers in a fraction of a second."""
+executors, master), the blocking client none of httpx, and the job listing and the help none of
+Corral's models, so they answer in a fraction of a second (bench/cli_start.py times them)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from tests.support.cluster import corral_env, free_port
+from tests.cli.fake_master import serving
+from tests.cli.samples import job_view
+from tests.support.cluster import corral_env
 
 SERVER_PACKAGES = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "aiodocker")
 SERVER_MODULES = (
@@ -19,6 +25,26 @@ SERVER_MODULES = (
     "corral.agent",
     "corral.cli.serving",
 )
+# The blocking client speaks http.client; only following a stream (--wait) uses httpx.
+HTTPX = ("httpx", "httpcore", "anyio", "h11")
+# What a job listing or the help has no use for: Corral's models and the typed clients, spec
+# files, asyncio. (pydantic itself is loaded anyway: typer >= 0.28 coerces options with it.)
+MODELS = ("corral.spec", "corral.client.sync", "corral.client._calls", "yaml", "asyncio")
+# corral.spec's plain modules: enums and limits, no models.
+PLAIN_SPEC = ("corral.spec", "corral.spec.states", "corral.spec.limits", "corral.spec.sweeps")
+
+CLIENT_COMMANDS = [
+    ("--help",),
+    ("jobs",),
+    ("jobs", "--scheduled"),
+    ("job", "graph"),
+    ("tasks", "--job", "x"),
+    ("agents",),
+    ("services",),
+    ("logs", "x.1.0.0"),
+    ("run", "--name", "x", "--", "true"),
+]
+LEAN_COMMANDS = [("--help",), ("jobs",), ("jobs", "--scheduled"), ("job", "graph")]
 
 # Runs a CLI command in a fresh interpreter, then prints every module it loaded.
 PROBE = """
@@ -30,38 +56,69 @@ app()
 """
 
 
-def loaded_by(*args: str) -> list[str]:
-    """The modules a run of ``corral ARGS`` loaded (against a master that is not there)."""
-    env = corral_env(CORRAL_URL=f"http://127.0.0.1:{free_port()}", CORRAL_TOKEN="t")
+def answer(request: httpx.Request) -> httpx.Response:
+    """The fake master: one job in the listings, nothing elsewhere, any job is created."""
+    if request.url.path == "/api/v1/jobs" and request.method == "GET":
+        return httpx.Response(200, json=[job_view().model_dump(mode="json")])
+    if request.method == "POST":
+        return httpx.Response(201, json=job_view("x").model_dump(mode="json"))
+    return httpx.Response(200 if request.url.path.endswith("s") else 404, json=[])
+
+
+@pytest.fixture(scope="module")
+def master() -> Iterator[str]:
+    """The fake master's URL."""
+    with serving(answer) as url:
+        yield url
+
+
+@functools.cache
+def loaded_by(url: str, *args: str) -> list[str]:
+    """The modules a run of ``corral ARGS`` against the master at ``url`` loaded."""
+    env = corral_env(CORRAL_URL=url, CORRAL_TOKEN="t")
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60
     )
     return list(json.loads(done.stderr.strip().splitlines()[-1]))
 
 
-def server_modules(modules: list[str]) -> list[str]:
-    return [
-        m
-        for m in modules
-        if m.split(".")[0] in SERVER_PACKAGES
-        or any(m == s or m.startswith(s + ".") for s in SERVER_MODULES)
-    ]
+def among(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules that are one of ``packages`` or inside one."""
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)]
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("--help",),
-        ("jobs",),
-        ("tasks", "--job", "x"),
-        ("agents",),
-        ("services",),
-        ("logs", "x.1.0.0"),
-        ("run", "--name", "x", "--", "true"),
-    ],
-    ids=" ".join,
-)
-def test_a_client_command_imports_no_server_module(args: tuple[str, ...]) -> None:
-    modules = loaded_by(*args)
+@pytest.mark.parametrize("args", CLIENT_COMMANDS, ids=" ".join)
+def test_a_client_command_imports_no_server_module(master: str, args: tuple[str, ...]) -> None:
+    modules = loaded_by(master, *args)
     assert "corral.cli.main" in modules  # the probe ran the CLI
-    assert server_modules(modules) == []
+    assert among(modules, SERVER_PACKAGES + SERVER_MODULES) == []
+
+
+@pytest.mark.parametrize("args", CLIENT_COMMANDS, ids=" ".join)
+def test_a_client_command_that_follows_nothing_imports_no_httpx(
+    master: str, args: tuple[str, ...]
+) -> None:
+    modules = loaded_by(master, *args)
+    assert "corral.cli.main" in modules
+    assert among(modules, HTTPX) == []
+
+
+@pytest.mark.parametrize("args", LEAN_COMMANDS, ids=" ".join)
+def test_the_help_and_the_job_listings_import_no_models(master: str, args: tuple[str, ...]) -> None:
+    modules = loaded_by(master, *args)
+    assert "corral.cli.main" in modules
+    assert [m for m in among(modules, MODELS) if m not in PLAIN_SPEC] == []
+
+
+def test_the_job_listing_prints_the_fake_masters_job(master: str) -> None:
+    # The probes above measure a command that got as far as printing, not one that failed.
+    env = corral_env(CORRAL_URL=master, CORRAL_TOKEN="t")
+    done = subprocess.run(
+        [sys.executable, "-m", "corral.cli", "jobs"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[1].split()[:3] == ["j", "ada", "1"]

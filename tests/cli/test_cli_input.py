@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from corral.cli import context
 from corral.cli.context import InvalidInput
 from corral.cli.main import app
 from corral.cli.specs import command_fields, params_from_options
-from corral.client import Client
+from tests.cli.fake_master import serving
 from tests.cli.samples import job_view
 from tests.support.cluster import free_port
 
@@ -25,8 +25,8 @@ def nowhere(*args: str) -> Result:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
-    """Requests the CLI sends to a fake master that accepts every job."""
+def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[httpx.Request]]:
+    """Requests the CLI sends to a fake master that accepts every job (at CORRAL_URL)."""
     requests: list[httpx.Request] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -34,11 +34,10 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
         name = json.loads(request.content)["name"] if request.content else "j"
         return httpx.Response(201, json=job_view(name).model_dump(mode="json"))
 
-    def client(url: str, token: str | None) -> Client:
-        return Client(url, token, transport=httpx.MockTransport(handle))
-
-    monkeypatch.setattr(context, "Client", client)
-    return requests
+    with serving(handle) as url:
+        monkeypatch.setenv("CORRAL_URL", url)
+        monkeypatch.delenv("CORRAL_TOKEN", raising=False)
+        yield requests
 
 
 def test_arguments_are_an_argv_unless_shell_is_asked_for() -> None:
@@ -61,7 +60,7 @@ def test_run_sends_the_options_as_a_spec_and_everything_after_cmd_as_its_argv(
 ) -> None:
     result = CliRunner().invoke(
         app,
-        ["--url", "http://m", "run", "--name", "x", "--cpus", "2", "--env", "A=1=2"]
+        ["run", "--name", "x", "--cpus", "2", "--env", "A=1=2"]
         + ["--array", "0-4", "ls", "-l", "--cpus", "9"],
     )
     assert result.exit_code == 0, result.output
@@ -81,7 +80,7 @@ def test_run_sends_the_options_as_a_spec_and_everything_after_cmd_as_its_argv(
 
 
 def test_run_without_a_name_generates_one(sent: list[httpx.Request]) -> None:
-    result = CliRunner().invoke(app, ["--url", "http://m", "run", "--json", "--", "true"])
+    result = CliRunner().invoke(app, ["run", "--json", "--", "true"])
     assert result.exit_code == 0, result.output
     assert json.loads(sent[0].content)["name"].startswith("run-")
     assert json.loads(result.stdout)["name"].startswith("run-")

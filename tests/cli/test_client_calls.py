@@ -1,26 +1,31 @@
-"""The clients against a fake master (httpx.MockTransport): requests, answers, errors."""
+"""The clients against a fake master (a real server for the blocking one, httpx.MockTransport
+for the async one): requests, answers, errors."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from corral.client import ApiError, AsyncClient, Client, ClientError, UnreachableError
 from corral.spec.jobs import JobSpec, TaskTemplate
+from tests.cli.fake_master import serving
 from tests.cli.samples import job_view
 from tests.support.cluster import free_port
 
 SPEC = JobSpec(name="j", task=TaskTemplate(command=["true"]))
 
 
+@contextmanager
 def fake(
     status: int,
     body: object = None,
     seen: list[httpx.Request] | None = None,
     token: str | None = "tok",
-) -> Client:
+) -> Iterator[Client]:
     """A client whose master answers every request with ``status`` and JSON ``body``."""
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -28,7 +33,8 @@ def fake(
             seen.append(request)
         return httpx.Response(status, json=body)
 
-    return Client("http://master", token, transport=httpx.MockTransport(handle))
+    with serving(handle) as url, Client(url, token) as client:
+        yield client
 
 
 def test_requests_carry_the_bearer_token_and_answers_become_views() -> None:
@@ -36,7 +42,7 @@ def test_requests_carry_the_bearer_token_and_answers_become_views() -> None:
     with fake(200, job_view().model_dump(mode="json"), seen) as client:
         job = client.job("j")
     assert job == job_view()
-    assert seen[0].url == "http://master/api/v1/jobs/j"
+    assert seen[0].url.path == "/api/v1/jobs/j"
     assert seen[0].headers["authorization"] == "Bearer tok"
 
 
@@ -98,9 +104,9 @@ def test_other_errors_carry_the_detail_string() -> None:
 
 
 def test_an_error_page_that_is_not_json_is_summarised() -> None:
-    transport = httpx.MockTransport(lambda r: httpx.Response(502, text="<h1>bad</h1>"))
-    with Client("http://m", transport=transport) as client, pytest.raises(ApiError) as caught:
-        client.info()
+    with serving(lambda r: httpx.Response(502, text="<h1>bad</h1>")) as url, Client(url) as client:
+        with pytest.raises(ApiError) as caught:
+            client.info()
     assert str(caught.value) == "HTTP 502 Bad Gateway: <h1>bad</h1>"
 
 

@@ -15,6 +15,7 @@ from corral.client import ApiError, AsyncClient, Client, ClientError
 from corral.client._sse import EventDecoder
 from corral.spec.states import RunState
 from corral.spec.views import RunView
+from tests.cli.fake_master import Handler, serving
 from tests.cli.samples import run_view
 
 
@@ -54,7 +55,7 @@ def test_an_event_that_is_not_an_event_view_is_a_client_error() -> None:
         decoder.feed("")
 
 
-def sse(body: str, seen: list[httpx.Request] | None = None) -> httpx.MockTransport:
+def sse(body: str, seen: list[httpx.Request] | None = None) -> Handler:
     """A master whose event stream sends ``body`` and ends."""
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -62,20 +63,28 @@ def sse(body: str, seen: list[httpx.Request] | None = None) -> httpx.MockTranspo
             seen.append(request)
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
-    return httpx.MockTransport(handle)
+    return handle
 
 
 def test_the_sync_client_streams_events_from_since() -> None:
     seen: list[httpx.Request] = []
-    with Client("http://m", "tok", transport=sse(stream(event(5), event(6)), seen)) as client:
+    with serving(sse(stream(event(5), event(6)), seen)) as url, Client(url, "tok") as client:
         assert [e.id for e in client.events(since=4)] == [5, 6]
     assert seen[0].url.params["since"] == "4"
     assert seen[0].headers["accept"] == "text/event-stream"
 
 
+def test_the_sync_client_reads_lines_ended_by_crlf_as_the_master_writes_them() -> None:
+    body = stream(event(3)).replace("\n", "\r\n")
+    with serving(sse(body)) as url, Client(url, "tok") as client:
+        assert [e.id for e in client.events()] == [3]
+
+
 def test_the_async_client_streams_events() -> None:
+    transport = httpx.MockTransport(sse(stream(event(1))))
+
     async def main() -> list[int]:
-        async with AsyncClient("http://m", "tok", transport=sse(stream(event(1)))) as client:
+        async with AsyncClient("http://m", "tok", transport=transport) as client:
             async with aclosing(client.events()) as events:
                 return [e.id async for e in events]
 
@@ -83,8 +92,8 @@ def test_the_async_client_streams_events() -> None:
 
 
 def test_an_error_answer_to_the_stream_is_an_api_error() -> None:
-    transport = httpx.MockTransport(lambda r: httpx.Response(401, json={"detail": "bad token"}))
-    with Client("http://m", "x", transport=transport) as client:
+    answer = httpx.Response(401, json={"detail": "bad token"})
+    with serving(lambda r: answer) as url, Client(url, "x") as client:
         with pytest.raises(ApiError, match="bad token"):
             next(client.events())
 

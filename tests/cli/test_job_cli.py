@@ -10,8 +10,9 @@ import httpx
 
 from corral.spec.jobs import JobSpec, TaskTemplate
 from corral.spec.views import FiringView, JobView, SkipView
+from tests.cli.fake_master import Handler
 from tests.cli.samples import T0, job_view, run_view
-from tests.cli.test_service_cli import Handler, cli, master
+from tests.cli.test_service_cli import cli, master
 
 __all__ = ["master"]
 

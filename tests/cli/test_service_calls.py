@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from corral.client import AsyncClient, Client, ClientError
+from tests.cli.fake_master import serving
 from tests.cli.samples import deployment_view, service_spec, service_view
 
-Handler = Callable[[httpx.Request], httpx.Response]
 
-
-def answering(status: int, body: object, seen: list[httpx.Request]) -> Client:
+@contextmanager
+def answering(status: int, body: object, seen: list[httpx.Request]) -> Iterator[Client]:
     """A client whose master answers ``status`` and JSON ``body``, remembering each request."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(status, json=body)
 
-    return Client("http://master", "tok", transport=httpx.MockTransport(handle))
+    with serving(handle) as url, Client(url, "tok") as client:
+        yield client
 
 
 DEPLOYMENT = deployment_view().model_dump(mode="json")

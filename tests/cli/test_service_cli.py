@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,41 +13,42 @@ import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from corral.cli import context
 from corral.cli.main import app
 from corral.cli.service_views import failure_text, step_text, waiting_text
-from corral.client import Client
 from corral.spec.states import TaskState
 from corral.spec.views import DeploymentAction, FailureView
+from tests.cli.fake_master import Handler, serving
 from tests.cli.samples import T0, deployment_view, service_spec, service_view
 from tests.cli.test_cli_input import nowhere
+from tests.support.cluster import free_port
 
-Handler = Callable[[httpx.Request], httpx.Response]
+# Where cli() sends requests: the fake master a test installed, else a port nobody listens on.
+_master_url: str | None = None
 
 
 @pytest.fixture
-def master(monkeypatch: pytest.MonkeyPatch) -> Callable[[Handler], list[httpx.Request]]:
+def master(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handler], list[httpx.Request]]]:
     """Point the CLI at a fake master answering with a handler; returns the requests seen."""
+    with ExitStack() as servers:
 
-    def install(handle: Handler) -> list[httpx.Request]:
-        seen: list[httpx.Request] = []
+        def install(handle: Handler) -> list[httpx.Request]:
+            seen: list[httpx.Request] = []
 
-        def record(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            return handle(request)
+            def record(request: httpx.Request) -> httpx.Response:
+                seen.append(request)
+                return handle(request)
 
-        def client(url: str, token: str | None) -> Client:
-            return Client(url, token, transport=httpx.MockTransport(record))
+            url = servers.enter_context(serving(record))
+            monkeypatch.setattr(sys.modules[__name__], "_master_url", url)
+            return seen
 
-        monkeypatch.setattr(context, "Client", client)
-        return seen
-
-    return install
+        yield install
 
 
 def cli(*args: str) -> Result:
     """Run the CLI against the fake master."""
-    return CliRunner().invoke(app, ["--url", "http://m", *args])
+    url = _master_url or f"http://127.0.0.1:{free_port()}"
+    return CliRunner().invoke(app, ["--url", url, *args])
 
 
 def test_apply_of_a_new_service_puts_it_and_names_the_deployment(
