@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -15,6 +16,9 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+# Integers are 64-bit on both backends: SQLite's INTEGER always is (and an INTEGER primary key
+# is its rowid, so it stays INTEGER there); PostgreSQL's columns are BIGINT (migration 0011).
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 CREATED = "type IN ('job_created', 'service_created')"  # events that name a workload's owner
 
 jobs = Table(
@@ -24,15 +28,15 @@ jobs = Table(
     Column("owner", String(100), nullable=False),
     Column("owner_group", String(100), nullable=False, default=""),  # the owner's primary group
     Column("spec", JSON, nullable=False),
-    Column("runs", Integer, nullable=False, default=0),  # number of the newest run
+    Column("runs", BigInt, nullable=False, default=0),  # number of the newest run
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     # Scheduling: firings count from the anchor; next_due is the oldest firing not handled.
     Column("anchor", Float),
     Column("next_due", Float, index=True),
-    Column("next_index", Integer),
-    Column("success_count", Integer, nullable=False, default=0),
-    Column("error_count", Integer, nullable=False, default=0),
+    Column("next_index", BigInt),
+    Column("success_count", BigInt, nullable=False, default=0),
+    Column("error_count", BigInt, nullable=False, default=0),
     Column("last_success", Float),
     Column("last_error", Float),
 )
@@ -43,16 +47,16 @@ retired_jobs = Table(
     "retired_jobs",
     metadata,
     Column("name", String(100), primary_key=True),
-    Column("runs", Integer, nullable=False),
+    Column("runs", BigInt, nullable=False),
 )
 
 runs = Table(
     "runs",
     metadata,
     Column("job", String(100), primary_key=True),
-    Column("number", Integer, primary_key=True),
+    Column("number", BigInt, primary_key=True),
     Column("state", String(16), nullable=False),
-    Column("total", Integer, nullable=False),
+    Column("total", BigInt, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
 )
@@ -62,17 +66,17 @@ tasks = Table(
     metadata,
     Column("id", String(200), primary_key=True),
     Column("job", String(100), nullable=False),
-    Column("run", Integer, nullable=False),
-    Column("slot", Integer, nullable=False),
-    Column("idx", Integer, nullable=False),  # the value of {index}
-    Column("attempt", Integer, nullable=False),
+    Column("run", BigInt, nullable=False),
+    Column("slot", BigInt, nullable=False),
+    Column("idx", BigInt, nullable=False),  # the value of {index}
+    Column("attempt", BigInt, nullable=False),
     Column("latest", Boolean, nullable=False, default=True),  # the newest attempt of its slot
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False, default=""),
-    Column("exit_code", Integer),
+    Column("exit_code", BigInt),
     Column("agent_id", String(100)),
     Column("owner", String(100), nullable=False),
-    Column("priority", Integer, nullable=False, default=0),
+    Column("priority", BigInt, nullable=False, default=0),
     Column("launch", JSON, nullable=False),  # a TaskLaunch document
     Column("placement", JSON, nullable=False),  # strategy and constraints
     Column("kill_requested", Boolean, nullable=False, default=False),
@@ -99,13 +103,13 @@ services = Table(
     Column("owner_group", String(100), nullable=False, default=""),  # the owner's primary group
     Column("spec", JSON, nullable=False),  # the desired state now
     Column("version", String(40), nullable=False),  # time of the last change (Marathon version)
-    Column("config", Integer, nullable=False),  # number of the configuration new tasks run
+    Column("config", BigInt, nullable=False),  # number of the configuration new tasks run
     Column("config_version", String(40), nullable=False),  # time the configuration was set
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
-    Column("next_slot", Integer, nullable=False, default=0),  # numbers the service's tasks
+    Column("next_slot", BigInt, nullable=False, default=0),  # numbers the service's tasks
     # Restart backoff: failures in a row, and no replacement starts before delay_until.
-    Column("failures", Integer, nullable=False, default=0),
+    Column("failures", BigInt, nullable=False, default=0),
     Column("delay_until", Float),
     Column("last_failure", JSON),  # {time, task_id, state, reason}
 )
@@ -115,7 +119,7 @@ service_versions = Table(
     metadata,
     Column("service", String(100), primary_key=True),
     Column("version", String(40), primary_key=True),
-    Column("config", Integer, nullable=False),
+    Column("config", BigInt, nullable=False),
     Column("spec", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )
@@ -128,7 +132,7 @@ deployments = Table(
     Column("state", String(16), nullable=False),  # RUNNING, SUCCEEDED, CANCELLED
     # [[{"action": "StartApplication", "app": "/x"}, ...], ...]: steps in order.
     Column("steps", JSON, nullable=False),
-    Column("current_step", Integer, nullable=False, default=0),
+    Column("current_step", BigInt, nullable=False, default=0),
     # The version each affected service had before (null: it did not exist), for rollback.
     Column("previous", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
@@ -140,11 +144,11 @@ deployments = Table(
 events = Table(
     "events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigInt, primary_key=True, autoincrement=True),
     Column("time", Float, nullable=False),
     Column("type", String(32), nullable=False),
     Column("job", String(100)),
-    Column("run", Integer),
+    Column("run", BigInt),
     Column("task_id", String(200)),
     Column("agent_id", String(100)),
     Column("state", String(16)),
@@ -183,7 +187,7 @@ agents = Table(
     Column("cgroups", Text, nullable=False, default=""),
     # What else it allows: volume_roots (host paths), privileged (containers).
     Column("capabilities", JSON, nullable=False, default=dict),
-    Column("last_seq", Integer, nullable=False, default=0),  # newest status update applied
+    Column("last_seq", BigInt, nullable=False, default=0),  # newest status update applied
     Column("registered_at", Float, nullable=False),
     Column("last_heartbeat", Float),
 )
@@ -239,8 +243,8 @@ tokens = Table(
 leadership = Table(
     "leadership",
     metadata,
-    Column("id", Integer, primary_key=True),  # always 1: one row
-    Column("epoch", Integer, nullable=False),
+    Column("id", BigInt, primary_key=True),  # always 1: one row
+    Column("epoch", BigInt, nullable=False),
     Column("holder", String(200), nullable=False),
     Column("since", Float, nullable=False),
 )

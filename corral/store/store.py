@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from corral.store.engines import open_engine
 from corral.store.errors import (
@@ -302,6 +302,12 @@ def _refusals() -> Iterator[None]:
         raise
 
 
+def _finds_nothing(exc: DataError) -> bool:
+    """Whether a lookup failed only for asking for text with a NUL byte, which PostgreSQL
+    cannot hold: nothing stored holds one (admission refuses them), so nothing matches."""
+    return "NUL (0x00)" in str(exc.orig)
+
+
 class Store:
     """The state store on SQLite (default) or PostgreSQL."""
 
@@ -379,12 +385,17 @@ class Store:
             yield conn
 
     def _all(self, stmt: Any) -> list[RowMapping]:
-        with self._reading() as conn:
-            return list(conn.execute(stmt).mappings().all())
+        try:
+            with self._reading() as conn:
+                return list(conn.execute(stmt).mappings().all())
+        except DataError as exc:
+            if _finds_nothing(exc):
+                return []
+            raise
 
     def _one(self, stmt: Any) -> RowMapping | None:
-        with self._reading() as conn:
-            return conn.execute(stmt).mappings().first()
+        rows = self._all(stmt.limit(1))
+        return rows[0] if rows else None
 
     # --- jobs and runs
 

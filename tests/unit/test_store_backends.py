@@ -1,0 +1,77 @@
+"""The store behaves alike on SQLite and PostgreSQL: the migrations build the same schema from
+nothing on both, integers are 64-bit on both, and a lookup no row can match finds nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import BigInteger, Integer, inspect
+
+from corral.store.store import Store
+from tests.conftest import BACKENDS
+from tests.support.postgres import PostgresServer
+
+BIG = 2**40  # past PostgreSQL's INTEGER, well within SQLite's
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on a database no migration has touched: a new install."""
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+        yield store
+        store.close()
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.new_database(migrated=False)
+    store = Store(server.url(name))
+    yield store
+    store.close()
+    server.drop_database(name)
+
+
+def test_the_migrations_build_the_schema_from_nothing_and_running_them_again_changes_nothing(
+    empty_store: Store,
+) -> None:
+    empty_store.migrate()
+    tables = set(inspect(empty_store.engine).get_table_names())
+    assert {"jobs", "runs", "tasks", "events", "agents", "tokens", "leadership"} <= tables
+    empty_store.migrate()
+    assert set(inspect(empty_store.engine).get_table_names()) == tables
+
+
+def test_every_integer_column_holds_64_bits(empty_store: Store) -> None:
+    empty_store.migrate()
+    narrow = [
+        f"{table}.{column['name']}"
+        for table in inspect(empty_store.engine).get_table_names()
+        for column in inspect(empty_store.engine).get_columns(table)
+        if isinstance(column["type"], Integer) and not isinstance(column["type"], BigInteger)
+    ]
+    if empty_store.engine.dialect.name == "sqlite":
+        return  # SQLite's INTEGER is 64-bit whatever a column is declared as
+    assert narrow == []
+
+
+def test_a_run_number_past_two_to_the_31_is_stored_and_found(store_url: str) -> None:
+    store = Store(store_url)
+    store.migrate()
+    with store.tx() as tx:
+        tx.insert_run(job="big", number=BIG, state="PENDING", total=1, created_at=0.0)
+        tx.add_event(time=0.0, type="run_state", job="big", run=BIG)
+    assert [r["number"] for r in store.runs("big", BIG)] == [BIG]
+    assert store.runs("big", BIG + 1) == []
+    assert [e["run"] for e in store.events_since(0)] == [BIG]
+    assert store.events_since(BIG) == []
+    store.close()
+
+
+def test_a_lookup_by_a_name_holding_a_nul_byte_finds_nothing(store_url: str) -> None:
+    store = Store(store_url)
+    store.migrate()
+    assert store.job("a\x00b") is None
+    assert store.jobs(owner="\x00") == []
+    assert store.task("\x00") is None
+    store.close()
