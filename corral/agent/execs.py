@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -44,9 +45,11 @@ class ExecSessions:
         self._send = send
         self._sessions: dict[int, _Session] = {}
 
-    def open(self, msg: ExecOpen, handle: TaskHandle | None) -> None:
-        """Start ``msg.command`` in the task of ``handle`` (None: it does not run here)."""
+    def open(self, msg: ExecOpen, handle: Coroutine[Any, Any, TaskHandle | None]) -> None:
+        """Start ``msg.command`` in the task ``handle`` answers once it has started (None: it
+        does not run here)."""
         if msg.exec_id in self._sessions:
+            handle.close()
             return  # a repeat: the first one runs
         session = _Session(msg.task_id, msg.stdin)
         self._sessions[msg.exec_id] = session
@@ -78,11 +81,14 @@ class ExecSessions:
             if session.task_id == task_id:
                 await self.cancel(ExecCancel(exec_id=exec_id))
 
-    async def _run(self, msg: ExecOpen, session: _Session, handle: TaskHandle | None) -> None:
+    async def _run(
+        self, msg: ExecOpen, session: _Session, started: Coroutine[Any, Any, TaskHandle | None]
+    ) -> None:
         exec_id = msg.exec_id
         code: int | None = None
         error: str | None = None
         try:
+            handle = await started
             if handle is None:
                 raise ExecError(f"task {msg.task_id} is not running on this agent")
             session.stream = stream = await handle.exec(msg.command, msg.stdin)

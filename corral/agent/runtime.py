@@ -94,6 +94,7 @@ class RunningTask:
     launch: TaskLaunch
     dirs: TaskDirs
     handle: TaskHandle | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # starting is over, either way
     kill_reason: str | None = None  # set when the agent or the master asked it to stop
     failed: bool = False  # it was stopped for breaking a limit: it ends FAILED, not KILLED
     finish: bool = False  # it was stopped because its work is done: it ends FINISHED
@@ -286,8 +287,7 @@ class Agent:
         elif isinstance(msg, Kill):
             await self.kill(msg.task_id, msg.grace, msg.reason or "killed", finish=msg.finish)
         elif isinstance(msg, ExecOpen):
-            rt = self.tasks.get(msg.task_id)
-            self.execs.open(msg, None if rt is None or rt.kill_reason else rt.handle)
+            self.execs.open(msg, self._running_handle(msg.task_id))
         elif isinstance(msg, ExecInput):
             self.execs.input(msg)
         elif isinstance(msg, ExecCancel):
@@ -301,6 +301,18 @@ class Agent:
             answer = asyncio.create_task(self._answer(msg))
             self._answering.add(answer)
             answer.add_done_callback(self._answering.discard)
+
+    async def _running_handle(self, task_id: str) -> TaskHandle | None:
+        """The handle of a task running here, once it has started (an exec may come while it
+        starts: a gang's mpirun reaches for ranks that started a moment ago); None if it does
+        not run here, or is being stopped."""
+        rt = self.tasks.get(task_id)
+        if rt is None:
+            return None
+        await rt.started.wait()
+        if self.tasks.get(task_id) is not rt or rt.kill_reason is not None:
+            return None
+        return rt.handle
 
     async def _send_message(self, message: BaseModel) -> None:
         await self._send(message.model_dump_json())
@@ -415,9 +427,11 @@ class Agent:
             rt.handle = await executor.start(rt.launch, rt.dirs)
         except Exception as e:
             # Whatever the cause, the task must end with a reason, not stay STARTING for ever.
+            rt.started.set()
             del self.tasks[task_id]
             await self.report(task_id, TaskState.FAILED, _start_failure(e))
             return
+        rt.started.set()
         await self.report(task_id, TaskState.RUNNING, ports=executor.ports(task_id))
         if rt.kill_reason is not None:  # a kill came while it was starting
             await rt.handle.kill(rt.launch.kill_grace)
@@ -580,6 +594,7 @@ class Agent:
                 await self._ended(rt, found)
             else:
                 rt.handle = found
+                rt.started.set()
                 self.tasks[launch.task_id] = rt
                 self._check_health(rt, executor, _running_for(dirs, self.clock.now()))
                 self._answer_rsh(rt)
