@@ -34,6 +34,7 @@ def metrics(request: Request) -> Response:
     agents = Gauge("corral_agents", "Agents by state", ["state"], registry=registry)
     cpus = Gauge("corral_cpus", "CPUs of connected agents", ["kind"], registry=registry)
     mem = Gauge("corral_mem_mib", "Memory of connected agents (MiB)", ["kind"], registry=registry)
+    gpus = Gauge("corral_gpus", "GPUs of connected agents", ["kind"], registry=registry)
     for a in master.queries.agents():
         agents.labels(a.state.value).inc()
         if a.connected:
@@ -41,4 +42,6 @@ def metrics(request: Request) -> Response:
             cpus.labels("used").inc(a.used.millicpus / 1000)
             mem.labels("total").inc(a.total.mem)
             mem.labels("used").inc(a.used.mem)
+            gpus.labels("total").inc(a.total.gpus)
+            gpus.labels("used").inc(a.used.gpus)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

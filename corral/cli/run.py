@@ -36,6 +36,9 @@ def run(
     cpus: Annotated[float | None, typer.Option(help="CPUs per task (default: 1).")] = None,
     mem: Annotated[int | None, typer.Option(help="Memory per task, MiB (default: 128).")] = None,
     disk: Annotated[int | None, typer.Option(help="Disk per task, MiB (default: 0).")] = None,
+    gpus: Annotated[
+        int | None, typer.Option(help="GPUs per task, its own while it runs (default: 0).")
+    ] = None,
     array: Annotated[
         str | None, typer.Option(help="Array indices: '0-95', '1,3,5-7', '0-99:2'.")
     ] = None,
@@ -88,7 +91,14 @@ def run(
     )
 
     task = without_none(
-        {"cpus": cpus, "mem": mem, "disk": disk, "max_runtime": max_runtime, "workdir": workdir}
+        {
+            "cpus": cpus,
+            "mem": mem,
+            "disk": disk,
+            "gpus": gpus,
+            "max_runtime": max_runtime,
+            "workdir": workdir,
+        }
     )
     if command or image is None:  # a container may run its image's own command
         task |= command_fields(command or [], shell)

@@ -86,6 +86,14 @@ def _usage(used: float, total: float) -> str:
     return f"{used:g}/{total:g}"
 
 
+def _gpus(agent: AgentView) -> str:
+    """GPUs used/total and the indices still free (``1/2 free 1``); ``-`` without GPUs."""
+    if not agent.gpus:
+        return "-"
+    free = ",".join(str(g.index) for g in agent.gpus if g.task is None) or "none"
+    return f"{_usage(agent.used.gpus, agent.total.gpus)} free {free}"
+
+
 def _last_run_state(job: JobRow) -> Cell:
     run = job["last_run"]
     return state(run["state"]) if run else ""
@@ -139,6 +147,7 @@ AGENT_COLUMNS: list[Column[AgentView]] = [
     Column("CPUS", lambda a: _usage(a.used.cpus, a.total.cpus), "right"),
     Column("MEM MiB", lambda a: _usage(a.used.mem, a.total.mem), "right"),
     Column("DISK MiB", lambda a: _usage(a.used.disk, a.total.disk), "right"),
+    Column("GPUS", lambda a: _gpus(a), "right"),
     Column("HEARTBEAT", lambda a: ago(a.last_heartbeat)),
     Column("DRIVERS", lambda a: ",".join(a.drivers), wrap=True),
 ]

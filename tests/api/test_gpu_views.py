@@ -1,5 +1,6 @@
-"""What the API, the CLI and the dashboard show of GPUs: each agent's GPUs by index with the task
-holding each, a task's GPUs, and the used/free figures of ``corral agents``."""
+"""What the API, the CLI, the dashboard and the metrics show of GPUs: each agent's GPUs by index
+with the task holding each, a task's GPUs, the used/free figures of ``corral agents``, and the
+cluster's GPUs used of total."""
 
 from __future__ import annotations
 
@@ -75,3 +76,9 @@ def test_the_dashboards_agents_page_shows_each_gpu_free_or_held(api: TestClient)
     assert 'data-gpu="0" data-free="no"' in page.text
     assert 'href="/ui/tasks/train.1.0.0"' in page.text
     assert 'data-gpu="1" data-free="yes"' in page.text
+
+
+def test_metrics_count_the_gpus_of_connected_agents_total_and_used(api: TestClient) -> None:
+    text = api.get("/metrics").text
+    assert 'corral_gpus{kind="total"} 2.0' in text
+    assert 'corral_gpus{kind="used"} 1.0' in text

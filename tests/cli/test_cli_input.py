@@ -79,6 +79,12 @@ def test_run_sends_the_options_as_a_spec_and_everything_after_cmd_as_its_argv(
     assert result.stdout == "x: run 1 started, 2 tasks\n"
 
 
+def test_run_asks_for_gpus_per_task(sent: list[httpx.Request]) -> None:
+    result = CliRunner().invoke(app, ["run", "--name", "train", "--gpus", "2", "--", "train"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(sent[0].content)["task"]["gpus"] == 2
+
+
 def test_run_without_a_name_generates_one(sent: list[httpx.Request]) -> None:
     result = CliRunner().invoke(app, ["run", "--json", "--", "true"])
     assert result.exit_code == 0, result.output
