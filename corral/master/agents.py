@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 
+from corral.master.applier import Applier, Outbox
 from corral.master.dispatch import Dispatcher
 from corral.master.gangs import with_hosts
-from corral.master.policy.effects import Excuse, HangUp, MarkLost
-from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
+from corral.master.policy.effects import MarkDisconnected
+from corral.master.policy.liveness import AgentSilence, Limits, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
 from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, Launch, StatusUpdate, Welcome
@@ -37,11 +37,13 @@ class AgentOps:
     def __init__(
         self,
         state: ClusterState,
+        applier: Applier,
         heartbeat_interval: float = 1.0,
         disconnect_after: float = 3.0,
         lost_after: float = 8.0,
     ) -> None:
         self.state = state
+        self.applier = applier
         self.dispatch = Dispatcher()  # the agents' sessions live there, not in their records
         self.heartbeat_interval = heartbeat_interval
         self.disconnect_after = disconnect_after
@@ -134,7 +136,7 @@ class AgentOps:
             agent.last_heartbeat, agent.silent_since = now, self.state.clock.monotonic()
             # A DRAINING agent stays draining across reconnections.
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE
-            self.state.agent_event(ch, agent, new, "registered")
+            self.applier.agent_state(ch, agent, new, "registered")
         self.dispatch.attach(agent, session)
         return agent
 
@@ -147,7 +149,7 @@ class AgentOps:
             with self.state.change() as ch:
                 for task in gone:
                     reason = f"agent {agent.hostname} no longer knows the task"
-                    self.state.transition(ch, task, TaskState.LOST, reason=reason)
+                    self.applier.transition(ch, task, TaskState.LOST, reason=reason)
         known = {t.id for t in mine}
         for task_id in sorted(running - known):
             await self.send_kill(agent, task_id, "unknown to the master", grace=None)
@@ -169,12 +171,8 @@ class AgentOps:
         liveness check sees an ACTIVE agent without a session and records it (and its loss)
         later."""
         if self.dispatch.detach(agent, session):
-            self._mark_disconnected(agent, reason)
-
-    def _mark_disconnected(self, agent: AgentRecord, reason: str) -> None:
-        if agent.state in (AgentState.ACTIVE, AgentState.DRAINING):
             with self.state.change() as ch:
-                self.state.agent_event(ch, agent, AgentState.DISCONNECTED, reason)
+                self.applier.apply(ch, [MarkDisconnected(agent.id, reason)], self.state.clock.now())
 
     # --- status updates
 
@@ -193,20 +191,19 @@ class AgentOps:
                         unwanted.append(update.task_id)  # ended here, or replaced elsewhere
                     continue
                 if _is_forward(ch.state_of(task), update.state):
-                    self.state.transition(
+                    self.applier.transition(
                         ch,
                         task,
                         update.state,
                         reason=update.reason,
                         time=update.time,
                         exit_code=update.exit_code,
+                        ports=update.ports or (),
                     )
-                    if update.ports:
-                        ch.tx.update_task(task.id, ports=update.ports)
                 if update.healthy is not None and ch.state_of(task) is TaskState.RUNNING:
-                    self.state.set_health(ch, task, update.healthy, update.reason, update.time)
+                    self.applier.set_health(ch, task, update.healthy, update.reason, update.time)
                 if update.checks is not None and ch.state_of(task) is TaskState.RUNNING:
-                    self.state.set_checks(ch, task, update.checks)
+                    self.applier.set_checks(ch, task, update.checks)
             ch.tx.set_agent_seq(agent.id, fresh[-1].seq)
         agent.last_seq = fresh[-1].seq
         for task_id in unwanted:
@@ -234,12 +231,12 @@ class AgentOps:
         msg = Kill(task_id=task_id, grace=grace, reason=reason)
         await self.dispatch.send(agent.id, msg.model_dump(mode="json"))
 
-    async def send_kills(self, tasks: Iterable[LiveTask], reason: str) -> None:
-        """Tell the agents of ``tasks`` (already marked killed in the store) to stop them."""
-        for task in tasks:
-            agent = self.state.agents.get(task.agent_id or "")
-            if agent is not None:
-                await self.send_kill(agent, task.id, reason, grace=None)
+    async def deliver(self, out: Outbox) -> None:
+        """Send what a committed change asks of agents: its launches, then its kills."""
+        for task, agent in out.launches:
+            await self.send_launch(agent, task)
+        for kill in out.kills:
+            await self.send_kill(kill.agent, kill.task.id, kill.reason, grace=None)
 
     # --- draining
 
@@ -249,11 +246,11 @@ class AgentOps:
         agent = self.state.agents[agent_id]
         if draining and agent.state is AgentState.ACTIVE:
             with self.state.change() as ch:
-                self.state.agent_event(ch, agent, AgentState.DRAINING, "drained by an operator")
+                self.applier.agent_state(ch, agent, AgentState.DRAINING, "drained by an operator")
         elif not draining and agent.state is AgentState.DRAINING:
             new = AgentState.ACTIVE if agent.connected else AgentState.DISCONNECTED
             with self.state.change() as ch:
-                self.state.agent_event(ch, agent, new, "undrained by an operator")
+                self.applier.agent_state(ch, agent, new, "undrained by an operator")
         return agent
 
     # --- loss detection
@@ -274,33 +271,19 @@ class AgentOps:
         for verdict in liveness(silences, now, limits, frozen_for):
             agent = self.state.agents[verdict.agent_id]
             try:
-                self._apply(agent, verdict)
+                with self.state.change() as ch:
+                    out = self.applier.apply(ch, [verdict], self.state.clock.now())
             except Exception:
                 log.exception("liveness check of agent %s failed", agent.hostname)
-
-    def _apply(self, agent: AgentRecord, verdict: Verdict) -> None:
-        if isinstance(verdict, Excuse):
-            agent.silent_since += verdict.seconds
-        elif isinstance(verdict, HangUp):
-            if (session := self.dispatch.session_of(agent.id)) is not None:
-                log.warning("agent %s %s: disconnecting", agent.hostname, verdict.reason)
-                self.disconnected(agent, session, verdict.reason)
-        elif isinstance(verdict, MarkLost):
-            self._lose(agent, verdict.reason)
-        else:
-            self._mark_disconnected(agent, verdict.reason)
+                continue
+            for gone in out.hangups:
+                log.warning("agent %s %s: disconnecting", gone.hostname, verdict.reason)
+                self.dispatch.hang_up(gone.id)
 
     def forgive(self, seconds: float) -> None:
         """The master itself was frozen for ``seconds``: no agent could be heard meanwhile, so
         none is blamed for it (a check now, each agent's silence counted less the stall)."""
         self.check_liveness(self.state.clock.monotonic(), frozen_for=seconds)
-
-    def _lose(self, agent: AgentRecord, reason: str) -> None:
-        victims = [t for t in self.state.tasks.values() if t.agent_id == agent.id]
-        with self.state.change() as ch:
-            self.state.agent_event(ch, agent, AgentState.LOST, reason)
-            for task in victims:
-                self.state.transition(ch, task, TaskState.LOST, reason=reason)
 
     async def liveness_loop(self) -> None:
         """Check liveness every half heartbeat, forever."""

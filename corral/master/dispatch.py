@@ -35,6 +35,12 @@ class Dispatcher:
         session.close()
         return current
 
+    def hang_up(self, agent_id: str) -> None:
+        """Close the agent's connection (on both ends: it dials again and is reconciled)."""
+        session = self._sessions.get(agent_id)
+        if session is not None:
+            session.close()
+
     def is_current(self, agent_id: str, session: AgentSession) -> bool:
         """True if ``session`` is the agent's live connection."""
         return self._sessions.get(agent_id) is session and not session.closed

@@ -8,15 +8,13 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import RowMapping
 
 from corral.master.admission import admit
+from corral.master.applier import Applier, Kill
 from corral.master.arming import timing
-from corral.master.policy.dependencies import JobFacts, children_of, children_to_start
-from corral.master.policy.effects import SkipRun
+from corral.master.policy.dependencies import children_of
 from corral.master.records import LiveTask
-from corral.master.state import Change, ClusterState
-from corral.master.work import run_tasks
+from corral.master.state import ClusterState
 from corral.spec.jobs import JobSpec
 from corral.spec.schedules import parse_schedule
-from corral.spec.states import RunState, TaskState
 
 
 class NotFound(LookupError):
@@ -59,13 +57,14 @@ def with_arguments(spec: JobSpec, arguments: Sequence[str]) -> JobSpec:
 class JobOps:
     """The job operations the API offers, on top of ``ClusterState``."""
 
-    def __init__(self, state: ClusterState) -> None:
+    def __init__(self, state: ClusterState, applier: Applier) -> None:
         self.state = state
-        state.run_finished.append(self._after_run)
+        self.applier = applier
 
-    def submit(self, spec: JobSpec, owner: str) -> None:
-        """Store a new job; a one-off job starts its first run. ``Conflict`` if the name is
-        taken, ``Refused`` if the cluster cannot run it."""
+    def submit(self, spec: JobSpec, owner: str, group: str = "") -> None:
+        """Store a new job of ``owner`` (counted to their ``group``); a one-off job starts its
+        first run. ``Conflict`` if the name is taken, ``Refused`` if the cluster cannot run
+        it."""
         if self.state.store.job(spec.name) is not None:
             raise Conflict(f"job {spec.name!r} already exists")
         admit(spec, self.state.agents.values(), self.state.specs)
@@ -76,19 +75,23 @@ class JobOps:
             ch.tx.insert_job(
                 name=spec.name,
                 owner=owner,
+                owner_group=group,
                 spec=spec.model_dump(mode="json"),
                 runs=runs,
                 created_at=now,
                 updated_at=now,
                 **columns,
             )
-            ch.tx.add_event(time=now, type="job_created", job=spec.name, data={"owner": owner})
+            data = {"owner": owner, "group": group}
+            ch.tx.add_event(time=now, type="job_created", job=spec.name, data=data)
             ch.tx.add_events(skipped)
             ch.after(lambda: self._remember(spec))
             if runs_when_submitted(spec):
-                self.begin_run(ch, spec, owner, runs + 1, now)
+                self.applier.start_run(ch, spec, owner, runs + 1, now)
 
-    def apply(self, spec: JobSpec, owner: str, *, rearm: bool = False) -> tuple[bool, bool]:
+    def apply(
+        self, spec: JobSpec, owner: str, group: str = "", *, rearm: bool = False
+    ) -> tuple[bool, bool]:
         """Create or update a job. Returns (created, changed). A changed one-off job runs again;
         a changed schedule counts from now. ``rearm`` (Chronos' POST, which re-reads the
         schedule every time) counts an unchanged schedule that counts from its definition
@@ -96,7 +99,7 @@ class JobOps:
         firing that already ran never runs twice."""
         row = self.state.store.job(spec.name)
         if row is None:
-            self.submit(spec, owner)
+            self.submit(spec, owner, group)
             return True, True
         if JobSpec.stored(row["spec"]) == spec and not (rearm and anchored(spec)):
             return False, False
@@ -111,7 +114,7 @@ class JobOps:
             ch.tx.add_events(skipped)
             ch.after(lambda: self._remember(spec))
             if runs_when_submitted(spec):
-                self.begin_run(ch, spec, row["owner"], row["runs"] + 1, now)
+                self.applier.start_run(ch, spec, row["owner"], row["runs"] + 1, now)
         return False, True
 
     def _remember(self, spec: JobSpec) -> None:
@@ -125,100 +128,24 @@ class JobOps:
         spec = with_arguments(JobSpec.stored(row["spec"]), arguments)
         number = int(row["runs"]) + 1
         with self.state.change() as ch:
-            self.begin_run(ch, spec, row["owner"], number, self.state.clock.now())
+            self.applier.start_run(ch, spec, row["owner"], number, self.state.clock.now())
         return number
 
     def children(self, name: str) -> list[str]:
         """Jobs that name ``name`` among their parents."""
         return children_of(name, {n: s.parents for n, s in self.state.specs.items()})
 
-    def _after_run(self, ch: Change, job: str, run: int, outcome: RunState, when: float) -> None:
-        """Count the outcome, then start the children ``children_to_start`` names."""
-        row = ch.tx.job(job)
-        if row is None:
-            return
-        if outcome is RunState.SUCCEEDED:
-            ch.tx.update_job(job, success_count=row["success_count"] + 1, last_success=when)
-        elif outcome is RunState.FAILED:
-            ch.tx.update_job(job, error_count=row["error_count"] + 1, last_error=when)
-        if outcome is not RunState.SUCCEEDED:
-            return  # no child starts (children_to_start): spare the reads of their facts
-        children = self.children(job)
-        family = {p for c in children for p in self.state.specs[c].parents} | set(children)
-        facts = {name: f for name in sorted(family) if (f := self._facts(ch, name)) is not None}
-        for effect in children_to_start(job, outcome, facts):
-            if isinstance(effect, SkipRun):
-                ch.tx.add_event(time=when, type="run_skipped", job=effect.job, reason=effect.reason)
-            else:
-                child = ch.tx.job(effect.job)
-                if child is not None:  # always: its facts came from this transaction
-                    spec = self.state.specs[effect.job]
-                    number = child["runs"] + 1
-                    self.begin_run(ch, spec, child["owner"], number, when, effect.reason)
-
-    def _facts(self, ch: Change, name: str) -> JobFacts | None:
-        """What the dependency policy needs of a job, as this change sees it (None: deleted)."""
-        spec = self.state.specs.get(name)
-        row = ch.tx.job(name)
-        if spec is None or row is None:
-            return None
-        return JobFacts(
-            parents=tuple(spec.parents),
-            disabled=spec.disabled,
-            concurrent=spec.concurrent,
-            running=any(j == name for j, _ in self.state.runs),
-            created_at=row["created_at"],
-            last_run_start=ch.tx.last_run_start(name),
-            last_success=row["last_success"],
-        )
-
-    def begin_run(
-        self, ch: Change, spec: JobSpec, owner: str, number: int, now: float, reason: str = ""
-    ) -> None:
-        """Start run ``number`` of a job within the change ``ch`` (``reason``: why, if not a
-        request)."""
-        rows = run_tasks(spec, owner, number, now)
-        ch.tx.insert_run(
-            job=spec.name,
-            number=number,
-            state=RunState.PENDING.value,
-            total=len(rows),
-            created_at=now,
-        )
-        ch.tx.update_job(spec.name, runs=number)
-        ch.tx.add_event(
-            time=now, type="run_state", job=spec.name, run=number, state="PENDING", reason=reason
-        )
-        self.state.add_pending(ch, rows, now, "submitted")
-        ch.after(lambda: self.state.runs.__setitem__((spec.name, number), RunState.PENDING))
-
-    def kill(self, name: str, run: int | None = None) -> list[LiveTask]:
-        """Kill every live task of a job (or of one run). Answers the tasks that need an agent
-        to stop them; PENDING ones end here and now."""
+    def kill(self, name: str, run: int | None = None) -> tuple[Kill, ...]:
+        """Kill every live task of a job (or of one run). Answers the kills to send to agents;
+        PENDING tasks end here and now."""
         self._job(name)
-        victims = [
-            t for t in self.state.tasks.values() if t.job == name and (run is None or t.run == run)
-        ]
+        victims = [t for t in self.state.index.of_job(name) if run is None or t.run == run]
         return self.kill_tasks(victims, "killed by user")
 
-    def kill_tasks(self, victims: Iterable[LiveTask], reason: str) -> list[LiveTask]:
-        """Mark tasks as killed on request; those on agents are returned to be stopped there."""
-        on_agents: list[LiveTask] = []
-        now = self.state.clock.now()
+    def kill_tasks(self, victims: Iterable[LiveTask], reason: str) -> tuple[Kill, ...]:
+        """Mark tasks as killed on request (``Applier.stop``); answers the kills to send."""
         with self.state.change() as ch:
-            for task in victims:
-                ch.tx.update_task(task.id, kill_requested=True)
-                task.kill_requested = True
-                agent = self.state.agents.get(task.agent_id or "")
-                if task.state is TaskState.PENDING:
-                    self.state.transition(ch, task, TaskState.KILLED, reason=reason, time=now)
-                elif agent is None or not agent.connected:
-                    # The agent will be told at reconnection: the task is terminal by then.
-                    why = f"{reason} (agent not connected)"
-                    self.state.transition(ch, task, TaskState.KILLED, reason=why, time=now)
-                else:
-                    on_agents.append(task)
-        return on_agents
+            return self.applier.stop(ch, victims, reason, self.state.clock.now())
 
     def delete(self, name: str) -> None:
         """Delete a job with its runs and tasks. ``Conflict`` while tasks are live or other jobs

@@ -15,6 +15,7 @@ from typing import Any
 
 from corral.clock import Clock, SystemClock
 from corral.master.agents import AgentOps
+from corral.master.applier import Applier, Outbox
 from corral.master.events import EventBus
 from corral.master.execs import ExecRelay
 from corral.master.jobs import Conflict, JobOps, NotFound
@@ -57,17 +58,21 @@ class Master:
         self.store = store
         self.bus = EventBus()
         self.state = ClusterState(store, self.bus, clock or SystemClock())
-        self.jobs = JobOps(self.state)
+        self.services = ServiceOps(self.state)
+        # The one writer of what the master decides (plans and the policies' effects).
+        self.applier = Applier(self.state, self.services)
+        self.services.applier = self.applier
+        self.jobs = JobOps(self.state, self.applier)
         self.agents = AgentOps(
             self.state,
+            self.applier,
             heartbeat_interval=heartbeat_interval,
             disconnect_after=3 * heartbeat_interval,
             lost_after=lost_after,
         )
-        self.scheduler = SchedulingLoop(self.state, self.agents)
-        self.services = ServiceOps(self.state)
-        self.service_loop = ServiceLoop(self.state, self.services, self.jobs, self.agents)
-        self.timers = ScheduleLoop(self.state, self.jobs)
+        self.scheduler = SchedulingLoop(self.state, self.agents, self.applier)
+        self.service_loop = ServiceLoop(self.state, self.services, self.applier, self.agents)
+        self.timers = ScheduleLoop(self.state, self.applier)
         # What the API may read: the live records read-only, and the store's history.
         self.view = ClusterView(self.state, self.services)
         self.queries = Queries(self.view, store)
@@ -137,7 +142,7 @@ class Master:
         """Kill every live task of a job, or of one of its runs."""
         if run is not None and not self.store.runs(name, run):
             raise NotFound(f"run {run} of job {name!r} not found")
-        await self.agents.send_kills(self.jobs.kill(name, run), BY_USER)
+        await self.agents.deliver(Outbox(kills=self.jobs.kill(name, run)))
 
     async def kill_task(self, task_id: str) -> None:
         """Kill one task. A finished task is left as it is."""
@@ -146,7 +151,7 @@ class Master:
             if self.store.task(task_id) is None:
                 raise NotFound(f"task {task_id!r} not found")
             return
-        await self.agents.send_kills(self.jobs.kill_tasks([task], BY_USER), BY_USER)
+        await self.agents.deliver(Outbox(kills=self.jobs.kill_tasks([task], BY_USER)))
 
     async def kill_service_tasks(
         self, task_ids: list[str], scale: bool = False, force: bool = False
@@ -155,7 +160,7 @@ class Master:
         they are replaced. Answers the ids of the tasks that were live."""
         ids = self.services.kill_tasks(task_ids, scale, force)
         victims = [self.state.tasks[i] for i in ids]
-        await self.agents.send_kills(self.jobs.kill_tasks(victims, BY_USER), BY_USER)
+        await self.agents.deliver(Outbox(kills=self.jobs.kill_tasks(victims, BY_USER)))
         return ids
 
     # --- logs

@@ -101,13 +101,14 @@ class SchedulingLoop:
         self,
         state: ClusterState,
         agents: AgentOps,
+        applier: Applier,
         tick: float = 1.0,
         spacing: float = 0.005,
         planner: Planner = plan,
     ) -> None:
         self.state = state
         self.agents = agents
-        self.applier = Applier(state)
+        self.applier = applier
         self.planner = planner
         self.tick = tick
         # Passes are at least this far apart, so a burst of status updates makes one pass,
@@ -140,11 +141,7 @@ class SchedulingLoop:
         placed = self._still_placeable(result.placements, snapshot)
         if len(placed) < len(result.placements):
             self.state.wake.set()  # what changed meanwhile is planned again at once
-        outbox = self.applier.apply(result, placed, now)
-        for task, agent in outbox.launches:
-            await self.agents.send_launch(agent, task)
-        for kill in outbox.kills:
-            await self.agents.send_kill(kill.agent, kill.task.id, kill.reason, grace=None)
+        await self.agents.deliver(self.applier.plan(result, placed, now))
         return result
 
     def _still_placeable(

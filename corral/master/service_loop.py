@@ -9,8 +9,7 @@ import logging
 from collections import defaultdict
 
 from corral.master.agents import AgentOps
-from corral.master.jobs import JobOps
-from corral.master.policy.effects import StartTasks, StopTask
+from corral.master.applier import Applier
 from corral.master.policy.services import (
     Action,
     DeploymentFacts,
@@ -19,7 +18,7 @@ from corral.master.policy.services import (
     steps_done,
 )
 from corral.master.records import LiveTask
-from corral.master.service_tasks import SCALE, STOP, DeploymentRecord, task_rows
+from corral.master.service_tasks import SCALE, STOP
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
 from corral.scheduler.reconcile import Instance
@@ -53,13 +52,13 @@ class ServiceLoop:
         self,
         state: ClusterState,
         ops: ServiceOps,
-        jobs: JobOps,
+        applier: Applier,
         agents: AgentOps,
         tick: float = 1.0,
     ) -> None:
         self.state = state
         self.ops = ops
-        self.jobs = jobs
+        self.applier = applier
         self.agents = agents
         self.tick = tick
 
@@ -108,50 +107,16 @@ class ServiceLoop:
         instances = {sid: [instance_of(t) for t in ts] for sid, ts in live.items()}
         now = self.state.clock.now()
         decisions, effects = decide_services(services, deployments, instances, now)
-        starts = [e for e in effects if isinstance(e, StartTasks)]
-        if starts:
+        if effects:
             with self.state.change() as ch:
-                for start in starts:
-                    rec = self.ops.services[start.service]
-                    rows = task_rows(rec, start.count, now, start.not_before)
-                    ch.tx.update_service(start.service, next_slot=rec.next_slot + start.count)
-                    rec.next_slot += start.count  # memory first: the rows above took these slots
-                    self.state.add_pending(ch, rows, now, start.reason)
-        stops: dict[str, list[LiveTask]] = defaultdict(list)
-        for e in effects:
-            if isinstance(e, StopTask):
-                stops[e.reason].append(self.state.tasks[e.task_id])
-        for reason, victims in stops.items():
-            await self.agents.send_kills(self.jobs.kill_tasks(victims, reason), reason)
+                out = self.applier.apply(ch, effects, now)
+            await self.agents.deliver(out)
         # A stop is done when nothing of the service runs, tasks being killed included.
         running = {t.job for t in self.state.tasks.values() if t.service}
-        for step in steps_done(deployments, decisions, self.ops.services.keys(), running):
-            dep = self.ops.deployments.get(step.deployment)
-            if dep is not None:  # not cancelled while the kills went out
-                self._step_done(dep, step.reason)
-
-    def _step_done(self, dep: DeploymentRecord, reason: str) -> None:
-        now = self.state.clock.now()
-        nxt = dep.current_step + 1
-        with self.state.change() as ch:
-            if dep.steps:
-                ch.tx.add_event(
-                    time=now,
-                    type="deployment_step",
-                    job=dep.job,
-                    reason=reason,
-                    data={"id": dep.id, "step": nxt, "actions": dep.steps[dep.current_step]},
-                )
-            for a in dep.steps[dep.current_step] if dep.steps else []:
-                if a["action"] == STOP and a["app"] not in self.ops.services:
-                    ch.tx.delete_service(a["app"])  # the rows of its tasks, all ended now
-            if nxt >= len(dep.steps):
-                ch.tx.update_deployment(dep.id, current_step=nxt)
-                self.ops.finish(ch, dep, "SUCCEEDED", "")
-            else:
-                ch.tx.update_deployment(dep.id, current_step=nxt)
-                ch.after(lambda: setattr(dep, "current_step", nxt))
-                ch.after(self.ops.wake.set)
+        done = steps_done(deployments, decisions, self.ops.services.keys(), running)
+        if done:
+            with self.state.change() as ch:
+                self.applier.apply(ch, done, self.state.clock.now())
 
     async def run_forever(self) -> None:
         """Reconcile on every wake-up, and at least every ``tick`` seconds."""

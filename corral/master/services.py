@@ -9,12 +9,10 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any
 
 from corral.master.admission import Refusal, Refused, task_refusals
+from corral.master.applier import Applier
 from corral.master.jobs import Conflict, NotFound
-from corral.master.policy.effects import RecordFailure
-from corral.master.policy.services import Backoff, ServiceTaskEnd, record_failure
 from corral.master.records import LiveTask
 from corral.master.service_tasks import (
     RESTART,
@@ -26,7 +24,6 @@ from corral.master.service_tasks import (
     version_of,
 )
 from corral.master.state import Change, ClusterState
-from corral.spec.protocol import AGENT_SHUTDOWN
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
 
@@ -63,11 +60,11 @@ class ServiceOps:
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
+        self.applier: Applier  # set by the master: the applier needs these records in turn
         self.services: dict[str, ServiceRecord] = {}
         self.deployments: dict[str, DeploymentRecord] = {}
         self.wake = asyncio.Event()  # the service loop: something changed
         self._last_version = ""
-        state.task_changed.append(self._on_task)
 
     def load(self) -> None:
         """Fill the records from the store."""
@@ -103,12 +100,14 @@ class ServiceOps:
         specs: Sequence[ServiceSpec],
         owner: str,
         *,
+        group: str = "",
         remove: Iterable[str] = (),
         restart: Iterable[str] = (),
         force: bool = False,
     ) -> DeploymentRecord:
-        """Create or change ``specs`` and delete ``remove`` in one deployment. Services in
-        ``restart`` get a new configuration even if unchanged. ``Conflict`` while another
+        """Create or change ``specs`` and delete ``remove`` in one deployment; a new service is
+        ``owner``'s, counted to ``group``. Services in ``restart`` get a new configuration even
+        if unchanged. ``Conflict`` while another
         deployment holds one of them (unless ``force``, which cancels it where it stands);
         ``Refused`` if the cluster cannot run a spec."""
         removing = sorted(set(remove))
@@ -155,7 +154,7 @@ class ServiceOps:
             for d in blocking:
                 self.finish(ch, self.deployments[d], "CANCELLED", "cancelled by a forced change")
             for spec in specs:
-                self._store_spec(ch, spec, owner, actions[spec.id], version, now)
+                self._store_spec(ch, spec, (owner, group), actions[spec.id], version, now)
             for sid in removing:
                 self._remove(ch, sid, now)
             ch.tx.insert_deployment(
@@ -190,8 +189,15 @@ class ServiceOps:
             raise Refused(found)
 
     def _store_spec(
-        self, ch: Change, spec: ServiceSpec, owner: str, action: str, version: str, now: float
+        self,
+        ch: Change,
+        spec: ServiceSpec,
+        owned: tuple[str, str],  # a new service's owner and their group
+        action: str,
+        version: str,
+        now: float,
     ) -> None:
+        owner, group = owned
         old = self.services.get(spec.id)
         doc = spec.model_dump(mode="json")
         if old is None:
@@ -199,6 +205,7 @@ class ServiceOps:
             ch.tx.insert_service(
                 id=spec.id,
                 owner=owner,
+                owner_group=group,
                 spec=doc,
                 version=version,
                 config=1,
@@ -208,7 +215,8 @@ class ServiceOps:
                 next_slot=0,
                 failures=0,
             )
-            ch.tx.add_event(time=now, type="service_created", job=spec.id, data={"owner": owner})
+            data = {"owner": owner, "group": group}
+            ch.tx.add_event(time=now, type="service_created", job=spec.id, data=data)
         else:
             rec = replace(old, spec=spec, version=version)
             if action == RESTART:  # a new configuration starts without the old backoff
@@ -325,63 +333,7 @@ class ServiceOps:
                 self.deploy(specs, self.get(specs[0].id).owner, force=force)
         return [t.id for t in victims]
 
-    # --- failures and backoff
-
-    def _on_task(
-        self, ch: Change, task: LiveTask, state: TaskState, reason: str, when: float
-    ) -> None:
-        """A task of a service changed: wake the loop; an unasked-for end is recorded as the
-        last failure and, as ``record_failure`` decides, counts towards the backoff."""
-        if not task.service:
-            return
-        ch.after(self.wake.set)
-        rec = self.services.get(task.job)
-        if rec is None:
-            return
-        end = ServiceTaskEnd(
-            service=task.job,
-            task_id=task.id,
-            state=state,
-            reason=reason,
-            kill_requested=task.kill_requested,
-            agent_shutdown=reason.startswith(AGENT_SHUTDOWN),
-            started_at=task.started_at,
-        )
-        b = rec.spec.backoff
-        backoff = Backoff(b.seconds, b.factor, b.max_launch_delay)
-        found = record_failure(end, rec.failures, backoff, when)
-        if found is not None:
-            self._record_failure(ch, rec, task.agent_id, end, found, when)
-
-    def _record_failure(
-        self,
-        ch: Change,
-        rec: ServiceRecord,
-        agent_id: str | None,
-        end: ServiceTaskEnd,
-        found: RecordFailure,
-        when: float,
-    ) -> None:
-        agent = self.state.agents.get(agent_id or "")
-        failure: dict[str, Any] = {
-            "time": when,
-            "task_id": end.task_id,
-            "state": end.state.value,
-            "reason": end.reason,
-            # Where it failed, as the agent was named then (Marathon's host and slaveId).
-            "agent_id": agent_id,
-            "host": agent.hostname if agent is not None else "",
-        }
-        values: dict[str, Any] = {"last_failure": failure}
-        if found.failures is not None:
-            values.update(failures=found.failures, delay_until=found.delay_until)
-        ch.tx.update_service(rec.id, **values)
-
-        def remember() -> None:
-            rec.failures = values.get("failures", rec.failures)
-            rec.delay_until = values.get("delay_until", rec.delay_until)
-
-        ch.after(remember)
+    # --- backoff
 
     def reset_delay(self, service_id: str) -> None:
         """Forget the backoff: the next replacement starts at once (Marathon's DELETE
@@ -393,16 +345,8 @@ class ServiceOps:
             if t.job == service_id and t.state is TaskState.PENDING and t.not_before is not None
         ]
         with self.state.change() as ch:
-            ch.reschedule = True
             ch.tx.update_service(service_id, failures=0, delay_until=None)
-            for t in waiting:
-                ch.tx.update_task(t.id, not_before=None)
-
-            def start_now() -> None:
-                for t in waiting:
-                    t.not_before = None
-
-            ch.after(start_now)
+            self.applier.start_now(ch, waiting)
             ch.after(lambda: setattr(rec, "delay_until", None))
             ch.after(lambda: setattr(rec, "failures", 0))
             ch.after(self.wake.set)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from corral.master.applier import Applier
 from corral.master.arming import skip_event
-from corral.master.jobs import JobOps
 from corral.master.state import Change, ClusterState
 from corral.spec.firings import Skip, SkipKind, decide
 from corral.spec.jobs import JobSpec
@@ -45,9 +45,9 @@ class _Streak:
 class ScheduleLoop:
     """Starts the runs of scheduled jobs."""
 
-    def __init__(self, state: ClusterState, jobs: JobOps, tick: float = 30.0) -> None:
+    def __init__(self, state: ClusterState, applier: Applier, tick: float = 30.0) -> None:
         self.state = state
-        self.jobs = jobs
+        self.applier = applier
         self.tick = tick  # a safety net: changes wake the loop, it never needs to poll
         # Since when a master fires schedules: firings before it were missed (run_forever
         # sets it when this master starts firing).
@@ -109,7 +109,7 @@ class ScheduleLoop:
             if run is not None:
                 # A run ends the streak: skips after it are a new record.
                 ch.after(lambda: self._end_streak(spec.name))
-                self.jobs.begin_run(ch, spec, row["owner"], row["runs"] + 1, now)
+                self.applier.start_run(ch, spec, row["owner"], row["runs"] + 1, now)
         return int(run is not None)
 
     def _end_streak(self, job: str) -> None:

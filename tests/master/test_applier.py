@@ -41,7 +41,7 @@ def test_placements_become_staging_with_their_event_and_launch_after_the_commit(
         state = sim.master.state
         task, agent = state.tasks["high.1.0.0"], state.agents["a1"]
         plan = Plan((Placement(task.id, agent.id),), {})
-        outbox = sim.master.scheduler.applier.apply(plan, [(task, agent)], NOW)
+        outbox = sim.master.applier.plan(plan, [(task, agent)], NOW)
         assert outbox.launches == ((task, agent),) and outbox.kills == ()
         row = sim.store.task("high.1.0.0")
         assert row is not None and (row["state"], row["agent_id"]) == ("STAGING", "a1")
@@ -57,7 +57,7 @@ def test_a_preemption_marks_its_victim_killed_with_who_preempted_it(sim: Sim) ->
         await cluster_with_running(sim)
         why = Status(Code.PREEMPTED, "preempted by high.1.0.0 (priority 10)")
         plan = Plan((), {}, preemptions=(Preemption("low.1.0.0", "a1", "high.1.0.0", why),))
-        outbox = sim.master.scheduler.applier.apply(plan, [], NOW)
+        outbox = sim.master.applier.plan(plan, [], NOW)
         (kill,) = outbox.kills
         assert (kill.task.id, kill.agent.id, kill.reason) == ("low.1.0.0", "a1", why.reason)
         assert sim.master.state.tasks["low.1.0.0"].kill_requested
@@ -73,7 +73,7 @@ def test_a_stop_of_a_task_that_ended_meanwhile_sends_nothing(sim: Sim) -> None:
         await cluster_with_running(sim)
         sim.agents["a1"].report("low.1.0.0", TaskState.FINISHED)
         plan = Plan((), {}, stops=(Stop("low.1.0.0", "a1", Status(Code.STOPPED, "scaled")),))
-        assert not sim.master.scheduler.applier.apply(plan, [], NOW)
+        assert not sim.master.applier.plan(plan, [], NOW)
 
     asyncio.run(scenario())
 
@@ -87,9 +87,7 @@ def test_a_master_replaced_by_a_newer_one_applies_nothing(sim: Sim) -> None:
         state = sim.master.state
         task, agent = state.tasks["high.1.0.0"], state.agents["a1"]
         with pytest.raises(Fenced):
-            sim.master.scheduler.applier.apply(
-                Plan((Placement(task.id, agent.id),), {}), [(task, agent)], NOW
-            )
+            sim.master.applier.plan(Plan((Placement(task.id, agent.id),), {}), [(task, agent)], NOW)
         row = sim.store.task("high.1.0.0")
         assert row is not None and row["state"] == "PENDING"
         assert task.state is TaskState.PENDING

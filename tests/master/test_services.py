@@ -11,6 +11,7 @@ import pytest
 
 from corral.master.jobs import Conflict
 from corral.master.master import Master
+from corral.master.policy.effects import MarkLost
 from corral.spec.protocol import AGENT_SHUTDOWN, StatusUpdate
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -282,7 +283,8 @@ def test_tasks_of_a_lost_agent_are_replaced_elsewhere_without_backoff(sim: Sim) 
         await sim.settle()
         c = await sim.add_agent("c")
         a.disconnect()
-        sim.master.agents._lose(sim.master.state.agents["a"], "silent")
+        with sim.master.state.change() as ch:
+            sim.master.applier.apply(ch, [MarkLost("a", "silent")], sim.clock.now())
         await sim.settle()
         assert len(c.launched()) == 1
         (replacement,) = [t for t in sim.wanted("/web") if t.agent_id == "c"]

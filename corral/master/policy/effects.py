@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corral.spec.states import RunState
+from corral.spec.states import RunState, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class FinishRun:
     run: int
     outcome: RunState
     reason: str
+    counts: tuple[tuple[str, int], ...] = ()  # the ended tasks per state, for the event
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,8 @@ class RecordFailure:
     failures: int | None  # the streak of failures now; None: this one does not count
     delay_until: float | None  # no replacement starts before (None with ``failures``)
     reason: str
+    ended: TaskState  # how the task ended, and why: the failure as Marathon shows it
+    cause: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,9 @@ def finish_run(job: str, run: int, tally: RunTally) -> FinishRun | None:
     outcome = run_outcome(tally)
     if outcome is None:
         return None
-    counts = ", ".join(f"{n} {s.value}" for s, n in sorted(tally.ended.items()) if n)
-    return FinishRun(job, run, outcome, counts or "no tasks")
+    ended = sorted(tally.ended.items())
+    counts = ", ".join(f"{n} {s.value}" for s, n in ended if n)
+    return FinishRun(job, run, outcome, counts or "no tasks", tuple((s.value, n) for s, n in ended))
 
 
 def run_running(

@@ -172,9 +172,11 @@ def record_failure(
     if not end.state.terminal or end.kill_requested or end.agent_shutdown:
         return None
     if end.state is TaskState.LOST:
-        return RecordFailure(end.service, end.task_id, None, None, "lost: no backoff")
+        return RecordFailure(
+            end.service, end.task_id, None, None, "lost: no backoff", end.state, end.reason
+        )
     stable = end.started_at is not None and now - end.started_at >= STABLE_AFTER
     streak = 1 if stable else failures + 1
     delay = launch_delay(streak, backoff.seconds, backoff.factor, backoff.most)
     why = f"failure {streak} in a row: next start in {delay:g}s"
-    return RecordFailure(end.service, end.task_id, streak, now + delay, why)
+    return RecordFailure(end.service, end.task_id, streak, now + delay, why, end.state, end.reason)

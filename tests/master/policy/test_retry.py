@@ -83,4 +83,4 @@ def test_a_task_that_failed_its_last_allowed_attempt_ends_its_run_failed() -> No
     h.job("sim", retries=1)
     h.start_run("sim")
     h.task_ended("sim", S.FAILED, attempt=1, reason="exit 1")
-    assert h.effects == [FinishRun("sim", 1, RunState.FAILED, "1 FAILED")]
+    assert h.effects == [FinishRun("sim", 1, RunState.FAILED, "1 FAILED", (("FAILED", 1),))]

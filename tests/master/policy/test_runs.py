@@ -57,7 +57,7 @@ def test_the_outcome_of_a_run(tally: RunTally, outcome: RunState | None) -> None
 def test_the_finished_run_names_its_counts() -> None:
     tally = RunTally(0, {S.FINISHED: 95, S.FAILED: 1}, 0)
     assert finish_run("sweep", 4, tally) == FinishRun(
-        "sweep", 4, RunState.FAILED, "1 FAILED, 95 FINISHED"
+        "sweep", 4, RunState.FAILED, "1 FAILED, 95 FINISHED", (("FAILED", 1), ("FINISHED", 95))
     )
 
 
@@ -68,7 +68,7 @@ def test_the_last_of_three_tasks_to_finish_ends_the_run() -> None:
     assert h.task_ended("sweep", S.FINISHED) == []
     assert h.task_ended("sweep", S.FINISHED) == []
     assert h.task_ended("sweep", S.FINISHED) == [
-        FinishRun("sweep", 1, RunState.SUCCEEDED, "3 FINISHED")
+        FinishRun("sweep", 1, RunState.SUCCEEDED, "3 FINISHED", (("FINISHED", 3),))
     ]
 
 
@@ -78,7 +78,7 @@ def test_a_run_whose_task_is_retried_ends_with_the_retry() -> None:
     h.start_run("sim")
     h.task_ended("sim", S.LOST)  # retried: the run keeps one live task, the new attempt
     assert h.task_ended("sim", S.FINISHED, attempt=1) == [
-        FinishRun("sim", 1, RunState.SUCCEEDED, "1 FINISHED")
+        FinishRun("sim", 1, RunState.SUCCEEDED, "1 FINISHED", (("FINISHED", 1),))
     ]
 
 

@@ -131,31 +131,39 @@ def end(
         pytest.param(
             end(S.FAILED),
             0,
-            RecordFailure("/web", "t1", 1, 1_001.0, "failure 1 in a row: next start in 1s"),
+            RecordFailure(
+                "/web", "t1", 1, 1_001.0, "failure 1 in a row: next start in 1s", S.FAILED, ""
+            ),
             id="a first failure waits the base backoff",
         ),
         pytest.param(
             end(S.FAILED),
             3,
-            RecordFailure("/web", "t1", 4, 1_008.0, "failure 4 in a row: next start in 8s"),
+            RecordFailure(
+                "/web", "t1", 4, 1_008.0, "failure 4 in a row: next start in 8s", S.FAILED, ""
+            ),
             id="a crash loop's backoff grows",
         ),
         pytest.param(
             end(S.FAILED),
             20,
-            RecordFailure("/web", "t1", 21, 1_300.0, "failure 21 in a row: next start in 300s"),
+            RecordFailure(
+                "/web", "t1", 21, 1_300.0, "failure 21 in a row: next start in 300s", S.FAILED, ""
+            ),
             id="the backoff is capped",
         ),
         pytest.param(
             end(S.FAILED, started_at=900.0),
             5,
-            RecordFailure("/web", "t1", 1, 1_001.0, "failure 1 in a row: next start in 1s"),
+            RecordFailure(
+                "/web", "t1", 1, 1_001.0, "failure 1 in a row: next start in 1s", S.FAILED, ""
+            ),
             id="a failure after a stable minute starts a new streak",
         ),
         pytest.param(
             end(S.LOST),
             5,
-            RecordFailure("/web", "t1", None, None, "lost: no backoff"),
+            RecordFailure("/web", "t1", None, None, "lost: no backoff", S.LOST, ""),
             id="a LOST task of a service is recorded but does not count towards the backoff",
         ),
         pytest.param(
