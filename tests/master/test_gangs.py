@@ -50,21 +50,27 @@ def test_each_node_s_ranks_go_to_one_agent_and_every_launch_lists_the_nodes_host
     asyncio.run(scenario())
 
 
-def test_a_gang_of_4_on_room_for_3_waits_whole_then_starts_when_a_fourth_agent_comes(
+def test_a_gang_of_4_on_room_for_3_waits_whole_then_starts_when_a_fourth_slot_frees(
     sim: Sim,
 ) -> None:
     async def scenario() -> None:
-        for name in ("a1", "a2", "a3"):
+        for name in ("a1", "a2", "a3", "a4"):
             await sim.add_agent(name, cpus=1)
+        blocker = {"name": "blocker", "task": {"shell": "sleep 60", "cpus": 1, "mem": 64}}
+        sim.master.jobs.submit(JobSpec.model_validate(blocker), "alice")
+        await sim.settle()
+        busy = sim.master.state.tasks["blocker.1.0.0"].agent_id or ""
         sim.master.jobs.submit(gang(4), "alice")
         await sim.settle()
-        assert launches(sim) == {}
-        waiting = {t.waiting for t in sim.master.state.tasks.values()}
-        assert waiting == {"gang of 4 nodes: 3 fit"}
-        await sim.add_agent("a4", cpus=1)
+        assert sorted(launches(sim)) == ["blocker.1.0.0"]
+        waiting = {t.waiting for t in sim.master.state.tasks.values() if t.job == "mpi"}
+        assert waiting == {"gang of 4 nodes: 3 fit (1 insufficient cpus)"}
+        sim.agents[busy].report("blocker.1.0.0", TaskState.RUNNING)
+        sim.agents[busy].report("blocker.1.0.0", TaskState.FINISHED)
         await sim.settle()
-        assert sorted(launches(sim)) == [f"mpi.1.{r}.0" for r in range(4)]
-        states = {t.state for t in sim.master.state.tasks.values()}
-        assert states == {TaskState.STAGING}
+        assert sorted(launches(sim)) == ["blocker.1.0.0"] + [f"mpi.1.{r}.0" for r in range(4)]
+        ranks = [t for t in sim.master.state.tasks.values() if t.job == "mpi"]
+        assert {t.state for t in ranks} == {TaskState.STAGING}
+        assert sorted(t.agent_id or "" for t in ranks) == ["a1", "a2", "a3", "a4"]
 
     asyncio.run(scenario())
