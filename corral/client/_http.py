@@ -20,9 +20,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 
+from corral.client._api import auth_headers
+from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
 
 Params = Mapping[str, str | int | list[str]]
@@ -196,6 +199,39 @@ class Connection:
             yield
         except (OSError, http.client.HTTPException) as e:
             raise ClientError(f"talking to the corral master at {self.url} failed: {e!r}") from None
+
+
+class Blocking:
+    """What the blocking clients share: the master's ``url`` and ``token`` (``load_config()``'s
+    when no URL is given), one ``Connection`` with the token on each request, and closing it.
+
+    Raises ``ClientError`` for a URL that is not ``http(s)://HOST[:PORT][/PREFIX]``. Use as a
+    context manager, or ``close()``.
+    """
+
+    def __init__(
+        self, url: str | None = None, token: str | None = None, *, timeout: float = 10.0
+    ) -> None:
+        if url is None:
+            config = load_config()
+            url, token = config.url, token or config.token
+        self.url = url.rstrip("/")
+        self._http = Connection(self.url, auth_headers(token), timeout)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _exchange(

@@ -10,12 +10,10 @@ for anything that needs the validated views.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, TypedDict, cast
 
-from corral.client._api import API, auth_headers
-from corral.client._http import Connection, Params
-from corral.client.config import load_config
+from corral.client._api import API
+from corral.client._http import Blocking, Params
 from corral.client.errors import ClientError, error_from_response
 
 
@@ -51,36 +49,12 @@ class JobRow(TypedDict):
     next_run: str | None
 
 
-class RowClient:
+class RowClient(Blocking):
     """Read-only listings of ``/api/v1`` as rows; raises ``ClientError`` (or ``ApiError``) as
     ``Client`` does, also for an answer that is not a list of objects with a row's fields.
 
-    ``url``/``token`` default to ``load_config()``. Use as a context manager, or ``close()``.
+    Made, used and closed as ``Client`` is.
     """
-
-    def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 10.0
-    ) -> None:
-        if url is None:
-            config = load_config()
-            url, token = config.url, token or config.token
-        self.url = url.rstrip("/")
-        self._http = Connection(self.url, auth_headers(token), timeout)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._http.close()
-
-    def __enter__(self) -> RowClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def jobs(self, owner: str | None = None, q: str | None = None) -> list[JobRow]:
         """Jobs, newest first, optionally of one owner or matching ``q`` (as ``Client.jobs``)."""

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from types import TracebackType
 from typing import TypeVar
 
 from corral.client import _calls as calls
-from corral.client._api import auth_headers
-from corral.client._http import Connection
+from corral.client._http import Blocking
 from corral.client._sse import EventDecoder
-from corral.client.config import load_config
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -30,38 +27,14 @@ from corral.spec.views import (
 T = TypeVar("T")
 
 
-class Client:
+class Client(Blocking):
     """Typed calls of ``/api/v1``; every method raises ``ClientError`` (or ``ApiError``).
 
-    ``url``/``token`` default to ``load_config()``; ``ClientError`` for a URL that is not
-    ``http(s)://HOST[:PORT][/PREFIX]``. Use as a context manager, or ``close()``. It talks over
-    one kept-alive connection (the standard library's, which starts faster than httpx): threads
-    sharing a client take turns.
+    ``Client(url=None, token=None, *, timeout=10.0)``: ``url``/``token`` default to
+    ``load_config()``; ``ClientError`` for a URL that is not ``http(s)://HOST[:PORT][/PREFIX]``.
+    Use as a context manager, or ``close()``. It talks over one kept-alive connection (the
+    standard library's, which starts faster than httpx): threads sharing a client take turns.
     """
-
-    def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 10.0
-    ) -> None:
-        if url is None:
-            config = load_config()
-            url, token = config.url, token or config.token
-        self.url = url.rstrip("/")
-        self._http = Connection(self.url, auth_headers(token), timeout)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _send(self, call: calls.Call[T]) -> T:
         return call.finish(self._http.request(call.method, call.path, call.params, call.body))
