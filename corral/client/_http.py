@@ -10,10 +10,12 @@ asyncio client keeps httpx.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -64,7 +66,7 @@ class Connection:
     prefix), with ``headers`` on each; ``timeout`` bounds the connect and each read.
 
     Raises ``ClientError`` for a URL no request can go to. One request at a time: threads
-    sharing a connection take turns.
+    sharing a connection take turns. ``close()`` also ends the streams being read.
     """
 
     def __init__(self, url: str, headers: Mapping[str, str], timeout: float) -> None:
@@ -87,6 +89,7 @@ class Connection:
             # A plain-HTTP proxy reads every request; an HTTPS tunnel is asked once, in _open.
             self._headers.update(_proxy_authorization(self._proxy))
         self._conn: http.client.HTTPConnection | None = None
+        self._streams: set[socket.socket] = set()  # the sockets of the streams being read
         self._lock = threading.Lock()
 
     def request(
@@ -114,11 +117,15 @@ class Connection:
         """``GET`` a stream on a connection of its own, without a read timeout; yields its lines
         (without line ends). An error status raises ``ApiError`` instead."""
         conn = self._open()
+        sock = answer = None
         try:
             with self._failures():
                 self._dial(conn)
-                if conn.sock is not None:
-                    conn.sock.settimeout(None)  # the stream may stay quiet for long
+                # Kept: http.client lets go of the socket once the answer says it ends with it.
+                sock = conn.sock
+                if sock is not None:
+                    sock.settimeout(None)  # the stream may stay quiet for long
+                    self._streams.add(sock)
                 conn.request(
                     "GET", self._target(path, params), headers={**self._headers, **headers}
                 )
@@ -128,10 +135,19 @@ class Connection:
                 raise error_from_response(failed)
             yield self._lines(answer)
         finally:
+            if sock is not None:
+                self._streams.discard(sock)
+            if answer is not None:
+                answer.close()
             conn.close()
 
     def close(self) -> None:
-        """Close the kept-alive connection, if any."""
+        """Close the kept-alive connection, if any, and end the streams being read (their
+        readers see them end, whichever thread they read in)."""
+        for sock in list(self._streams):
+            # shutdown, not close: it wakes a reader blocked on the socket in another thread.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
             self._drop()
 

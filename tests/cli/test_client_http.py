@@ -3,6 +3,7 @@ connection and what happens when the master closes it, a path prefix, proxies, t
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -88,6 +89,22 @@ class OneEach(Quiet):
         self.server.hung_up.set()
 
 
+class Streaming(Quiet):
+    """Sends one event, then keeps the stream open until the test is done with it."""
+
+    server: Server
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")  # no length: the stream lasts until closed
+        self.end_headers()
+        event = {"id": 1, "time": "2025-01-02T03:04:05Z", "type": "task_state"}
+        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+        self.wfile.flush()
+        self.server.hung_up.wait(30)
+
+
 class Reasonless(Quiet):
     """Answers 503 with an empty reason phrase."""
 
@@ -157,6 +174,26 @@ def test_a_connection_the_master_hung_up_while_idle_is_not_used_again() -> None:
         client.kill_job("j")  # a POST, never sent twice: it must go on a new connection
     assert [command for command, _, _ in server.seen] == ["GET", "POST"]
     assert server.seen[0][1] != server.seen[1][1]
+
+
+def test_closing_the_client_ends_a_stream_read_in_another_thread() -> None:
+    with running(Streaming) as server, Client(url_of(server)) as client:
+        seen: list[int] = []
+        first = threading.Event()
+
+        def follow() -> None:
+            for event in client.events():
+                seen.append(event.id)
+                first.set()
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert first.wait(10), "no event came"
+        client.close()
+        reader.join(10)
+        alive = reader.is_alive()
+        server.hung_up.set()
+    assert not alive and seen == [1]
 
 
 def test_a_url_with_a_path_prefix_puts_the_api_under_it() -> None:
