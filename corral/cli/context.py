@@ -17,10 +17,10 @@ from typer.core import TyperGroup
 
 from corral.client.config import ClientConfig, load_config
 from corral.client.errors import ApiError, ClientError
-from corral.client.rows import RowClient
 
 if TYPE_CHECKING:
     from corral.client.aio import AsyncClient
+    from corral.client.rows import RowClient
     from corral.client.sync import Client
 
 EXIT_FAILED = 1
@@ -79,8 +79,9 @@ def config_of(ctx: typer.Context) -> ClientConfig:
     return ClientConfig(config.url, overrides.token or config.token)
 
 
-# The typed clients are imported as a command connects: they load pydantic's models (and the
-# async one httpx), which `corral jobs` (a RowClient) never needs.
+# The clients are imported as a command connects: the typed ones load pydantic's models (and
+# the async one httpx), which `corral jobs` (a RowClient) never needs, and `corral --help` needs
+# no HTTP at all.
 
 
 def connect(ctx: typer.Context) -> Client:
@@ -94,6 +95,8 @@ def connect(ctx: typer.Context) -> Client:
 def connect_rows(ctx: typer.Context) -> RowClient:
     """A client of listings as rows, for commands that only print them (use it in a ``with``
     block)."""
+    from corral.client.rows import RowClient
+
     config = config_of(ctx)
     return RowClient(config.url, config.token)
 

@@ -24,10 +24,10 @@ from corral.cli.output import (
     table,
     when,
 )
-from corral.client.rows import JobRow
 from corral.spec.sweeps import sweep_size
 
 if TYPE_CHECKING:
+    from corral.client.rows import JobRow
     from corral.spec.jobs import JobSpec
     from corral.spec.views import (
         AgentView,

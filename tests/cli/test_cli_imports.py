@@ -122,3 +122,9 @@ def test_the_job_listing_prints_the_fake_masters_job(master: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[1].split()[:3] == ["j", "ada", "1"]
+
+
+def test_the_help_loads_no_http_client(master: str) -> None:
+    modules = loaded_by(master, "--help")
+    assert "corral.cli.main" in modules
+    assert among(modules, ("http.client", "corral.client._http", "corral.client.rows")) == []
