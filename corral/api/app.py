@@ -4,9 +4,8 @@ HTTP answers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from corral import __version__
 from corral.api import (
+    accounts,
     channel,
     chronos,
     events,
@@ -27,60 +27,33 @@ from corral.api import (
     ui,
     v1,
 )
-from corral.api.auth import CHALLENGE, Authenticator
+from corral.api.callers import Settings
+from corral.api.guard import Authorization, check_body
 from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
 from corral.store.store import Fenced, StoreFull, StoreUnavailable
 
-OPEN_PATHS = frozenset({"/health", "/ping", "/metrics"})
 
-
-def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
-    """The whole HTTP surface of a master."""
+def create_app(
+    master: Master, *, auth_required: bool = True, private_reads: bool = False
+) -> FastAPI:
+    """The whole HTTP surface of a master. Every route is authorized by the rules of
+    ``corral.api.authz``; with ``private_reads``, users read only their own work."""
     app = FastAPI(
         title="Corral",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        dependencies=[Depends(check_body)],
     )
     app.state.master = master
-    app.state.auth = Authenticator(master.queries, auth_required)
-    # Added before the @middleware below, so it runs after it: only authenticated requests
-    # get as far as their body. Starlette runs the middleware added last first.
+    app.state.authz = Settings(master, auth_required, private_reads)
+    # Added first, so it runs last: only authorized requests get as far as their body.
+    # Starlette runs the middleware added last first.
     app.add_middleware(BodyLimit)
-
-    @app.middleware("http")
-    async def authenticate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path in OPEN_PATHS or ui.handles(request.url.path):
-            # The dashboard checks the token itself: it also takes it from a cookie.
-            return await call_next(request)
-        try:
-            user = app.state.auth.user(request.headers.get("authorization"))
-        except StoreUnavailable as e:
-            # Tokens live in the store: with it gone nobody can be told apart. Out here, in
-            # a middleware, the app's exception handlers do not apply.
-            return error_answer(request.url.path, 503, str(e))
-        if user is None and chronos.is_chronos_path(request.url.path):
-            # Chronos clients (httplib2) answer only a challenge they parse: plain Basic.
-            answer = chronos.chronos_error(401, "a valid token is required (basic auth password)")
-            answer.headers["WWW-Authenticate"] = 'Basic realm="corral"'
-            return answer
-        if user is None and marathon.is_marathon_path(request.url.path):
-            answer = marathon.marathon_error(401, "a valid token is required (basic auth password)")
-            answer.headers["WWW-Authenticate"] = CHALLENGE
-            return answer
-        if user is None:
-            return JSONResponse(
-                {"detail": "a valid token is required (Authorization: Bearer TOKEN)"},
-                status_code=401,
-                headers={"WWW-Authenticate": CHALLENGE},
-            )
-        request.state.user = user
-        return await call_next(request)
+    app.add_middleware(Authorization)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
@@ -128,6 +101,7 @@ def create_app(master: Master, *, auth_required: bool = True) -> FastAPI:
 
     for module in (
         ops,
+        accounts,
         v1,
         services,
         events,

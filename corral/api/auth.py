@@ -1,12 +1,11 @@
-"""Who is calling: a token as ``Bearer``, as ``token=`` (DC/OS style), or as the password of HTTP
-basic auth (which Marathon and Chronos clients send)."""
+"""Where a request carries its token: as ``Bearer``, as ``token=`` (DC/OS style), or as the
+password of HTTP basic auth (which Marathon and Chronos clients send). Who the token stands for
+is ``AccountOps.authenticate``'s to say, and what it may do ``corral.api.authz``'s."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-
-from corral.master.queries import Queries
 
 CHALLENGE = 'Bearer, Basic realm="corral"'
 
@@ -28,21 +27,3 @@ def token_of(header: str | None) -> str | None:
             return None
         return decoded.partition(":")[2] or None
     return None
-
-
-class Authenticator:
-    """Checks tokens against the store; with ``required=False`` everyone is admin."""
-
-    def __init__(self, queries: Queries, required: bool) -> None:
-        self.queries = queries
-        self.required = required
-
-    def user(self, header: str | None) -> str | None:
-        """The user a header authenticates, or None."""
-        if not self.required:
-            return "admin"
-        token = token_of(header)
-        if token is None:
-            return None
-        found = self.queries.token_user(token)
-        return None if found is None else found[0]

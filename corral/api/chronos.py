@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 
+from corral.api.callers import master_of, new_work_owner
 from corral.api.render import Row, job_view
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -86,12 +87,7 @@ class ChronosRoute(APIRoute):
         return answer
 
 
-def _master(request: Request) -> Master:
-    master: Master = request.app.state.master
-    return master
-
-
-MasterDep = Annotated[Master, Depends(_master)]
+MasterDep = Annotated[Master, Depends(master_of)]  # as the caller may read it
 
 # Chronos' routes are left out of the native OpenAPI document: Chronos documents them.
 router = APIRouter(route_class=ChronosRoute, include_in_schema=False)
@@ -118,7 +114,7 @@ async def _apply(request: Request, master: Master, kind: Kind) -> Response:
         raise Invalid([("", "the body is nested too deeply")]) from None
     spec = to_spec(parse_job(body), kind)
     # Chronos re-reads the schedule on every POST: posting the same R1 job again runs it again.
-    master.jobs.apply(spec, spec.owner or request.state.user, rearm=True)
+    master.jobs.apply(spec, *new_work_owner(request, spec.owner), rearm=True)
     return Response(status_code=204)
 
 

@@ -1,4 +1,5 @@
-"""``/api/v1/events``: every committed event as server-sent events, resumable by id."""
+"""``/api/v1/events``: every committed event the caller may read, as server-sent events,
+resumable by id."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from corral.api.callers import master_of
 from corral.api.render import event_view
 from corral.api.v1 import MAX_ID
 from corral.master.events import Subscription
@@ -37,7 +39,8 @@ async def follow(sub: Subscription, request: Request) -> AsyncIterator[Mapping[s
 
 
 async def stream(master: Master, since: int, request: Request) -> AsyncIterator[str]:
-    """Missed events from the store, then live ones; ids never repeat or go backwards."""
+    """Missed events from the store, then live ones; ids never repeat or go backwards. Only
+    events the caller's reads show (``master`` is the master as the caller reads it)."""
     sub = master.bus.subscribe()  # subscribe first, so nothing falls between replay and live
     try:
         last = since
@@ -51,7 +54,7 @@ async def stream(master: Master, since: int, request: Request) -> AsyncIterator[
         async for ev in follow(sub, request):
             if ev is None:
                 yield ": keepalive\n\n"
-            elif ev["id"] > last:
+            elif ev["id"] > last and master.queries.sees_event(ev):
                 yield sse(ev)
                 last = ev["id"]
     finally:
@@ -66,8 +69,9 @@ async def events(
     ] = None,
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
 ) -> StreamingResponse:
-    """Server-sent events of every state change. Without ``since``, only new events."""
-    master: Master = request.app.state.master
+    """Server-sent events of every state change the caller may read. Without ``since``, only
+    new events."""
+    master = master_of(request)
     start = since if since is not None else last_event_id
     if start is None:
         start = master.queries.last_event_id()

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import __version__
+from corral.api.callers import master_of
 from corral.api.marathon_offers import offers_summary
 from corral.api.marathon_render import (
     app_json,
@@ -105,12 +106,7 @@ class MarathonRoute(APIRoute):
         return answer
 
 
-def _master(request: Request) -> Master:
-    master: Master = request.app.state.master
-    return master
-
-
-MasterDep = Annotated[Master, Depends(_master)]
+MasterDep = Annotated[Master, Depends(master_of)]  # as the caller may read it
 Force = Annotated[bool, Query()]
 Embed = Annotated[list[str] | None, Query()]
 

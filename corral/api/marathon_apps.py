@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from corral.api.callers import new_work_owner
 from corral.api.marathon import (
     PREFIX,
     Embed,
@@ -100,7 +101,8 @@ async def createapp_of(request: Request, master: MasterDep, force: Force = False
     spec = app_to_spec(await read_body(request))
     if master.queries.service_exists(spec.id):
         raise Conflict(f"An app with id [{spec.id}] already exists.")
-    dep = master.services.deploy([spec], spec.owner or request.state.user, force=force)
+    owner, group = new_work_owner(request, None)  # Marathon's JSON names no owner
+    dep = master.services.deploy([spec], owner, group=group, force=force)
     doc = app_json(master.queries, master.queries.service_of(spec.id), tasks=True, failure=False)
     return JSONResponse(
         doc,
@@ -224,8 +226,8 @@ async def _update(request: Request, master: Master, app_id: str, force: bool) ->
         raise MarathonInvalid(
             [{"path": "/id", "errors": [f"id {spec.id} differs from the URL's {sid}"]}]
         )
-    owner = rec.owner if rec is not None else request.state.user
-    dep = master.services.deploy([spec], owner, force=force)
+    owner, group = (rec.owner, "") if rec is not None else new_work_owner(request, None)
+    dep = master.services.deploy([spec], owner, group=group, force=force)
     return deploy_answer(dep, 200 if rec is not None else 201)
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from corral.api.callers import master_of
 from corral.api.events import follow
 from corral.api.marathon import PREFIX, MarathonRoute
 from corral.master.master import Master
@@ -205,6 +206,8 @@ async def _stream(master: Master, types: set[str], request: Request) -> AsyncIte
             if ev is None:
                 yield "\n"  # Marathon's keep-alive is an empty line
                 continue
+            if not master.queries.sees_event(ev):
+                continue
             for out in marathon_events(master, ev):
                 if not types or out["eventType"] in types:
                     yield f"event: {out['eventType']}\ndata: {json.dumps(out)}\n\n"
@@ -225,8 +228,9 @@ def _attached(master: Master, request: Request) -> dict[str, Any]:
 async def events(
     request: Request, event_type: Annotated[list[str] | None, Query()] = None
 ) -> StreamingResponse:
-    """Server-sent events in Marathon's shapes; ``event_type`` (repeatable) filters them."""
-    master: Master = request.app.state.master
+    """Server-sent events in Marathon's shapes, of what the caller may read; ``event_type``
+    (repeatable) filters them."""
+    master = master_of(request)
     return StreamingResponse(
         _stream(master, set(event_type or []), request),
         media_type="text/event-stream",

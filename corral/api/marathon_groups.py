@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from corral.api.callers import new_work_owner
 from corral.api.marathon import (
     PREFIX,
     Embed,
@@ -100,7 +101,8 @@ async def _deploy_group(
         raise Conflict(f"Group {target} is already created. Use PUT to change this group.")
     keep = {s.id for s in specs}
     remove = [] if creating else [sid for sid in existing if sid not in keep]
-    dep = master.services.deploy(specs, request.state.user, remove=remove, force=force)
+    owner, group = new_work_owner(request, None)  # of the apps it creates; others keep theirs
+    dep = master.services.deploy(specs, owner, group=group, remove=remove, force=force)
     return deploy_answer(dep, 201 if creating else 200)
 
 

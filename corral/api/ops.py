@@ -1,4 +1,5 @@
-"""Endpoints for operators and load balancers: open, no token needed."""
+"""Endpoints for operators and load balancers: ``/health`` and ``/ping`` are open; ``/metrics``
+needs a token that may read (Prometheus: ``authorization: {credentials: TOKEN}``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from corral.master.master import Master
+from corral.api.callers import master_of
 
 router = APIRouter()
 
@@ -26,7 +27,7 @@ def ping() -> str:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request) -> Response:
     """Prometheus metrics of the cluster as the master sees it now."""
-    master: Master = request.app.state.master
+    master = master_of(request)
     registry = CollectorRegistry()
     tasks = Gauge("corral_tasks", "Unfinished tasks by state", ["state"], registry=registry)
     for t in master.queries.live_tasks():

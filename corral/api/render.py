@@ -126,6 +126,7 @@ def view_of_job(q: Queries, row: Row, spec: JobSpec, *, detail: bool, upcoming: 
     return JobView(
         name=row["name"],
         owner=row["owner"],
+        group=row["owner_group"],
         spec=spec,
         created_at=at(row["created_at"]),
         updated_at=at(row["updated_at"]),

@@ -43,6 +43,7 @@ def service_view(q: Queries, rec: ServiceInfo) -> ServiceView:
     return ServiceView(
         id=rec.id,
         owner=rec.owner,
+        group="" if row is None else row["owner_group"],
         spec=rec.spec,
         version=rec.version,
         config=rec.config,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 
+from corral.api.callers import new_work_owner
 from corral.api.render import task_view
 from corral.api.service_render import (
     deployment_view,
@@ -47,7 +48,8 @@ def create_service(
     """Create a service; answers the deployment that starts it."""
     if master.queries.service_exists(spec.id):
         raise HTTPException(409, f"service {spec.id!r} already exists")
-    return _view(master.services.deploy([spec], spec.owner or request.state.user))
+    owner, group = new_work_owner(request, spec.owner)
+    return _view(master.services.deploy([spec], owner, group=group))
 
 
 @router.get("/deployments")
@@ -165,9 +167,11 @@ def apply_service(
     if spec.id != sid:
         raise HTTPException(400, f"id in the body ({spec.id!r}) differs from the URL ({sid!r})")
     existing = master.queries.service(sid)
-    owner = existing.owner if existing else spec.owner or request.state.user
+    owner, group = new_work_owner(request, spec.owner)
+    if existing is not None:  # a service stays its owner's
+        owner = existing.owner
     response.status_code = 200 if existing else 201
-    return _view(master.services.deploy([spec], owner, force=force))
+    return _view(master.services.deploy([spec], owner, group=group, force=force))
 
 
 @router.delete("/services/{service_id:path}")

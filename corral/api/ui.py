@@ -2,11 +2,13 @@
 and the event stream the pages follow.
 
 Pages read through the native API's own route functions, so they show exactly what the API
-answers; every action a page offers is a call of the native API from the browser, with the
-token as ``Authorization: Bearer``. A browser's navigations and its ``EventSource`` cannot send
-that header, so these routes also take the token from the ``corral_token`` cookie that the login
-page sets; the app's middleware lets them through (``handles``) and they check it here with the
-app's ``Authenticator``. The cookie is only ever honoured for these read-only routes.
+answers to the person signed in (their own work only, where reads are private); every action a
+page offers is a call of the native API from the browser, with the token as ``Authorization:
+Bearer``. A browser's navigations and its ``EventSource`` cannot send that header, so these
+routes also take the token from the ``corral_token`` cookie that the login page sets (their
+rules in ``corral.api.authz`` say so); the cookie is only ever honoured for these read-only
+routes. Lists of work show the signed-in person's own first (``who=mine``), everyone's on
+asking (``who=all``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import (
@@ -31,15 +33,16 @@ from markupsafe import Markup
 from corral import __version__
 from corral.api import events, v1
 from corral.api import services as service_api
-from corral.api.auth import Authenticator
+from corral.api.callers import caller_of, master_of, settings_of
+from corral.api.guard import COOKIE, PARTIAL
+from corral.master.accounts import Caller
 from corral.master.master import Master, NotFound, Unavailable
+from corral.spec.accounts import Role
 from corral.spec.states import AgentState, TaskState
 from corral.spec.views import LogChunk
 from corral.ui import STATIC, TEMPLATES, graph, summary
 
 T = TypeVar("T")
-COOKIE = "corral_token"
-PARTIAL = "x-corral-partial"  # request header: answer the page's live regions only
 RUNS_SHOWN = 20  # newest runs listed on a job's page
 RUNS_WITH_TASKS = 5  # of which this many list their tasks
 TASKS_PER_RUN = 200
@@ -50,11 +53,6 @@ STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in STATIC_TYPES)
 
 router = APIRouter(include_in_schema=False)
-
-
-def handles(path: str) -> bool:
-    """True for the paths this router serves and authenticates by itself."""
-    return path == "/" or path.startswith("/ui/")
 
 
 # --- formatting for the templates
@@ -115,17 +113,8 @@ TEMPLATE_ENV.globals.update(
 # --- who is asking
 
 
-def _auth(request: Request) -> Authenticator:
-    auth: Authenticator = request.app.state.auth
-    return auth
-
-
-def user_of(request: Request) -> str | None:
-    """The user the ``Authorization`` header or, failing that, the cookie authenticates."""
-    header = request.headers.get("authorization")
-    if header is None and (token := request.cookies.get(COOKIE)):
-        header = f"Bearer {token}"
-    return _auth(request).user(header)
+def _auth_required(request: Request) -> bool:
+    return settings_of(request).auth_required
 
 
 def _safe_next(target: str) -> str:
@@ -137,20 +126,35 @@ def _safe_next(target: str) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """A page request that passed authentication, and the master it reads."""
+    """A page request that passed authorization, and the master as its caller may read it."""
 
     request: Request
     master: Master
-    user: str
+    caller: Caller
     since: int  # the newest event before the page read anything: its live stream starts here
+
+    def can_change(self, owner: str) -> bool:
+        """Whether the signed-in person may change work of ``owner`` (the page then offers
+        its actions)."""
+        role = self.caller.role
+        return role is Role.ADMIN or (role is Role.USER and owner == self.caller.name)
+
+    def whose(self, asked: str) -> str:
+        """Whose work a list shows: ``asked`` if it is "mine" or "all"; else the person's own
+        if they may submit any, everyone's for a viewer."""
+        if asked in ("mine", "all"):
+            return asked
+        return "all" if self.caller.role is Role.VIEWER else "mine"
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         """The page, or only its live regions when the page's script asks for them."""
         html = TEMPLATE_ENV.get_template(template).render(
             partial=self.request.headers.get(PARTIAL) == "1",
-            user=self.user,
-            auth_required=_auth(self.request).required,
+            user=self.caller.name,
+            role=self.caller.role.value,
+            auth_required=_auth_required(self.request),
             since=self.since,
+            can_change=self.can_change,
             **context,
         )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
@@ -166,15 +170,8 @@ class Page:
 
 
 def _page(request: Request) -> Page:
-    user = user_of(request)
-    if user is None:
-        if request.headers.get(PARTIAL) == "1":
-            raise HTTPException(401, "sign in again")
-        # A redirect raised, so every page route can simply depend on Page.
-        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-        raise HTTPException(303, headers={"Location": f"/ui/login?next={target}"})
-    master: Master = request.app.state.master
-    return Page(request, master, user, master.queries.last_event_id())
+    master = master_of(request)
+    return Page(request, master, caller_of(request), master.queries.last_event_id())
 
 
 PageDep = Annotated[Page, Depends(_page)]
@@ -227,9 +224,13 @@ def agents_page(page: PageDep) -> HTMLResponse:
 
 
 @router.get("/ui/jobs")
-def jobs_page(page: PageDep, q: str = "", state: str = "") -> HTMLResponse:
-    """Jobs with totals, filtered by name or owner (``q``) and status (``state``)."""
-    rows = [summary.job_row(j) for j in v1.list_jobs(page.master)]
+def jobs_page(page: PageDep, q: str = "", state: str = "", who: str = "") -> HTMLResponse:
+    """Jobs with totals: the signed-in person's own (``who=mine``, the default of those who
+    may submit) or everyone's (``who=all``), filtered by name or owner (``q``) and status
+    (``state``)."""
+    who = page.whose(who)
+    owner = page.caller.name if who == "mine" else None
+    rows = [summary.job_row(j) for j in v1.list_jobs(page.master, owner=owner)]
     state = state if state in summary.JOB_STATUSES else ""
     return page.render(
         "jobs.html",
@@ -238,6 +239,7 @@ def jobs_page(page: PageDep, q: str = "", state: str = "") -> HTMLResponse:
         totals=summary.job_totals(rows),
         q=q,
         state=state,
+        who=who,
         statuses=summary.JOB_STATUSES,
     )
 
@@ -273,12 +275,20 @@ def job_page(name: str, page: PageDep) -> HTMLResponse:
 
 
 @router.get("/ui/services")
-def services_page(page: PageDep) -> HTMLResponse:
+def services_page(page: PageDep, who: str = "") -> HTMLResponse:
     """Services with their instances running and wanted, health, deployments and what they
-    wait for."""
-    rows = [summary.service_row(s) for s in service_api.list_services(page.master)]
+    wait for: the signed-in person's own (``who=mine``) or everyone's (``who=all``)."""
+    who = page.whose(who)
+    services = service_api.list_services(page.master)
+    if who == "mine":
+        services = [s for s in services if s.owner == page.caller.name]
+    rows = [summary.service_row(s) for s in services]
     return page.render(
-        "services.html", nav="services", rows=rows, totals=summary.service_totals(rows)
+        "services.html",
+        nav="services",
+        rows=rows,
+        totals=summary.service_totals(rows),
+        who=who,
     )
 
 
@@ -374,7 +384,7 @@ def _login(request: Request, target: str, error: str = "", status: int = 200) ->
 @router.get("/ui/login", response_model=None)
 def login_form(request: Request, next: str = "/") -> HTMLResponse | RedirectResponse:
     """The form that asks for a token (straight on when the cluster needs none)."""
-    if not _auth(request).required:
+    if not _auth_required(request):
         return RedirectResponse(_safe_next(next), status_code=303)
     return _login(request, _safe_next(next))
 
@@ -387,8 +397,11 @@ async def login(request: Request) -> HTMLResponse | RedirectResponse:
     target = _safe_next(form.get("next", ["/"])[0])
     if not token:
         return _login(request, target, "Enter an access token.", 400)
-    if _auth(request).user(f"Bearer {token}") is None:
-        return _login(request, target, "That token is not valid on this cluster.", 401)
+    found = settings_of(request).master.accounts.authenticate(token)
+    if isinstance(found, str):
+        return _login(request, target, f"That token is not valid on this cluster: {found}.", 401)
+    if found.role is Role.AGENT:
+        return _login(request, target, "That is an agent token: it only lets agents join.", 403)
     response = RedirectResponse(target, status_code=303)
     # Readable by the pages' script (not HttpOnly), which sends it as a Bearer token to the API.
     response.set_cookie(
@@ -412,10 +425,6 @@ async def ui_events(
     last_event_id: Annotated[int | None, Header(ge=0, le=v1.MAX_ID)] = None,
 ) -> StreamingResponse:
     """``/api/v1/events`` for the pages' ``EventSource``, which can only send the cookie."""
-    user = user_of(request)
-    if user is None:
-        raise HTTPException(401, "a valid token is required")
-    request.state.user = user
     return await events.events(request, since, last_event_id)
 
 

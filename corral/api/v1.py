@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import AfterValidator
 
 from corral import __version__
+from corral.api.callers import caller_of, master_of, new_work_owner
 from corral.api.render import agent_view, job_view, run_view, task_view
 from corral.master.master import Master
 from corral.spec import limits
@@ -24,13 +25,7 @@ from corral.spec.views import (
     TaskView,
 )
 
-
-def _master(request: Request) -> Master:
-    master: Master = request.app.state.master
-    return master
-
-
-MasterDep = Annotated[Master, Depends(_master)]
+MasterDep = Annotated[Master, Depends(master_of)]  # as the caller may read it
 
 router = APIRouter(prefix="/api/v1")
 MAX_ID = 2**62  # ids and numbers are 64-bit in the store: larger ones are refused, not crashed on
@@ -47,14 +42,21 @@ def _job_or_404(master: Master, name: str, upcoming: int = UPCOMING) -> JobView:
 
 @router.get("/info")
 def info(request: Request) -> ClusterInfo:
-    """Who and what this is."""
-    return ClusterInfo(version=__version__, user=request.state.user)
+    """Who and what this is, and who is asking."""
+    caller = caller_of(request)
+    groups = master_of(request).queries.accounts.user(caller.name)
+    return ClusterInfo(
+        version=__version__,
+        user=caller.name,
+        role=caller.role.value,
+        groups=[] if groups is None else groups.groups,
+    )
 
 
 @router.post("/jobs", status_code=201)
 def create_job(spec: JobSpec, master: MasterDep, request: Request) -> JobView:
     """Submit a new job; its first run starts at once."""
-    master.jobs.submit(spec, spec.owner or request.state.user)
+    master.jobs.submit(spec, *new_work_owner(request, spec.owner))
     return _job_or_404(master, spec.name)
 
 
@@ -67,7 +69,7 @@ def apply_job(
         raise HTTPException(
             400, f"name in the body ({spec.name!r}) differs from the URL ({name!r})"
         )
-    created, changed = master.jobs.apply(spec, spec.owner or request.state.user)
+    created, changed = master.jobs.apply(spec, *new_work_owner(request, spec.owner))
     response.status_code = 201 if created else 200
     response.headers["X-Corral-Changed"] = "true" if changed else "false"
     return _job_or_404(master, name)

@@ -32,6 +32,14 @@ GpusOption = Annotated[
         "[default: the NVIDIA GPUs NVML finds].",
     ),
 ]
+PrivateReadsOption = Annotated[
+    bool,
+    typer.Option(
+        "--private-reads",
+        help="Users read only their own work (admins and viewers: everyone's). "
+        "Without it, as in Slurm, everyone signed in reads all work.",
+    ),
+]
 DbOption = Annotated[
     str | None,
     typer.Option(
@@ -95,6 +103,7 @@ def up(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Accept calls without a token.")
     ] = False,
+    private_reads: PrivateReadsOption = False,
     cpus: Annotated[float | None, typer.Option(help="CPUs the local agent offers.")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB the local agent offers.")] = None,
     gpus: GpusOption = None,
@@ -108,7 +117,7 @@ def up(
     serving.up(
         data or default_data_dir(),
         port,
-        no_auth,
+        serving.Access(not no_auth, private_reads),
         (cpus, mem, gpus),
         _allowed_paths(allow_volume),
         allow_privileged,
@@ -122,6 +131,7 @@ def master(
     listen: Annotated[str, typer.Option(help="HOST:PORT to serve on.")] = "127.0.0.1:8080",
     data: Annotated[Path | None, typer.Option(help="Where admin.token is kept.")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Loopback only.")] = False,
+    private_reads: PrivateReadsOption = False,
     lost_after: Annotated[
         float,
         typer.Option(
@@ -138,13 +148,19 @@ def master(
         )
     from corral.cli import serving
 
-    serving.master(db, host, port, data or default_data_dir(), no_auth, lost_after)
+    access = serving.Access(not no_auth, private_reads)
+    serving.master(db, host, port, data or default_data_dir(), access, lost_after)
 
 
 def agent(
     master_url: Annotated[str, typer.Option("--master", help="URL of the master.")],
     token: Annotated[
-        str | None, typer.Option(envvar="CORRAL_TOKEN", help="Token for the master.")
+        str | None,
+        typer.Option(
+            envvar="CORRAL_TOKEN",
+            help="An agent token (corral token create --role agent): it lets the agent join "
+            "and nothing else.",
+        ),
     ] = None,
     cpus: Annotated[float | None, typer.Option(help="CPUs to offer [default: all].")] = None,
     mem: Annotated[int | None, typer.Option(help="MiB of memory to offer [default: all].")] = None,

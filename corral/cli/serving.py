@@ -11,6 +11,7 @@ import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -85,6 +86,15 @@ def claim(data_dir: Path) -> None:
         raise typer.Exit(1) from None
 
 
+@dataclass(frozen=True)
+class Access:
+    """Who may call the API: token holders, or (``auth_required`` off, loopback only) anyone;
+    with ``private_reads``, users read only their own work."""
+
+    auth_required: bool = True
+    private_reads: bool = False
+
+
 def open_store(db: str | None, data_dir: Path) -> Store:
     """The master's store (``db``, else ``state.db`` in the data dir), migrated to the newest
     schema; one that cannot be opened stops the command with why, on one line."""
@@ -106,7 +116,7 @@ def open_store(db: str | None, data_dir: Path) -> Store:
 def up(
     data_dir: Path,
     port: int,
-    no_auth: bool,
+    access: Access,
     offer: tuple[float | None, int | None, int | None],
     allowed_volumes: list[str],
     allow_privileged: bool,
@@ -114,13 +124,17 @@ def up(
     db: str | None = None,
 ) -> None:
     """``corral up``: a master and a local agent in this process, state in ``data_dir``; the
-    agent offers ``offer``'s cpus, mem and GPUs (None: what the node has)."""
+    agent offers ``offer``'s cpus, mem and GPUs (None: what the node has), and joins with an
+    agent token of its own (``agent.token``), never the admin's."""
     claim(data_dir / "agent")
     cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
     store = open_store(db, data_dir)
     master = Master(store)
-    token = None if no_auth else master.ensure_admin_token(data_dir / "admin.token")
+    token = agent_token = None
+    if access.auth_required:
+        token = master.ensure_admin_token(data_dir / "admin.token")
+        agent_token = master.accounts.ensure_agent_token(data_dir / "agent.token")
     res = host_resources(data_dir / "agent")
     devices = gpus.offered(declared)
     res = AgentResources(
@@ -128,7 +142,7 @@ def up(
     )
     agent = AgentConfig(
         url,
-        token,
+        agent_token,
         data_dir / "agent",
         socket.gethostname(),
         res,
@@ -143,21 +157,21 @@ def up(
     if token:
         typer.echo(f"admin token: {token}  (also in {data_dir / 'admin.token'})")
     typer.echo("Ctrl-C stops it; running tasks are killed and recorded.")
-    asyncio.run(_serve(master, "127.0.0.1", port, not no_auth, agent))
+    asyncio.run(_serve(master, "127.0.0.1", port, access, agent))
 
 
 def master(
-    db: str | None, host: str, port: int, data_dir: Path, no_auth: bool, lost_after: float
+    db: str | None, host: str, port: int, data_dir: Path, access: Access, lost_after: float
 ) -> None:
     """``corral master``: API, scheduler and store, for agents to dial in."""
     store = open_store(db, data_dir)
     m = Master(store, lost_after=lost_after)
-    if not no_auth:
+    if access.auth_required:
         token = m.ensure_admin_token(data_dir / "admin.token")
         typer.echo(f"admin token in {data_dir / 'admin.token'}")
         write_config(data_dir / "client.json", f"http://{host}:{port}", token)
     typer.echo(f"Corral master listening on http://{host}:{port}")
-    asyncio.run(_serve(m, host, port, not no_auth, None))
+    asyncio.run(_serve(m, host, port, access, None))
 
 
 def agent(
@@ -205,13 +219,17 @@ def agent(
 
 
 async def _serve(
-    master: Master, host: str, port: int, auth: bool, agent_of: AgentConfig | None
+    master: Master, host: str, port: int, access: Access, agent_of: AgentConfig | None
 ) -> None:
     """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
     await master.start()
     server = _Server(
         uvicorn.Config(
-            create_app(master, auth_required=auth),
+            create_app(
+                master,
+                auth_required=access.auth_required,
+                private_reads=access.private_reads,
+            ),
             host=host,
             port=port,
             log_level="warning",

@@ -12,6 +12,7 @@ import httpx
 from corral.client import _calls as calls
 from corral.client._api import auth_headers
 from corral.client._sse import EventDecoder
+from corral.client.accounts import AsyncAccounts
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
 from corral.spec.jobs import JobSpec
@@ -93,6 +94,11 @@ class AsyncClient:
                 call.method, call.path, params=call.params, json=call.body
             )
         return call.finish(response)
+
+    @property
+    def accounts(self) -> AsyncAccounts:
+        """Users, groups and tokens."""
+        return AsyncAccounts(self._send)
 
     async def info(self) -> ClusterInfo:
         """The cluster's name, version, and who the token belongs to."""

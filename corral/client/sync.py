@@ -8,6 +8,7 @@ from typing import TypeVar
 from corral.client import _calls as calls
 from corral.client._http import Blocking
 from corral.client._sse import EventDecoder
+from corral.client.accounts import Accounts
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -38,6 +39,11 @@ class Client(Blocking):
 
     def _send(self, call: calls.Call[T]) -> T:
         return call.finish(self._http.request(call.method, call.path, call.params, call.body))
+
+    @property
+    def accounts(self) -> Accounts:
+        """Users, groups and tokens."""
+        return Accounts(self._send)
 
     def info(self) -> ClusterInfo:
         """The cluster's name, version, and who the token belongs to."""

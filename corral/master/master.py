@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
-import secrets
 import socket
 import sys
 from collections.abc import Coroutine
@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from corral.clock import Clock, SystemClock
+from corral.master.accounts import AccountOps
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier, Outbox
 from corral.master.events import EventBus
 from corral.master.execs import ExecRelay
 from corral.master.jobs import Conflict, JobOps, NotFound
+from corral.master.private_queries import PrivateQueries
 from corral.master.queries import Queries
 from corral.master.records import AgentRecord
 from corral.master.scheduling import SchedulingLoop
@@ -76,6 +78,7 @@ class Master:
         # What the API may read: the live records read-only, and the store's history.
         self.view = ClusterView(self.state, self.services)
         self.queries = Queries(self.view, store)
+        self.accounts = AccountOps(store, self.state.clock)
         # Commands run in tasks: corral exec, and the remote shells of gangs' ranks.
         self.execs = ExecRelay(self.state, self.agents.dispatch, self.agents.hostname_of)
         self._loops: list[asyncio.Task[None]] = []
@@ -123,18 +126,14 @@ class Master:
     def ensure_admin_token(self, token_file: Path) -> str:
         """The admin token: read from ``token_file``, or created (and written 0600) on the
         first start."""
-        if token_file.exists():
-            token = token_file.read_text().strip()
-            if self.store.token_user(token) is not None:
-                return token
-        token = secrets.token_urlsafe(32)
-        with self.store.tx() as tx:
-            tx.add_token(token, "admin", "admin", self.state.clock.now())
-        token_file.parent.mkdir(parents=True, exist_ok=True)
-        token_file.touch(mode=0o600)
-        token_file.chmod(0o600)
-        token_file.write_text(token + "\n")
-        return token
+        return self.accounts.ensure_admin_token(token_file)
+
+    def private_to(self, reader: str) -> Master:
+        """This master as a user who may read only their own work sees it: the same state and
+        commands, its reads answered by ``PrivateQueries``."""
+        seen = copy.copy(self)
+        seen.queries = PrivateQueries(self.view, self.store, reader)
+        return seen
 
     # --- kills: the store first, then the agents
 
@@ -167,7 +166,7 @@ class Master:
 
     def _placed(self, task_id: str) -> tuple[bool, AgentRecord | None]:
         """Whether the task is still pending, and the agent it was placed on (None: never)."""
-        row = self.store.task(task_id)
+        row = self.queries.task_row(task_id)  # a task the caller may not read is not found
         if row is None:
             raise NotFound(f"task {task_id!r} not found")
         return row["state"] == TaskState.PENDING.value, self.state.agents.get(row["agent_id"] or "")

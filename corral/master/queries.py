@@ -8,9 +8,10 @@ rows (plain mappings, read-only by their type).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
+from corral.master.accounts import AccountQueries
 from corral.master.jobs import NotFound
 from corral.master.view import AgentInfo, ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.states import TaskState
@@ -25,6 +26,7 @@ class Queries:
     def __init__(self, view: ClusterView, store: Store) -> None:
         self._view = view
         self._store = store
+        self.accounts = AccountQueries(store, view.now)
 
     def now(self) -> float:
         """The master's clock."""
@@ -187,7 +189,7 @@ class Queries:
         """A stored deployment, running or ended (None: unknown)."""
         return self._store.deployment(deployment_id)
 
-    # --- events, tokens
+    # --- events and owners
 
     def events_since(self, after: int, limit: int = 1000) -> Sequence[Row]:
         """Stored events with ids above ``after``, oldest first, at most ``limit``."""
@@ -197,9 +199,27 @@ class Queries:
         """The newest event's id (0: none yet)."""
         return self._store.last_event_id()
 
-    def token_user(self, token: str) -> tuple[str, str] | None:
-        """The user and role a token stands for (None: not a token)."""
-        return self._store.token_user(token)
+    def sees_event(self, event: Mapping[str, Any]) -> bool:
+        """Whether these reads show an event (all of them do; see ``PrivateQueries``)."""
+        return True
+
+    def owner_of(self, workload: str) -> str | None:
+        """The owner of a job or service (None: there is none of that name)."""
+        if workload.startswith("/"):
+            rec = self._view.service(workload)
+            return None if rec is None else rec.owner
+        row = self._store.job(workload)
+        return None if row is None else str(row["owner"])
+
+    def owners_of_deployment(self, deployment_id: str) -> set[str]:
+        """The owners of the services a deployment changes that still exist."""
+        dep = self._view.deployment(deployment_id)
+        if dep is not None:
+            affected: Iterable[str] = dep.affected
+        else:
+            row = self._store.deployment(deployment_id)
+            affected = () if row is None else (row["previous"] or {}).keys()
+        return {o for sid in affected if (o := self.owner_of(sid)) is not None}
 
 
 def _created_at(task: TaskInfo) -> float:

@@ -103,6 +103,7 @@ class JobView(BaseModel):
 
     name: str
     owner: str
+    group: str = Field("", description="The group it counts to: its owner's when submitted.")
     spec: JobSpec
     created_at: datetime
     updated_at: datetime
@@ -147,6 +148,7 @@ class ServiceView(BaseModel):
 
     id: str
     owner: str
+    group: str = Field("", description="The group it counts to: its owner's when submitted.")
     spec: ServiceSpec
     version: str = Field(description="When the service last changed (ISO 8601).")
     config: int = Field(description="Number of the configuration new tasks run.")
@@ -298,4 +300,6 @@ class ClusterInfo(BaseModel):
     name: str = "corral"
     version: str
     leader: bool = True
-    user: str | None = None
+    user: str | None = Field(None, description="Who the token belongs to.")
+    role: str | None = Field(None, description="The role it acts with.")
+    groups: list[str] = Field(default_factory=list, description="The user's groups.")

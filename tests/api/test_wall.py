@@ -14,16 +14,28 @@ import corral.store.store
 PACKAGE = Path(corral.api.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
-# What the API may use of a Master: the reads, the event bus, and commands.
+# What the API may use of a Master: the reads, the event bus, commands, and the master as a
+# user whose reads are private sees it.
 MASTER_ATTRIBUTES = {
-    "queries", "bus", "jobs", "services", "agents",
-    "kill_job", "kill_task", "kill_service_tasks", "read_file", "list_files",
+    "queries", "bus", "jobs", "services", "agents", "accounts",
+    "kill_job", "kill_task", "kill_service_tasks", "read_file", "list_files", "private_to",
 }  # fmt: skip
 # The commands of the master's parts (writes, and the agent channel's messages).
 COMMANDS = {
     "jobs": {"submit", "apply", "start_run", "delete"},
     "services": {"deploy", "scale", "restart", "delete", "cancel", "reset_delay"},
     "agents": {"drain", "hello", "disconnected", "apply_updates", "heartbeat"},
+    "accounts": {
+        "authenticate",
+        "add_user",
+        "remove_user",
+        "add_group",
+        "remove_group",
+        "add_members",
+        "remove_members",
+        "create_token",
+        "revoke_token",
+    },
 }
 
 

@@ -2,15 +2,13 @@
 their last use; jobs and services record their owner's group; an index finds who created a
 job or service name
 
-Every token stays valid: its user becomes an account of the token's role, in the group "users"
-(which every cluster has from here on).
+Every token stays valid: its user becomes an account of the token's role, in the group "users".
 
 Revision ID: 0009
 Revises: 0008
 """
 
 import secrets
-import time
 
 import sqlalchemy as sa
 from alembic import op
@@ -99,7 +97,9 @@ def _accounts_of_tokens(conn: sa.Connection) -> None:
         if RANK.get(role, 0) > RANK.get(best, 0):
             best = role
         found[user] = (best, min(first, created))
-    since = min((created for _, created in found.values()), default=time.time())
+    if not found:
+        return
+    since = min(created for _, created in found.values())
     conn.execute(groups.insert().values(name=DEFAULT_GROUP, created_at=since))
     for user, (role, created) in sorted(found.items()):
         conn.execute(

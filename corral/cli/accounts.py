@@ -1,0 +1,267 @@
+"""``corral user``, ``corral group``, ``corral token`` and ``corral whoami``: accounts, over the
+API (users and groups are changed by admins; each person manages their own tokens). Roles are
+checked by the master, which names the field it refuses."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from corral.cli.context import InvalidInput, connect
+from corral.cli.output import Column, ago, console, fields, print_json, print_list, say, when
+
+if TYPE_CHECKING:  # the models are loaded as a command runs: `corral --help` needs none
+    from corral.spec.accounts import CreatedToken, GroupView, Role, TokenView, UserView
+
+user_app = typer.Typer(help="List, add or remove users (admins change them).", no_args_is_help=True)
+group_app = typer.Typer(
+    help="List, add or remove groups and their members (admins change them).",
+    no_args_is_help=True,
+)
+token_app = typer.Typer(
+    help="Create, list or revoke tokens: your own (an admin: anyone's).", no_args_is_help=True
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+ROLES = "admin, user, viewer or agent"
+
+USER_COLUMNS: list[Column[UserView]] = [
+    Column("NAME", lambda u: u.name),
+    Column("ROLE", lambda u: u.role.value),
+    Column("GROUP", lambda u: u.group),
+    Column("ALSO IN", lambda u: ", ".join(u.groups[1:]), wrap=True),
+    Column("TOKENS", lambda u: str(u.tokens), justify="right"),
+]
+GROUP_COLUMNS: list[Column[GroupView]] = [
+    Column("NAME", lambda g: g.name),
+    Column("MEMBERS", lambda g: ", ".join(g.members), wrap=True),
+]
+TOKEN_COLUMNS: list[Column[TokenView]] = [
+    Column("ID", lambda t: t.id),
+    Column("USER", lambda t: t.user),
+    Column("ROLE", lambda t: t.role.value),
+    Column("NAME", lambda t: t.name, wrap=True),
+    Column("STATE", lambda t: t.state),
+    Column("CREATED", lambda t: when(t.created_at)),
+    Column("EXPIRES", lambda t: when(t.expires_at) or "never"),
+    Column("LAST USED", lambda t: ago(t.last_used_at) or "never"),
+]
+
+
+def seconds_of(text: str) -> float:
+    """Seconds of a lifetime written ``90d``, ``12h``, ``30m``, ``2w`` or plain seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if found is None or float(found[1]) <= 0:
+        raise InvalidInput(
+            f"--expires: {text!r} is not a lifetime such as 90d, 12h, 30m, 2w or 3600"
+        )
+    return float(found[1]) * _UNITS[found[2]]
+
+
+def role_of(text: str | None) -> Role | None:
+    """The role a --role option names (None: not given)."""
+    from corral.spec.accounts import Role
+
+    if text is None:
+        return None
+    try:
+        return Role(text)
+    except ValueError:
+        raise InvalidInput(f"--role: {text!r} is not a role ({ROLES})") from None
+
+
+def _show_token(created: CreatedToken, as_json: bool) -> None:
+    if as_json:
+        print_json(created)
+        return
+    expires = when(created.expires_at) or "never"
+    say(f"token {created.id} of {created.user} ({created.role.value}), expires: {expires}")
+    # The secret alone on its line, so that scripts can take it with `tail -1`.
+    console.print("the token (shown this once; keep it secret):", style="bold")
+    typer.echo(created.token)
+
+
+# --- users
+
+
+@user_app.command("list")
+def list_users(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every user with their role, groups and working tokens."""
+    with connect(ctx) as client:
+        found = client.accounts.users()
+    print_list(found, USER_COLUMNS, as_json, "users")
+
+
+@user_app.command("add")
+def add_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user's name.", show_default=False)],
+    role: Annotated[str, typer.Option(help=f"What they may do: {ROLES}.")] = "user",
+    group: Annotated[
+        str | None,
+        typer.Option(help="Their primary group: their work counts to it [default: users]."),
+    ] = None,
+    also: Annotated[
+        list[str] | None, typer.Option(help="Another group they belong to (repeatable).")
+    ] = None,
+    no_token: Annotated[
+        bool, typer.Option("--no-token", help="Do not make them a first token.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a user and (unless --no-token) make them a first token, shown this once."""
+    from pydantic import ValidationError
+
+    from corral.spec.accounts import UserSpec
+
+    fields_given = {"name": name, "role": role_of(role), "groups": also or []}
+    try:
+        spec = UserSpec.model_validate(fields_given | ({"group": group} if group else {}))
+    except ValidationError as e:
+        raise InvalidInput(str(e)) from None
+    with connect(ctx) as client:
+        view = client.accounts.add_user(spec)
+        created = None if no_token else client.accounts.create_token(user=name, name="first")
+    if as_json:
+        print_json({"user": view, "token": created})
+        return
+    say(f"{view.name}: added ({view.role.value}, group {view.group})")
+    if created is not None:
+        _show_token(created, False)
+
+
+@user_app.command("rm")
+def remove_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user's name.", show_default=False)],
+) -> None:
+    """Remove a user and their tokens; their work stays."""
+    with connect(ctx) as client:
+        client.accounts.remove_user(name)
+    say(f"{name}: removed")
+
+
+# --- groups
+
+
+@group_app.command("list")
+def list_groups(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every group with its members."""
+    with connect(ctx) as client:
+        found = client.accounts.groups()
+    print_list(found, GROUP_COLUMNS, as_json, "groups")
+
+
+GroupArgument = Annotated[str, typer.Argument(help="The group's name.", show_default=False)]
+
+
+@group_app.command("add")
+def add_group(ctx: typer.Context, name: GroupArgument) -> None:
+    """Add a group."""
+    with connect(ctx) as client:
+        client.accounts.add_group(name)
+    say(f"{name}: added")
+
+
+@group_app.command("rm")
+def remove_group(ctx: typer.Context, name: GroupArgument) -> None:
+    """Remove a group (not while it is someone's primary group)."""
+    with connect(ctx) as client:
+        client.accounts.remove_group(name)
+    say(f"{name}: removed")
+
+
+@group_app.command("members")
+def members(
+    ctx: typer.Context,
+    name: GroupArgument,
+    add: Annotated[list[str] | None, typer.Option(help="A user to add (repeatable).")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option(help="A user to take out (repeatable).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the members of a group; with --add or --remove, change them first."""
+    with connect(ctx) as client:
+        view = client.accounts.add_members(name, add) if add else client.accounts.group(name)
+        for user in remove or []:
+            view = client.accounts.remove_member(name, user)
+    if as_json:
+        print_json(view)
+    elif not view.members:
+        console.print("no members", style="dim")
+    else:
+        typer.echo("\n".join(view.members))
+
+
+# --- tokens
+
+
+@token_app.command("list")
+def list_tokens(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Only this user's (admins).")] = None,
+    all: Annotated[bool, typer.Option("--all", help="Expired and revoked ones too.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Your tokens (an admin: everyone's), newest first; never their secrets."""
+    with connect(ctx) as client:
+        found = client.accounts.tokens(user, include_ended=all)
+    print_list(found, TOKEN_COLUMNS, as_json, "tokens")
+
+
+@token_app.command("create")
+def create_token(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Whose (admins): yours if not given.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(help=f"{ROLES}: the user's own or narrower (agent: for an agent)."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="What it is for.")] = "",
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime: 90d, 12h, 30m, 2w or seconds [never].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token; it is shown this once and stored only hashed."""
+    lifetime = None if expires is None else seconds_of(expires)
+    with connect(ctx) as client:
+        created = client.accounts.create_token(user, role_of(role), name, lifetime)
+    _show_token(created, as_json)
+
+
+@token_app.command("revoke")
+def revoke_token(
+    ctx: typer.Context,
+    token_id: Annotated[
+        str, typer.Argument(help="The token's id (corral token list).", show_default=False)
+    ],
+) -> None:
+    """Revoke a token: it stops working at once."""
+    with connect(ctx) as client:
+        client.accounts.revoke_token(token_id)
+    say(f"{token_id}: revoked")
+
+
+def whoami(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Who your token belongs to, its role and your groups."""
+    with connect(ctx) as client:
+        info = client.info()
+    if as_json:
+        print_json(info)
+        return
+    console.print(
+        fields([("user", info.user), ("role", info.role), ("groups", ", ".join(info.groups))])
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``user``, ``group``, ``token`` and ``whoami`` to the app."""
+    app.add_typer(user_app, name="user")
+    app.add_typer(group_app, name="group")
+    app.add_typer(token_app, name="token")
+    app.command("whoami")(whoami)
