@@ -225,10 +225,16 @@ class AgentOps:
         return None if agent is None else agent.hostname
 
     async def send_kill(
-        self, agent: AgentRecord, task_id: str, reason: str, grace: float | None
+        self,
+        agent: AgentRecord,
+        task_id: str,
+        reason: str,
+        grace: float | None,
+        *,
+        finish: bool = False,
     ) -> None:
-        """Tell the agent to stop a task."""
-        msg = Kill(task_id=task_id, grace=grace, reason=reason)
+        """Tell the agent to stop a task (``finish``: its work is done, it ends FINISHED)."""
+        msg = Kill(task_id=task_id, grace=grace, reason=reason, finish=finish)
         await self.dispatch.send(agent.id, msg.model_dump(mode="json"))
 
     async def deliver(self, out: Outbox) -> None:
@@ -236,7 +242,12 @@ class AgentOps:
         for task, agent in out.launches:
             await self.send_launch(agent, task)
         for kill in out.kills:
-            await self.send_kill(kill.agent, kill.task.id, kill.reason, grace=None)
+            await self.send_kill(kill.agent, kill.task.id, kill.reason, None, finish=kill.finish)
+
+    def deliver_soon(self, out: Outbox) -> None:
+        """Send what a committed change asks of agents, from a task of its own (the change was
+        made where nothing awaits: a status update, a liveness check)."""
+        asyncio.get_running_loop().create_task(self.deliver(out))
 
     # --- draining
 

@@ -19,10 +19,11 @@ follows from them is written here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from corral.master.gangs import member_of
 from corral.master.policy.dependencies import JobFacts, children_of, children_to_start
 from corral.master.policy.effects import (
     CompleteStep,
@@ -34,13 +35,22 @@ from corral.master.policy.effects import (
     MarkLost,
     MarkRunRunning,
     RecordFailure,
+    RetryGang,
     SkipRun,
     StartRetry,
     StartRun,
     StartTasks,
+    StopGang,
     StopTask,
 )
-from corral.master.policy.retry import EndedTask, RetrySettings, decide_retry
+from corral.master.policy.retry import (
+    EndedTask,
+    GangEnd,
+    GangRank,
+    RetrySettings,
+    decide_gang,
+    decide_retry,
+)
 from corral.master.policy.runs import RunTally, finish_run, run_running
 from corral.master.policy.services import Backoff, ServiceTaskEnd, record_failure
 from corral.master.records import AgentRecord, LiveTask
@@ -67,6 +77,7 @@ class Kill:
     task: LiveTask
     reason: str
     by: str | None = None
+    finish: bool = False  # its work is done (a gang's waiting rank): it ends FINISHED
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,9 @@ class Applier:
     def __init__(self, state: ClusterState, services: ServiceOps) -> None:
         self.state = state
         self.services = services
+        # Sends what effects decided within a task's transition ask of agents, once their
+        # change has committed (the agents' side sets it; a gang stopped by one rank's end).
+        self.deliver_later: Callable[[Outbox], None] | None = None
 
     # --- plans
 
@@ -220,6 +234,10 @@ class Applier:
                     self._complete_step(ch, effect, now)
                 case RecordFailure():
                     self._record_failure(ch, effect, now)
+                case StopGang():
+                    out += self._stop_gang(ch, effect, now)
+                case RetryGang():
+                    self._retry_gang(ch, effect, now)
         return out
 
     # --- tasks
@@ -266,6 +284,8 @@ class Applier:
         it (``run_running``; ``decide_retry``, or else ``finish_run``; ``record_failure`` for
         a service's task), all in ``ch``."""
         when = self.state.clock.now() if time is None else time
+        if ch.state_of(task).terminal:
+            return  # terminal states are final (a gang's rank stopped earlier in this change)
         self._record_state(ch, task, state, reason, when, exit_code, ports)
         if task.service:
             self._service_task_changed(ch, task, state, reason, when)
@@ -276,6 +296,9 @@ class Applier:
         if not state.terminal:
             return
         ended = EndedTask(task.id, task.attempt, state, task.kill_requested, reason)
+        if member_of(task) is not None:
+            self._gang_rank_ended(ch, task, ended, when)
+            return
         retry = decide_retry(ended, self._retry_settings(task.job), when)
         if retry is not None:
             self.apply(ch, [retry], when)
@@ -365,23 +388,31 @@ class Applier:
         ch.after(lambda: setattr(task, "checks", list(checks)))
 
     def stop(
-        self, ch: Change, victims: Iterable[LiveTask], reason: str, now: float
+        self,
+        ch: Change,
+        victims: Iterable[LiveTask],
+        reason: str,
+        now: float,
+        *,
+        finish: bool = False,
     ) -> tuple[Kill, ...]:
         """Mark tasks as killed on request. A PENDING task, or one whose agent is not connected
         (it is told when it registers again), ends here; the others are answered as kills to
-        send once ``ch`` committed."""
+        send once ``ch`` committed. With ``finish`` their work is done: a task on an agent ends
+        FINISHED (asked with ``Kill.finish``)."""
         kills: list[Kill] = []
         for task in victims:
             ch.tx.update_task(task.id, kill_requested=True)
             task.kill_requested = True
             agent = self.state.agents.get(task.agent_id or "")
+            end = TaskState.FINISHED if finish else TaskState.KILLED
             if task.state is TaskState.PENDING:
                 self.transition(ch, task, TaskState.KILLED, reason=reason, time=now)
             elif agent is None or not agent.connected:
                 why = f"{reason} (agent not connected)"
-                self.transition(ch, task, TaskState.KILLED, reason=why, time=now)
+                self.transition(ch, task, end, reason=why, time=now)
             else:
-                kills.append(Kill(agent, task, reason))
+                kills.append(Kill(agent, task, reason, finish=finish))
         return tuple(kills)
 
     def start_now(self, ch: Change, waiting: Sequence[LiveTask]) -> None:
@@ -452,6 +483,46 @@ class Applier:
         self.add_pending(ch, [row], now, retry.reason)
         ch.live_delta[(task.job, task.run)] += 1
 
+    # --- gangs
+
+    def _gang_rank_ended(self, ch: Change, task: LiveTask, ended: EndedTask, now: float) -> None:
+        """A rank of a gang ended: ``decide_gang`` in place of ``decide_retry`` (the others
+        stopped or finished, the whole gang retried), then the run's outcome once none is
+        live. Kills it asks for are sent once ``ch`` has committed."""
+        member = member_of(task)
+        assert member is not None
+        live = [
+            t
+            for t in self.state.index.of_job(task.job)
+            if t.run == task.run and t is not task and not ch.state_of(t).terminal
+        ]
+        others = tuple(
+            GangRank(t.id, t.slot, t.kill_requested) for t in live if t.attempt == task.attempt
+        )
+        superseded = any(t.attempt > task.attempt for t in live)
+        end = GangEnd(task.job, task.run, member.rank, member.every_rank, others, superseded)
+        effects = decide_gang(ended, end, self._retry_settings(task.job), now)
+        out = self.apply(ch, effects, now)
+        if out and self.deliver_later is not None:
+            deliver = self.deliver_later
+            ch.after(lambda: deliver(out))
+        self._maybe_finish_run(ch, task.job, task.run, now)
+
+    def _stop_gang(self, ch: Change, effect: StopGang, now: float) -> Outbox:
+        """Stop the gang's other live ranks (killed, or finished: their work is done)."""
+        ranks = [self.state.tasks[i] for i in effect.task_ids if i in self.state.tasks]
+        ranks = [t for t in ranks if not ch.state_of(t).terminal and not t.kill_requested]
+        return Outbox(kills=self.stop(ch, ranks, effect.reason, now, finish=effect.finish))
+
+    def _retry_gang(self, ch: Change, effect: RetryGang, now: float) -> None:
+        """Every rank of the gang's attempt gets its next attempt, waiting for the backoff."""
+        attempt = ch.tx.attempt_tasks(effect.job, effect.run, effect.attempt - 1)
+        rows = [retry_of(TaskRow.stored(dict(row)), now, effect.not_before) for row in attempt]
+        for row in attempt:
+            ch.tx.update_task(row["id"], latest=False)  # the new attempt stands for the gang
+        self.add_pending(ch, rows, now, effect.reason)
+        ch.live_delta[(effect.job, effect.run)] += len(rows)
+
     def _maybe_finish_run(self, ch: Change, job: str, run: int, now: float) -> None:
         """Give the run its outcome (``finish_run``) once none of its tasks is live."""
         key = (job, run)
@@ -460,7 +531,11 @@ class Applier:
         live = self.state.live_per_run[key] + ch.live_delta[key]
         # The ended tasks' states cost a query: asked for only once none is live.
         counts, killed = ch.tx.run_outcome(job, run) if live == 0 else ({}, 0)
-        tally = RunTally(live, {TaskState(s): n for s, n in counts.items()}, killed)
+        spec = self.state.specs.get(job)
+        gang = spec is not None and spec.nodes is not None
+        failed = ch.tx.unasked_failures(job, run) if gang and live == 0 and killed else 0
+        ended = {TaskState(s): n for s, n in counts.items()}
+        tally = RunTally(live, ended, killed, gang=gang, failed=failed)
         effect = finish_run(job, run, tally)
         self.apply(ch, [effect] if effect else [], now)
 

@@ -72,6 +72,7 @@ class Master:
             disconnect_after=3 * heartbeat_interval,
             lost_after=lost_after,
         )
+        self.applier.deliver_later = self.agents.deliver_soon  # kills a transition decides
         self.scheduler = SchedulingLoop(self.state, self.agents, self.applier)
         self.service_loop = ServiceLoop(self.state, self.services, self.applier, self.agents)
         self.timers = ScheduleLoop(self.state, self.applier)

@@ -225,6 +225,18 @@ class Tx:
             killed += n if kill_requested else 0
         return counts, killed
 
+    def unasked_failures(self, job: str, number: int) -> int:
+        """Newest-attempt tasks of a run that ended other than FINISHED without being asked to
+        stop (a gang's run fails for them, whatever the ranks stopped for them did)."""
+        cond = (tasks.c.job == job) & (tasks.c.run == number) & tasks.c.latest
+        cond &= tasks.c.state.not_in(ACTIVE_STATES + ("FINISHED",)) & ~tasks.c.kill_requested
+        return int(self.conn.execute(select(func.count()).where(cond)).scalar_one())
+
+    def attempt_tasks(self, job: str, number: int, attempt: int) -> list[RowMapping]:
+        """The tasks of one attempt of a run (a gang's ranks, retried together), by slot."""
+        cond = (tasks.c.job == job) & (tasks.c.run == number) & (tasks.c.attempt == attempt)
+        return list(self.conn.execute(select(tasks).where(cond).order_by(tasks.c.slot)).mappings())
+
     # --- services and deployments
 
     def insert_service(self, **row: Any) -> None:
