@@ -24,6 +24,7 @@ from corral.api import (
     marathon_groups,
     ops,
     services,
+    task_exec,
     ui,
     v1,
 )
@@ -106,6 +107,7 @@ def create_app(
         services,
         events,
         channel,
+        task_exec,
         ui,
         marathon,
         marathon_apps,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from corral.cli import accounts, agents, apply, jobs, run, server, services, tasks
+from corral.cli import accounts, agents, apply, execs, jobs, run, server, services, tasks
 from corral.cli.context import CorralGroup, Overrides
 
 app = typer.Typer(
@@ -35,6 +35,6 @@ def options(
     ctx.obj = Overrides(url=url, token=token)
 
 
-for module in (run, jobs, apply, services, tasks, agents, accounts):
+for module in (run, jobs, apply, services, tasks, execs, agents, accounts):
     module.register(app)
 server.register(app)

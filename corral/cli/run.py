@@ -112,6 +112,9 @@ def run(
                 "array": array,
                 "params": params_from_options(param or []),
                 "retries": retries,
+                "nodes": nodes,
+                "tasks_per_node": tasks_per_node,
+                "every_rank": every_rank or None,
             }
         )
     )

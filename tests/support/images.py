@@ -23,12 +23,12 @@ import aiodocker
 
 TEST_IMAGE = "corral-test/busybox:latest"
 BUSYBOX = Path("/bin/busybox")
-VERSION = "2"  # raise when the recipe below changes
+VERSION = "3"  # raise when the recipe below changes
 VERSION_LABEL = "corral.test-image-version"
 LOCK = Path("/tmp/corral-test-image.lock")
 APPLETS = (
     "sh ls cat echo tar gzip sleep true false mkdir touch wc httpd env id head dd seq tr printf "
-    "hostname rm test kill grep"
+    "hostname rm test kill grep mkfifo"
 ).split()
 # What busybox needs to name users: `id` and `User: nobody` read these.
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"

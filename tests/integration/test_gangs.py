@@ -1,0 +1,328 @@
+"""Gang jobs on a real cluster: an unmodified mpirun across three agents, a gang that waits whole
+for room, a gang stopped and retried whole, and ``corral exec`` into a running task."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral.client import Client
+from corral.spec.jobs import JobSpec
+from corral.spec.views import EventView, TaskView
+from tests.support.cluster import CORRAL, Cluster, corral_env, running_cluster, shell_wait_for
+
+pytestmark = pytest.mark.integration
+
+MPI_PROGRAM = r"""
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* This process's ancestors, nearest first: "pid,pid,...,1". */
+static void ancestors(char *out, size_t size) {
+  int pid = getppid();
+  out[0] = '\0';
+  while (pid > 1 && strlen(out) + 16 < size) {
+    char path[64], stat[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) break;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    sprintf(out + strlen(out), "%d,", pid);
+    char *close = strrchr(stat, ')');
+    if (!close || sscanf(close + 2, "%*c %d", &pid) != 1) break;
+  }
+}
+
+int main(int argc, char **argv) {
+  int rank, size, len, sum = 0;
+  char host[MPI_MAX_PROCESSOR_NAME], chain[4096];
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MPI_Get_processor_name(host, &len);
+  int mine = rank + 1;
+  MPI_Allreduce(&mine, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  ancestors(chain, sizeof chain);
+  const char *task = getenv("CORRAL_TASK_ID");
+  printf("rank=%d size=%d host=%s sum=%d task=%s ancestors=%s\n",
+         rank, size, host, sum, task ? task : "-", chain);
+  MPI_Finalize();
+  return 0;
+}
+"""
+LINE = re.compile(
+    r"rank=(?P<rank>\d+) size=(?P<size>\d+) .*?sum=(?P<sum>\d+) "
+    r"task=(?P<task>\S+) ancestors=(?P<chain>\S*)"
+)
+RUN_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+INSTALL = "apt-get install -y openmpi-bin libopenmpi-dev"
+
+
+def _need_mpi() -> None:
+    if shutil.which("mpicc") and shutil.which("mpirun"):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Open MPI is missing: {INSTALL}")
+    pytest.skip(f"Open MPI is missing: {INSTALL}")
+
+
+@pytest.fixture
+def mpi_program(tmp_path: Path) -> Path:
+    """The C MPI program, compiled with mpicc."""
+    _need_mpi()
+    source = tmp_path / "allreduce.c"
+    source.write_text(MPI_PROGRAM)
+    binary = tmp_path / "allreduce"
+    subprocess.run(["mpicc", "-O1", "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def submit(c: Cluster, **spec: Any) -> None:
+    with c.client() as client:
+        client.create_job(JobSpec.model_validate(spec))
+
+
+def tasks_of(c: Cluster, job: str, run: int = 1) -> list[TaskView]:
+    with c.client() as client:
+        return sorted(client.tasks(job=job, run=run), key=lambda t: (t.attempt, t.slot))
+
+
+def stdout_of(client: Client, task_id: str) -> str:
+    return client.logs(task_id, "stdout", 0, 1 << 20).data
+
+
+def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_each_under_its_agent(
+    cluster: Cluster, mpi_program: Path
+) -> None:
+    c = cluster
+    c.add_agents(["node-a", "node-b", "node-c"], cpus=2)
+    submit(
+        c,
+        name="allreduce",
+        nodes=3,
+        tasks_per_node=2,
+        task={
+            "command": ["mpirun", "--mca", "btl", "self,tcp", str(mpi_program)],
+            "env": RUN_AS_ROOT,
+            "cpus": 1,
+            "mem": 256,
+        },
+    )
+    outcome = c.wait_run("allreduce", timeout=120)
+    ranks = tasks_of(c, "allreduce")
+    assert outcome == "SUCCEEDED", [(t.id, t.state.value, t.reason) for t in ranks]
+    assert [t.state.value for t in ranks] == ["FINISHED"] * 6
+    host_of = {t.slot: t.hostname or "" for t in ranks}
+    assert sorted({host_of[0], host_of[2], host_of[4]}) == ["node-a", "node-b", "node-c"]
+    assert all(host_of[r] == host_of[r - r % 2] for r in range(6))  # a node's ranks together
+    agent_pid = {name: proc.popen.pid for name, proc in c.agents.items() if proc.popen}
+    with c.client() as client:
+        out = stdout_of(client, "allreduce.1.0.0")
+    lines = [m.groupdict() for m in LINE.finditer(out)]
+    assert sorted(int(line["rank"]) for line in lines) == list(range(6)), out
+    for line in lines:
+        rank = int(line["rank"])
+        assert (line["size"], line["sum"]) == ("6", "21"), line
+        # mpirun maps ranks by slot: MPI rank r runs on the node of Corral rank r, in the task
+        # of that node's first rank, a descendant of the agent that node was placed on.
+        leader = f"allreduce.1.{rank - rank % 2}.0"
+        assert line["task"] == leader, line
+        ancestors = {int(pid) for pid in line["chain"].split(",") if pid}
+        assert agent_pid[host_of[rank]] in ancestors, (line, agent_pid)
+        others = set(agent_pid.values()) - {agent_pid[host_of[rank]]}
+        assert not ancestors & others, (line, agent_pid)
+
+
+def test_corral_exec_runs_in_a_running_task_and_returns_its_output_and_exit_code(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    c = cluster
+    c.add_agent("node-a", cpus=2)
+    release = tmp_path / "release"
+    submit(
+        c,
+        name="held",
+        task={"shell": shell_wait_for(release), "cpus": 0.5, "env": {"GREETING": "hello"}},
+    )
+    c.wait_task("held.1.0.0", "RUNNING")
+    env = corral_env(CORRAL_URL=c.url, CORRAL_TOKEN=c.token)
+    done = subprocess.run(
+        [
+            *CORRAL,
+            "exec",
+            "held.1.0.0",
+            "--",
+            "sh",
+            "-c",
+            'echo "$GREETING from $CORRAL_TASK_ID in $(pwd)"; echo oops >&2; exit 7',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 7, done
+    sandbox = c.root / "agents" / "node-a" / "tasks" / "held.1.0.0" / "sandbox"
+    assert done.stdout == f"hello from held.1.0.0 in {sandbox}\n"
+    assert done.stderr == "oops\n"
+    fed = subprocess.run(
+        [*CORRAL, "exec", "-i", "held.1.0.0", "--", "wc", "-c"],
+        env=env,
+        input="twelve bytes",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (fed.returncode, fed.stdout.strip()) == (0, "12"), fed
+    missing = subprocess.run(
+        [*CORRAL, "exec", "nope.1.0.0", "--", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "not found" in missing.stderr, missing
+    release.touch()
+    assert c.wait_run("held") == "SUCCEEDED"
+
+
+def test_a_gang_of_4_on_room_for_3_waits_whole_then_starts_when_a_fourth_slot_frees(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    c = cluster
+    c.add_agents(["node-a", "node-b", "node-c", "node-d"], cpus=1)
+    freed, done = tmp_path / "free", tmp_path / "done"
+    submit(c, name="blocker", task={"shell": shell_wait_for(freed), "cpus": 1})
+    c.wait_task("blocker.1.0.0", "RUNNING")
+    submit(c, name="wide", nodes=4, task={"shell": shell_wait_for(done), "cpus": 1})
+    waiting = "gang of 4 nodes: 3 fit (1 insufficient cpus)"
+
+    def all_waiting() -> bool:
+        ranks = tasks_of(c, "wide")
+        return len(ranks) == 4 and all(t.waiting == waiting for t in ranks)
+
+    c.wait_until(all_waiting, 30, f"the gang waiting with {waiting!r}")
+    assert {t.state.value for t in tasks_of(c, "wide")} == {"PENDING"}
+    assert not [e for e in c.events() if e.job == "wide" and e.state == "STAGING"]
+    freed.touch()
+    c.wait_count("wide", "RUNNING", 4, timeout=30)
+
+    def placements() -> list[EventView] | None:
+        found = [e for e in c.events() if e.job == "wide" and e.state == "STAGING"]
+        return found if len(found) == 4 else None
+
+    placed = c.wait_until(placements, 30, "the gang's 4 placements")
+    blocker = [e.id for e in c.events() if e.task_id == "blocker.1.0.0" and e.state == "FINISHED"]
+    assert blocker and min(e.id for e in placed) > blocker[0]
+    assert len({e.agent_id for e in placed}) == 4  # a node per agent, the freed one included
+    done.touch()
+    with c.client() as client:
+        client.kill_job("wide")
+
+
+def wrapper_pid(c: Cluster, task: TaskView) -> int:
+    """The pid of a process task's wrapper (its process group), from its agent's records."""
+    meta = c.root / "agents" / (task.hostname or "") / "tasks" / task.id / "meta" / "pid"
+    return int(meta.read_text().split()[0])
+
+
+def attempt(c: Cluster, job: str, n: int) -> list[TaskView]:
+    return [t for t in tasks_of(c, job) if t.attempt == n]
+
+
+def test_killing_one_rank_s_process_stops_the_gang_and_retries_it_whole(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    c = cluster
+    c.add_agents(["node-a", "node-b", "node-c"], cpus=1)
+    submit(
+        c,
+        name="ring",
+        nodes=3,
+        retries=1,
+        retry_backoff=0,
+        task={"shell": shell_wait_for(tmp_path / "never"), "cpus": 1},
+    )
+    c.wait_count("ring", "RUNNING", 3)
+    victim = attempt(c, "ring", 0)[1]  # a waiting rank: its placeholder's process
+    os.killpg(wrapper_pid(c, victim), signal.SIGKILL)
+
+    def retried() -> bool:
+        return len(attempt(c, "ring", 1)) == 3 and all(
+            t.state.value == "RUNNING" for t in attempt(c, "ring", 1)
+        )
+
+    c.wait_until(retried, 60, "the whole gang running again as attempt 1")
+    first = {t.slot: t for t in attempt(c, "ring", 0)}
+    assert first[1].state.value == "FAILED" and "SIGKILL" in first[1].reason
+    for rank in (0, 2):
+        assert first[rank].state.value == "KILLED", first[rank]
+        assert first[rank].reason.startswith("gang ring.1 stopped: rank 1 FAILED"), first[rank]
+    assert sorted(t.hostname or "" for t in attempt(c, "ring", 1)) == ["node-a", "node-b", "node-c"]
+    with c.client() as client:
+        assert client.run("ring", 1).state.value == "RUNNING"
+        client.kill_job("ring")
+    assert c.wait_run("ring") == "KILLED"
+
+
+@pytest.fixture
+def quick_loss(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A cluster whose agents are LOST after 3 s of silence."""
+    with running_cluster(Cluster(tmp_path, lost_after=3.0), request) as c:
+        yield c
+
+
+def test_kill_9_of_a_gang_s_agent_retries_the_gang_whole_after_the_loss_timeout(
+    quick_loss: Cluster, tmp_path: Path
+) -> None:
+    c = quick_loss
+    c.add_agents(["node-a", "node-b", "node-c", "node-d"], cpus=1)
+    submit(
+        c,
+        name="ring",
+        nodes=3,
+        retries=1,
+        retry_backoff=0,
+        task={"shell": shell_wait_for(tmp_path / "never"), "cpus": 1},
+    )
+    c.wait_count("ring", "RUNNING", 3)
+    first = attempt(c, "ring", 0)
+    dead = first[2].hostname or ""
+    orphans = [wrapper_pid(c, t) for t in first if t.hostname == dead]
+    killed_at = time.monotonic()
+    try:
+        c.agents[dead].signal(signal.SIGKILL)
+
+        def retried() -> bool:
+            again = attempt(c, "ring", 1)
+            return len(again) == 3 and all(t.state.value == "RUNNING" for t in again)
+
+        c.wait_until(retried, 60, "the whole gang running again, without the dead agent")
+        assert time.monotonic() - killed_at >= 3.0
+        lost = {t.slot: t for t in attempt(c, "ring", 0)}
+        assert lost[2].state.value == "LOST"
+        assert {lost[0].state.value, lost[1].state.value} == {"KILLED"}
+        assert all(lost[r].reason.startswith("gang ring.1 stopped: rank 2 LOST") for r in (0, 1))
+        hosts = sorted(t.hostname or "" for t in attempt(c, "ring", 1))
+        assert dead not in hosts and len(set(hosts)) == 3
+    finally:
+        for pid in orphans:  # the dead agent's task outlives it: end it here
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    with c.client() as client:
+        client.kill_job("ring")
