@@ -90,3 +90,31 @@ def test_a_run_of_a_disabled_job_says_it_is_started_by_hand_and_the_schedule_sta
         "raw is disabled: this run is started by hand; its schedule still fires nothing",
         "raw: run 1 started, 2 tasks",
     ]
+
+
+def test_scheduled_jobs_are_listed_soonest_first_with_their_schedule(
+    master: Callable[[Handler], list[httpx.Request]],
+) -> None:
+    def job(name: str, next_run: datetime | None, schedule: str | None = "0 3 * * *") -> object:
+        spec = JobSpec(
+            name=name,
+            task=TaskTemplate(command=["true"]),
+            schedule=schedule,
+            timezone="Europe/Berlin",
+        )
+        view = job_view(name).model_copy(update={"spec": spec, "next_run": next_run})
+        return view.model_dump(mode="json")
+
+    jobs = [
+        job("later", T0 + timedelta(hours=2)),
+        job("ended", None),
+        job("plain", None, schedule=None),
+        job("sooner", T0 + timedelta(hours=1)),
+    ]
+    master(lambda r: httpx.Response(200, json=jobs))
+    result = cli("jobs", "--scheduled")
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "SCHEDULE", "NEXT"]
+    assert [r.split()[0] for r in rows] == ["sooner", "later", "ended"]
+    assert all("0 3 * * * (Europe/Berlin)" in r for r in rows)
