@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -232,6 +233,43 @@ def test_waiting_twice_gives_the_same_answer(dirs: TaskDirs) -> None:
 
     first, second = run(scenario())
     assert first == second == TaskExit(TaskState.FAILED, 4, "exited with status 4")
+
+
+class HeldCgroups(Cgroups):
+    """No limits; creating a task's cgroups waits until the event loop has answered, as a
+    slow disk would hold it (a real slow disk cannot be had on demand)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, entered: asyncio.Event) -> None:
+        super().__init__(None, {}, "none: held by the test")
+        self.loop, self.entered = loop, entered
+        self.release = threading.Event()
+        self.released_in_time = False
+
+    def create(self, task_id: str, mem_mib: int, cpus: float) -> TaskCgroup | None:
+        self.loop.call_soon_threadsafe(self.entered.set)
+        self.released_in_time = self.release.wait(DEADLINE)
+        return None
+
+
+def test_starting_a_task_leaves_the_event_loop_free_while_its_files_and_cgroups_are_made(
+    dirs: TaskDirs,
+) -> None:
+    """A burst of launches must not hold up the agent's channel (its heartbeats)."""
+
+    async def scenario() -> tuple[bool, TaskExit]:
+        entered = asyncio.Event()
+        cgroups = HeldCgroups(asyncio.get_running_loop(), entered)
+        starting = asyncio.create_task(
+            ProcessExecutor(cgroups=cgroups).start(task(shell="true"), dirs)
+        )
+        await asyncio.wait_for(entered.wait(), DEADLINE)  # the loop runs while create waits
+        cgroups.release.set()
+        ended = await finish(await starting)
+        return cgroups.released_in_time, ended
+
+    released, ended = run(scenario())
+    assert released
+    assert ended.state is TaskState.FINISHED
 
 
 def test_a_task_that_ends_on_sigterm_is_killed(dirs: TaskDirs, fifo: Callable[[str], Fifo]) -> None:

@@ -441,15 +441,25 @@ class ProcessExecutor:
 
         The host ports of ``launch.ports`` are held until the task ends.
         """
-        sandbox.prepare(launch, dirs)
         host_ports = self._ports.reserve(launch.task_id, launch.ports)
         try:
-            return self._start(launch, dirs, host_ports)
+            # The sandbox, the records, the cgroups and the spawn are disk and kernel work that
+            # takes milliseconds per task: in a worker thread, a burst of launches never holds
+            # up the agent's channel (an agent silent for seconds is disconnected).
+            pid, pidfd, cgroup, env = await asyncio.to_thread(
+                self._spawn_task, launch, dirs, host_ports
+            )
         except BaseException:
             self._ports.release(launch.task_id)
             raise
+        return self._handle(launch, dirs, pid, pidfd, cgroup, env)
 
-    def _start(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> ProcessHandle:
+    def _spawn_task(
+        self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]
+    ) -> tuple[int, int, TaskCgroup | None, dict[str, str]]:
+        """Prepare the sandbox and cgroups and spawn the task's wrapper (blocking: runs in a
+        worker thread); answers its pid, a pidfd of it, its cgroup and its environment."""
+        sandbox.prepare(launch, dirs)
         try:
             sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
         except OSError as exc:
@@ -474,7 +484,7 @@ class ProcessExecutor:
         pidfd = os.pidfd_open(pid)
         # The wrapper's /proc entry stays until we reap it, however fast it ends.
         sandbox.write_atomic(dirs.meta / PID_FILE, f"{pid} {_start_time(pid)}\n")
-        return self._handle(launch, dirs, pid, pidfd, cgroup, env)
+        return pid, pidfd, cgroup, env
 
     def _env(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> dict[str, str]:
         """The task's environment; the ports are the agent's facts, so they come last."""
