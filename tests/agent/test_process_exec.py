@@ -31,6 +31,20 @@ def held(tmp_path: Path, **fields: object) -> TaskLaunch:
     )
 
 
+async def start_held(tmp_path: Path) -> ProcessHandle:
+    """A held task started without limits (these tests need none)."""
+    executor = ProcessExecutor(cgroups=Cgroups.disabled("not needed here"))
+    handle = await executor.start(held(tmp_path), TaskDirs(tmp_path / "task"))
+    assert isinstance(handle, ProcessHandle)
+    return handle
+
+
+async def release(tmp_path: Path, handle: ProcessHandle) -> None:
+    """Let the held task end, and wait for it."""
+    (tmp_path / "release").touch()
+    await asyncio.wait_for(handle.wait(), DEADLINE)
+
+
 async def collect(stream: ExecStream) -> tuple[bytes, bytes, int | None]:
     """All of an exec's stdout and stderr, and its exit status."""
     out, err = b"", b""
@@ -60,39 +74,32 @@ def test_an_exec_runs_in_the_task_s_directory_environment_and_cgroup(tmp_path: P
             memory = [line for line in cgroups if ":memory:" in line]
             memory = memory or [line for line in cgroups if line.startswith("0::")]
             assert memory and launch.task_id in memory[0], cgroups
-        (tmp_path / "release").touch()
-        await asyncio.wait_for(handle.wait(), DEADLINE)
+        await release(tmp_path, handle)
 
     asyncio.run(scenario())
 
 
 def test_an_exec_reads_its_input_until_it_is_closed(tmp_path: Path) -> None:
     async def scenario() -> None:
-        executor = ProcessExecutor(cgroups=Cgroups.disabled("not needed here"))
-        handle = await executor.start(held(tmp_path), TaskDirs(tmp_path / "task"))
-        assert isinstance(handle, ProcessHandle)
+        handle = await start_held(tmp_path)
         stream = await handle.exec(["wc", "-c"], True)
         await stream.write(b"twelve bytes")
         await stream.close_input()
         out, _, code = await collect(stream)
         assert (out.strip(), code) == (b"12", 0)
-        (tmp_path / "release").touch()
-        await asyncio.wait_for(handle.wait(), DEADLINE)
+        await release(tmp_path, handle)
 
     asyncio.run(scenario())
 
 
 def test_a_killed_exec_ends_with_its_signal_and_an_ended_task_takes_none(tmp_path: Path) -> None:
     async def scenario() -> None:
-        executor = ProcessExecutor(cgroups=Cgroups.disabled("not needed here"))
-        handle = await executor.start(held(tmp_path), TaskDirs(tmp_path / "task"))
-        assert isinstance(handle, ProcessHandle)
+        handle = await start_held(tmp_path)
         stream = await handle.exec(["sleep", "60"], False)
         await stream.kill()
         _, _, code = await collect(stream)
         assert code == 128 + 9
-        (tmp_path / "release").touch()
-        await asyncio.wait_for(handle.wait(), DEADLINE)
+        await release(tmp_path, handle)
         with pytest.raises(ExecError, match="has ended"):
             await handle.exec(["true"], False)
 

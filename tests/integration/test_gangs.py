@@ -106,6 +106,28 @@ def stdout_of(client: Client, task_id: str) -> str:
     return client.logs(task_id, "stdout", 0, 1 << 20).data
 
 
+def corral_exec(
+    c: Cluster, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``corral exec ARGS...`` against the cluster, as a user runs it."""
+    return subprocess.run(
+        [*CORRAL, "exec", *args],
+        env=corral_env(CORRAL_URL=c.url, CORRAL_TOKEN=c.token),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def submit_ring(c: Cluster, tmp_path: Path) -> list[TaskView]:
+    """A gang of 3 nodes that waits for nothing, retried once at once; its ranks once RUNNING."""
+    task = {"shell": shell_wait_for(tmp_path / "never"), "cpus": 1}
+    submit(c, name="ring", nodes=3, retries=1, retry_backoff=0, task=task)
+    c.wait_count("ring", "RUNNING", 3)
+    return attempt(c, "ring", 0)
+
+
 def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_each_under_its_agent(
     cluster: Cluster, mpi_program: Path
 ) -> None:
@@ -160,42 +182,15 @@ def test_corral_exec_runs_in_a_running_task_and_returns_its_output_and_exit_code
         task={"shell": shell_wait_for(release), "cpus": 0.5, "env": {"GREETING": "hello"}},
     )
     c.wait_task("held.1.0.0", "RUNNING")
-    env = corral_env(CORRAL_URL=c.url, CORRAL_TOKEN=c.token)
-    done = subprocess.run(
-        [
-            *CORRAL,
-            "exec",
-            "held.1.0.0",
-            "--",
-            "sh",
-            "-c",
-            'echo "$GREETING from $CORRAL_TASK_ID in $(pwd)"; echo oops >&2; exit 7',
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    script = 'echo "$GREETING from $CORRAL_TASK_ID in $(pwd)"; echo oops >&2; exit 7'
+    done = corral_exec(c, "held.1.0.0", "--", "sh", "-c", script)
     assert done.returncode == 7, done
     sandbox = c.root / "agents" / "node-a" / "tasks" / "held.1.0.0" / "sandbox"
     assert done.stdout == f"hello from held.1.0.0 in {sandbox}\n"
     assert done.stderr == "oops\n"
-    fed = subprocess.run(
-        [*CORRAL, "exec", "-i", "held.1.0.0", "--", "wc", "-c"],
-        env=env,
-        input="twelve bytes",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    fed = corral_exec(c, "-i", "held.1.0.0", "--", "wc", "-c", stdin="twelve bytes")
     assert (fed.returncode, fed.stdout.strip()) == (0, "12"), fed
-    missing = subprocess.run(
-        [*CORRAL, "exec", "nope.1.0.0", "--", "true"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = corral_exec(c, "nope.1.0.0", "--", "true")
     assert missing.returncode == 1 and "not found" in missing.stderr, missing
     release.touch()
     assert c.wait_run("held") == "SUCCEEDED"
@@ -250,16 +245,7 @@ def test_killing_one_rank_s_process_stops_the_gang_and_retries_it_whole(
 ) -> None:
     c = cluster
     c.add_agents(["node-a", "node-b", "node-c"], cpus=1)
-    submit(
-        c,
-        name="ring",
-        nodes=3,
-        retries=1,
-        retry_backoff=0,
-        task={"shell": shell_wait_for(tmp_path / "never"), "cpus": 1},
-    )
-    c.wait_count("ring", "RUNNING", 3)
-    victim = attempt(c, "ring", 0)[1]  # a waiting rank: its placeholder's process
+    victim = submit_ring(c, tmp_path)[1]  # a waiting rank: its placeholder's process
     os.killpg(wrapper_pid(c, victim), signal.SIGKILL)
 
     def retried() -> bool:
@@ -292,16 +278,7 @@ def test_kill_9_of_a_gang_s_agent_retries_the_gang_whole_after_the_loss_timeout(
 ) -> None:
     c = quick_loss
     c.add_agents(["node-a", "node-b", "node-c", "node-d"], cpus=1)
-    submit(
-        c,
-        name="ring",
-        nodes=3,
-        retries=1,
-        retry_backoff=0,
-        task={"shell": shell_wait_for(tmp_path / "never"), "cpus": 1},
-    )
-    c.wait_count("ring", "RUNNING", 3)
-    first = attempt(c, "ring", 0)
+    first = submit_ring(c, tmp_path)
     dead = first[2].hostname or ""
     orphans = [wrapper_pid(c, t) for t in first if t.hostname == dead]
     killed_at = time.monotonic()

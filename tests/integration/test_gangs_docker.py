@@ -4,13 +4,13 @@ container."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from corral.spec.jobs import JobSpec
-from tests.support.cluster import CORRAL, Cluster, corral_env
+from tests.integration.test_gangs import corral_exec
+from tests.support.cluster import Cluster
 from tests.support.images import ensure_test_image
 
 pytestmark = pytest.mark.integration
@@ -64,24 +64,8 @@ def test_corral_exec_runs_in_a_container_task(cluster: Cluster, tmp_path: Path) 
     with c.client() as client:
         client.create_job(JobSpec.model_validate(spec))
     c.wait_task("box.1.0.0", "RUNNING")
-    env = corral_env(CORRAL_URL=c.url, CORRAL_TOKEN=c.token)
-    done = subprocess.run(
-        [
-            *CORRAL,
-            "exec",
-            "-i",
-            "box.1.0.0",
-            "--",
-            "sh",
-            "-c",
-            'cat; echo " $CORRAL_TASK_ID $MESOS_SANDBOX"; exit 4',
-        ],
-        env=env,
-        input="in the box",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    script = 'cat; echo " $CORRAL_TASK_ID $MESOS_SANDBOX"; exit 4'
+    done = corral_exec(c, "-i", "box.1.0.0", "--", "sh", "-c", script, stdin="in the box")
     assert (done.returncode, done.stdout) == (4, "in the box box.1.0.0 /mnt/mesos/sandbox\n"), done
     with c.client() as client:
         client.kill_job("box")

@@ -3,22 +3,11 @@ all the ranks of its node, placed whole or not at all and with a reason that say
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import pytest
 
 from corral.scheduler import Code, Status, Strategy, plan_exhaustive
 from corral.scheduler.harness import Harness, check_plan, res, where
-
-
-@dataclass(frozen=True)
-class Case:
-    """A cluster arranged by ``arrange``; what the plan must place, and the status of the rest."""
-
-    arrange: Callable[[Harness], object]
-    placed: dict[str, str]  # task id -> agent id
-    waiting: dict[str, Status] = field(default_factory=dict)
+from tests.unit.scheduler.test_permit import Case
 
 
 def _three_nodes_of_two(h: Harness) -> None:
