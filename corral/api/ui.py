@@ -35,7 +35,7 @@ from corral.api import events, v1
 from corral.api import services as service_api
 from corral.api.callers import caller_of, master_of, settings_of
 from corral.api.guard import COOKIE, PARTIAL
-from corral.master.accounts import Caller
+from corral.master.accounts import UNKNOWN_TOKEN, Caller
 from corral.master.master import Master, NotFound, Unavailable
 from corral.spec.accounts import Role
 from corral.spec.states import AgentState, TaskState
@@ -399,7 +399,12 @@ async def login(request: Request) -> HTMLResponse | RedirectResponse:
         return _login(request, target, "Enter an access token.", 400)
     found = settings_of(request).master.accounts.authenticate(token)
     if isinstance(found, str):
-        return _login(request, target, f"That token is not valid on this cluster: {found}.", 401)
+        why = (
+            "That token is not valid on this cluster."
+            if found == UNKNOWN_TOKEN
+            else f"That token no longer works: {found}."  # expired or revoked: say which
+        )
+        return _login(request, target, why, 401)
     if found.role is Role.AGENT:
         return _login(request, target, "That is an agent token: it only lets agents join.", 403)
     response = RedirectResponse(target, status_code=303)

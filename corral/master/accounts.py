@@ -42,6 +42,7 @@ from corral.store.store import Fenced, Store, StoreFull, Tx, hash_token
 log = logging.getLogger(__name__)
 TOUCH_EVERY = 60.0  # seconds: a token's last use is recorded to the minute
 ADMIN = "admin"  # the account ``corral up`` and ``corral master`` make the first token for
+UNKNOWN_TOKEN = "not a token of this cluster"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class AccountOps:
         digest = hash_token(token)
         row = rows.token_by_hash(self.store, digest)
         if row is None or row["user_role"] is None:
-            return "not a token of this cluster"
+            return UNKNOWN_TOKEN
         now = self.clock.now()
         if row["revoked_at"] is not None:
             return f"this token was revoked at {_iso(row['revoked_at'])}"

@@ -18,7 +18,6 @@ from typing import Any
 from corral.master.jobs import NotFound
 from corral.master.queries import Queries, Row
 from corral.master.view import ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
-from corral.spec.states import TaskState
 from corral.store.accounts import creations
 from corral.store.store import Store
 
@@ -30,7 +29,7 @@ class PrivateQueries(Queries):
 
     def __init__(self, view: ClusterView, store: Store, reader: str) -> None:
         super().__init__(view, store)
-        self.reader = reader
+        self.reader = self._only_owner = reader
         # Event id -> owner, per workload name, read once per stream.
         self._created: dict[str, dict[int, str]] = {}
 
@@ -74,21 +73,6 @@ class PrivateQueries(Queries):
         """The reader's task."""
         row = super().task_row(task_id)
         return row if row is not None and row["owner"] == self.reader else None
-
-    def task_rows(
-        self,
-        *,
-        state: TaskState | None = None,
-        job: str | None = None,
-        run: int | None = None,
-        agent: str | None = None,
-        limit: int | None = None,
-    ) -> Sequence[Row]:
-        """The reader's tasks matching every filter."""
-        value = None if state is None else state.value
-        return self._store.tasks(
-            state=value, job=job, run=run, agent=agent, owner=self.reader, limit=limit
-        )
 
     def task_events(self, task_id: str) -> Sequence[Row]:
         """The state history of the reader's task."""

@@ -23,6 +23,8 @@ Row = Mapping[Any, Any]  # store rows (RowMapping): read-only mappings
 class Queries:
     """Named reads of jobs, runs, tasks, agents, services, deployments and events."""
 
+    _only_owner: str | None = None  # whose tasks the task lists hold (None: everyone's)
+
     def __init__(self, view: ClusterView, store: Store) -> None:
         self._view = view
         self._store = store
@@ -80,7 +82,10 @@ class Queries:
     ) -> Sequence[Row]:
         """Stored tasks matching every filter, in creation order, at most ``limit``."""
         value = None if state is None else state.value
-        return self._store.tasks(state=value, job=job, run=run, agent=agent, limit=limit)
+        owner = self._only_owner  # filtered in the store, so that ``limit`` counts what is shown
+        return self._store.tasks(
+            state=value, job=job, run=run, agent=agent, owner=owner, limit=limit
+        )
 
     def task_events(self, task_id: str) -> Sequence[Row]:
         """A task's state history, oldest first."""

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from corral.client import Client, ClientError
+from corral.spec.accounts import Role
 from corral.spec.states import TaskState
 from corral.spec.views import EventView, TaskView
 
@@ -152,6 +153,7 @@ class Cluster:
     port_ranges: dict[str, str] = field(default_factory=dict)
     master: Proc | None = None
     token: str = ""
+    agent_token: str = ""  # what the agents join with: an agent token, not the admin's
     _watcher: EventWatcher | None = None
 
     @property
@@ -198,6 +200,9 @@ class Cluster:
             )
             time.sleep(0.05)
         self.token = (self.root / "master" / "admin.token").read_text().strip()
+        if not self.agent_token:  # kept in the store: it works across restarts of the master
+            with self.client() as c:
+                self.agent_token = c.accounts.create_token(role=Role.AGENT, name="agents").token
         if self._watcher is None:
             self._watcher = EventWatcher(self.url, self.token)
 
@@ -238,7 +243,7 @@ class Cluster:
             "--master",
             self.url,
             "--token",
-            self.token,
+            self.agent_token,
             "--hostname",
             name,
             "--cpus",
