@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from corral.master.execs import Exec, ExecRefused, ExecRelay
+from corral.master.execs import Exec, ExecRefused
 from corral.master.master import Master
 from corral.spec import limits
 from corral.spec.execs import EXEC_CHUNK, ExecExit
@@ -56,7 +56,7 @@ async def task_exec(ws: WebSocket, task_id: str) -> None:
         return
     except WebSocketDisconnect:
         return
-    feeder = asyncio.create_task(_feed(ws, master.execs, handle))
+    feeder = asyncio.create_task(_feed(ws, master, handle))
     try:
         last = await _stream(ws, handle)
         await _finish(ws, {"exit_code": last.exit_code, "error": last.error})
@@ -89,20 +89,20 @@ async def _stream(ws: WebSocket, handle: Exec) -> ExecExit:
         await ws.send_bytes(bytes([frame.stream]) + frame.data)
 
 
-async def _feed(ws: WebSocket, relay: ExecRelay, handle: Exec) -> None:
+async def _feed(ws: WebSocket, master: Master, handle: Exec) -> None:
     """Pass the caller's input on, until it closes it or goes away."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
-                await relay.close(handle)
+                await master.execs.close(handle)
                 return
             data = message.get("bytes")
             if data and data[0] == STDIN:
                 for start in range(1, len(data), EXEC_CHUNK):
-                    await relay.input(handle, data[start : start + EXEC_CHUNK])
+                    await master.execs.input(handle, data[start : start + EXEC_CHUNK])
             elif message.get("text") and _says_eof(message["text"]):
-                await relay.input(handle, b"", eof=True)
+                await master.execs.input(handle, b"", eof=True)
 
 
 def _says_eof(text: str) -> bool:

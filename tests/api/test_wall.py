@@ -19,12 +19,15 @@ SOURCES = sorted(PACKAGE.rglob("*.py"))
 MASTER_ATTRIBUTES = {
     "queries", "bus", "jobs", "services", "agents", "accounts",
     "kill_job", "kill_task", "kill_service_tasks", "read_file", "list_files", "private_to",
+    "execs",
 }  # fmt: skip
 # The commands of the master's parts (writes, and the agent channel's messages).
 COMMANDS = {
     "jobs": {"submit", "apply", "start_run", "delete"},
     "services": {"deploy", "scale", "restart", "delete", "cancel", "reset_delay"},
     "agents": {"drain", "hello", "disconnected", "apply_updates", "heartbeat"},
+    # commands run in tasks: corral exec's, and the agents' frames of them
+    "execs": {"open", "input", "close", "output", "exited", "rsh_open", "rsh_cancel", "agent_gone"},
     "accounts": {
         "authenticate",
         "add_user",
