@@ -47,8 +47,7 @@ def marathon_tasks(q: Queries, service_id: str) -> list[TaskInfo]:
 
 def task_json(q: Queries, task: TaskInfo, versions: Versions) -> dict[str, Any]:
     """A live task as Marathon shows it."""
-    row = q.task_row(task.id)
-    ports = list(row["ports"] or []) if row is not None else []
+    ports = list(task.ports)
     rec = q.service(task.job)
     known = service_ports(rec.spec) if rec is not None else []
     doc: dict[str, Any] = {
@@ -79,7 +78,7 @@ def task_json(q: Queries, task: TaskInfo, versions: Versions) -> dict[str, Any]:
                 "firstSuccess": None,
                 "lastFailure": None,
                 "lastSuccess": None,
-                "lastFailureCause": None if task.healthy or row is None else row["health"],
+                "lastFailureCause": None if task.healthy else task.health,
                 "taskId": task.id,
                 "instanceId": task.id,
             }
@@ -123,9 +122,7 @@ def tasks_text(q: Queries, recs: Iterable[ServiceInfo]) -> str:
         running = []
         for task in q.live_tasks_of(rec.id):
             if task.state is TaskState.RUNNING:
-                row = q.task_row(task.id)
-                host = q.hostname(task.agent_id) or ""
-                running.append((host, list(row["ports"] or []) if row is not None else []))
+                running.append((q.hostname(task.agent_id) or "", list(task.ports)))
         known = service_ports(rec.spec)
         if not known:
             lines.append(f"{name}\t \t" + "".join(f"{h}\t" for h, _ in sorted(running)))

@@ -100,7 +100,7 @@ def task_view(q: Queries, row: Row, events: Sequence[Row] | None = None) -> Task
 
 def run_view(q: Queries, row: Row) -> RunView:
     """A run with its task counts per state."""
-    counts = q.run_counts(row["job"], row["number"])
+    counts = q.run_counts(row)
     return RunView(
         job=row["job"],
         number=row["number"],

@@ -123,8 +123,8 @@ def service_tasks(service_id: str, master: MasterDep) -> list[TaskView]:
     sid = _sid(service_id)
     master.queries.service_of(sid)
     ids = sorted(t.id for t in master.queries.live_tasks_of(sid))
-    rows = [master.queries.task_row(i) for i in ids]
-    return [task_view(master.queries, r) for r in rows if r is not None]
+    rows = sorted(master.queries.task_rows_by_id(ids), key=lambda r: str(r["id"]))
+    return [task_view(master.queries, r) for r in rows]
 
 
 @router.delete("/services/{service_id:path}/tasks/{task_id}")

@@ -31,10 +31,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from corral import __version__
-from corral.api import events, v1
+from corral.api import events, pages, v1
 from corral.api import services as service_api
 from corral.api.callers import caller_of, master_of, settings_of
 from corral.api.guard import COOKIE, PARTIAL
+from corral.api.render import task_view
 from corral.master.accounts import UNKNOWN_TOKEN, Caller
 from corral.master.master import Master, NotFound, Unavailable
 from corral.spec.accounts import Role
@@ -45,7 +46,8 @@ from corral.ui import STATIC, TEMPLATES, graph, summary
 T = TypeVar("T")
 RUNS_SHOWN = 20  # newest runs listed on a job's page
 RUNS_WITH_TASKS = 5  # of which this many list their tasks
-TASKS_PER_RUN = 200
+TASKS_PER_RUN = 200  # a page of a run's tasks
+FAILURES_SHOWN = 8  # the newest failures on the overview
 VERSIONS_SHOWN = 20  # newest versions listed on a service's page
 ENDED_DEPLOYMENTS_SHOWN = 5  # ended deployments on a service's page
 ENDED_DEPLOYMENTS_LISTED = 20  # ended deployments on the deployments page
@@ -195,18 +197,20 @@ def overview(page: PageDep) -> HTMLResponse:
     """Resources allocated vs total, tasks and agents by state, recent failures."""
     master = page.master
     agents = v1.list_agents(master)
-    tasks = v1.list_tasks(master)
-    rows = [summary.job_row(j) for j in v1.list_jobs(master)]
+    rows = [summary.job_row(j) for j in v1.page_of_jobs(master)[0]]
     services = [summary.service_row(s) for s in service_api.list_services(master)]
     live = summary.connected(agents)
+    # Counts kept as tasks change, and the newest failures by index: the page costs the
+    # same with 100,000 tasks stored as with ten.
+    failures = master.queries.failures(FAILURES_SHOWN)
     return page.render(
         "overview.html",
         nav="overview",
         usage=summary.usage(live),
         connected=len(live),
         agent_counts=summary.agent_counts(agents),
-        task_counts=summary.task_counts(tasks),
-        failures=summary.recent_failures(tasks),
+        task_counts=master.queries.task_counts(),
+        failures=[task_view(master.queries, row) for row in failures],
         totals=summary.job_totals(rows),
         service_totals=summary.service_totals(services),
     )
@@ -230,7 +234,7 @@ def jobs_page(page: PageDep, q: str = "", state: str = "", who: str = "") -> HTM
     (``state``)."""
     who = page.whose(who)
     owner = page.caller.name if who == "mine" else None
-    rows = [summary.job_row(j) for j in v1.list_jobs(page.master, owner=owner)]
+    rows = [summary.job_row(j) for j in v1.page_of_jobs(page.master, owner=owner)[0]]
     state = state if state in summary.JOB_STATUSES else ""
     return page.render(
         "jobs.html",
@@ -245,8 +249,14 @@ def jobs_page(page: PageDep, q: str = "", state: str = "", who: str = "") -> HTM
 
 
 @router.get("/ui/jobs/{name}")
-def job_page(name: str, page: PageDep) -> HTMLResponse:
-    """A job: its runs with their tasks, its dependency graph and its spec."""
+def job_page(
+    name: str,
+    page: PageDep,
+    run: Annotated[int | None, Query(ge=1, le=v1.MAX_ID)] = None,
+    after: pages.After = None,
+) -> HTMLResponse:
+    """A job: its runs with their tasks (a page of each; ``run`` and ``after``: the page of
+    that run after the cursor ``after``), its dependency graph and its spec."""
     master = page.master
     try:
         job = v1.get_job(name, master)
@@ -254,7 +264,15 @@ def job_page(name: str, page: PageDep) -> HTMLResponse:
         return page.missing(exc)
     runs = v1.list_runs(name, master)[:RUNS_SHOWN]
     tasks = {
-        r.number: v1.list_tasks(master, job=name, run=r.number) for r in runs[:RUNS_WITH_TASKS]
+        r.number: v1.page_of_tasks(
+            master,
+            job=name,
+            run=r.number,
+            limit=TASKS_PER_RUN,
+            after=after if r.number == run else None,
+        )
+        for i, r in enumerate(runs)
+        if i < RUNS_WITH_TASKS or r.number == run
     }
 
     def lookup(other: str) -> tuple[list[str], list[str]] | None:
@@ -268,6 +286,7 @@ def job_page(name: str, page: PageDep) -> HTMLResponse:
         runs=runs,
         tasks=tasks,
         tasks_per_run=TASKS_PER_RUN,
+        paged_run=run,
         graph=graph.layout(name, lookup),
         graph_size=(graph.NODE_W, graph.NODE_H),
         spec=job.spec.model_dump_json(indent=2, exclude_defaults=True),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import AfterValidator
 
 from corral import __version__
+from corral.api import pages
 from corral.api.callers import caller_of, master_of, new_work_owner
 from corral.api.render import agent_view, job_view, run_view, task_view
 from corral.master.master import Master
@@ -76,9 +77,36 @@ def apply_job(
 
 
 @router.get("/jobs")
-def list_jobs(master: MasterDep, owner: str | None = None, q: str | None = None) -> list[JobView]:
-    """Jobs, newest first."""
-    return [job_view(master.queries, row) for row in master.queries.jobs(owner, q)]
+def list_jobs(
+    master: MasterDep,
+    request: Request,
+    response: Response,
+    owner: str | None = None,
+    q: str | None = None,
+    limit: pages.Limit = None,
+    after: pages.After = None,
+) -> list[JobView]:
+    """Jobs, newest first; with ``limit``, a page (see ``corral.api.pages``)."""
+    found, cursor = page_of_jobs(master, owner, q, limit, after)
+    pages.link_next(request, response, cursor)
+    return found
+
+
+def page_of_jobs(
+    master: Master,
+    owner: str | None = None,
+    q: str | None = None,
+    limit: int | None = None,
+    after: str | None = None,
+) -> tuple[list[JobView], str | None]:
+    """A page of jobs, and the cursor of the next (None: the last)."""
+    want = None if limit is None else limit + 1  # one more says whether a next page exists
+    rows = master.queries.jobs(owner, q, limit=want, after=pages.read_job(after))
+    cursor = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        cursor = pages.job_cursor(rows[-1]["created_at"], rows[-1]["name"])
+    return [job_view(master.queries, row) for row in rows], cursor
 
 
 @router.get("/jobs/{name}")
@@ -149,15 +177,41 @@ async def kill_run(name: str, number: RunNumber, master: MasterDep) -> RunView:
 @router.get("/tasks")
 def list_tasks(
     master: MasterDep,
+    request: Request,
+    response: Response,
     state: TaskState | None = None,
     job: str | None = None,
     run: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     agent: str | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    limit: pages.Limit = None,
+    after: pages.After = None,
 ) -> list[TaskView]:
-    """Tasks matching every filter, in creation order."""
-    rows = master.queries.task_rows(state=state, job=job, run=run, agent=agent, limit=limit)
-    return [task_view(master.queries, row) for row in rows]
+    """Tasks matching every filter, in creation order; with ``limit``, a page (see
+    ``corral.api.pages``)."""
+    found, cursor = page_of_tasks(master, state, job, run, agent, limit, after)
+    pages.link_next(request, response, cursor)
+    return found
+
+
+def page_of_tasks(
+    master: Master,
+    state: TaskState | None = None,
+    job: str | None = None,
+    run: int | None = None,
+    agent: str | None = None,
+    limit: int | None = None,
+    after: str | None = None,
+) -> tuple[list[TaskView], str | None]:
+    """A page of tasks matching every filter, and the cursor of the next (None: the last)."""
+    want = None if limit is None else limit + 1  # one more says whether a next page exists
+    rows = master.queries.task_rows(
+        state=state, job=job, run=run, agent=agent, limit=want, after=pages.read_seq(after)
+    )
+    cursor = None
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        cursor = pages.seq_cursor(rows[-1]["seq"])
+    return [task_view(master.queries, row) for row in rows], cursor
 
 
 def _task_or_404(master: Master, task_id: str, with_events: bool = True) -> TaskView:

@@ -176,7 +176,14 @@ class Applier:
     ) -> None:
         tx.place_tasks(
             [
-                {"task_id": t.id, "agent_id": a.id, "devices": devices.get(t.id, ())}
+                {
+                    "task_id": t.id,
+                    "job": t.job,
+                    "run": t.run,
+                    "owner": t.owner,
+                    "agent_id": a.id,
+                    "devices": devices.get(t.id, ()),
+                }
                 for t, a in placed
             ]
         )
@@ -319,12 +326,14 @@ class Applier:
         values: dict[str, Any] = {"state": state.value, "reason": reason}
         if ports:
             values["ports"] = list(ports)
+            ch.after(lambda: setattr(task, "ports", tuple(ports)))
         if state is TaskState.RUNNING:
             values["started_at"] = when
             ch.after(lambda: setattr(task, "started_at", when))
         if state.terminal:
             values.update(finished_at=when, exit_code=exit_code)
         ch.tx.update_task(task.id, **values)
+        ch.tx.task_moved(task.job, task.run, task.owner, ch.state_of(task).value, state.value)
         ch.states[task.id] = state
         ch.tx.add_event(
             time=when,
@@ -361,6 +370,7 @@ class Applier:
             data={"healthy": healthy},
         )
         ch.after(lambda: setattr(task, "healthy", healthy))
+        ch.after(lambda: setattr(task, "health", reason))
         if task.service:
             self._service_task_changed(ch, task, ch.state_of(task), reason, when)
 
@@ -479,7 +489,8 @@ class Applier:
     def _start_retry(self, ch: Change, retry: StartRetry, now: float) -> None:
         task = self.state.tasks[retry.task_id]
         row = retry_of(task.row, now, retry.not_before)
-        ch.tx.update_task(task.id, latest=False)  # the new attempt stands for the slot now
+        # The new attempt stands for the slot now.
+        ch.tx.superseded(task.id, task.job, task.run, ch.state_of(task).value)
         self.add_pending(ch, [row], now, retry.reason)
         ch.live_delta[(task.job, task.run)] += 1
 

@@ -22,7 +22,7 @@ from corral.spec.states import AgentState
 
 def member_of(task: LiveTask) -> GangMember | None:
     """The task's place in its gang; None for a task of no gang."""
-    return task.row.launch.gang
+    return task.gang
 
 
 def gang_key(task: LiveTask) -> str | None:

@@ -43,9 +43,18 @@ class PrivateQueries(Queries):
         row = super().job(name)
         return row if row is not None and row["owner"] == self.reader else None
 
-    def jobs(self, owner: str | None = None, q: str | None = None) -> Sequence[Row]:
+    def jobs(
+        self,
+        owner: str | None = None,
+        q: str | None = None,
+        *,
+        limit: int | None = None,
+        after: tuple[float, str] | None = None,
+    ) -> Sequence[Row]:
         """The reader's jobs (none of another ``owner``)."""
-        return super().jobs(self.reader, q) if owner in (None, self.reader) else []
+        if owner not in (None, self.reader):
+            return []
+        return super().jobs(self.reader, q, limit=limit, after=after)
 
     def runs(self, job: str) -> Sequence[Row]:
         """Runs of the reader's job."""
@@ -55,9 +64,9 @@ class PrivateQueries(Queries):
         """A run of the reader's job."""
         return super().run(job, number) if self._mine(job) else None
 
-    def run_counts(self, job: str, number: int) -> dict[str, int]:
+    def run_counts(self, run: Row) -> dict[str, int]:
         """Tasks per state of a run of the reader's job."""
-        return super().run_counts(job, number) if self._mine(job) else {}
+        return super().run_counts(run) if self._mine(run["job"]) else {}
 
     def last_skip(self, job: str) -> Row | None:
         """The newest skip record of the reader's job."""

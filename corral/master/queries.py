@@ -15,6 +15,7 @@ from corral.master.accounts import AccountQueries
 from corral.master.jobs import NotFound
 from corral.master.view import AgentInfo, ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.states import TaskState
+from corral.store.bulk import counts_of
 from corral.store.store import Store
 
 Row = Mapping[Any, Any]  # store rows (RowMapping): read-only mappings
@@ -40,9 +41,17 @@ class Queries:
         """A job's row (None: no such job)."""
         return self._store.job(name)
 
-    def jobs(self, owner: str | None = None, q: str | None = None) -> Sequence[Row]:
-        """Job rows, newest first, of ``owner`` and matching ``q``."""
-        return self._store.jobs(owner, q)
+    def jobs(
+        self,
+        owner: str | None = None,
+        q: str | None = None,
+        *,
+        limit: int | None = None,
+        after: tuple[float, str] | None = None,
+    ) -> Sequence[Row]:
+        """Job rows, newest first, of ``owner`` and matching ``q``: at most ``limit``, after
+        the job created at ``after[0]`` named ``after[1]``."""
+        return self._store.jobs(owner, q, limit=limit, after=after)
 
     def runs(self, job: str) -> Sequence[Row]:
         """A job's runs, newest first."""
@@ -53,9 +62,9 @@ class Queries:
         rows = self._store.runs(job, number)
         return rows[0] if rows else None
 
-    def run_counts(self, job: str, number: int) -> dict[str, int]:
-        """A run's tasks per state."""
-        return self._store.run_counts(job, number)
+    def run_counts(self, run: Row) -> dict[str, int]:
+        """A run's tasks per state (newest attempts), from its row."""
+        return counts_of(run)
 
     def last_skip(self, job: str) -> Row | None:
         """The newest ``run_skipped`` event of a job."""
@@ -79,13 +88,29 @@ class Queries:
         run: int | None = None,
         agent: str | None = None,
         limit: int | None = None,
+        after: int | None = None,
     ) -> Sequence[Row]:
-        """Stored tasks matching every filter, in creation order, at most ``limit``."""
+        """Stored tasks matching every filter, in creation order, at most ``limit``, after
+        the task whose ``seq`` is ``after`` (a page's cursor)."""
         value = None if state is None else state.value
         owner = self._only_owner  # filtered in the store, so that ``limit`` counts what is shown
         return self._store.tasks(
-            state=value, job=job, run=run, agent=agent, owner=owner, limit=limit
+            state=value, job=job, run=run, agent=agent, owner=owner, limit=limit, after=after
         )
+
+    def task_rows_by_id(self, ids: Sequence[str]) -> Sequence[Row]:
+        """The stored tasks of these ids, in creation order (one read for them all)."""
+        rows = self._store.tasks_by_id(ids)
+        owner = self._only_owner
+        return rows if owner is None else [r for r in rows if r["owner"] == owner]
+
+    def task_counts(self) -> dict[TaskState, int]:
+        """Every stored task per state (kept as they change: no count of the tasks)."""
+        return self._view.task_counts(self._only_owner)
+
+    def failures(self, limit: int) -> Sequence[Row]:
+        """The tasks that failed, were lost or could not run most recently, newest first."""
+        return self._store.failures(limit, owner=self._only_owner)
 
     def task_events(self, task_id: str) -> Sequence[Row]:
         """A task's state history, oldest first."""

@@ -7,17 +7,17 @@ scheduling loop never has to query for it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from corral.scheduler.model import Constraint, Operator, Resources, Strategy
-from corral.spec.docker import PRIVILEGED_PARAMETERS
-from corral.spec.protocol import GpuDevice, TaskLaunch
+from corral.spec.protocol import GangMember, GpuDevice, TaskLaunch
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, TaskState
-from corral.store.rows import TaskRow
+from corral.store.rows import Rule, TaskRow
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
 HangupFn = Callable[[], Coroutine[Any, Any, None]]
@@ -34,6 +34,11 @@ def resources_of(launch: Mapping[str, Any]) -> Resources:
         disk=int(launch.get("disk", 0)),
         gpus=int(launch.get("gpus", 0)),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _constraints(rules: tuple[Rule, ...]) -> tuple[Constraint, ...]:
+    return tuple(Constraint(r.field, Operator(r.operator), r.value) for r in rules)
 
 
 @dataclass(slots=True)
@@ -53,33 +58,58 @@ class LiveTask:
     # Marathon keeps them (None: none reported since this master started).
     checks: list[HealthCheckStatus] | None = None
     started_at: float | None = None  # when it became RUNNING
+    ports: tuple[int, ...] = ()  # the host ports its agent gave it (reported with RUNNING)
+    health: str | None = None  # the last health check's message
     waiting: str = ""  # why it is not placed yet, from the last plan
     order: int = field(default_factory=lambda: next(_order))
-    # What the scheduler asks of it, derived from the row once.
-    resources: Resources = field(init=False)
-    constraints: tuple[Constraint, ...] = field(init=False)
-    strategy: Strategy = field(init=False)
-    host_paths: tuple[str, ...] = field(init=False)
-    privileged: bool = field(init=False)
-    host_ports: tuple[int, ...] = field(init=False)  # exact host ports it needs
 
-    def __post_init__(self) -> None:
-        launch = self.row.launch
-        self.resources = resources_of(
-            {"cpus": launch.cpus, "mem": launch.mem, "disk": launch.disk, "gpus": launch.gpus}
-        )
-        docker = launch.docker
-        self.host_paths = (
-            () if docker is None else tuple(sorted({v.host_path for v in docker.volumes}))
-        )
-        self.privileged = docker is not None and (
-            docker.privileged or any(p.key in PRIVILEGED_PARAMETERS for p in docker.parameters)
-        )
-        self.host_ports = self.row.host_ports
-        self.strategy = Strategy(self.row.strategy)
-        self.constraints = tuple(
-            Constraint(r.field, Operator(r.operator), r.value) for r in self.row.rules
-        )
+    # What the scheduler asks of it: read from its row's packed launch, which tasks of one
+    # array share, so a waiting task costs its record and its row only.
+
+    @property
+    def resources(self) -> Resources:
+        """What it holds on its agent once placed."""
+        return self.row.launch.facts.resources
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """Its placement constraints."""
+        return _constraints(self.row.rules)
+
+    @property
+    def strategy(self) -> Strategy:
+        """Bin-packing or spreading."""
+        return Strategy(self.row.strategy)
+
+    @property
+    def host_paths(self) -> tuple[str, ...]:
+        """The host paths its volumes mount."""
+        return self.row.launch.facts.host_paths
+
+    @property
+    def privileged(self) -> bool:
+        """Whether it is a privileged container."""
+        return self.row.launch.facts.privileged
+
+    @property
+    def host_ports(self) -> tuple[int, ...]:
+        """The host ports it needs exactly."""
+        return self.row.host_ports
+
+    @property
+    def driver(self) -> str:
+        """The executor it runs on."""
+        return self.row.launch.facts.driver
+
+    @property
+    def gang(self) -> GangMember | None:
+        """Its place in its gang (None: not a gang's rank)."""
+        return self.row.launch.gang
+
+    @property
+    def health_checked(self) -> bool:
+        """Whether it has health checks."""
+        return self.row.launch.facts.health_checked
 
     @classmethod
     def pending(cls, row: TaskRow) -> LiveTask:
@@ -97,6 +127,8 @@ class LiveTask:
             kill_requested=bool(row["kill_requested"]),
             healthy=row.get("healthy"),
             started_at=row.get("started_at"),
+            ports=tuple(row.get("ports") or ()),
+            health=row.get("health"),
         )
 
     @property

@@ -69,7 +69,7 @@ def request_of(task: LiveTask) -> TaskRequest:
         id=task.id,
         group=task.job,
         resources=task.resources,
-        driver=task.launch.driver,
+        driver=task.driver,
         constraints=task.constraints,
         strategy=task.strategy,
         owner=task.owner,

@@ -34,7 +34,7 @@ KEEP = (SCALE, STOP)
 def instance_of(task: LiveTask) -> Instance:
     """What the reconciler needs of a live task."""
     running = task.state is TaskState.RUNNING
-    checked = bool(task.launch.health_checks)
+    checked = task.health_checked
     return Instance(
         id=task.id,
         config=task.run,
@@ -65,10 +65,16 @@ class ServiceLoop:
     def _live(self) -> dict[str, list[LiveTask]]:
         """Live tasks per service, those asked to stop left out."""
         live: dict[str, list[LiveTask]] = defaultdict(list)
-        for t in self.state.tasks.values():
-            if t.service and not t.kill_requested:
-                live[t.job].append(t)
+        for sid in self._with_tasks():
+            wanted = [t for t in self.state.index.of_job(sid) if not t.kill_requested]
+            if wanted:
+                live[sid] = wanted
         return live
+
+    def _with_tasks(self) -> list[str]:
+        """The services with live tasks: read from the index by job, so a pass costs the
+        services' tasks, not every live task (a job's 100,000 waiting ones)."""
+        return [j for j in self.state.index.jobs() if j.startswith("/")]
 
     def _facts(self) -> tuple[dict[str, ServiceFacts], list[DeploymentFacts]]:
         """What the service policies need of the services and running deployments."""
@@ -112,7 +118,7 @@ class ServiceLoop:
                 out = self.applier.apply(ch, effects, now)
             await self.agents.deliver(out)
         # A stop is done when nothing of the service runs, tasks being killed included.
-        running = {t.job for t in self.state.tasks.values() if t.service}
+        running = set(self._with_tasks())
         done = steps_done(deployments, decisions, self.ops.services.keys(), running)
         if done:
             with self.state.change() as ch:

@@ -13,7 +13,7 @@ from typing import Any
 from corral.master.work import rules_of
 from corral.spec.protocol import HostPort, TaskLaunch
 from corral.spec.services import ServiceSpec
-from corral.store.rows import TaskRow
+from corral.store.rows import PackedLaunch, TaskRow
 
 # Marathon's names for what a deployment does to an app.
 START = "StartApplication"
@@ -115,7 +115,7 @@ def task_rows(
                 attempt=0,
                 owner=service.owner,
                 priority=spec.priority,
-                launch=launch_of(spec, tid, service.config_version),
+                launch=PackedLaunch.of(launch_of(spec, tid, service.config_version)),
                 strategy=spec.placement.value,
                 rules=rules,
                 created_at=now,

@@ -21,7 +21,7 @@ from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import RunState, TaskState
-from corral.store.store import Store, Tx
+from corral.store.store import Store, TaskCounts, Tx
 
 
 class Change:
@@ -61,6 +61,8 @@ class ClusterState:
         self.agents: dict[str, AgentRecord] = {}
         self.runs: dict[tuple[str, int], RunState] = {}
         self.live_per_run: Counter[tuple[str, int]] = Counter()
+        # Every stored task (finished ones too) per (owner, state), as the store counts them.
+        self.task_counts: TaskCounts = Counter()
         self.specs: dict[str, JobSpec] = {}
         self.wake = asyncio.Event()  # the scheduling loop: work may be placeable
         self.timers = asyncio.Event()  # the schedule loop: a job's next firing changed
@@ -72,6 +74,7 @@ class ClusterState:
         with self.store.tx() as tx:
             ch = Change(tx)
             yield ch
+        self.task_counts.update(ch.tx.task_counts)
         for fn in ch.afterwards:
             fn()
         self.bus.publish(ch.tx.events)
@@ -88,6 +91,7 @@ class ClusterState:
             self.runs[(row["job"], row["number"])] = RunState(row["state"])
         for row in self.store.active_tasks():
             self.add_live(LiveTask.from_row(row))
+        self.task_counts = self.store.task_counts()
 
     def add_live(self, task: LiveTask) -> None:
         """Track a task that is not finished."""

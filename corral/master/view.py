@@ -58,7 +58,11 @@ class TaskInfo(Protocol):
     @property
     def healthy(self) -> bool | None: ...
     @property
+    def health(self) -> str | None: ...
+    @property
     def checks(self) -> list[HealthCheckStatus] | None: ...
+    @property
+    def ports(self) -> tuple[int, ...]: ...
     @property
     def created_at(self) -> float: ...
     @property
@@ -281,6 +285,15 @@ class ClusterView:
     def jobs_with_tasks(self) -> tuple[str, ...]:
         """The jobs and services that have live tasks."""
         return self._index.jobs()
+
+    def task_counts(self, owner: str | None = None) -> dict[TaskState, int]:
+        """Every stored task (finished ones too) per state, of ``owner`` or of everyone; kept
+        as tasks change, so this costs the owners, not the tasks."""
+        counts = dict.fromkeys(TaskState, 0)
+        for (who, state), n in self._state.task_counts.items():
+            if owner is None or who == owner:
+                counts[TaskState(state)] += n
+        return counts
 
     # --- agents, jobs
 

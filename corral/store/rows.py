@@ -3,16 +3,82 @@
 Batch runs, retries and service instances all build a ``TaskRow``; the ``tasks`` row, the
 launch message and what the scheduler is asked to place are derived from it, here, so they cannot
 drift apart (a port that a task needs exactly, say, is read from its launch in one place).
+
+A row keeps its launch packed (``PackedLaunch``): the JSON it is stored as, and the few facts
+placing it needs, read once. A master holds a row for every task not finished, 100,000 waiting
+ones of an array among them; a launch message is a pydantic model of a dozen nested parts, so
+it is made again only when it is sent.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from corral.scheduler.model import Resources
 from corral.spec import limits
-from corral.spec.protocol import TaskLaunch
+from corral.spec.docker import PRIVILEGED_PARAMETERS
+from corral.spec.protocol import GangMember, TaskLaunch
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFacts:
+    """What placing a task needs of its launch (tasks of one array share one)."""
+
+    resources: Resources  # in the core's units
+    driver: str
+    host_paths: tuple[str, ...]  # the host paths of its volumes, sorted
+    privileged: bool  # a privileged container, or one with a privileged docker parameter
+    host_ports: tuple[int, ...]  # the host ports it needs exactly
+    health_checked: bool  # it has health checks
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(facts: LaunchFacts) -> LaunchFacts:
+    return facts
+
+
+def facts_of(launch: TaskLaunch) -> LaunchFacts:
+    """The facts of a launch; an equal one made before is answered instead, so an array's
+    tasks hold one."""
+    docker = launch.docker
+    return _shared(
+        LaunchFacts(
+            resources=Resources(round(launch.cpus * 1000), launch.mem, launch.disk, launch.gpus),
+            driver=launch.driver,
+            host_paths=()
+            if docker is None
+            else tuple(sorted({v.host_path for v in docker.volumes})),
+            privileged=docker is not None
+            and (
+                docker.privileged or any(p.key in PRIVILEGED_PARAMETERS for p in docker.parameters)
+            ),
+            host_ports=launch.fixed_host_ports(),
+            health_checked=bool(launch.health_checks),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PackedLaunch:
+    """A task's launch as the JSON it is stored as, with its facts and its gang membership."""
+
+    json: str
+    facts: LaunchFacts
+    gang: GangMember | None = None  # a rank's place in its gang
+
+    @classmethod
+    def of(cls, launch: TaskLaunch) -> PackedLaunch:
+        """Pack a launch."""
+        return cls(launch.model_dump_json(), facts_of(launch), launch.gang)
+
+    def unpack(self) -> TaskLaunch:
+        """The launch again (checked as it was admitted, see ``JobSpec.stored``)."""
+        with limits.reading_stored():
+            return TaskLaunch.model_validate_json(self.json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +102,7 @@ class TaskRow:
     attempt: int
     owner: str
     priority: int
-    launch: TaskLaunch
+    launch: PackedLaunch
     strategy: str = "binpack"
     rules: tuple[Rule, ...] = ()
     created_at: float = 0.0
@@ -52,18 +118,20 @@ class TaskRow:
     @property
     def launch_message(self) -> TaskLaunch:
         """What its agent is sent: the launch, with the GPU indices it was given."""
+        launch = self.launch.unpack()
         if not self.devices:
-            return self.launch
-        return self.launch.model_copy(update={"gpu_devices": list(self.devices)})
+            return launch
+        return launch.model_copy(update={"gpu_devices": list(self.devices)})
 
     @property
     def host_ports(self) -> tuple[int, ...]:
         """The host ports the task needs exactly: read from its launch, so a batch task and a
         service instance asking for one are placed alike."""
-        return self.launch.fixed_host_ports()
+        return self.launch.facts.host_ports
 
     def values(self) -> dict[str, Any]:
-        """The ``tasks`` row to insert."""
+        """The ``tasks`` row to insert; its JSON columns (``launch``, ``placement``, ``ports``,
+        ``devices``) as JSON text, as ``Tx.insert_tasks`` writes them."""
         return {
             "id": self.id,
             "job": self.job,
@@ -76,28 +144,25 @@ class TaskRow:
             "reason": "",
             "owner": self.owner,
             "priority": self.priority,
-            "launch": self.launch.model_dump(mode="json"),
-            "placement": {
-                "strategy": self.strategy,
-                "constraints": [
-                    {"field": r.field, "operator": r.operator, "value": r.value} for r in self.rules
-                ],
-            },
+            "launch": self.launch.json,
+            "placement": _placement_json(self.strategy, self.rules),
             "kill_requested": False,
             "created_at": self.created_at,
             "not_before": self.not_before,
-            "devices": list(self.devices) or None,
+            "ports": None,
+            "devices": json.dumps(list(self.devices)) if self.devices else None,
         }
 
     def next_attempt(self, tid: str, now: float, not_before: float) -> TaskRow:
         """The next attempt of this task under the id ``tid``: the same launch, renamed."""
-        env = {**self.launch.env, "CORRAL_TASK_ID": tid, "MESOS_TASK_ID": tid}
-        launch = self.launch.model_copy(update={"task_id": tid, "env": env})
+        launch = self.launch.unpack()
+        env = {**launch.env, "CORRAL_TASK_ID": tid, "MESOS_TASK_ID": tid}
+        launch = launch.model_copy(update={"task_id": tid, "env": env})
         return replace(
             self,
             id=tid,
             attempt=self.attempt + 1,
-            launch=launch,
+            launch=PackedLaunch.of(launch),
             created_at=now,
             not_before=not_before,
             devices=(),  # placed anew, wherever it goes
@@ -119,7 +184,7 @@ class TaskRow:
             attempt=row["attempt"],
             owner=row["owner"],
             priority=row["priority"],
-            launch=launch,
+            launch=PackedLaunch.of(launch),
             strategy=placement.get("strategy", "binpack"),
             rules=tuple(
                 Rule(c["field"], c["operator"], c.get("value"))
@@ -129,3 +194,11 @@ class TaskRow:
             not_before=row.get("not_before"),
             devices=tuple(row.get("devices") or ()),
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _placement_json(strategy: str, rules: tuple[Rule, ...]) -> str:
+    """The ``placement`` column of tasks placed by ``strategy`` and ``rules`` (an array's tasks
+    share one: made once)."""
+    constraints = [{"field": r.field, "operator": r.operator, "value": r.value} for r in rules]
+    return json.dumps({"strategy": strategy, "constraints": constraints})

@@ -40,6 +40,8 @@ jobs = Table(
     Column("last_success", Float),
     Column("last_error", Float),
 )
+# Lists of jobs: newest first, then by name.
+Index("ix_jobs_created", jobs.c.created_at.desc(), jobs.c.name)
 
 # The newest run number of every deleted job: a job created again under the same name counts on
 # from there, so no task id ever repeats (an agent may still hold the old task's sandbox).
@@ -50,6 +52,22 @@ retired_jobs = Table(
     Column("runs", BigInt, nullable=False),
 )
 
+# A run's tasks per state (newest attempts only) are kept as they change, one column per state,
+# so reading a run's counts costs its row, not a count of its tasks.
+TASK_STATES = (
+    "PENDING",
+    "STAGING",
+    "STARTING",
+    "RUNNING",
+    "FINISHED",
+    "FAILED",
+    "KILLED",
+    "LOST",
+    "ERROR",
+)
+COUNT_COLUMNS = {state: f"n_{state.lower()}" for state in TASK_STATES}
+FAILURES = "state IN ('FAILED', 'LOST', 'ERROR')"  # tasks the dashboard lists as failures
+
 runs = Table(
     "runs",
     metadata,
@@ -59,6 +77,7 @@ runs = Table(
     Column("total", BigInt, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
+    *(Column(c, BigInt, nullable=False, default=0) for c in COUNT_COLUMNS.values()),
 )
 
 tasks = Table(
@@ -88,9 +107,22 @@ tasks = Table(
     Column("devices", JSON),  # the GPU indices it was given on its agent, when placed
     Column("healthy", Boolean),  # the last health check's verdict; None: none yet or no checks
     Column("health", Text),  # the last health check's message
-    Index("ix_tasks_job_run", "job", "run"),
-    Index("ix_tasks_state", "state"),
-    Index("ix_tasks_agent", "agent_id"),
+    # Creation order, given by the master (the one writer): lists of tasks are in this order
+    # and a page's cursor is the last seq it holds, so each filter has an index ending in it.
+    Column("seq", BigInt, nullable=False),
+    Index("ix_tasks_seq", "seq", unique=True),
+    Index("ix_tasks_job_seq", "job", "seq"),
+    Index("ix_tasks_run_seq", "job", "run", "seq"),
+    Index("ix_tasks_state_seq", "state", "seq"),
+    Index("ix_tasks_agent_seq", "agent_id", "seq"),
+    Index("ix_tasks_owner_seq", "owner", "seq"),
+    # The newest failures (the dashboard's overview); partial, so the hot path pays nothing.
+    Index(
+        "ix_tasks_failures",
+        "finished_at",
+        sqlite_where=text(FAILURES),
+        postgresql_where=text(FAILURES),
+    ),
 )
 
 # A service's tasks are rows of ``tasks`` whose ``job`` is the service id (it starts with "/")

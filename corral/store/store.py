@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import DataError, DBAPIError
 
+from corral.store.bulk import RunCounts, insert_many
 from corral.store.engines import open_engine
 from corral.store.errors import (
     Fenced,
@@ -39,6 +43,7 @@ from corral.store.errors import (
     why_unavailable,
 )
 from corral.store.schema import (
+    FAILURES,
     agents,
     deployments,
     events,
@@ -57,6 +62,9 @@ __all__ = ["Fenced", "Store", "StoreFull", "StoreUnavailable", "Tx", "hash_token
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
+JSON_TEXT = ("launch", "placement", "ports", "devices")  # of TaskRow.values(), as JSON text
+TaskCounts = Counter[tuple[str, str]]  # tasks per (owner, state)
+Seqs = Callable[[Connection, int], int]  # n creation numbers for new tasks -> the first
 
 
 def hash_token(token: str) -> str:
@@ -83,11 +91,16 @@ class Tx:
     effects is as if each were written at once.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, seqs: Seqs) -> None:
         self._conn = conn
+        self._seqs = seqs
         self.events: list[dict[str, Any]] = []
         self._new_events: list[dict[str, Any]] = []
         self._task_updates: dict[str, dict[str, Any]] = {}
+        self._run_counts = RunCounts()
+        # Tasks per (owner, state) added here (removed: negative); the master's counts in
+        # memory follow them once this has committed.
+        self.task_counts: TaskCounts = Counter()
 
     @property
     def conn(self) -> Connection:
@@ -110,6 +123,7 @@ class Tx:
                     .values({c: bindparam(f"v_{c}") for c in columns})
                 )
                 self._conn.execute(stmt, rows)
+        self._run_counts.write(self._conn)
         if self._new_events:
             rows, self._new_events = self._new_events, []
             insert_stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
@@ -143,7 +157,7 @@ class Tx:
         runs_used = self.conn.execute(select(jobs.c.runs).where(jobs.c.name == name)).scalar()
         self.conn.execute(delete(retired_jobs).where(retired_jobs.c.name == name))
         self.conn.execute(insert(retired_jobs).values(name=name, runs=runs_used or 0))
-        self.conn.execute(delete(tasks).where(tasks.c.job == name))
+        self._delete_tasks(tasks.c.job == name)
         self.conn.execute(delete(runs).where(runs.c.job == name))
         self.conn.execute(delete(jobs).where(jobs.c.name == name))
 
@@ -172,9 +186,38 @@ class Tx:
         self.conn.execute(update(runs).where(cond).values(**values))
 
     def insert_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Store new tasks."""
-        if rows:
-            self.conn.execute(insert(tasks), list(rows))
+        """Store new PENDING tasks: rows of ``TaskRow.values()`` (JSON columns as JSON text),
+        numbered in creation order here; their runs' counts follow."""
+        if not rows:
+            return
+        first = self._seqs(self.conn, len(rows))
+        insert_many(
+            self._conn, tasks, [{**r, "seq": first + i} for i, r in enumerate(rows)], JSON_TEXT
+        )
+        for r in rows:
+            self.task_counts[(r["owner"], "PENDING")] += 1
+            if not r["job"].startswith("/"):  # a service's tasks have no run to count in
+                self._run_counts.move(r["job"], r["run"], None, "PENDING")
+
+    def task_moved(self, job: str, run: int, owner: str, old: str, new: str) -> None:
+        """Count a task of ``owner`` (the newest attempt of its slot) that went from state
+        ``old`` to ``new``; its row is changed by ``update_task``."""
+        self.task_counts[(owner, old)] -= 1
+        self.task_counts[(owner, new)] += 1
+        if not job.startswith("/"):
+            self._run_counts.move(job, run, old, new)
+
+    def superseded(self, task_id: str, job: str, run: int, state: str) -> None:
+        """A task in ``state`` is no longer the newest attempt of its slot: its retry is."""
+        self.update_task(task_id, latest=False)
+        self._run_counts.move(job, run, state, None)
+
+    def _delete_tasks(self, cond: Any) -> None:
+        """Delete the tasks matching ``cond``, uncounting them."""
+        stmt = select(tasks.c.owner, tasks.c.state, func.count()).where(cond)
+        for owner, state, n in self.conn.execute(stmt.group_by(tasks.c.owner, tasks.c.state)):
+            self.task_counts[(owner, state)] -= n
+        self.conn.execute(delete(tasks).where(cond))
 
     def update_task(self, task_id: str, **values: Any) -> None:
         """Change fields of a task (later changes of one field in a transaction win)."""
@@ -189,8 +232,8 @@ class Tx:
             self.conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
 
     def place_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Mark tasks STAGING on their agents: rows of ``task_id``, ``agent_id`` and ``devices``
-        (the GPU indices it was given there)."""
+        """Mark PENDING tasks STAGING on their agents: rows of ``task_id``, ``job``, ``run``,
+        ``owner``, ``agent_id`` and ``devices`` (the GPU indices it was given there)."""
         if rows:
             stmt = (
                 update(tasks)
@@ -211,6 +254,8 @@ class Tx:
                 for r in rows
             ]
             self.conn.execute(stmt, params)
+            for r in rows:
+                self.task_moved(r["job"], r["run"], r["owner"], "PENDING", "STAGING")
 
     def run_outcome(self, job: str, number: int) -> tuple[dict[str, int], int]:
         """Newest-attempt tasks of a run per state, and how many of them a user killed."""
@@ -250,7 +295,7 @@ class Tx:
     def delete_service(self, service_id: str) -> None:
         """Remove a service, its versions and its finished tasks; its events stay in the log."""
         done = tasks.c.state.not_in(ACTIVE_STATES)
-        self.conn.execute(delete(tasks).where((tasks.c.job == service_id) & done))
+        self._delete_tasks((tasks.c.job == service_id) & done)
         self.conn.execute(delete(service_versions).where(service_versions.c.service == service_id))
         self.conn.execute(delete(services).where(services.c.id == service_id))
 
@@ -329,6 +374,10 @@ class Store:
         self.url = url
         self.engine: Engine = open_engine(url)
         self.epoch: int | None = None  # set by take_lead(); then every write is fenced by it
+        # The newest task's creation number: read from the store at the first insert (after
+        # taking the lead, when another master may have written), then counted on here.
+        self._last_seq: int | None = None
+        self._seq_lock = threading.Lock()
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Store:
@@ -360,7 +409,17 @@ class Store:
             else:
                 conn.execute(update(leadership).where(leadership.c.id == 1).values(**values))
         self.epoch = epoch
+        self._last_seq = None
         return epoch
+
+    def _next_seqs(self, conn: Connection, n: int) -> int:
+        """Creation numbers for ``n`` new tasks; answers the first."""
+        with self._seq_lock:
+            if self._last_seq is None:
+                self._last_seq = int(conn.execute(select(func.max(tasks.c.seq))).scalar() or 0)
+            first = self._last_seq + 1
+            self._last_seq += n
+            return first
 
     def _fence(self, conn: Connection) -> None:
         """Refuse to write unless our epoch still leads. An UPDATE, not a read: it takes the
@@ -387,7 +446,7 @@ class Store:
         """
         with _refusals(), self.engine.begin() as conn:
             self._fence(conn)
-            tx = Tx(conn)
+            tx = Tx(conn, self._next_seqs)
             yield tx
             tx.flush()
 
@@ -415,13 +474,29 @@ class Store:
         """One job, or None."""
         return self._one(select(jobs).where(jobs.c.name == name))
 
-    def jobs(self, owner: str | None = None, q: str | None = None) -> list[RowMapping]:
-        """Jobs, newest first, optionally of one owner or whose name contains ``q``."""
+    def jobs(
+        self,
+        owner: str | None = None,
+        q: str | None = None,
+        *,
+        limit: int | None = None,
+        after: tuple[float, str] | None = None,
+    ) -> list[RowMapping]:
+        """Jobs, newest first (then by name), optionally of one owner or whose name contains
+        ``q``; at most ``limit``, those after the job created at ``after[0]`` named
+        ``after[1]``."""
         stmt = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.name)
         if owner is not None:
             stmt = stmt.where(jobs.c.owner == owner)
         if q:
             stmt = stmt.where(jobs.c.name.contains(q, autoescape=True))
+        if after is not None:
+            at, name = after
+            stmt = stmt.where(
+                (jobs.c.created_at < at) | ((jobs.c.created_at == at) & (jobs.c.name > name))
+            )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         return self._all(stmt)
 
     def runs(self, job: str, number: int | None = None) -> list[RowMapping]:
@@ -446,15 +521,13 @@ class Store:
         """Runs without an outcome yet."""
         return self._all(select(runs).where(runs.c.finished_at.is_(None)))
 
-    def run_counts(self, job: str, number: int) -> dict[str, int]:
-        """Tasks per state of a run, counting the newest attempt of each slot only."""
-        stmt = (
-            select(tasks.c.state, func.count())
-            .where((tasks.c.job == job) & (tasks.c.run == number) & tasks.c.latest)
-            .group_by(tasks.c.state)
-        )
+    def task_counts(self) -> TaskCounts:
+        """Tasks per (owner, state), counted in the store (once, at start: the master keeps
+        them since)."""
+        stmt = select(tasks.c.owner, tasks.c.state, func.count())
         with self._reading() as conn:
-            return {state: n for state, n in conn.execute(stmt).all()}
+            found = conn.execute(stmt.group_by(tasks.c.owner, tasks.c.state)).all()
+        return Counter({(owner, state): n for owner, state, n in found})
 
     # --- tasks
 
@@ -471,9 +544,14 @@ class Store:
         agent: str | None = None,
         owner: str | None = None,
         limit: int | None = None,
+        after: int | None = None,
     ) -> list[RowMapping]:
-        """Tasks matching every given filter, in creation order."""
-        stmt = select(tasks).order_by(tasks.c.created_at, tasks.c.job, tasks.c.run, tasks.c.slot)
+        """Tasks matching every given filter, in creation order: at most ``limit``, those
+        created after the one whose ``seq`` is ``after`` (a page's cursor). Each filter has an
+        index ending in ``seq``, so a page costs its rows, not the tasks before it."""
+        stmt = select(tasks).order_by(tasks.c.seq)
+        if after is not None:
+            stmt = stmt.where(tasks.c.seq > after)
         if owner is not None:
             stmt = stmt.where(tasks.c.owner == owner)
         if state is not None:
@@ -487,6 +565,20 @@ class Store:
         if limit is not None:
             stmt = stmt.limit(limit)
         return self._all(stmt)
+
+    def tasks_by_id(self, ids: Sequence[str]) -> list[RowMapping]:
+        """The tasks of these ids that exist, in creation order."""
+        found: list[RowMapping] = []
+        for i in range(0, len(ids), 500):  # within every driver's limit of parameters
+            found += self._all(select(tasks).where(tasks.c.id.in_(ids[i : i + 500])))
+        return sorted(found, key=lambda r: int(r["seq"]))
+
+    def failures(self, limit: int, owner: str | None = None) -> list[RowMapping]:
+        """The tasks that ended FAILED, LOST or ERROR most recently, newest first."""
+        stmt = select(tasks).where(text(FAILURES)).order_by(tasks.c.finished_at.desc())
+        if owner is not None:
+            stmt = stmt.where(tasks.c.owner == owner)
+        return self._all(stmt.limit(limit))
 
     def active_tasks(self) -> list[RowMapping]:
         """Tasks that are not in a terminal state."""

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from corral.spec.states import AgentState, RunState, TaskState
-from corral.spec.views import AgentView, DeploymentView, JobView, RunView, ServiceView, TaskView
+from corral.spec.views import AgentView, DeploymentView, JobView, RunView, ServiceView
 
 JobStatus = Literal["idle", "queued", "running"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("idle", "queued", "running")
@@ -166,30 +165,12 @@ def connected(agents: Iterable[AgentView]) -> list[AgentView]:
     return [a for a in agents if a.connected]
 
 
-def task_counts(tasks: Iterable[TaskView]) -> dict[TaskState, int]:
-    """Tasks per state, every state present (in lifecycle order)."""
-    counts = dict.fromkeys(TaskState, 0)
-    for t in tasks:
-        counts[t.state] += 1
-    return counts
-
-
 def agent_counts(agents: Iterable[AgentView]) -> dict[AgentState, int]:
     """Agents per state, every state present."""
     counts = dict.fromkeys(AgentState, 0)
     for a in agents:
         counts[a.state] += 1
     return counts
-
-
-def _ended(task: TaskView) -> datetime:
-    return task.finished_at or task.started_at or task.created_at
-
-
-def recent_failures(tasks: Iterable[TaskView], limit: int = 8) -> list[TaskView]:
-    """The newest tasks that failed, were lost or could not run, newest first."""
-    failed = [t for t in tasks if t.state in FAILURE_STATES]
-    return sorted(failed, key=_ended, reverse=True)[:limit]
 
 
 # --- services

@@ -4,6 +4,7 @@ no longer handle is parked with the reason instead of spinning."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,9 @@ def store_of_an_older_version(tmp_path: Path) -> Store:
                     "reason": "",
                     "owner": "admin",
                     "priority": 0,
-                    "launch": launch,
-                    "placement": {"strategy": "binpack", "constraints": []},
+                    # Tx.insert_tasks takes the JSON columns as JSON text, as TaskRow makes them.
+                    "launch": json.dumps(launch),
+                    "placement": json.dumps({"strategy": "binpack", "constraints": []}),
                     "kill_requested": False,
                     "created_at": NOW,
                 }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,13 +12,20 @@ from corral.master.work import retry_of, task_id
 from corral.master.work import run_tasks as task_rows
 from corral.spec.jobs import JobSpec
 from corral.store.rows import TaskRow
+from corral.store.store import JSON_TEXT
 
 NOW = 1_800_000_000.0
 
 
+def stored(row: TaskRow) -> dict[str, Any]:
+    """A task row as it is stored, its JSON columns read back."""
+    values = row.values()
+    return values | {c: json.loads(values[c]) for c in JSON_TEXT if values[c] is not None}
+
+
 def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[dict[str, Any]]:
     """The rows of a new run as they are stored."""
-    return [row.values() for row in task_rows(spec, owner, run, now)]
+    return [stored(row) for row in task_rows(spec, owner, run, now)]
 
 
 def spec(**fields: Any) -> JobSpec:
@@ -148,8 +156,8 @@ def failed() -> TaskRow:
 def test_a_retry_is_the_next_attempt_under_a_new_id_waiting_for_its_backoff(
     failed: TaskRow,
 ) -> None:
-    row = retry_of(failed, NOW + 10, NOW + 12).values()
-    old = failed.values()
+    row = stored(retry_of(failed, NOW + 10, NOW + 12))
+    old = stored(failed)
     assert (row["id"], row["attempt"]) == ("sim.4.1.1", 1)
     assert {k: row[k] for k in ("job", "run", "slot", "idx", "owner", "priority")} == {
         k: old[k] for k in ("job", "run", "slot", "idx", "owner", "priority")
@@ -168,8 +176,8 @@ def test_a_retry_is_the_next_attempt_under_a_new_id_waiting_for_its_backoff(
 def test_a_retry_launches_the_same_work_with_its_new_id_in_the_environment(
     failed: TaskRow,
 ) -> None:
-    launch = retry_of(failed, NOW, NOW).values()["launch"]
-    old = failed.values()["launch"]
+    launch = stored(retry_of(failed, NOW, NOW))["launch"]
+    old = stored(failed)["launch"]
     assert launch["task_id"] == "sim.4.1.1"
     assert launch["env"] == {
         **old["env"],
@@ -192,8 +200,9 @@ def test_each_retry_of_a_retry_counts_on() -> None:
     row = task_rows(spec(), "alice", 1, NOW)[0]
     for attempt in (1, 2, 3):
         row = retry_of(row, NOW, NOW)
-        assert row.id == row.launch.task_id == f"sim.1.0.{attempt}"
-        assert row.launch.env["CORRAL_TASK_ID"] == f"sim.1.0.{attempt}"
+        launch = row.launch.unpack()
+        assert row.id == launch.task_id == f"sim.1.0.{attempt}"
+        assert launch.env["CORRAL_TASK_ID"] == f"sim.1.0.{attempt}"
 
 
 # --- host ports
