@@ -107,7 +107,7 @@ def decide(settings: Settings, conn: HTTPConnection, rule: Rule, params: dict[st
         raise Refusal(403, f"{_article(role)} {role} token may not {DENIED[rule.need]}")
     if rule.target is not None:
         owns(caller, rule.target.touched(settings.master.queries, params), settings, rule.need)
-    if rule.need is Need.AGENT and caller.role is Role.ADMIN:
+    if rule.need is Need.AGENT and caller.role is Role.ADMIN and caller.token_id is not None:
         log.warning(
             "an agent joined with an admin token: give agents their own "
             "(corral token create --role agent)"

@@ -8,15 +8,32 @@ the backends' code and the accounts' code change independently (a token is store
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 
-from sqlalchemy import Executable, RowMapping, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    RowMapping,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from corral.store.schema import CREATED, events, group_members, groups, tokens, users
 from corral.store.store import Store, Tx
 
 
+def _reading(store: Store) -> AbstractContextManager[Connection]:
+    """A connection to read on; a database that cannot be reached raises ``StoreUnavailable``
+    (the store's own translation of its errors, which every read of it goes through)."""
+    return store._reading()
+
+
 def _all(store: Store, stmt: Executable) -> list[RowMapping]:
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         return list(conn.execute(stmt).mappings().all())
 
 
@@ -40,7 +57,7 @@ def all_users(store: Store) -> list[RowMapping]:
 
 def admins(store: Store) -> int:
     """How many users are admins."""
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         stmt = select(func.count()).select_from(users).where(users.c.role == "admin")
         return int(conn.execute(stmt).scalar() or 0)
 
@@ -60,7 +77,7 @@ def memberships(store: Store) -> list[tuple[str, str]]:
     stmt = select(group_members.c.group_name, group_members.c.user_name).order_by(
         group_members.c.group_name, group_members.c.user_name
     )
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         return [(g, u) for g, u in conn.execute(stmt).all()]
 
 
@@ -71,7 +88,7 @@ def groups_of(store: Store, name: str) -> list[str]:
         .where(group_members.c.user_name == name)
         .order_by(group_members.c.group_name)
     )
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         return list(conn.execute(stmt).scalars().all())
 
 
@@ -82,14 +99,14 @@ def members_of(store: Store, name: str) -> list[str]:
         .where(group_members.c.group_name == name)
         .order_by(group_members.c.user_name)
     )
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         return list(conn.execute(stmt).scalars().all())
 
 
 def primary_of(store: Store, group_name: str) -> list[str]:
     """The users whose primary group this is."""
     stmt = select(users.c.name).where(users.c.primary_group == group_name).order_by(users.c.name)
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         return list(conn.execute(stmt).scalars().all())
 
 
@@ -124,7 +141,7 @@ def creations(store: Store, workload: str) -> list[tuple[int, str]]:
         .where(events.c.job == workload, text(CREATED))
         .order_by(events.c.id)
     )
-    with store.engine.connect() as conn:
+    with _reading(store) as conn:
         found = conn.execute(stmt).all()
     return [(i, str(d["owner"])) for i, d in found if isinstance(d, dict) and "owner" in d]
 

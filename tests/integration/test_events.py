@@ -58,7 +58,7 @@ def test_a_job_s_whole_life_is_on_the_stream_in_order(cluster: Cluster) -> None:
     assert ids == sorted(set(ids)), "ids must strictly increase"
 
     mine = [e for e in log if e.job == "short"]
-    assert mine[0].type == "job_created" and mine[0].data == {"owner": "admin"}
+    assert mine[0].type == "job_created" and mine[0].data == {"owner": "admin", "group": "users"}
     assert [e.type for e in mine].count("job_created") == 1
     assert [e.state for e in mine if e.type == "run_state"] == ["PENDING", "RUNNING", "SUCCEEDED"]
     assert all(e.run == 1 for e in mine if e.type in ("run_state", "task_state"))
