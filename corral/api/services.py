@@ -3,10 +3,12 @@ in an action are declared before the plain ``/services/{id}`` ones."""
 
 from __future__ import annotations
 
+import bisect
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 
+from corral.api import pages
 from corral.api.callers import new_work_owner
 from corral.api.render import task_view
 from corral.api.service_render import (
@@ -16,6 +18,7 @@ from corral.api.service_render import (
     version_view,
 )
 from corral.api.v1 import MasterDep
+from corral.master.master import Master
 from corral.master.view import DeploymentInfo
 from corral.spec.services import MAX_INSTANCES, ServiceSpec, normalize_service_id
 from corral.spec.views import DeploymentView, ServiceVersionView, ServiceView, TaskView
@@ -118,13 +121,33 @@ def list_versions(service_id: str, master: MasterDep) -> list[ServiceVersionView
 
 
 @router.get("/services/{service_id:path}/tasks")
-def service_tasks(service_id: str, master: MasterDep) -> list[TaskView]:
-    """The live tasks of a service."""
-    sid = _sid(service_id)
+def service_tasks(
+    service_id: str,
+    master: MasterDep,
+    request: Request,
+    response: Response,
+    limit: pages.Limit = None,
+    after: pages.After = None,
+) -> list[TaskView]:
+    """The live tasks of a service, by id; with ``limit``, a page (see
+    ``corral.api.pages``)."""
+    found, cursor = page_of_service_tasks(master, _sid(service_id), limit, after)
+    pages.link_next(request, response, cursor)
+    return found
+
+
+def page_of_service_tasks(
+    master: Master, sid: str, limit: int | None = None, after: str | None = None
+) -> tuple[list[TaskView], str | None]:
+    """A page of a service's live tasks by id (the cursor: the last id of the page), and
+    the cursor of the next (None: the last); the rows of the page read in one query."""
     master.queries.service_of(sid)
     ids = sorted(t.id for t in master.queries.live_tasks_of(sid))
-    rows = sorted(master.queries.task_rows_by_id(ids), key=lambda r: str(r["id"]))
-    return [task_view(master.queries, r) for r in rows]
+    start = 0 if after is None else bisect.bisect_right(ids, after)
+    end = len(ids) if limit is None else min(len(ids), start + limit)
+    rows = sorted(master.queries.task_rows_by_id(ids[start:end]), key=lambda r: str(r["id"]))
+    cursor = ids[end - 1] if end < len(ids) else None
+    return [task_view(master.queries, r) for r in rows], cursor
 
 
 @router.delete("/services/{service_id:path}/tasks/{task_id}")

@@ -49,6 +49,7 @@ RUNS_WITH_TASKS = 5  # of which this many list their tasks
 TASKS_PER_RUN = 200  # a page of a run's tasks
 FAILURES_SHOWN = 8  # the newest failures on the overview
 VERSIONS_SHOWN = 20  # newest versions listed on a service's page
+TASKS_SHOWN = 200  # a page of a service's tasks
 ENDED_DEPLOYMENTS_SHOWN = 5  # ended deployments on a service's page
 ENDED_DEPLOYMENTS_LISTED = 20  # ended deployments on the deployments page
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -312,9 +313,9 @@ def services_page(page: PageDep, who: str = "") -> HTMLResponse:
 
 
 @router.get("/ui/services/{service_id:path}")
-def service_page(service_id: str, page: PageDep) -> HTMLResponse:
-    """A service: its live tasks with host, ports and health, its deployments with their
-    steps, its versions and its spec."""
+def service_page(service_id: str, page: PageDep, after: pages.After = None) -> HTMLResponse:
+    """A service: its live tasks with host, ports and health (a page, after the cursor
+    ``after``), its deployments with their steps, its versions and its spec."""
     master = page.master
     try:
         service = service_api.get_service(service_id, master)
@@ -326,11 +327,14 @@ def service_page(service_id: str, page: PageDep) -> HTMLResponse:
         for d in summary.deployments_of(service.id, service_api.list_deployments(master, all=True))
         if d.state != "RUNNING"
     ]
+    tasks, next_page = service_api.page_of_service_tasks(master, service.id, TASKS_SHOWN, after)
     return page.render(
         "service.html",
         nav="services",
         row=summary.service_row(service),
-        tasks=service_api.service_tasks(service.id, master),
+        tasks=tasks,
+        next_page=next_page,
+        tasks_shown=TASKS_SHOWN,
         deployments=running + ended[:ENDED_DEPLOYMENTS_SHOWN],
         versions=service_api.list_versions(service.id, master)[:VERSIONS_SHOWN],
         spec=service.spec.model_dump_json(indent=2, exclude_defaults=True),

@@ -25,6 +25,7 @@ from corral.agent.ports import PortPool
 from corral.agent.runtime import Agent, AgentConfig, load_agent_id
 from corral.api.app import create_app
 from corral.client.config import user_config_path, write_config
+from corral.master.heap import tune_collector
 from corral.master.master import Master
 from corral.spec.protocol import AgentResources
 from corral.store.engines import redacted
@@ -222,6 +223,7 @@ async def _serve(
     master: Master, host: str, port: int, access: Access, agent_of: AgentConfig | None
 ) -> None:
     """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
+    tune_collector()
     await master.start()
     server = _Server(
         uvicorn.Config(

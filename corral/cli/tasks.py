@@ -34,12 +34,18 @@ def list_tasks(
     run: Annotated[int | None, typer.Option(help="Only tasks of this run (with --job).")] = None,
     agent: Annotated[str | None, typer.Option(help="Only tasks on this agent id.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many tasks.")] = None,
+    after: Annotated[
+        str | None, typer.Option(help="Go on from here: the cursor a page with --limit ends with.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List tasks matching every filter given."""
+    """List tasks matching every filter given, in creation order; with --limit, a page (the
+    next one: --after CURSOR, as the page says at its end)."""
     with connect(ctx) as client:
-        tasks = client.tasks(state=state, job=job, run=run, agent=agent, limit=limit)
+        tasks = client.tasks(state=state, job=job, run=run, agent=agent, limit=limit, after=after)
     print_list(tasks, TASK_COLUMNS, as_json, "tasks")
+    if tasks.next is not None:
+        typer.echo(f"more: --after {tasks.next}", err=True)
 
 
 @task_app.command("show")

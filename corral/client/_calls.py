@@ -37,6 +37,7 @@ LogFile = Literal["stdout", "stderr"]
 Params = dict[str, str | int | list[str]]
 
 EVENTS_PATH = f"{API}/events"
+NEXT_HEADER = "x-corral-next"  # where a page of a long list names the next one
 
 _JOBS = TypeAdapter(list[JobView])
 _RUNS = TypeAdapter(list[RunView])
@@ -81,6 +82,22 @@ def _one(model: type[M]) -> Callable[[Answer], M]:
 
 def _many(adapter: TypeAdapter[list[M]]) -> Callable[[Answer], list[M]]:
     return lambda r: adapter.validate_json(r.content)
+
+
+class Page(list[T]):
+    """A page of a long list: its items, and ``next``, the cursor of the page after it
+    (``after=page.next``; None: this page ends the list)."""
+
+    next: str | None = None
+
+
+def _page(adapter: TypeAdapter[list[M]]) -> Callable[[Answer], Page[M]]:
+    def parse(r: Answer) -> Page[M]:
+        page = Page(adapter.validate_json(r.content))
+        page.next = r.headers.get(NEXT_HEADER)
+        return page
+
+    return parse
 
 
 def _nothing(_: Answer) -> None:
@@ -189,12 +206,19 @@ def tasks(
     run: int | None,
     agent: str | None,
     limit: int | None,
-) -> Call[list[TaskView]]:
-    """``GET /api/v1/tasks`` with optional filters."""
+    after: str | None = None,
+) -> Call[Page[TaskView]]:
+    """``GET /api/v1/tasks`` with optional filters: at most ``limit``, from the cursor
+    ``after`` (a page's ``next``)."""
     params = _params(
-        state=None if state is None else str(state), job=job, run=run, agent=agent, limit=limit
+        state=None if state is None else str(state),
+        job=job,
+        run=run,
+        agent=agent,
+        limit=limit,
+        after=after,
     )
-    return Call("GET", f"{API}/tasks", _many(_TASKS), params=params)
+    return Call("GET", f"{API}/tasks", _page(_TASKS), params=params)
 
 
 def task(task_id: str) -> Call[TaskView]:

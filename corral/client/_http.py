@@ -45,6 +45,7 @@ class Response:
     status_code: int
     reason_phrase: str
     content: bytes
+    headers: Mapping[str, str]  # names in lower case
 
     @property
     def is_error(self) -> bool:
@@ -263,7 +264,8 @@ def _exchange(
 
 def _whole(answer: http.client.HTTPResponse) -> Response:
     content = answer.read()
-    return Response(answer.status, answer.reason or _phrase(answer.status), content)
+    headers = {name.lower(): value for name, value in answer.getheaders()}
+    return Response(answer.status, answer.reason or _phrase(answer.status), content, headers)
 
 
 def _phrase(status: int) -> str:

@@ -11,6 +11,7 @@ import httpx
 
 from corral.client import _calls as calls
 from corral.client._api import auth_headers
+from corral.client._calls import Page
 from corral.client._sse import EventDecoder
 from corral.client.accounts import AsyncAccounts
 from corral.client.config import load_config
@@ -151,9 +152,11 @@ class AsyncClient:
         run: int | None = None,
         agent: str | None = None,
         limit: int | None = None,
-    ) -> list[TaskView]:
-        """Tasks matching every filter given."""
-        return await self._send(calls.tasks(state, job, run, agent, limit))
+        after: str | None = None,
+    ) -> Page[TaskView]:
+        """Tasks matching every filter given, in creation order: at most ``limit``, from the
+        cursor ``after`` (the ``next`` of the page before)."""
+        return await self._send(calls.tasks(state, job, run, agent, limit, after))
 
     async def task(self, task_id: str) -> TaskView:
         """One task with its state history (``events``)."""

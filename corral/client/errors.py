@@ -25,6 +25,9 @@ class Answer(Protocol):
     @property
     def text(self) -> str: ...
 
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
     def json(self) -> Any: ...
 
 

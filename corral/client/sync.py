@@ -6,6 +6,7 @@ from collections.abc import Generator, Sequence
 from typing import TypeVar
 
 from corral.client import _calls as calls
+from corral.client._calls import Page
 from corral.client._http import Blocking
 from corral.client._sse import EventDecoder
 from corral.client.accounts import Accounts
@@ -96,9 +97,11 @@ class Client(Blocking):
         run: int | None = None,
         agent: str | None = None,
         limit: int | None = None,
-    ) -> list[TaskView]:
-        """Tasks matching every filter given."""
-        return self._send(calls.tasks(state, job, run, agent, limit))
+        after: str | None = None,
+    ) -> Page[TaskView]:
+        """Tasks matching every filter given, in creation order: at most ``limit``, from the
+        cursor ``after`` (the ``next`` of the page before)."""
+        return self._send(calls.tasks(state, job, run, agent, limit, after))
 
     def task(self, task_id: str) -> TaskView:
         """One task with its state history (``events``)."""

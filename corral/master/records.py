@@ -36,6 +36,9 @@ def resources_of(launch: Mapping[str, Any]) -> Resources:
     )
 
 
+_STRATEGIES = {s.value: s for s in Strategy}
+
+
 @functools.lru_cache(maxsize=1024)
 def _constraints(rules: tuple[Rule, ...]) -> tuple[Constraint, ...]:
     return tuple(Constraint(r.field, Operator(r.operator), r.value) for r in rules)
@@ -79,7 +82,7 @@ class LiveTask:
     @property
     def strategy(self) -> Strategy:
         """Bin-packing or spreading."""
-        return Strategy(self.row.strategy)
+        return _STRATEGIES[self.row.strategy]
 
     @property
     def host_paths(self) -> tuple[str, ...]:

@@ -102,7 +102,7 @@ class SchedulingLoop:
         state: ClusterState,
         agents: AgentOps,
         applier: Applier,
-        tick: float = 1.0,
+        tick: float = 30.0,
         spacing: float = 0.005,
         planner: Planner = plan,
     ) -> None:
@@ -110,9 +110,13 @@ class SchedulingLoop:
         self.agents = agents
         self.applier = applier
         self.planner = planner
+        # Whatever may let waiting work in wakes the loop (work added, a task ending, an agent
+        # joining or changing state, a backoff ending): the tick is only a safety net, and a
+        # rare one, since a pass over 100,000 waiting tasks costs a third of a second of CPU.
         self.tick = tick
         # Passes are at least this far apart, so a burst of status updates makes one pass,
-        # not one each; an idle cluster plans at once.
+        # not one each; an idle cluster plans at once. A long pass spaces the next one as
+        # far: planning takes at most about half of the master's time, whatever the churn.
         self.spacing = spacing
 
     def due(self, now: float) -> tuple[list[LiveTask], float | None]:
@@ -173,7 +177,7 @@ class SchedulingLoop:
     async def run_forever(self) -> None:
         """Plan on every wake-up, and at least every ``tick`` seconds."""
         loop = asyncio.get_running_loop()
-        last = -math.inf
+        last, gap = -math.inf, self.spacing
         while True:
             _, next_due = self.due(self.state.clock.now())
             timeout = self.tick
@@ -183,11 +187,13 @@ class SchedulingLoop:
                 await asyncio.wait_for(self.state.wake.wait(), timeout)
             except TimeoutError:
                 pass
-            if loop.time() - last < self.spacing:
-                await asyncio.sleep(self.spacing - (loop.time() - last))
+            if loop.time() - last < gap:
+                await asyncio.sleep(gap - (loop.time() - last))
             self.state.wake.clear()
-            last = loop.time()
+            started = loop.time()
             try:
                 await self.run_once()
             except Exception:  # a bad pass must not stop scheduling for good
                 log.exception("scheduling pass failed")
+            last = loop.time()
+            gap = max(self.spacing, last - started)

@@ -8,7 +8,7 @@ from corral.spec.docker import DockerSpec
 from corral.spec.jobs import ConstraintSpec, JobSpec
 from corral.spec.protocol import GangMember, TaskLaunch
 from corral.spec.sweeps import Slot, expand, substitute
-from corral.store.rows import PackedLaunch, Rule, TaskRow
+from corral.store.rows import LaunchFacts, PackedLaunch, Rule, TaskRow
 
 
 def task_id(job: str, run: int, slot: int, attempt: int) -> str:
@@ -35,9 +35,7 @@ def _env(spec: JobSpec, slot: Slot, tid: str, run: int) -> dict[str, str]:
 def launch_for(spec: JobSpec, slot: Slot, tid: str, run: int) -> TaskLaunch:
     """The launch message of one slot, placeholders replaced."""
     t = spec.task
-    # Built, not validated: every part comes from the validated spec (a run of 100,000 slots
-    # makes as many launches).
-    return TaskLaunch.model_construct(
+    return TaskLaunch(
         task_id=tid,
         job=spec.name,
         command=None if t.command is None else [substitute(a, slot) for a in t.command],
@@ -97,12 +95,18 @@ def gang_member(spec: JobSpec, run: int, rank: int) -> GangMember | None:
 def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
     """The task rows of a new run: one PENDING first attempt per slot (per rank of a gang)."""
     rules = rules_of(spec.constraints)
+    docker = spec.task.docker
+    # What placing a slot needs is the same for every slot, but where volumes name it.
+    per_slot = docker is not None and any("{" in v.host_path for v in docker.volumes)
+    facts: LaunchFacts | None = None
     rows = []
     for slot in slots_of(spec):
         tid = task_id(spec.name, run, slot.slot, 0)
         launch = launch_for(spec, slot, tid, run)
         if (member := gang_member(spec, run, slot.slot)) is not None:
             launch = launch.model_copy(update={"gang": member})
+        packed = PackedLaunch.of(launch, None if per_slot else facts)
+        facts = packed.facts
         rows.append(
             TaskRow(
                 id=tid,
@@ -113,7 +117,7 @@ def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
                 attempt=0,
                 owner=owner,
                 priority=spec.priority,
-                launch=PackedLaunch.of(launch),
+                launch=packed,
                 strategy=spec.placement.value,
                 rules=rules,
                 created_at=now,

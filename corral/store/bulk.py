@@ -8,24 +8,25 @@ per-row parameter processing and JSON encoding cost more than the database's own
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, update
+from sqlalchemy import Connection, Table, bindparam, insert, update
 
 from corral.store.schema import COUNT_COLUMNS, runs
 
 
 def insert_many(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], json_text: Iterable[str]
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], json_columns: Iterable[str]
 ) -> None:
     """Insert ``rows`` (each with the same keys) into ``table``; the columns named in
-    ``json_text`` are given as JSON text (or None)."""
+    ``json_columns`` are given as JSON text (or None)."""
     if not rows:
         return
     columns = list(rows[0])
-    as_json = set(json_text)
+    as_json = set(json_columns)
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     # SQLite keeps JSON as text; PostgreSQL is told the text is JSON.
@@ -34,6 +35,34 @@ def insert_many(
     marks = ", ".join(f"{mark}{cast}" if c in as_json else mark for c in columns)
     sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
     conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
+
+
+def insert_numbered(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], json_columns: Iterable[str]
+) -> list[int]:
+    """Insert ``rows`` (each with the same keys; the columns named in ``json_columns`` as
+    values to serialize) into ``table``, whose integer primary key ``id`` numbers them;
+    answers their ids in order."""
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, rows).scalars().all())
+    # SQLite numbers new rows one past the largest id, one after the other, and this
+    # transaction holds the write lock from the first row on: the ids are the last ones.
+    as_json = set(json_columns)
+    insert_many(conn, table, [_serialized(r, as_json) for r in rows], as_json)
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+def _serialized(row: Mapping[str, Any], columns: set[str]) -> dict[str, Any]:
+    return {k: json_text(v) if k in columns else v for k, v in row.items()}
+
+
+def json_text(value: Any) -> str | None:
+    """A value as JSON text (None stays NULL)."""
+    return None if value is None else json.dumps(value)
 
 
 class RunCounts:

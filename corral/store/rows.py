@@ -71,9 +71,9 @@ class PackedLaunch:
     gang: GangMember | None = None  # a rank's place in its gang
 
     @classmethod
-    def of(cls, launch: TaskLaunch) -> PackedLaunch:
-        """Pack a launch."""
-        return cls(launch.model_dump_json(), facts_of(launch), launch.gang)
+    def of(cls, launch: TaskLaunch, facts: LaunchFacts | None = None) -> PackedLaunch:
+        """Pack a launch (``facts``: its facts, known already)."""
+        return cls(launch.model_dump_json(), facts or facts_of(launch), launch.gang)
 
     def unpack(self) -> TaskLaunch:
         """The launch again (checked as it was admitted, see ``JobSpec.stored``)."""

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError
 
-from corral.store.bulk import RunCounts, insert_many
+from corral.store.bulk import RunCounts, insert_many, insert_numbered
 from corral.store.engines import open_engine
 from corral.store.errors import (
     Fenced,
@@ -126,8 +126,7 @@ class Tx:
         self._run_counts.write(self._conn)
         if self._new_events:
             rows, self._new_events = self._new_events, []
-            insert_stmt = insert(events).returning(events.c.id, sort_by_parameter_order=True)
-            ids = self._conn.execute(insert_stmt, rows).scalars().all()
+            ids = insert_numbered(self._conn, events, rows, json_columns=("data",))
             self.events.extend({**r, "id": i} for r, i in zip(rows, ids, strict=True))
 
     def add_events(self, rows: Sequence[Mapping[str, Any]]) -> None:

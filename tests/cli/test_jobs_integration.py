@@ -136,3 +136,15 @@ def test_job_graph_prints_the_chain_and_scheduled_jobs_show_their_next_run(
     scheduled = json.loads(ok(corral("jobs", "--scheduled", "--json")))
     [cron] = [j for j in scheduled if j["name"] == f"{job_name}-cron"]
     assert cron["next_run"] is not None and cron["runs"] == 0
+
+
+def test_tasks_come_a_page_at_a_time_each_page_saying_where_the_next_starts(
+    corral: Corral, job_name: str
+) -> None:
+    ok(corral("run", "--name", job_name, "--array", "0-4", "--", "true"))
+    first = corral("tasks", "--job", job_name, "--limit", "3", "--json")
+    cursor = first.stderr.strip().removeprefix("more: --after ")
+    rest = corral("tasks", "--job", job_name, "--limit", "3", "--after", cursor, "--json")
+    listed = [t["id"] for t in json.loads(ok(first)) + json.loads(ok(rest))]
+    assert listed == [f"{job_name}.1.{i}.0" for i in range(5)]
+    assert rest.stderr == ""  # the last page names no next one
