@@ -1,21 +1,35 @@
-"""Writes in bulk for the hot paths: many task rows in one statement, and the task counts that a
-transaction changes.
+"""Writes in bulk for the hot paths: new tasks and events, the changes of tasks' states, and the
+task counts of runs that a transaction changes.
 
-A run of 100,000 tasks is inserted through the driver's ``executemany`` with its JSON columns
-already serialized (a launch is packed as JSON once, when its row is made): SQLAlchemy's
-per-row parameter processing and JSON encoding cost more than the database's own work.
+They go through the driver's ``executemany`` as plain SQL: SQLAlchemy's statement building,
+cache keys and per-row parameter processing cost more than the database's own work (a run of
+100,000 tasks; a master applying every agent's status updates). New tasks come with their JSON
+columns already serialized (a launch is packed as JSON once, when its row is made).
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy import Connection, Table, insert
 
-from corral.store.schema import COUNT_COLUMNS, runs
+from corral.store.schema import COUNT_COLUMNS
+
+
+class _Sql:
+    """How a connection's driver writes a statement: quoted names, its parameter mark, and a
+    parameter of JSON text (SQLite keeps JSON as text; PostgreSQL is told it is JSON)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.quote = conn.dialect.identifier_preparer.quote
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.json_mark = self.mark + ("::json" if conn.dialect.name == "postgresql" else "")
+
+    def param(self, column: str, as_json: Container[str]) -> str:
+        return self.json_mark if column in as_json else self.mark
 
 
 def insert_many(
@@ -27,14 +41,34 @@ def insert_many(
         return
     columns = list(rows[0])
     as_json = set(json_columns)
-    quote = conn.dialect.identifier_preparer.quote
-    names = ", ".join(quote(c) for c in columns)
-    # SQLite keeps JSON as text; PostgreSQL is told the text is JSON.
-    cast = "::json" if conn.dialect.name == "postgresql" else ""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    marks = ", ".join(f"{mark}{cast}" if c in as_json else mark for c in columns)
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
-    conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
+    sql = _Sql(conn)
+    names = ", ".join(sql.quote(c) for c in columns)
+    marks = ", ".join(sql.param(c, as_json) for c in columns)
+    text = f"INSERT INTO {sql.quote(table.name)} ({names}) VALUES ({marks})"
+    conn.exec_driver_sql(text, [tuple(r[c] for c in columns) for r in rows])
+
+
+def update_many(
+    conn: Connection,
+    table: Table,
+    key: str,
+    changes: Mapping[Any, Mapping[str, Any]],
+    json_columns: Iterable[str] = (),
+) -> None:
+    """Set columns of the rows of ``table`` whose ``key`` is each key of ``changes`` to its
+    values (the columns named in ``json_columns`` as values to serialize); rows given the same
+    columns are written in one statement."""
+    as_json = set(json_columns)
+    by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for found, values in changes.items():
+        columns = tuple(sorted(values))
+        row = tuple(json_text(values[c]) if c in as_json else values[c] for c in columns)
+        by_columns.setdefault(columns, []).append((*row, found))
+    sql = _Sql(conn)
+    for columns, params in by_columns.items():
+        sets = ", ".join(f"{sql.quote(c)} = {sql.param(c, as_json)}" for c in columns)
+        text = f"UPDATE {sql.quote(table.name)} SET {sets} WHERE {sql.quote(key)} = {sql.mark}"
+        conn.exec_driver_sql(text, params)
 
 
 def insert_numbered(
@@ -82,22 +116,18 @@ class RunCounts:
 
     def write(self, conn: Connection) -> None:
         """Add the changes to the runs' rows."""
-        if not self._deltas:
-            return
         deltas, self._deltas = self._deltas, {}
-        stmt = (
-            update(runs)
-            .where(runs.c.job == bindparam("b_job"), runs.c.number == bindparam("b_run"))
-            .values({c: runs.c[c] + bindparam(f"d_{c}") for c in COUNT_COLUMNS.values()})
-        )
         params = [
-            {"b_job": job, "b_run": run}
-            | {f"d_{c}": d.get(state, 0) for state, c in COUNT_COLUMNS.items()}
+            (*(d.get(state, 0) for state in COUNT_COLUMNS), job, run)
             for (job, run), d in deltas.items()
             if any(d.values())
         ]
-        if params:
-            conn.execute(stmt, params)
+        if not params:
+            return
+        sql = _Sql(conn)
+        sets = ", ".join(f"{c} = {c} + {sql.mark}" for c in COUNT_COLUMNS.values())
+        text = f"UPDATE runs SET {sets} WHERE job = {sql.mark} AND number = {sql.mark}"
+        conn.exec_driver_sql(text, params)
 
 
 def counts_of(row: Mapping[Any, Any]) -> dict[str, int]:

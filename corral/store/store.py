@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError
 
-from corral.store.bulk import RunCounts, insert_many, insert_numbered
+from corral.store.bulk import RunCounts, insert_many, insert_numbered, update_many
 from corral.store.engines import open_engine
 from corral.store.errors import (
     Fenced,
@@ -65,6 +65,15 @@ ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
 JSON_TEXT = ("launch", "placement", "ports", "devices")  # of TaskRow.values(), as JSON text
 TaskCounts = Counter[tuple[str, str]]  # tasks per (owner, state)
 Seqs = Callable[[Connection, int], int]  # n creation numbers for new tasks -> the first
+
+
+# Built once: every write transaction runs it (a statement built per call costs more than
+# the database's work on it).
+_FENCE = (
+    update(leadership)
+    .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
+    .values(epoch=leadership.c.epoch)
+)
 
 
 def hash_token(token: str) -> str:
@@ -111,18 +120,8 @@ class Tx:
     def flush(self) -> None:
         """Write the collected task updates and events."""
         if self._task_updates:
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for task_id, values in self._task_updates.items():
-                params = {f"v_{k}": v for k, v in values.items()}
-                by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": task_id, **params})
-            self._task_updates = {}
-            for columns, rows in by_columns.items():
-                stmt = (
-                    update(tasks)
-                    .where(tasks.c.id == bindparam("b_id"))
-                    .values({c: bindparam(f"v_{c}") for c in columns})
-                )
-                self._conn.execute(stmt, rows)
+            changes, self._task_updates = self._task_updates, {}
+            update_many(self._conn, tasks, "id", changes, json_columns=("ports", "devices"))
         self._run_counts.write(self._conn)
         if self._new_events:
             rows, self._new_events = self._new_events, []
@@ -425,11 +424,7 @@ class Store:
         row's write lock, so no newer master can take the lead until this transaction ends."""
         if self.epoch is None:
             return
-        still = conn.execute(
-            update(leadership)
-            .where(leadership.c.id == 1, leadership.c.epoch == self.epoch)
-            .values(epoch=leadership.c.epoch)
-        )
+        still = conn.execute(_FENCE, {"b_epoch": self.epoch})
         if still.rowcount != 1:
             newest = conn.execute(select(leadership.c.epoch)).scalar()
             raise Fenced(self.epoch, newest)

@@ -157,17 +157,24 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass  # the group is gone already
 
 
-async def remove_cgroup(cgroup: TaskCgroup, attempts: int = 40) -> bool:
+async def remove_cgroup(cgroup: TaskCgroup, patience: float = 2.0) -> bool:
     """Kill what is left in the task's cgroups and remove them, retrying while they are busy.
 
     SIGKILLed processes take a moment to leave a cgroup and v1 has no event for "now empty", so
-    this polls briefly; a cgroup that stays busy is logged, never raised.
+    this polls for up to ``patience`` seconds, soon at first (a task's resources are free only
+    once it is done: most cgroups empty within milliseconds), then every 50 ms; a cgroup that
+    stays busy is logged, never raised.
     """
-    for _ in range(attempts):
+    delay, waited = 0.001, 0.0
+    while True:
         cgroup.kill_all()
         if cgroup.remove():
             return True
-        await asyncio.sleep(0.05)
+        if waited >= patience:
+            break
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.05)
     log.warning("cgroup of a task stays busy, not removed: %s", ", ".join(map(str, cgroup.dirs)))
     return False
 
