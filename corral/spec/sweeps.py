@@ -58,9 +58,15 @@ def array_bound(expr: str) -> int:
 def _array_len(expr: str | None) -> int:
     if expr is None:
         return 1
-    bound = array_bound(expr)
-    # Enumerate only what is small enough to keep; a bound that large is over any task limit.
-    return bound if bound > _ENUMERATE_AT_MOST else len(parse_array(expr))
+    ranges = sorted(_ranges(expr), key=lambda r: r.start)
+    bound = sum(len(r) for r in ranges)
+    # Ranges that do not overlap (a job's one range, nearly always) are counted as they are:
+    # a view of a job of 100,000 tasks must not enumerate them. Overlapping ones are
+    # enumerated, only when small enough to keep; a bound that large is over any task limit.
+    disjoint = all(a[-1] < b.start for a, b in itertools.pairwise(ranges))
+    if bound > _ENUMERATE_AT_MOST or disjoint:
+        return bound
+    return len(parse_array(expr))
 
 
 def sweep_size(array: str | None, params: Mapping[str, Sequence[str]]) -> int:

@@ -152,6 +152,10 @@ def test_an_array_with_params_varies_the_params_fastest_and_keeps_the_array_inde
         ("0-99:2", {"a": ["1", "2", "3"]}, 150),
         (None, {"a": ["1", "2"], "b": ["x", "y", "z"]}, 6),
         ("1-3,2-4", {"a": ["1"]}, 4),
+        ("7-9,0-2", {}, 6),
+        ("0-10:2,1-9:2", {}, 11),
+        ("5,5", {}, 1),
+        ("0-99999", {}, 100_000),
     ],
 )
 def test_the_size_of_a_sweep_is_its_number_of_slots(
