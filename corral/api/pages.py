@@ -13,10 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import HTTPException, Query, Request, Response
 
+T = TypeVar("T")
 NEXT_HEADER = "X-Corral-Next"
 MAX_PAGE = 100_000
 
@@ -34,6 +36,22 @@ def link_next(request: Request, response: Response, cursor: str | None) -> None:
     url = request.url.include_query_params(after=cursor)
     response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
     response.headers[NEXT_HEADER] = cursor
+
+
+def ask(limit: int | None) -> int | None:
+    """How many items to read for a page of ``limit``: one more says whether a next page
+    exists."""
+    return None if limit is None else limit + 1
+
+
+def cut(
+    items: Sequence[T], limit: int | None, cursor_of: Callable[[T], str]
+) -> tuple[Sequence[T], str | None]:
+    """The page of ``items`` (read with ``ask(limit)``), and the cursor of the next page
+    (None: this one is the last)."""
+    if limit is None or len(items) <= limit:
+        return items, None
+    return items[:limit], cursor_of(items[limit - 1])
 
 
 def bad_cursor() -> HTTPException:

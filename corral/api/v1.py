@@ -100,12 +100,8 @@ def page_of_jobs(
     after: str | None = None,
 ) -> tuple[list[JobView], str | None]:
     """A page of jobs, and the cursor of the next (None: the last)."""
-    want = None if limit is None else limit + 1  # one more says whether a next page exists
-    rows = master.queries.jobs(owner, q, limit=want, after=pages.read_job(after))
-    cursor = None
-    if limit is not None and len(rows) > limit:
-        rows = rows[:limit]
-        cursor = pages.job_cursor(rows[-1]["created_at"], rows[-1]["name"])
+    found = master.queries.jobs(owner, q, limit=pages.ask(limit), after=pages.read_job(after))
+    rows, cursor = pages.cut(found, limit, lambda r: pages.job_cursor(r["created_at"], r["name"]))
     return [job_view(master.queries, row) for row in rows], cursor
 
 
@@ -203,14 +199,15 @@ def page_of_tasks(
     after: str | None = None,
 ) -> tuple[list[TaskView], str | None]:
     """A page of tasks matching every filter, and the cursor of the next (None: the last)."""
-    want = None if limit is None else limit + 1  # one more says whether a next page exists
-    rows = master.queries.task_rows(
-        state=state, job=job, run=run, agent=agent, limit=want, after=pages.read_seq(after)
+    found = master.queries.task_rows(
+        state=state,
+        job=job,
+        run=run,
+        agent=agent,
+        limit=pages.ask(limit),
+        after=pages.read_seq(after),
     )
-    cursor = None
-    if limit is not None and len(rows) > limit:
-        rows = rows[:limit]
-        cursor = pages.seq_cursor(rows[-1]["seq"])
+    rows, cursor = pages.cut(found, limit, lambda r: pages.seq_cursor(r["seq"]))
     return [task_view(master.queries, row) for row in rows], cursor
 
 
