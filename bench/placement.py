@@ -33,7 +33,7 @@ from corral.scheduler import (
     plan,
     plan_exhaustive,
 )
-from corral.scheduler.harness import check_plan, res
+from corral.scheduler.harness import check_plan, quota, res
 
 SEED = 20240601
 AGENTS = 1_000
@@ -197,7 +197,7 @@ def main() -> None:
     snapshot = Snapshot(
         agents=agents,
         weights=OWNERS,
-        quotas={"dave": res(cpus=800, mem=2_000_000)},
+        quotas={"dave": quota(cpus=800, mem=2_000_000)},
     )
     result, seconds = best_of(3, plan, snapshot, pending)
     sound(snapshot, pending, result)

@@ -4,6 +4,12 @@ An owner's dominant share is the largest fraction of any cluster resource they h
 their weight. The owner with the smallest share goes next, ties broken by name; within an owner,
 higher priority first, then lower ``order`` (submission order), then task id. Shares are
 re-evaluated after every decision, so two owners with equal needs take turns.
+
+What an owner holds, for this ranking, is what they hold now plus their decayed past
+(``Snapshot.past``): an owner who held the whole cluster for a half-life's mean life counts as
+holding it once more. So an owner who ran all of yesterday goes behind one who did not, by at
+most their decayed share, and is never shut out: once the other holds that much more than
+them, they take turns again.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class FairQueue:
         usage: Mapping[str, Resources],
         capacity: Resources,
         weights: Mapping[str, float],
+        past: Mapping[str, Resources] | None = None,
     ) -> None:
         for owner, weight in sorted(weights.items()):
             if not (math.isfinite(weight) and weight > 0):
@@ -57,6 +64,7 @@ class FairQueue:
         self._usage = usage
         self._capacity = capacity
         self._weights = weights
+        self._past = past or {}
         by_owner: dict[str, list[TaskRequest]] = {}
         for task in tasks:
             by_owner.setdefault(task.owner, []).append(task)
@@ -69,6 +77,9 @@ class FairQueue:
     def share(self, owner: str) -> float:
         """The owner's weighted dominant share, from the live usage."""
         usage = self._usage.get(owner, NOTHING)
+        past = self._past.get(owner)
+        if past is not None:
+            usage = usage + past
         return dominant_share(usage, self._capacity, self._weights.get(owner, 1.0))
 
     def __iter__(self) -> Iterator[TaskRequest]:

@@ -24,6 +24,7 @@ from corral.scheduler.model import (
     Code,
     Constraint,
     Operator,
+    Quota,
     Resources,
     Status,
     TaskRequest,
@@ -290,19 +291,24 @@ def check_group_by(rule: Rule, value: str, counts: Mapping[str, int], floor: int
     return FITS
 
 
-def check_quota(owner: str, request: Resources, usage: Resources, quota: Resources) -> Status:
-    """The owner's held resources plus the request must stay within the owner's quota."""
-    after = usage + request
-    over = [
-        name
-        for name, amount, cap in (
-            ("cpus", after.millicpus, quota.millicpus),
-            ("mem", after.mem, quota.mem),
-            ("disk", after.disk, quota.disk),
-            ("gpus", after.gpus, quota.gpus),
-        )
-        if amount > cap
-    ]
+def check_quota(
+    who: str, need: Resources, count: int, held: Resources, held_count: int, quota: Quota
+) -> Status:
+    """What ``who`` holds (``held``, in ``held_count`` tasks) plus ``need`` (``count`` tasks)
+    must stay within ``quota``. ``who`` names the account: "user alice", "group physics".
+
+    The reason says where the account stands on each cap it would exceed: "quota: user alice
+    at 8/8 cpus".
+    """
+    over = []
+    if quota.millicpus is not None and held.millicpus + need.millicpus > quota.millicpus:
+        over.append(f"{held.millicpus / 1000:g}/{quota.millicpus / 1000:g} cpus")
+    if quota.mem is not None and held.mem + need.mem > quota.mem:
+        over.append(f"{held.mem}/{quota.mem} MiB mem")
+    if quota.gpus is not None and held.gpus + need.gpus > quota.gpus:
+        over.append(f"{held.gpus}/{quota.gpus} gpus")
+    if quota.tasks is not None and held_count + count > quota.tasks:
+        over.append(f"{held_count}/{quota.tasks} tasks")
     if not over:
         return FITS
-    return Status(Code.UNSCHEDULABLE, f"quota of owner {owner} exhausted ({', '.join(over)})")
+    return Status(Code.UNSCHEDULABLE, f"quota: {who} at {', '.join(over)}")

@@ -29,6 +29,7 @@ from corral.scheduler.model import (
     Constraint,
     PlacedTask,
     Plan,
+    Quota,
     Resources,
     Snapshot,
     Status,
@@ -37,7 +38,15 @@ from corral.scheduler.model import (
 )
 from corral.scheduler.planner import plan
 
-__all__ = ["Harness", "check_plan", "first_refusals", "res", "where", "where_devices"]
+__all__ = [
+    "Harness",
+    "check_plan",
+    "first_refusals",
+    "quota",
+    "res",
+    "where",
+    "where_devices",
+]
 
 NOTHING = Resources()
 
@@ -45,6 +54,16 @@ NOTHING = Resources()
 def res(cpus: float = 0, mem: int = 0, disk: int = 0, gpus: int = 0) -> Resources:
     """Resources with cpus in whole cores (converted to millicores)."""
     return Resources(round(cpus * 1000), mem, disk, gpus)
+
+
+def quota(
+    cpus: float | None = None,
+    mem: int | None = None,
+    gpus: int | None = None,
+    tasks: int | None = None,
+) -> Quota:
+    """A quota with cpus in whole cores; None: no cap on that one."""
+    return Quota(None if cpus is None else round(cpus * 1000), mem, gpus, tasks)
 
 
 class Harness:
@@ -55,7 +74,10 @@ class Harness:
         self.placed: list[PlacedTask] = []
         self.pending: list[TaskRequest] = []
         self.weights: dict[str, float] = {}
-        self.quotas: dict[str, Resources] = {}
+        self.quotas: dict[str, Quota] = {}  # per owner (a user)
+        self.group_quotas: dict[str, Quota] = {}
+        self.owner_groups: dict[str, str] = {}  # owner -> their group
+        self.past: dict[str, Resources] = {}  # decayed past usage per owner
         self.preemption = True  # the preempt stage runs: tests see what it would stop
         self.plans: list[Plan] = []
 
@@ -266,6 +288,9 @@ class Harness:
             placed=tuple(self.placed),
             weights=dict(self.weights),
             quotas=dict(self.quotas),
+            group_quotas=dict(self.group_quotas),
+            owner_groups=dict(self.owner_groups),
+            past=dict(self.past),
             preemption=self.preemption,
         )
 

@@ -73,21 +73,55 @@ def _capacity_errors(
     snapshot: Snapshot, new: Sequence[tuple[TaskRequest, AgentSnapshot]]
 ) -> list[str]:
     load = {a.id: a.used for a in snapshot.agents}
-    usage: dict[str, Resources] = {}
-    for t in snapshot.placed:
-        usage[t.owner] = usage.get(t.owner, NOTHING) + t.resources
     for task, agent in new:
         load[agent.id] += task.resources
-        usage[task.owner] = usage.get(task.owner, NOTHING) + task.resources
     errors = [
         f"agent {a.id} over-committed: {load[a.id]} > {a.total}"
         for a in snapshot.agents
         if not load[a.id].fits_in(a.total)
     ]
-    owners = {task.owner for task, _ in new}
-    for owner, quota in sorted(snapshot.quotas.items()):
-        if owner in owners and not usage[owner].fits_in(quota):
-            errors.append(f"owner {owner} over quota: {usage[owner]} > {quota}")
+    return errors + _quota_errors(snapshot, new)
+
+
+def _quota_errors(
+    snapshot: Snapshot, new: Sequence[tuple[TaskRequest, AgentSnapshot]]
+) -> list[str]:
+    """No user, nor group of users, given work that takes them over a cap of their quota."""
+    held: dict[tuple[str, str], tuple[Resources, int]] = {}
+
+    def count(owner: str, resources: Resources) -> None:
+        accounts = [("user", owner)]
+        if owner in snapshot.owner_groups:
+            accounts.append(("group", snapshot.owner_groups[owner]))
+        for key in accounts:
+            usage, tasks = held.get(key, (NOTHING, 0))
+            held[key] = (usage + resources, tasks + 1)
+
+    for t in snapshot.placed:
+        count(t.owner, t.resources)
+    for task, _ in new:
+        count(task.owner, task.resources)
+    given = {("user", task.owner) for task, _ in new}
+    given |= {
+        ("group", snapshot.owner_groups[t.owner])
+        for t, _ in new
+        if t.owner in snapshot.owner_groups
+    }
+    caps = [(("user", o), q) for o, q in snapshot.quotas.items()]
+    caps += [(("group", g), q) for g, q in snapshot.group_quotas.items()]
+    errors = []
+    for key, quota in sorted(caps, key=lambda c: c[0]):
+        if key not in given:
+            continue  # over quota before the plan (a quota lowered) and given nothing: fine
+        usage, tasks = held[key]
+        for name, amount, cap in (
+            ("millicpus", usage.millicpus, quota.millicpus),
+            ("mem", usage.mem, quota.mem),
+            ("gpus", usage.gpus, quota.gpus),
+            ("tasks", tasks, quota.tasks),
+        ):
+            if cap is not None and amount > cap:
+                errors.append(f"{key[0]} {key[1]} over quota: {amount} {name} > {cap}")
     return errors
 
 

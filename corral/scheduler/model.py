@@ -176,13 +176,32 @@ class TaskRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Quota:
+    """Hard caps on what an owner (or an owners' group) holds at once, placed tasks and this
+    plan's together; None: no cap on that one. ``tasks`` counts tasks, whatever their size."""
+
+    millicpus: int | None = None
+    mem: int | None = None
+    gpus: int | None = None
+    tasks: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The read-only cluster state a plan is computed from."""
 
     agents: tuple[AgentSnapshot, ...]
     placed: tuple[PlacedTask, ...] = ()
     weights: Mapping[str, float] = field(default_factory=dict)  # fair-share weight per owner
-    quotas: Mapping[str, Resources] = field(default_factory=dict)  # hard cap per owner
+    quotas: Mapping[str, Quota] = field(default_factory=dict)  # hard caps per owner
+    # Hard caps per group of owners, on what its owners hold together; an owner's group is
+    # named in ``owner_groups`` (an owner in none is capped by its own quota alone).
+    group_quotas: Mapping[str, Quota] = field(default_factory=dict)
+    owner_groups: Mapping[str, str] = field(default_factory=dict)
+    # What each owner held in the past, decayed (the master's half-life): resource-seconds
+    # divided by the half-life's mean life, so that holding R for ever counts as holding R.
+    # Added to what the owner holds now when fair share ranks owners.
+    past: Mapping[str, Resources] = field(default_factory=dict)
     # Whether the plan looks for preemptions (Nomad's PreemptionConfig): off until the caller
     # carries Plan.preemptions out, so that no pass computes victims nobody stops.
     preemption: bool = False

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 from corral.scheduler.cohorts import Cohort, check_counts, check_spreads, spread_floors
 from corral.scheduler.fairshare import within_owner
-from corral.scheduler.feasibility import check_host_ports, check_quota, check_resources
+from corral.scheduler.feasibility import check_host_ports, check_resources
 from corral.scheduler.model import FITS, Code, Resources, Status, TaskRequest
 from corral.scheduler.scoring import fit_score
 from corral.scheduler.state import NOTHING, AgentState, PlanState
@@ -103,12 +103,9 @@ def _fits(node: Sequence[TaskRequest], cohort: Cohort, agent: AgentState) -> Sta
 def place_nodes(members: Sequence[TaskRequest], cohort: Cohort, state: PlanState) -> bool:
     """Place a gang of nodes tentatively, node after node, each on the best agent no other node
     of the gang has (score, then lowest rank); False as soon as a node finds none."""
-    quota = state.quotas.get(cohort.task.owner)
-    if quota is not None:
-        need = sum((m.resources for m in members), NOTHING)
-        usage = state.usage.get(cohort.task.owner, NOTHING)
-        if not check_quota(cohort.task.owner, need, usage, quota).fits:
-            return False
+    need = sum((m.resources for m in members), NOTHING)
+    if state.quota_refusal(cohort.task.owner, need, len(members)) is not None:
+        return False
     strategy = cohort.task.strategy
     taken: set[int] = set()
     for node in nodes_of(members):
@@ -139,13 +136,10 @@ def nodes_status(
     """
     nodes = nodes_of(members)
     node = nodes[0]
-    owner = cohort.task.owner
-    quota = state.quotas.get(owner)
-    if quota is not None:
-        need = sum((m.resources for m in members), NOTHING)
-        status = check_quota(owner, need, state.usage.get(owner, NOTHING), quota)
-        if not status.fits:
-            return Status(status.code, f"gang {gang}: {status.reason}")
+    need = sum((m.resources for m in members), NOTHING)
+    refusal = state.quota_refusal(cohort.task.owner, need, len(members))
+    if refusal is not None:
+        return Status(refusal.code, f"gang {gang}: {refusal.reason}")
     fit, ever = 0, 0
     refusals: dict[str, int] = {}
     for agent in state.agents:

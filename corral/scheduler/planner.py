@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 
 from corral.scheduler.cohorts import Cohort, build_cohorts
 from corral.scheduler.fairshare import FairQueue
-from corral.scheduler.feasibility import check_quota
 from corral.scheduler.model import FITS, Code, Plan, Snapshot, Status, TaskRequest
 from corral.scheduler.permit import gangs_of, incomplete, nodes_status, permit, place_nodes
 from corral.scheduler.preempt import preempt
@@ -32,7 +31,7 @@ from corral.scheduler.selection import (
     select_fast,
     select_scan,
 )
-from corral.scheduler.state import NOTHING, PlanState, tracked_fields
+from corral.scheduler.state import PlanState, tracked_fields
 
 _Decide = Callable[[TaskRequest, Cohort, PlanState], Status | None]
 _NOT_YET = Status(Code.UNSCHEDULABLE)  # a gang of nodes did not fit: explained after rollback
@@ -76,6 +75,7 @@ class _Pass:
             usage=state.usage,
             capacity=state.capacity,
             weights=self.snapshot.weights,
+            past=self.snapshot.past,
         )
         for task in queue:
             if task.gang is None:
@@ -141,21 +141,13 @@ def _finished(cohort: Cohort) -> None:
         cohort.own = None  # that was the last member: free the private ranking's memory
 
 
-def _quota_refusal(task: TaskRequest, state: PlanState) -> Status | None:
-    quota = state.quotas.get(task.owner)
-    if quota is None:
-        return None
-    status = check_quota(task.owner, task.resources, state.usage.get(task.owner, NOTHING), quota)
-    return None if status.fits else status
-
-
 def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> Status | None:
     """Place ``task`` and return None, or return why it cannot be placed."""
     group_placed = state.placed_in_group.get(task.group, 0)
     if cohort.failure is not None and (cohort.monotone or cohort.failed_at == group_placed):
         # Nothing that could help this cohort has happened since its last task failed.
         return cohort.failure
-    status = _quota_refusal(task, state)
+    status = state.quota_refusal(task.owner, task.resources)
     if status is None:
         rank = select_fast(cohort, state) if cohort.monotone else select_scan(cohort, state)
         if rank is not None:
@@ -167,7 +159,7 @@ def _decide_fast(task: TaskRequest, cohort: Cohort, state: PlanState) -> Status 
 
 
 def _decide_exhaustive(task: TaskRequest, cohort: Cohort, state: PlanState) -> Status | None:
-    status = _quota_refusal(task, state)
+    status = state.quota_refusal(task.owner, task.resources)
     if status is not None:
         return status
     rank, status = select_exhaustive(cohort, state)

@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 
 from corral.scheduler.cohorts import Cohort, check_counts, check_spreads, spread_floors
 from corral.scheduler.fairshare import within_owner
-from corral.scheduler.feasibility import check_quota
 from corral.scheduler.model import Code, PlacedTask, Preemption, Resources, Status, TaskRequest
-from corral.scheduler.state import NOTHING, PlanState
+from corral.scheduler.state import PlanState
 
 _Choice = tuple[tuple[bool, int, int, int, int], int, list[PlacedTask]]  # sort key, rank, victims
 
@@ -106,11 +105,7 @@ def _victim_order(task: PlacedTask) -> tuple[int, int, int, int, int, str]:
 
 
 def _over_quota(task: TaskRequest, state: PlanState) -> bool:
-    quota = state.quotas.get(task.owner)
-    if quota is None:
-        return False
-    usage = state.usage.get(task.owner, NOTHING)
-    return not check_quota(task.owner, task.resources, usage, quota).fits
+    return state.quota_refusal(task.owner, task.resources) is not None
 
 
 def _best(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from corral.scheduler.feasibility import field_value
+from corral.scheduler.feasibility import check_quota, field_value
 from corral.scheduler.model import (
     AgentSnapshot,
     Operator,
@@ -22,6 +22,7 @@ from corral.scheduler.model import (
     Placement,
     Resources,
     Snapshot,
+    Status,
     TaskRequest,
 )
 
@@ -81,7 +82,13 @@ class PlanState:
         self.rank_of = {a.id: i for i, a in enumerate(ordered)}
         self.capacity = sum((a.total for a in ordered), NOTHING)
         self.quotas = snapshot.quotas
+        self.group_quotas = snapshot.group_quotas
+        # Groups are followed only when one has a quota: nothing else reads their holdings.
+        self.group_of = snapshot.owner_groups if snapshot.group_quotas else {}
         self.usage: dict[str, Resources] = {}  # owner -> resources held, placed and planned
+        self.held: dict[str, int] = {}  # owner -> tasks held, placed and planned
+        self.group_usage: dict[str, Resources] = {}  # as usage and held, per group of owners
+        self.group_held: dict[str, int] = {}
         self.counts: dict[tuple[str, str], dict[str, int]] = {
             (group, field): {} for group, names in tracked.items() for field in names
         }
@@ -96,7 +103,7 @@ class PlanState:
         # to roll back.
         self._journal: list[tuple[TaskRequest, int, frozenset[int], tuple[int, ...]]] | None = None
         for task in snapshot.placed:
-            self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
+            self._account(task.owner, task.resources, +1)
             rank = self.rank_of.get(task.agent_id)
             # A task on an agent missing from the snapshot still holds its owner's share, but
             # its field values are unknown, so it cannot count for constraints.
@@ -127,7 +134,7 @@ class PlanState:
             taken, state.devices = state.devices[:n], state.devices[n:]
         state.version += 1  # as _changed(rank), inline: this runs once per placement
         self.changed.append(rank)
-        self.usage[task.owner] = self.usage.get(task.owner, NOTHING) + task.resources
+        self._account(task.owner, task.resources, +1)
         self.placed_in_group[task.group] = self.placed_in_group.get(task.group, 0) + 1
         self._count(task.group, state.agent, +1)
         return taken
@@ -151,7 +158,7 @@ class PlanState:
             state.free = state.free + task.resources
             state.ports, state.devices = ports, devices
             self._changed(rank)
-            self.usage[task.owner] = self.usage[task.owner] - task.resources
+            self._account(task.owner, task.resources, -1)
             self.placed_in_group[task.group] -= 1
             self._count(task.group, state.agent, -1)
             self.placements.pop()
@@ -171,8 +178,42 @@ class PlanState:
             free if free.gpus <= len(state.devices) else replace(free, gpus=len(state.devices))
         )
         self._changed(rank)
-        self.usage[task.owner] = self.usage[task.owner] - task.resources
+        self._account(task.owner, task.resources, -1)
         self._count(task.group, state.agent, -1)
+
+    def quota_refusal(self, owner: str, need: Resources, count: int = 1) -> Status | None:
+        """Why ``owner`` may not be given ``need`` more in ``count`` more tasks: their quota's
+        refusal, else their group's; None when both allow it."""
+        quota = self.quotas.get(owner)
+        if quota is not None:
+            held = self.usage.get(owner, NOTHING)
+            status = check_quota(f"user {owner}", need, count, held, self.held.get(owner, 0), quota)
+            if not status.fits:
+                return status
+        group = self.group_of.get(owner)
+        quota = None if group is None else self.group_quotas.get(group)
+        if group is not None and quota is not None:
+            held, tasks = self.group_usage.get(group, NOTHING), self.group_held.get(group, 0)
+            status = check_quota(f"group {group}", need, count, held, tasks, quota)
+            if not status.fits:
+                return status
+        return None
+
+    def _account(self, owner: str, resources: Resources, step: int) -> None:
+        """Count ``resources`` in one task to ``owner`` (step +1) or back (-1), and to their
+        group when groups are followed."""
+        usage, held = self.usage, self.held
+        usage[owner] = (
+            usage.get(owner, NOTHING) + resources if step > 0 else usage[owner] - resources
+        )
+        held[owner] = held.get(owner, 0) + step
+        group = self.group_of.get(owner) if self.group_of else None
+        if group is not None:
+            gusage = self.group_usage
+            gusage[group] = (
+                gusage.get(group, NOTHING) + resources if step > 0 else gusage[group] - resources
+            )
+            self.group_held[group] = self.group_held.get(group, 0) + step
 
     def _changed(self, rank: int) -> None:
         self.agents[rank].version += 1

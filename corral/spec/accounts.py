@@ -70,6 +70,46 @@ class UserSpec(BaseModel):
     )
 
 
+MAX_WEIGHT = 1e6  # a larger ratio of weights is a typo, not a policy
+MAX_QUOTA = 2**53  # beyond any cluster, and still exact as a JSON number
+
+
+class Quota(BaseModel):
+    """Hard caps on what an account holds at once (placed tasks); None: no cap."""
+
+    cpus: float | None = Field(None, description="CPUs (0.001 steps).")
+    mem: int | None = Field(None, description="Memory, MiB.")
+    gpus: int | None = Field(None, description="GPUs.")
+    tasks: int | None = Field(None, description="Tasks holding resources (placed or running).")
+
+
+class ShareSettings(BaseModel):
+    """A change of a user's or a group's fair-share settings: the fields given are set, the
+    others left as they are; a quota given as null is lifted, a weight given as null is 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_WEIGHT,
+        allow_inf_nan=False,
+        description="Fair-share weight (> 0; 1 by default): twice the weight, twice the share.",
+    )
+    quota_cpus: float | None = Field(None, ge=0, le=MAX_QUOTA, allow_inf_nan=False)
+    quota_mem: int | None = Field(None, ge=0, le=MAX_QUOTA, description="MiB.")
+    quota_gpus: int | None = Field(None, ge=0, le=MAX_QUOTA)
+    quota_tasks: int | None = Field(
+        None, ge=0, le=MAX_QUOTA, description="Tasks holding resources at once."
+    )
+
+
+class UserChange(ShareSettings):
+    """A change of a user: their role and fair-share settings (see ``ShareSettings``)."""
+
+    role: Role | None = None
+
+
 class UserView(BaseModel):
     """A user."""
 
@@ -79,6 +119,8 @@ class UserView(BaseModel):
     groups: list[str] = Field(description="Every group they belong to, the primary one first.")
     created_at: datetime
     tokens: int = Field(0, description="Tokens that work now.")
+    weight: float = Field(1.0, description="Fair-share weight.")
+    quota: Quota = Field(default_factory=Quota, description="Hard caps; null: none.")
 
 
 class GroupSpec(BaseModel):
@@ -95,6 +137,10 @@ class GroupView(BaseModel):
     name: str
     members: list[str]
     created_at: datetime
+    weight: float = Field(1.0, description="Fair-share weight of its members' work.")
+    quota: Quota = Field(
+        default_factory=Quota, description="Hard caps on its members' work together; null: none."
+    )
 
 
 class MembersChange(BaseModel):

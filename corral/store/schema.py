@@ -1,5 +1,7 @@
 """Tables. Times are seconds since the epoch (float); specs are JSON documents."""
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -224,6 +226,18 @@ agents = Table(
     Column("last_heartbeat", Float),
 )
 
+
+def _share_columns() -> list[Column[Any]]:
+    """A user's or a group's fair-share weight and quotas (None: no cap)."""
+    return [
+        Column("weight", Float, nullable=False, default=1.0, server_default="1"),
+        Column("quota_millicpus", BigInt),
+        Column("quota_mem", BigInt),  # MiB
+        Column("quota_gpus", BigInt),
+        Column("quota_tasks", BigInt),  # tasks holding resources at once
+    ]
+
+
 # Accounts. A user's primary group is also one of their memberships; a workload records the
 # primary group its owner had when it was submitted (``owner_group``), as Slurm records the
 # account of a job.
@@ -234,6 +248,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("primary_group", String(100), nullable=False),
     Column("created_at", Float, nullable=False),
+    *_share_columns(),
 )
 
 groups = Table(
@@ -241,6 +256,20 @@ groups = Table(
     metadata,
     Column("name", String(100), primary_key=True),
     Column("created_at", Float, nullable=False),
+    *_share_columns(),
+)
+
+# Each owner's usage, decayed to ``at`` (resource-seconds, each halved every half-life): the
+# master keeps it in memory and writes it here now and then, so a new master goes on from it.
+fair_share_usage = Table(
+    "fair_share_usage",
+    metadata,
+    Column("owner", String(100), primary_key=True),
+    Column("millicpu_seconds", Float, nullable=False),
+    Column("mem_seconds", Float, nullable=False),  # MiB-seconds
+    Column("disk_seconds", Float, nullable=False),  # MiB-seconds
+    Column("gpu_seconds", Float, nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 group_members = Table(

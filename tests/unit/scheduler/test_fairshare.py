@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.scheduler import Resources, TaskRequest
 from corral.scheduler.fairshare import FairQueue, dominant_share
-from corral.scheduler.harness import Harness, where
+from corral.scheduler.harness import Harness, res, where
 
 CAPACITY = Resources(10_000, 1000, 0, 0)
 
@@ -112,3 +114,61 @@ def test_fair_queue_reads_usage_live_and_re_ranks_the_owner_after_each_task() ->
 def test_a_weight_that_is_not_positive_and_finite_is_refused(weight: float) -> None:
     with pytest.raises(ValueError, match="weight of owner"):
         FairQueue([], {}, CAPACITY, {"alice": weight})
+
+
+def test_an_owner_with_a_decayed_past_goes_behind_by_that_much_and_is_not_shut_out() -> None:
+    h = Harness()
+    h.add_agent("node", cpus=10, mem=100_000)
+    h.past = {"alice": res(cpus=4)}  # alice held 4 cpus for a while, not long ago
+    h.add_tasks(20, group="a", owner="alice")
+    h.add_tasks(20, group="b", owner="bob")
+    owners = owners_in_order(h)
+    # Bob first until he holds what alice held before, then they take turns: 3 + 4 = 7.
+    assert owners[:4] == ["bob"] * 4
+    assert (owners.count("alice"), owners.count("bob")) == (3, 7)
+
+
+def test_past_usage_counts_against_the_weight_too() -> None:
+    h = Harness()
+    h.add_agent("node", cpus=12, mem=100_000)
+    h.weights = {"alice": 2.0}
+    h.past = {"alice": res(cpus=4), "bob": res(cpus=2)}
+    h.add_tasks(20, group="a", owner="alice")
+    h.add_tasks(20, group="b", owner="bob")
+    owners = owners_in_order(h)
+    # (n_a + 4) / 2 == n_b + 2 with n_a + n_b == 12: alice 8, bob 4.
+    assert (owners.count("alice"), owners.count("bob")) == (8, 4)
+
+
+OWNERS = ("alice", "bob", "carol", "dave")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weights=st.dictionaries(st.sampled_from(OWNERS), st.sampled_from((0.5, 1.0, 2.0, 3.0))),
+    past=st.dictionaries(st.sampled_from(OWNERS), st.integers(0, 20)),
+    demand=st.dictionaries(st.sampled_from(OWNERS), st.integers(1, 40), min_size=1),
+    cpus=st.integers(1, 60),
+)
+def test_no_owner_left_waiting_is_below_one_given_work_by_more_than_one_task(
+    weights: dict[str, float], past: dict[str, int], demand: dict[str, int], cpus: int
+) -> None:
+    """DRF's promise, with weights and a decayed past: each task went to the owner with the
+    lowest share then, so an owner given work ends at most one task above any owner who was
+    left waiting."""
+    h = Harness()
+    h.add_agent("node", cpus=cpus, mem=1_000_000)
+    h.weights, h.past = weights, {o: res(cpus=c) for o, c in past.items()}
+    for owner, n in demand.items():
+        h.add_tasks(n, group=owner, owner=owner)
+    given = dict.fromkeys(demand, 0)
+    for owner in owners_in_order(h):
+        given[owner] += 1
+
+    def share(owner: str, tasks: int) -> float:
+        return (tasks + past.get(owner, 0)) / weights.get(owner, 1.0)
+
+    waiting = [o for o in demand if given[o] < demand[o]]
+    for a in (o for o in demand if given[o] > 0):
+        for b in waiting:
+            assert share(a, given[a] - 1) <= share(b, given[b]) + 1e-9, (a, b, given)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.scheduler import AgentSnapshot, Constraint, Operator, Resources, TaskRequest
+from corral.scheduler import AgentSnapshot, Constraint, Operator, Quota, Resources, TaskRequest
 from corral.scheduler.feasibility import (
     InvalidConstraint,
     check_counted_rule,
@@ -195,16 +195,30 @@ def test_check_static_reports_the_first_failing_check_in_chain_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("usage", "quota", "reason"),
+    ("usage", "tasks", "quota", "reason"),
     [
-        (Resources(1000, 100), Resources(2000, 200), ""),
-        (Resources(1500, 100), Resources(2000, 200), "quota of owner alice exhausted (cpus)"),
-        (Resources(1500, 150), Resources(2000, 200), "quota of owner alice exhausted (cpus, mem)"),
+        (Resources(1000, 100), 1, Quota(2000, 200, 0, 2), ""),
+        (Resources(1500, 100), 1, Quota(2000, 200), "quota: user alice at 1.5/2 cpus"),
+        (
+            Resources(1500, 150),
+            1,
+            Quota(2000, 200),
+            "quota: user alice at 1.5/2 cpus, 150/200 MiB mem",
+        ),
+        (Resources(1000, 100), 2, Quota(tasks=2), "quota: user alice at 2/2 tasks"),
+        (Resources(10**9, 10**9), 10**6, Quota(), ""),
     ],
-    ids=["within_quota_fits", "over_on_cpus_names_cpus", "over_on_two_resources_names_both"],
+    ids=[
+        "within_quota_fits",
+        "over_on_cpus_names_cpus_and_where_the_user_stands",
+        "over_on_two_resources_names_both",
+        "the_running_tasks_cap_counts_tasks",
+        "no_cap_given_caps_nothing",
+    ],
 )
-def test_check_quota(usage: Resources, quota: Resources, reason: str) -> None:
-    assert check_quota("alice", Resources(1000, 100), usage, quota).reason == reason
+def test_check_quota(usage: Resources, tasks: int, quota: Quota, reason: str) -> None:
+    status = check_quota("user alice", Resources(1000, 100), 1, usage, tasks, quota)
+    assert status.reason == reason
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from corral.scheduler import Code, Status, Strategy
-from corral.scheduler.harness import Harness, check_plan, res
+from corral.scheduler.harness import Harness, check_plan, quota
 from tests.unit.scheduler.test_permit import Case, check_case
 
 
@@ -57,7 +57,7 @@ def _a_member_missing(h: Harness) -> None:
 
 def _over_quota(h: Harness) -> None:
     h.add_agents(4, cpus=4)
-    h.quotas["alice"] = res(cpus=3, mem=10_000)
+    h.quotas["alice"] = quota(cpus=3)
     h.add_tasks(4, group="mpi", cpus=1, gang="mpi", tasks_per_node=1, owner="alice")
 
 
@@ -115,7 +115,7 @@ CASES = {
     "a_gang_over_its_owner_s_quota_waits_whole": Case(
         _over_quota,
         placed={},
-        waiting=_wait("gang mpi: quota of owner alice exhausted (cpus)", *MPI4),
+        waiting=_wait("gang mpi: quota: user alice at 0/3 cpus", *MPI4),
     ),
     "a_draining_agent_is_not_counted_as_fitting": Case(
         _draining_agents_do_not_count,

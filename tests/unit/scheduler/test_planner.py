@@ -12,6 +12,7 @@ from corral.scheduler import (
     AgentSnapshot,
     Constraint,
     Operator,
+    Quota,
     Resources,
     Snapshot,
     Strategy,
@@ -103,7 +104,7 @@ def random_cluster(
             gang=f"job{g}" if contended and g % 3 == 1 else None,
         )
         h.add_tasks(rng.randint(1, size), **twin)
-    h.quotas = {"carol": Resources(20_000 * (60 // agents), 100_000)}
+    h.quotas = {"carol": Quota(20_000 * (60 // agents), 100_000)}
     h.weights = {"alice": 2.0}
     return h
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from corral.scheduler import Code, Constraint, Operator, Preemption, Status, plan_exhaustive
-from corral.scheduler.harness import Harness, check_plan, res
+from corral.scheduler.harness import Harness, check_plan, quota
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _over_quota(h: Harness) -> None:
     h.add_agents(1, cpus=2)
     h.add_placed("low", "agent-00", cpus=2, priority=1, owner="bob")
     h.add_task("urgent", cpus=2, priority=10, owner="alice")
-    h.quotas = {"alice": res(cpus=1, mem=10_000)}
+    h.quotas = {"alice": quota(cpus=1)}
 
 
 def _victims_are_not_shared(h: Harness) -> None:

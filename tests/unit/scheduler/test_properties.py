@@ -27,6 +27,7 @@ from corral.scheduler import (
     Constraint,
     Operator,
     PlacedTask,
+    Quota,
     Resources,
     Snapshot,
     Strategy,
@@ -100,7 +101,9 @@ URGENT = st.sampled_from(
         )
     )
 )
-QUOTA = st.builds(Resources, st.integers(0, 4000), st.integers(0, 4096))
+CAP = st.none() | st.integers(0, 4096)
+PAST = st.builds(Resources, st.integers(0, 8000), st.integers(0, 8192))
+QUOTA = st.builds(Quota, CAP, CAP, st.none() | st.integers(0, 2), st.none() | st.integers(0, 5))
 
 
 @st.composite
@@ -168,7 +171,22 @@ def work(draw: st.DrawFn) -> Work:
     weights = draw(
         st.dictionaries(st.sampled_from(OWNERS), st.sampled_from((0.5, 1.0, 3.0)), max_size=2)
     )
-    snapshot = Snapshot(cluster, tuple(placed), weights=weights, quotas=quotas)
+    # Users in groups (carol in none), a group's quota on its users together, and a decayed
+    # past: the caps must hold whatever the order fair share gives.
+    owner_groups = {"alice": "physics", "bob": draw(st.sampled_from(("physics", "chemistry")))}
+    group_quotas = draw(
+        st.dictionaries(st.sampled_from(("physics", "chemistry")), QUOTA, max_size=2)
+    )
+    past = draw(st.dictionaries(st.sampled_from(OWNERS), PAST, max_size=3))
+    snapshot = Snapshot(
+        cluster,
+        tuple(placed),
+        weights=weights,
+        quotas=quotas,
+        group_quotas=group_quotas,
+        owner_groups=owner_groups,
+        past=past,
+    )
     return replace(snapshot, preemption=draw(st.booleans())), pending
 
 

@@ -16,7 +16,7 @@ from corral.scheduler import (
     plan,
     plan_exhaustive,
 )
-from corral.scheduler.harness import Harness
+from corral.scheduler.harness import Harness, quota
 
 
 def test_reasons_tally_the_agents_by_the_first_check_they_fail() -> None:
@@ -135,7 +135,7 @@ def _group_rule_refuses(h: Harness) -> None:
 def _over_quota(h: Harness) -> None:
     h.add_agent("a")
     h.add_task("t", owner="alice")
-    h.quotas = {"alice": Resources()}
+    h.quotas = {"alice": quota(cpus=0, mem=0)}
 
 
 def _bad_constraint(h: Harness) -> None:
