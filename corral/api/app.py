@@ -26,6 +26,7 @@ from corral.api import (
     services,
     task_exec,
     ui,
+    usage,
     v1,
 )
 from corral.api.callers import Settings
@@ -108,6 +109,7 @@ def create_app(
         events,
         channel,
         task_exec,
+        usage,
         ui,
         marathon,
         marathon_apps,

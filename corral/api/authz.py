@@ -116,6 +116,8 @@ _ROUTES: dict[tuple[str, str], Rule] = {
     # running a command in a task (corral exec): its owner's debugging, or an admin's
     ("WS", "/api/v1/tasks/{task_id}/exec"): TASK,
     ("GET", "/api/v1/events"): READ,
+    # accounting: like every read, only the reader's own where reads are private
+    ("GET", "/api/v1/usage"): READ,
     # agents
     ("GET", "/api/v1/agents"): READ,
     ("POST", "/api/v1/agents/{agent_id}/drain"): ADMIN,
@@ -161,6 +163,7 @@ _ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/services"): PAGE,
     ("GET", "/ui/services/{service_id:path}"): PAGE,
     ("GET", "/ui/deployments"): PAGE,
+    ("GET", "/ui/usage"): PAGE,
     ("GET", "/ui/tasks/{task_id}"): PAGE,
     ("GET", "/ui/tasks/{task_id}/files/{path:path}"): Rule(Need.READ, cookie=True),
     ("GET", "/ui/events"): Rule(Need.READ, cookie=True),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs
 
@@ -33,11 +33,13 @@ from markupsafe import Markup
 from corral import __version__
 from corral.api import events, pages, v1
 from corral.api import services as service_api
+from corral.api import usage as usage_api
 from corral.api.callers import caller_of, master_of, settings_of
 from corral.api.guard import COOKIE, PARTIAL
 from corral.api.render import task_view
 from corral.master.accounts import UNKNOWN_TOKEN, Caller
 from corral.master.master import Master, NotFound, Unavailable
+from corral.master.usage import OUTCOMES
 from corral.spec.accounts import Role
 from corral.spec.states import AgentState, TaskState
 from corral.spec.views import LogChunk
@@ -52,6 +54,13 @@ VERSIONS_SHOWN = 20  # newest versions listed on a service's page
 TASKS_SHOWN = 200  # a page of a service's tasks
 ENDED_DEPLOYMENTS_SHOWN = 5  # ended deployments on a service's page
 ENDED_DEPLOYMENTS_LISTED = 20  # ended deployments on the deployments page
+# The windows the usage page offers: key -> (label, length).
+USAGE_WINDOWS = {
+    "1h": ("Last hour", timedelta(hours=1)),
+    "24h": ("Last 24 hours", timedelta(days=1)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+}
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in STATIC_TYPES)
 
@@ -63,7 +72,8 @@ router = APIRouter(include_in_schema=False)
 
 def when(value: datetime | None, style: str = "ago") -> Markup:
     """A timestamp as ``<time>``: UTC on the server; once the page's script runs, relative
-    (``ago``: "5s ago") or the local time of day (``clock``)."""
+    (``ago``: "5s ago"), the local time of day (``clock``) or the local date and time
+    (``date``)."""
     if value is None:
         return Markup('<span class="muted">—</span>')
     utc = value.astimezone(UTC)
@@ -96,6 +106,13 @@ def took(start: datetime | None, end: datetime | None) -> str:
     return f"{minutes}m {sec:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
 
 
+def hours(value: float) -> str:
+    """Hours to the thousandth; a little less than that is said so, not shown as zero."""
+    if 0 < value < 0.0005:
+        return "< 0.001"
+    return f"{value:,.3f}"
+
+
 TEMPLATE_ENV = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=True,
@@ -103,7 +120,7 @@ TEMPLATE_ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-TEMPLATE_ENV.filters.update(when=when, mib=mib, num=num)
+TEMPLATE_ENV.filters.update(when=when, mib=mib, num=num, hours=hours)
 TEMPLATE_ENV.globals.update(
     took=took,
     progress_of=summary.progress,
@@ -351,6 +368,29 @@ def deployments_page(page: PageDep) -> HTMLResponse:
         nav="deployments",
         running=service_api.list_deployments(master, all=False),
         ended=ended[:ENDED_DEPLOYMENTS_LISTED],
+    )
+
+
+@router.get("/ui/usage")
+def usage_page(page: PageDep, window: str = "24h", by: str = "user") -> HTMLResponse:
+    """Accounting: what each user (or group) used over the last hour, day, week or month."""
+    window = window if window in USAGE_WINDOWS else "24h"
+    grouped = by == "group"
+    until = datetime.fromtimestamp(page.master.queries.now(), UTC)
+    view = usage_api.get_usage(
+        page.master,
+        since=until - USAGE_WINDOWS[window][1],
+        until=until,
+        by="group" if grouped else "user",
+    )
+    return page.render(
+        "usage.html",
+        nav="usage",
+        view=view,
+        by=view.by,
+        window=window,
+        windows=[(key, label) for key, (label, _) in USAGE_WINDOWS.items()],
+        outcomes=OUTCOMES,
     )
 
 

@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from corral.cli import accounts, agents, apply, execs, jobs, run, server, services, tasks
+from corral.cli import (
+    accounts,
+    agents,
+    apply,
+    execs,
+    jobs,
+    run,
+    server,
+    services,
+    tasks,
+    usage,
+)
 from corral.cli.context import CorralGroup, Overrides
 
 app = typer.Typer(
@@ -35,6 +46,6 @@ def options(
     ctx.obj = Overrides(url=url, token=token)
 
 
-for module in (run, jobs, apply, services, tasks, execs, agents, accounts):
+for module in (run, jobs, apply, services, tasks, execs, agents, accounts, usage):
     module.register(app)
 server.register(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from corral.spec.views import (
     ServiceVersionView,
     ServiceView,
     TaskView,
+    UsageView,
 )
 
 T = TypeVar("T")
@@ -240,6 +242,20 @@ def logs(task_id: str, file: LogFile, offset: int, length: int) -> Call[LogChunk
 def agents() -> Call[list[AgentView]]:
     """``GET /api/v1/agents``."""
     return Call("GET", f"{API}/agents", _many(_AGENTS))
+
+
+def usage(
+    since: datetime | None, until: datetime | None, by: Literal["user", "group"]
+) -> Call[UsageView]:
+    """``GET /api/v1/usage``: accounting over ``[since, until)`` (a naive time is UTC)."""
+    params = _params(since=_instant(since), until=_instant(until), by=by)
+    return Call("GET", f"{API}/usage", _one(UsageView), params=params)
+
+
+def _instant(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
 
 
 def drain_agent(agent_id: str, draining: bool) -> Call[AgentView]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import httpx
 
@@ -30,6 +31,7 @@ from corral.spec.views import (
     ServiceVersionView,
     ServiceView,
     TaskView,
+    UsageView,
 )
 
 T = TypeVar("T")
@@ -175,6 +177,17 @@ class AsyncClient:
     async def agents(self) -> list[AgentView]:
         """Every agent the master knows."""
         return await self._send(calls.agents())
+
+    async def usage(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: Literal["user", "group"] = "user",
+    ) -> UsageView:
+        """What each user (or group) used from ``since`` until ``until`` (default: the last
+        day until now): cpu-hours, mem-GiB-hours, gpu-hours and the tasks that ended, by
+        outcome (finished, failed, killed, lost, preempted)."""
+        return await self._send(calls.usage(since, until, by))
 
     async def drain_agent(self, agent_id: str, draining: bool = True) -> AgentView:
         """Stop (or, with ``draining=False``, resume) placing work on an agent."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import TypeVar
+from datetime import datetime
+from typing import Literal, TypeVar
 
 from corral.client import _calls as calls
 from corral.client._calls import Page
@@ -24,6 +25,7 @@ from corral.spec.views import (
     ServiceVersionView,
     ServiceView,
     TaskView,
+    UsageView,
 )
 
 T = TypeVar("T")
@@ -120,6 +122,17 @@ class Client(Blocking):
     def agents(self) -> list[AgentView]:
         """Every agent the master knows."""
         return self._send(calls.agents())
+
+    def usage(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        by: Literal["user", "group"] = "user",
+    ) -> UsageView:
+        """What each user (or group) used from ``since`` until ``until`` (default: the last
+        day until now): cpu-hours, mem-GiB-hours, gpu-hours and the tasks that ended, by
+        outcome (finished, failed, killed, lost, preempted)."""
+        return self._send(calls.usage(since, until, by))
 
     def drain_agent(self, agent_id: str, draining: bool = True) -> AgentView:
         """Stop (or, with ``draining=False``, resume) placing work on an agent."""

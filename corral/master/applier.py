@@ -133,7 +133,9 @@ class Applier:
             if placed:
                 self._place(ch.tx, placed, devices, now)
             for kill in kills:
-                ch.tx.update_task(kill.task.id, kill_requested=True)
+                # A preempted task's row names its preemptor: its history and accounting
+                # tell it from a kill on request.
+                ch.tx.update_task(kill.task.id, kill_requested=True, preempted_by=kill.by)
                 ch.tx.add_event(
                     time=now,
                     type="task_preempted" if kill.by else "task_stopped",

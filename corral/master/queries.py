@@ -13,6 +13,7 @@ from typing import Any
 
 from corral.master.accounts import AccountQueries
 from corral.master.jobs import NotFound
+from corral.master.usage import By, Usage, span_of, tally
 from corral.master.view import AgentInfo, ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
 from corral.spec.states import TaskState
 from corral.store.bulk import counts_of
@@ -142,6 +143,12 @@ class Queries:
         ids = sorted(j for j in self._view.jobs_with_tasks() if j.startswith("/"))
         # Sorted by creation time only: tasks created together keep the order they came in.
         return [t for sid in ids for t in sorted(self._view.tasks_of_job(sid), key=_created_at)]
+
+    def usage(self, since: float, until: float, by: By = "user") -> list[Usage]:
+        """What each user (or group) used in ``[since, until)``: accounting, from the stored
+        tasks (only the reader's own where reads are private)."""
+        rows = self._store.usage_rows(since, until, self._only_owner)
+        return tally(map(span_of, rows), since, until, self.now(), by)
 
     # --- agents
 

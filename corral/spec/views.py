@@ -303,3 +303,26 @@ class ClusterInfo(BaseModel):
     user: str | None = Field(None, description="Who the token belongs to.")
     role: str | None = Field(None, description="The role it acts with.")
     groups: list[str] = Field(default_factory=list, description="The user's groups.")
+
+
+class UsageRowView(BaseModel):
+    """What one user or group used in a window (``corral usage``)."""
+
+    name: str = Field(description="The user or group ('' for the totals).")
+    cpu_hours: float
+    mem_gib_hours: float
+    gpu_hours: float
+    tasks: dict[str, int] = Field(
+        description="Tasks that ended in the window, by outcome: finished, failed, killed, "
+        "lost, preempted."
+    )
+
+
+class UsageView(BaseModel):
+    """Accounting over a window: each user's or group's usage, and the totals."""
+
+    since: datetime
+    until: datetime
+    by: Literal["user", "group"]
+    rows: list[UsageRowView]
+    total: UsageRowView

@@ -109,6 +109,10 @@ tasks = Table(
     Column("devices", JSON),  # the GPU indices it was given on its agent, when placed
     Column("healthy", Boolean),  # the last health check's verdict; None: none yet or no checks
     Column("health", Text),  # the last health check's message
+    # A preempted attempt: the task whose room it gave up (it ends KILLED, its slot requeued).
+    Column("preempted_by", String(200)),
+    # Earlier attempts of its slot that were preempted: they use up none of the job's retries.
+    Column("requeues", BigInt, nullable=False, default=0, server_default="0"),
     # Creation order, given by the master (the one writer): lists of tasks are in this order
     # and a page's cursor is the last seq it holds, so each filter has an index ending in it.
     Column("seq", BigInt, nullable=False),

@@ -55,6 +55,7 @@ from corral.store.schema import (
     services,
     tasks,
     tokens,
+    users,
 )
 
 # The store's errors are raised from here, so callers import them from here too.
@@ -573,6 +574,44 @@ class Store:
         if owner is not None:
             stmt = stmt.where(tasks.c.owner == owner)
         return self._all(stmt.limit(limit))
+
+    def usage_rows(self, since: float, until: float, owner: str | None = None) -> list[RowMapping]:
+        """The task attempts that ran within ``[since, until)`` or ended in it (of ``owner``):
+        owner, group (of the job or service, else the owner's primary group), state, cpus,
+        mem, gpus, started_at, finished_at, preempted_by. Accounting reads them all: no index
+        serves a window, so this is a scan of the tasks."""
+        t = tasks.c
+        ran = t.started_at.is_not(None) & (t.started_at < until)
+        ran &= t.finished_at.is_(None) | (t.finished_at > since)
+        ended = (t.finished_at >= since) & (t.finished_at < until)
+        group = func.coalesce(
+            func.nullif(jobs.c.owner_group, ""),
+            func.nullif(services.c.owner_group, ""),
+            users.c.primary_group,
+            "",
+        )
+        stmt = (
+            select(
+                t.owner,
+                group.label("group"),
+                t.state,
+                t.launch["cpus"].as_float().label("cpus"),
+                t.launch["mem"].as_integer().label("mem"),
+                t.launch["gpus"].as_integer().label("gpus"),
+                t.started_at,
+                t.finished_at,
+                t.preempted_by,
+            )
+            .select_from(
+                tasks.outerjoin(jobs, jobs.c.name == t.job)
+                .outerjoin(services, services.c.id == t.job)
+                .outerjoin(users, users.c.name == t.owner)
+            )
+            .where(ran | ended)
+        )
+        if owner is not None:
+            stmt = stmt.where(t.owner == owner)
+        return self._all(stmt)
 
     def active_tasks(self) -> list[RowMapping]:
         """Tasks that are not in a terminal state."""

@@ -14,7 +14,7 @@
     "agent_state", "service_created", "service_updated", "service_deleted",
     "deployment_started", "deployment_step", "deployment_finished",
   ];
-  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400, services: 400, deployments: 400 }[watch] ?? 250; // ms between refreshes
+  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400, services: 400, deployments: 400, usage: 1000 }[watch] ?? 250; // ms between refreshes
 
   // --- the API, with the token the login page stored in a cookie
 
@@ -134,10 +134,13 @@
     for (const el of root.querySelectorAll("time[data-rel]")) {
       const date = new Date(el.getAttribute("datetime"));
       if (Number.isNaN(date.getTime())) continue;
+      const clock = { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
       el.textContent =
         el.dataset.rel === "clock"
-          ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false })
-          : relative(date);
+          ? date.toLocaleTimeString([], clock)
+          : el.dataset.rel === "date"
+            ? date.toLocaleString([], { year: "numeric", month: "2-digit", day: "2-digit", ...clock })
+            : relative(date);
       el.title = date.toLocaleString();
     }
   }
@@ -259,6 +262,8 @@
         return ev.job === name || (ev.type.startsWith("deployment_") && deploymentTouches(ev, name));
       case "deployments":
         return ev.type.startsWith("deployment_") || ev.type.startsWith("service_");
+      case "usage":
+        return ev.type === "task_state";
       default:
         return false;
     }
