@@ -16,11 +16,14 @@ from corral.spec.accounts import (
     GroupView,
     MembersChange,
     Role,
+    ShareSettings,
     TokenSpec,
     TokenView,
+    UserChange,
     UserSpec,
     UserView,
 )
+from corral.spec.share import ShareReport
 
 router = APIRouter(prefix="/api/v1")
 MasterDep = Annotated[Master, Depends(master_of)]
@@ -62,6 +65,14 @@ def get_user(name: str, master: MasterDep) -> UserView:
     return _user(master, name)
 
 
+@router.patch("/users/{name}")
+def change_user(name: str, change: UserChange, master: MasterDep) -> UserView:
+    """Change a user's role, fair-share weight or quotas (admins): the fields given are set;
+    a quota given as null is lifted, a weight given as null is 1 again."""
+    master.accounts.change_user(name, change)
+    return _user(master, name)
+
+
 @router.delete("/users/{name}", status_code=204)
 def remove_user(name: str, master: MasterDep) -> Response:
     """Remove a user and their tokens (admins); their work stays."""
@@ -91,6 +102,14 @@ def get_group(name: str, master: MasterDep) -> GroupView:
     return _group(master, name)
 
 
+@router.patch("/groups/{name}")
+def change_group(name: str, change: ShareSettings, master: MasterDep) -> GroupView:
+    """Change a group's fair-share weight or quotas (admins), as for a user. Its quotas cap
+    its users' work together; its weight multiplies theirs."""
+    master.accounts.change_group(name, change)
+    return _group(master, name)
+
+
 @router.delete("/groups/{name}", status_code=204)
 def remove_group(name: str, master: MasterDep) -> Response:
     """Remove a group (admins); refused while it is someone's primary group."""
@@ -110,6 +129,16 @@ def remove_member(name: str, user: str, master: MasterDep) -> GroupView:
     """Take a user out of a group (admins); not out of their primary group."""
     master.accounts.remove_members(name, [user])
     return _group(master, name)
+
+
+# --- fair share
+
+
+@router.get("/share")
+def fair_share(master: MasterDep) -> ShareReport:
+    """Every user's weight, quotas, decayed usage, share, running and waiting work, next in
+    line first (what Slurm's sshare gives)."""
+    return master.queries.share()
 
 
 # --- tokens

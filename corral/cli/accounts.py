@@ -5,7 +5,7 @@ checked by the master, which names the field it refuses."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -13,7 +13,10 @@ from corral.cli.context import InvalidInput, connect
 from corral.cli.output import Column, ago, console, fields, print_json, print_list, say, when
 
 if TYPE_CHECKING:  # the models are loaded as a command runs: `corral --help` needs none
-    from corral.spec.accounts import CreatedToken, GroupView, Role, TokenView, UserView
+    from pydantic import BaseModel
+
+    from corral.spec.accounts import CreatedToken, GroupView, Quota, Role, TokenView, UserView
+    from corral.spec.share import UserShare
 
 user_app = typer.Typer(help="List, add or remove users (admins change them).", no_args_is_help=True)
 group_app = typer.Typer(
@@ -24,9 +27,26 @@ token_app = typer.Typer(
     help="Create, list or revoke tokens: your own (an admin: anyone's).", no_args_is_help=True
 )
 
+M = TypeVar("M", bound="BaseModel")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ROLES = "admin, user, viewer or agent"
+
+
+def quota_text(quota: Quota) -> str:
+    """A quota in a few words: "8 cpus, 16384 MiB, 10 tasks"; "" for none."""
+    parts = [
+        f"{value:g} {unit}"
+        for value, unit in (
+            (quota.cpus, "cpus"),
+            (quota.mem, "MiB"),
+            (quota.gpus, "gpus"),
+            (quota.tasks, "tasks"),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts)
+
 
 USER_COLUMNS: list[Column[UserView]] = [
     Column("NAME", lambda u: u.name),
@@ -34,10 +54,27 @@ USER_COLUMNS: list[Column[UserView]] = [
     Column("GROUP", lambda u: u.group),
     Column("ALSO IN", lambda u: ", ".join(u.groups[1:]), wrap=True),
     Column("TOKENS", lambda u: str(u.tokens), justify="right"),
+    Column("WEIGHT", lambda u: f"{u.weight:g}", justify="right"),
+    Column("QUOTA", lambda u: quota_text(u.quota), wrap=True),
 ]
 GROUP_COLUMNS: list[Column[GroupView]] = [
     Column("NAME", lambda g: g.name),
     Column("MEMBERS", lambda g: ", ".join(g.members), wrap=True),
+    Column("WEIGHT", lambda g: f"{g.weight:g}", justify="right"),
+    Column("QUOTA", lambda g: quota_text(g.quota), wrap=True),
+]
+SHARE_COLUMNS: list[Column[UserShare]] = [
+    Column("USER", lambda u: u.user),
+    Column("GROUP", lambda u: u.group),
+    Column("WEIGHT", lambda u: f"{u.weight:g}", justify="right"),
+    Column("QUOTA", lambda u: quota_text(u.quota), wrap=True),
+    Column("GROUP QUOTA", lambda u: quota_text(u.group_quota), wrap=True),
+    Column("CPU-H", lambda u: f"{u.usage.cpu_hours:.2f}", justify="right"),
+    Column("USAGE", lambda u: f"{u.usage_share:.3f}", justify="right"),
+    Column("RUNNING", lambda u: f"{u.running_share:.3f}", justify="right"),
+    Column("SHARE", lambda u: f"{u.share:.3f}", justify="right"),
+    Column("TASKS", lambda u: str(u.running), justify="right"),
+    Column("WAITING", lambda u: str(u.waiting), justify="right"),
 ]
 TOKEN_COLUMNS: list[Column[TokenView]] = [
     Column("ID", lambda t: t.id),
@@ -51,12 +88,12 @@ TOKEN_COLUMNS: list[Column[TokenView]] = [
 ]
 
 
-def seconds_of(text: str) -> float:
+def seconds_of(text: str, option: str = "--expires") -> float:
     """Seconds of a lifetime written ``90d``, ``12h``, ``30m``, ``2w`` or plain seconds."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if found is None or float(found[1]) <= 0:
         raise InvalidInput(
-            f"--expires: {text!r} is not a lifetime such as 90d, 12h, 30m, 2w or 3600"
+            f"{option}: {text!r} is not a duration such as 90d, 12h, 30m, 2w or 3600"
         )
     return float(found[1]) * _UNITS[found[2]]
 
@@ -144,6 +181,98 @@ def remove_user(
     say(f"{name}: removed")
 
 
+# --- fair-share settings
+
+QuotaOption = Annotated[str | None, typer.Option(show_default=False)]
+
+
+def share_fields(
+    weight: str | None,
+    cpus: str | None,
+    mem: str | None,
+    gpus: str | None,
+    tasks: str | None,
+) -> dict[str, str | None]:
+    """The fields of a change of fair-share settings given on the command line ("none" lifts
+    a quota, and puts the weight back to 1)."""
+    given = {
+        "weight": weight,
+        "quota_cpus": cpus,
+        "quota_mem": mem,
+        "quota_gpus": gpus,
+        "quota_tasks": tasks,
+    }
+    return {
+        name: None if value.strip().lower() == "none" else value
+        for name, value in given.items()
+        if value is not None
+    }
+
+
+def _validated(model: type[M], values: dict[str, object]) -> M:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        why = "; ".join(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in e.errors()
+        )
+        raise InvalidInput(why) from None
+
+
+WeightOption = Annotated[
+    str | None,
+    typer.Option(help="Fair-share weight, 0.001 to 1000 (none: back to 1).", show_default=False),
+]
+CpusQuota = Annotated[
+    str | None, typer.Option("--quota-cpus", help="Cap on cpus held at once (none: no cap).")
+]
+MemQuota = Annotated[
+    str | None, typer.Option("--quota-mem", help="Cap on MiB of memory held (none: no cap).")
+]
+GpusQuota = Annotated[
+    str | None, typer.Option("--quota-gpus", help="Cap on GPUs held (none: no cap).")
+]
+TasksQuota = Annotated[
+    str | None,
+    typer.Option("--quota-tasks", help="Cap on tasks placed or running (none: no cap)."),
+]
+
+
+@user_app.command("set")
+def set_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user's name.", show_default=False)],
+    role: Annotated[str | None, typer.Option(help=f"{ROLES}.", show_default=False)] = None,
+    weight: WeightOption = None,
+    quota_cpus: CpusQuota = None,
+    quota_mem: MemQuota = None,
+    quota_gpus: GpusQuota = None,
+    quota_tasks: TasksQuota = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a user's role, fair-share weight or quotas (admins); what is not given stays."""
+    from corral.spec.accounts import UserChange
+
+    values: dict[str, object] = dict(
+        share_fields(weight, quota_cpus, quota_mem, quota_gpus, quota_tasks)
+    )
+    if role is not None:
+        values["role"] = role_of(role)
+    if not values:
+        raise InvalidInput("nothing to change: give --role, --weight or a --quota-… option")
+    change = _validated(UserChange, values)
+    with connect(ctx) as client:
+        view = client.accounts.change_user(name, change)
+    if as_json:
+        print_json(view)
+        return
+    quota = quota_text(view.quota) or "none"
+    say(f"{view.name}: {view.role.value}, weight {view.weight:g}, quota {quota}")
+
+
 # --- groups
 
 
@@ -164,6 +293,33 @@ def add_group(ctx: typer.Context, name: GroupArgument) -> None:
     with connect(ctx) as client:
         client.accounts.add_group(name)
     say(f"{name}: added")
+
+
+@group_app.command("set")
+def set_group(
+    ctx: typer.Context,
+    name: GroupArgument,
+    weight: WeightOption = None,
+    quota_cpus: CpusQuota = None,
+    quota_mem: MemQuota = None,
+    quota_gpus: GpusQuota = None,
+    quota_tasks: TasksQuota = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a group's weight (it multiplies its users') or quotas (on its users' work
+    together), admins only; what is not given stays."""
+    from corral.spec.accounts import ShareSettings
+
+    values = share_fields(weight, quota_cpus, quota_mem, quota_gpus, quota_tasks)
+    if not values:
+        raise InvalidInput("nothing to change: give --weight or a --quota-… option")
+    change = _validated(ShareSettings, dict(values))
+    with connect(ctx) as client:
+        view = client.accounts.change_group(name, change)
+    if as_json:
+        print_json(view)
+        return
+    say(f"{view.name}: weight {view.weight:g}, quota {quota_text(view.quota) or 'none'}")
 
 
 @group_app.command("rm")
@@ -247,6 +403,23 @@ def revoke_token(
     say(f"{token_id}: revoked")
 
 
+def share(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Fair share, as Slurm's sshare: each user's weight, quotas, decayed usage (cpu-hours,
+    and the share of the cluster it amounts to), running share, the share fair share ranks
+    by (next in line first), running and waiting tasks."""
+    with connect(ctx) as client:
+        report = client.accounts.share()
+    if as_json:
+        print_json(report)
+        return
+    cap = report.capacity
+    say(
+        f"cluster: {cap.cpus:g} cpus, {cap.mem} MiB, {cap.gpus} gpus; "
+        f"usage half-life {report.half_life / 3600:g} h"
+    )
+    print_list(report.users, SHARE_COLUMNS, False, "users")
+
+
 def whoami(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Who your token belongs to, its role and your groups."""
     with connect(ctx) as client:
@@ -265,3 +438,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group_app, name="group")
     app.add_typer(token_app, name="token")
     app.command("whoami")(whoami)
+    app.command("share")(share)

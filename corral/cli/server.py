@@ -48,6 +48,14 @@ DbOption = Annotated[
         "(the environment keeps a password out of ps) [default: state.db in the data dir]",
     ),
 ]
+HalfLifeOption = Annotated[
+    str,
+    typer.Option(
+        "--fairshare-half-life",
+        help="After how long past usage counts half in fair share: 1d, 12h, 30m, 2w or "
+        "seconds. A user who ran all of yesterday goes behind today, and is not shut out.",
+    ),
+]
 MaxOutputOption = Annotated[
     int,
     typer.Option(
@@ -94,6 +102,16 @@ def _split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _half_life(text: str) -> float:
+    from corral.cli.accounts import seconds_of
+    from corral.cli.context import InvalidInput
+
+    try:
+        return seconds_of(text, "--fairshare-half-life")
+    except InvalidInput as e:
+        raise typer.BadParameter(str(e), param_hint="--fairshare-half-life") from None
+
+
 def up(
     data: Annotated[
         Path | None, typer.Option(help="Data dir [default: $CORRAL_DATA or ./.corral]")
@@ -110,8 +128,10 @@ def up(
     allow_volume: AllowVolumeOption = None,
     allow_privileged: AllowPrivilegedOption = False,
     max_output: MaxOutputOption = 1024,
+    fairshare_half_life: HalfLifeOption = "1d",
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
+    half_life = _half_life(fairshare_half_life)
     from corral.cli import serving
 
     serving.up(
@@ -123,6 +143,7 @@ def up(
         allow_privileged,
         max_output * 2**20,
         db,
+        half_life,
     )
 
 
@@ -139,9 +160,11 @@ def master(
             "8 keeps a killed node's services running again elsewhere within 10 s."
         ),
     ] = 8.0,
+    fairshare_half_life: HalfLifeOption = "1d",
 ) -> None:
     """Run a master: API, scheduler and state store, for agents to dial in."""
     host, port = _split_listen(listen)
+    half_life = _half_life(fairshare_half_life)
     if no_auth and host not in LOOPBACK:
         raise typer.BadParameter(
             "--no-auth is only allowed on a loopback address", param_hint="--no-auth"
@@ -149,7 +172,7 @@ def master(
     from corral.cli import serving
 
     access = serving.Access(not no_auth, private_reads)
-    serving.master(db, host, port, data or default_data_dir(), access, lost_after)
+    serving.master(db, host, port, data or default_data_dir(), access, lost_after, half_life)
 
 
 def agent(

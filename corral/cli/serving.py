@@ -123,6 +123,7 @@ def up(
     allow_privileged: bool,
     max_output: int,
     db: str | None = None,
+    half_life: float = 86400.0,
 ) -> None:
     """``corral up``: a master and a local agent in this process, state in ``data_dir``; the
     agent offers ``offer``'s cpus, mem and GPUs (None: what the node has), and joins with an
@@ -131,7 +132,7 @@ def up(
     cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
     store = open_store(db, data_dir)
-    master = Master(store)
+    master = Master(store, fair_share_half_life=half_life)
     token = agent_token = None
     if access.auth_required:
         token = master.ensure_admin_token(data_dir / "admin.token")
@@ -162,11 +163,18 @@ def up(
 
 
 def master(
-    db: str | None, host: str, port: int, data_dir: Path, access: Access, lost_after: float
+    db: str | None,
+    host: str,
+    port: int,
+    data_dir: Path,
+    access: Access,
+    lost_after: float,
+    half_life: float = 86400.0,
 ) -> None:
-    """``corral master``: API, scheduler and store, for agents to dial in."""
+    """``corral master``: API, scheduler and store, for agents to dial in; past usage counts
+    half after ``half_life`` seconds in fair share."""
     store = open_store(db, data_dir)
-    m = Master(store, lost_after=lost_after)
+    m = Master(store, lost_after=lost_after, fair_share_half_life=half_life)
     if access.auth_required:
         token = m.ensure_admin_token(data_dir / "admin.token")
         typer.echo(f"admin token in {data_dir / 'admin.token'}")

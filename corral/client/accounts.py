@@ -14,11 +14,14 @@ from corral.spec.accounts import (
     CreatedToken,
     GroupView,
     Role,
+    ShareSettings,
     TokenSpec,
     TokenView,
+    UserChange,
     UserSpec,
     UserView,
 )
+from corral.spec.share import ShareReport
 
 T = TypeVar("T")
 API = "/api/v1"
@@ -56,6 +59,24 @@ def user(name: str) -> Call[UserView]:
 def add_user(spec: UserSpec) -> Call[UserView]:
     """``POST /api/v1/users`` (admins): 409 if the name is taken."""
     return Call("POST", f"{API}/users", _one(UserView), body=spec.model_dump(mode="json"))
+
+
+def change_user(name: str, change: UserChange) -> Call[UserView]:
+    """``PATCH /api/v1/users/{name}`` (admins): the fields set in ``change`` (a quota set to
+    None is lifted)."""
+    body = change.model_dump(mode="json", exclude_unset=True)
+    return Call("PATCH", f"{API}/users/{_q(name)}", _one(UserView), body=body)
+
+
+def change_group(name: str, change: ShareSettings) -> Call[GroupView]:
+    """``PATCH /api/v1/groups/{name}`` (admins), as ``change_user``."""
+    body = change.model_dump(mode="json", exclude_unset=True)
+    return Call("PATCH", f"{API}/groups/{_q(name)}", _one(GroupView), body=body)
+
+
+def share() -> Call[ShareReport]:
+    """``GET /api/v1/share``: every user's standing in fair share, next in line first."""
+    return Call("GET", f"{API}/share", _one(ShareReport))
 
 
 def remove_user(name: str) -> Call[None]:
@@ -141,6 +162,19 @@ class Accounts:
         """Add a user (admins)."""
         return self._send(add_user(spec))
 
+    def change_user(self, name: str, change: UserChange) -> UserView:
+        """Change a user's role, weight or quotas (admins): the fields set in ``change``; a
+        quota set to None is lifted. ``UserChange(weight=2, quota_cpus=8)``."""
+        return self._send(change_user(name, change))
+
+    def change_group(self, name: str, change: ShareSettings) -> GroupView:
+        """Change a group's weight or quotas (admins), as ``change_user``."""
+        return self._send(change_group(name, change))
+
+    def share(self) -> ShareReport:
+        """Every user's weight, quotas, decayed usage, share, running and waiting work."""
+        return self._send(share())
+
     def remove_user(self, name: str) -> None:
         """Remove a user and their tokens (admins)."""
         self._send(remove_user(name))
@@ -206,6 +240,18 @@ class AsyncAccounts:
     async def add_user(self, spec: UserSpec) -> UserView:
         """Add a user (admins)."""
         return await self._send(add_user(spec))
+
+    async def change_user(self, name: str, change: UserChange) -> UserView:
+        """Change a user's role, weight or quotas (as ``Accounts.change_user``)."""
+        return await self._send(change_user(name, change))
+
+    async def change_group(self, name: str, change: ShareSettings) -> GroupView:
+        """Change a group's weight or quotas (as ``Accounts.change_group``)."""
+        return await self._send(change_group(name, change))
+
+    async def share(self) -> ShareReport:
+        """Every user's standing in fair share (as ``Accounts.share``)."""
+        return await self._send(share())
 
     async def remove_user(self, name: str) -> None:
         """Remove a user and their tokens (admins)."""

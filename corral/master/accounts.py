@@ -28,9 +28,12 @@ from corral.spec.accounts import (
     DEFAULT_GROUP,
     CreatedToken,
     GroupView,
+    Quota,
     Role,
+    ShareSettings,
     TokenState,
     TokenView,
+    UserChange,
     UserSpec,
     UserView,
     effective_role,
@@ -85,6 +88,43 @@ def token_view(row: Mapping[Any, Any], now: float) -> TokenView:
     )
 
 
+def quota_of(row: Mapping[Any, Any]) -> Quota:
+    """A user's or a group's quota as stored (cpus in millicores there)."""
+    millicpus = row["quota_millicpus"]
+    return Quota(
+        cpus=None if millicpus is None else millicpus / 1000,
+        mem=row["quota_mem"],
+        gpus=row["quota_gpus"],
+        tasks=row["quota_tasks"],
+    )
+
+
+def share_columns(change: ShareSettings) -> dict[str, float | int | None]:
+    """The columns a change of fair-share settings writes: only the fields it names (a weight
+    named as null goes back to 1, a quota named as null is lifted)."""
+    given = change.model_fields_set
+    values: dict[str, float | int | None] = {}
+    if "weight" in given:
+        values["weight"] = 1.0 if change.weight is None else change.weight
+    if "quota_cpus" in given:
+        cpus = change.quota_cpus
+        values["quota_millicpus"] = None if cpus is None else round(cpus * 1000)
+    for name in ("quota_mem", "quota_gpus", "quota_tasks"):
+        if name in given:
+            values[name] = getattr(change, name)
+    return values
+
+
+def _group_view(row: Mapping[Any, Any], members: list[str]) -> GroupView:
+    return GroupView(
+        name=row["name"],
+        members=members,
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        weight=row["weight"],
+        quota=quota_of(row),
+    )
+
+
 class AccountQueries:
     """The reads of accounts: users, groups and tokens (never a token's secret or hash)."""
 
@@ -101,6 +141,8 @@ class AccountQueries:
             groups=[primary, *sorted(g for g in groups if g != primary)],
             created_at=datetime.fromtimestamp(row["created_at"], UTC),
             tokens=tokens,
+            weight=row["weight"],
+            quota=quota_of(row),
         )
 
     def _active_tokens(self) -> dict[str, int]:
@@ -139,25 +181,14 @@ class AccountQueries:
         members: dict[str, list[str]] = {}
         for g, u in rows.memberships(self._store):
             members.setdefault(g, []).append(u)
-        return [
-            GroupView(
-                name=r["name"],
-                members=members.get(r["name"], []),
-                created_at=datetime.fromtimestamp(r["created_at"], UTC),
-            )
-            for r in rows.all_groups(self._store)
-        ]
+        return [_group_view(r, members.get(r["name"], [])) for r in rows.all_groups(self._store)]
 
     def group(self, name: str) -> GroupView | None:
         """One group with its members (None: no such group)."""
         row = rows.group(self._store, name)
         if row is None:
             return None
-        return GroupView(
-            name=row["name"],
-            members=rows.members_of(self._store, name),
-            created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        )
+        return _group_view(row, rows.members_of(self._store, name))
 
     def tokens(self, user: str | None = None) -> list[TokenView]:
         """Tokens, newest first, of one user or of everyone."""
@@ -176,6 +207,9 @@ class AccountOps:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        # Called after a change of what scheduling reads (roles aside: weights, quotas,
+        # groups): the master reloads its fair-share settings.
+        self.on_change: Callable[[], None] = lambda: None
 
     # --- who is calling
 
@@ -278,6 +312,37 @@ class AccountOps:
             rows.insert_user(tx, spec.name, spec.role, spec.group, now)
             for g in groups:
                 rows.add_members(tx, g, [spec.name])
+        self.on_change()
+
+    def change_user(self, name: str, change: UserChange) -> None:
+        """Set a user's role and fair-share settings (the fields given). The last admin keeps
+        their role."""
+        row = self._user(name)
+        role = change.role
+        if (
+            role is not None
+            and role is not Role.ADMIN
+            and row["role"] == Role.ADMIN
+            and rows.admins(self.store) <= 1
+        ):
+            raise Conflict(f"{name!r} is the last admin: make another admin first")
+        values = share_columns(change)
+        with self.store.tx() as tx:
+            if role is not None:
+                rows.set_role(tx, name, role)
+            if values:
+                rows.set_shares(tx, "user", name, values)
+        self.on_change()
+
+    def change_group(self, name: str, change: ShareSettings) -> None:
+        """Set a group's fair-share settings (the fields given)."""
+        if rows.group(self.store, name) is None:
+            raise NotFound(f"group {name!r} not found")
+        values = share_columns(change)
+        if values:
+            with self.store.tx() as tx:
+                rows.set_shares(tx, "group", name, values)
+        self.on_change()
 
     def remove_user(self, name: str) -> None:
         """Remove a user with their tokens and memberships; their work stays, owned by the name.
@@ -287,6 +352,7 @@ class AccountOps:
             raise Conflict(f"{name!r} is the last admin: make another admin first")
         with self.store.tx() as tx:
             rows.delete_user(tx, name)
+        self.on_change()
 
     def add_group(self, name: str) -> None:
         """Store a new group; ``Conflict`` if the name is taken."""
@@ -294,6 +360,7 @@ class AccountOps:
             raise Conflict(f"group {name!r} already exists")
         with self.store.tx() as tx:
             rows.insert_group(tx, name, self.clock.now())
+        self.on_change()
 
     def remove_group(self, name: str) -> None:
         """Remove a group. Refused while it is a user's primary group, and for the default."""
@@ -306,6 +373,7 @@ class AccountOps:
             raise Conflict(f"group {name!r} is the primary group of {', '.join(primary)}")
         with self.store.tx() as tx:
             rows.delete_group(tx, name)
+        self.on_change()
 
     def _group_and_users(self, group: str, users: Iterable[str]) -> list[str]:
         if rows.group(self.store, group) is None:

@@ -19,11 +19,12 @@ from corral.master.agents import AgentOps
 from corral.master.applier import Applier, Outbox
 from corral.master.events import EventBus
 from corral.master.execs import ExecRelay
+from corral.master.fairshare import DAY, FairShare
 from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.private_queries import PrivateQueries
 from corral.master.queries import Queries
 from corral.master.records import AgentRecord
-from corral.master.scheduling import SchedulingLoop
+from corral.master.scheduling import SchedulingLoop, held_now
 from corral.master.service_loop import ServiceLoop
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
@@ -56,6 +57,7 @@ class Master:
         *,
         heartbeat_interval: float = 1.0,
         lost_after: float = 8.0,
+        fair_share_half_life: float = DAY,
     ) -> None:
         self.store = store
         self.bus = EventBus()
@@ -73,13 +75,18 @@ class Master:
             lost_after=lost_after,
         )
         self.applier.deliver_later = self.agents.deliver_soon  # kills a transition decides
-        self.scheduler = SchedulingLoop(self.state, self.agents, self.applier)
+        # Weights, quotas and decayed usage, read by each scheduling pass.
+        self.fair_share = FairShare(store, fair_share_half_life)
+        self.scheduler = SchedulingLoop(
+            self.state, self.agents, self.applier, fair_share=self.fair_share
+        )
         self.service_loop = ServiceLoop(self.state, self.services, self.applier, self.agents)
         self.timers = ScheduleLoop(self.state, self.applier)
         # What the API may read: the live records read-only, and the store's history.
-        self.view = ClusterView(self.state, self.services)
+        self.view = ClusterView(self.state, self.services, self.fair_share)
         self.queries = Queries(self.view, store)
         self.accounts = AccountOps(store, self.state.clock)
+        self.accounts.on_change = self._shares_changed
         # Commands run in tasks: corral exec, and the remote shells of gangs' ranks.
         self.execs = ExecRelay(self.state, self.agents.dispatch, self.agents.hostname_of)
         self._loops: list[asyncio.Task[None]] = []
@@ -93,6 +100,7 @@ class Master:
         self.agents.load()
         self.state.load()
         self.services.load()
+        self.fair_share.load()
         loops = {
             "services": self.service_loop.run_forever(),
             "scheduler": self.scheduler.run_forever(),
@@ -122,7 +130,16 @@ class Master:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        if self._loops:  # it led: what ran since the last write of the usage is kept
+            self.fair_share.track(self.state.clock.now(), held_now(self.state))
+            self.fair_share.save(self.state.clock.now())
         self._loops = []
+
+    def _shares_changed(self) -> None:
+        """An admin changed weights, quotas or users: read them again and plan anew (a quota
+        raised may let work in)."""
+        self.fair_share.reload()
+        self.state.wake.set()
 
     def ensure_admin_token(self, token_file: Path) -> str:
         """The admin token: read from ``token_file``, or created (and written 0600) on the

@@ -18,6 +18,7 @@ from typing import Any
 from corral.master.jobs import NotFound
 from corral.master.queries import Queries, Row
 from corral.master.view import ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
+from corral.spec.share import ShareReport
 from corral.store.accounts import creations
 from corral.store.store import Store
 
@@ -32,6 +33,13 @@ class PrivateQueries(Queries):
         self.reader = self._only_owner = reader
         # Event id -> owner, per workload name, read once per stream.
         self._created: dict[str, dict[int, str]] = {}
+
+    def share(self) -> ShareReport:
+        """The reader's own line of the fair-share report."""
+        report = super().share()
+        return report.model_copy(
+            update={"users": [u for u in report.users if u.user == self.reader]}
+        )
 
     def _mine(self, workload: str) -> bool:
         return self.owner_of(workload) == self.reader

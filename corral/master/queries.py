@@ -13,9 +13,12 @@ from typing import Any
 
 from corral.master.accounts import AccountQueries
 from corral.master.jobs import NotFound
+from corral.master.share_report import share_report
 from corral.master.usage import By, Usage, span_of, tally
 from corral.master.view import AgentInfo, ClusterView, DeploymentInfo, ServiceInfo, TaskInfo
+from corral.spec.share import ShareReport
 from corral.spec.states import TaskState
+from corral.store import accounts as account_rows
 from corral.store.bulk import counts_of
 from corral.store.store import Store
 
@@ -35,6 +38,17 @@ class Queries:
     def now(self) -> float:
         """The master's clock."""
         return self._view.now()
+
+    # --- fair share
+
+    def share(self) -> ShareReport:
+        """Every user's weight, quotas, decayed usage, share, running and waiting work."""
+        fair_share = self._view.fair_share
+        assert fair_share is not None  # a master's view always has it
+        users = account_rows.all_users(self._store)
+        return share_report(
+            fair_share, self._view.agents(), self._view.tasks(), users, self._view.now()
+        )
 
     # --- jobs and runs (stored)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier
+from corral.master.fairshare import FairShare
 from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
@@ -19,12 +20,14 @@ from corral.scheduler.model import (
     PlacedTask,
     Placement,
     Plan,
+    Resources,
     Snapshot,
     TaskRequest,
 )
 from corral.spec.states import AgentState, TaskState
 
 log = logging.getLogger(__name__)
+NOTHING = Resources()
 
 
 def snapshot_of(state: ClusterState) -> Snapshot:
@@ -60,6 +63,16 @@ def snapshot_of(state: ClusterState) -> Snapshot:
         for a in state.agents.values()
     )
     return Snapshot(agents=agents, placed=tuple(placed))
+
+
+def held_now(state: ClusterState) -> dict[str, Resources]:
+    """What each owner's placed tasks hold now."""
+    held: dict[str, Resources] = {}
+    for agent_id in state.index.agents():
+        for t in state.index.on_agent(agent_id):
+            if t.state.active:
+                held[t.owner] = held.get(t.owner, NOTHING) + t.resources
+    return held
 
 
 def request_of(task: LiveTask) -> TaskRequest:
@@ -105,8 +118,10 @@ class SchedulingLoop:
         tick: float = 30.0,
         spacing: float = 0.005,
         planner: Planner = plan,
+        fair_share: FairShare | None = None,
     ) -> None:
         self.state = state
+        self.fair_share = fair_share
         self.agents = agents
         self.applier = applier
         self.planner = planner
@@ -137,8 +152,12 @@ class SchedulingLoop:
         now = self.state.clock.now()
         ready, _ = self.due(now)
         if not ready:
+            if self.fair_share is not None:  # usage counts what ran while nothing waited
+                self.fair_share.track(now, held_now(self.state))
             return None
         snapshot = snapshot_of(self.state)
+        if self.fair_share is not None:
+            snapshot = self.fair_share.fill(snapshot, now)
         # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
         # seconds, in which the loop must go on answering /health, agents and the API.
         result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)

@@ -28,6 +28,7 @@ from corral.spec.services import HealthCheckStatus, ServiceSpec
 from corral.spec.states import AgentState, RunState, TaskState
 
 if TYPE_CHECKING:
+    from corral.master.fairshare import FairShare
     from corral.master.services import ServiceOps
     from corral.master.state import ClusterState
 
@@ -249,10 +250,13 @@ class ClusterView:
     """Read-only access to the live tasks, agents, runs, job specs, services and deployments
     (see the module's docstring for what is live and what is copied)."""
 
-    def __init__(self, state: ClusterState, services: ServiceOps) -> None:
+    def __init__(
+        self, state: ClusterState, services: ServiceOps, fair_share: FairShare | None = None
+    ) -> None:
         self._state = state
         self._index = state.index
         self._services = services
+        self.fair_share = fair_share  # weights, quotas and decayed usage (read, never changed)
         self.runs: Mapping[tuple[str, int], RunState] = MappingProxyType(state.runs)
         self.specs: Mapping[str, JobSpec] = MappingProxyType(state.specs)
 

@@ -70,7 +70,9 @@ class UserSpec(BaseModel):
     )
 
 
-MAX_WEIGHT = 1e6  # a larger ratio of weights is a typo, not a policy
+# A ratio of weights beyond 10^6 is a typo, not a policy; a user's weight times their group's
+# stays well within a float.
+MIN_WEIGHT, MAX_WEIGHT = 1e-3, 1e3
 MAX_QUOTA = 2**53  # beyond any cluster, and still exact as a JSON number
 
 
@@ -91,10 +93,11 @@ class ShareSettings(BaseModel):
 
     weight: float | None = Field(
         None,
-        gt=0,
+        ge=MIN_WEIGHT,
         le=MAX_WEIGHT,
         allow_inf_nan=False,
-        description="Fair-share weight (> 0; 1 by default): twice the weight, twice the share.",
+        description="Fair-share weight, 0.001 to 1000 (1 by default): twice the weight, twice "
+        "the share.",
     )
     quota_cpus: float | None = Field(None, ge=0, le=MAX_QUOTA, allow_inf_nan=False)
     quota_mem: int | None = Field(None, ge=0, le=MAX_QUOTA, description="MiB.")

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from corral.store.schema import CREATED, events, group_members, groups, tokens, users
+from corral.store.schema import fair_share_usage as fair_share_usage_table
 from corral.store.store import Store, Tx
 
 
@@ -192,6 +193,29 @@ def remove_members(tx: Tx, group_name: str, user_names: Iterable[str]) -> None:
         sorted(set(user_names))
     )
     tx.conn.execute(delete(group_members).where(cond))
+
+
+def set_shares(tx: Tx, kind: str, name: str, values: dict[str, float | int | None]) -> None:
+    """Change fair-share columns (weight, quota_*) of a user (``kind`` "user") or a group."""
+    table = users if kind == "user" else groups
+    tx.conn.execute(update(table).where(table.c.name == name).values(**values))
+
+
+def set_role(tx: Tx, name: str, role: str) -> None:
+    """Change a user's role."""
+    tx.conn.execute(update(users).where(users.c.name == name).values(role=role))
+
+
+def fair_share_usage(store: Store) -> list[RowMapping]:
+    """Every owner's decayed usage as last written."""
+    return _all(store, select(fair_share_usage_table).order_by(fair_share_usage_table.c.owner))
+
+
+def write_fair_share_usage(tx: Tx, rows: list[dict[str, float | str]]) -> None:
+    """Replace every owner's decayed usage by ``rows``."""
+    tx.conn.execute(delete(fair_share_usage_table))
+    if rows:
+        tx.conn.execute(insert(fair_share_usage_table), rows)
 
 
 def revoke_token(tx: Tx, token_id: str, now: float) -> None:

@@ -81,3 +81,52 @@ def test_groups_are_made_and_their_members_changed(corral: Corral) -> None:
     bad = corral("user", "add", f"{name}x", "--group", "no-such-group")
     assert bad.exit_code == 2 and "group" in bad.stderr
     assert ok(corral("group", "rm", group)) == f"{group}: removed\n"
+
+
+def test_an_admin_sets_weights_roles_and_quotas_and_corral_share_shows_them(
+    corral: Corral, server: Server
+) -> None:
+    group, name = f"g{secrets.token_hex(3)}", f"u{secrets.token_hex(3)}"
+    ok(corral("group", "add", group))
+    token = ok(corral("user", "add", name, "--group", group)).splitlines()[-1]
+    said = ok(corral("user", "set", name, "--weight", "2", "--quota-cpus", "8",
+                     "--quota-tasks", "4", "--role", "viewer"))  # fmt: skip
+    assert said == f"{name}: viewer, weight 2, quota 8 cpus, 4 tasks\n"
+    said = ok(corral("user", "set", name, "--quota-cpus", "none", "--role", "user"))
+    assert said == f"{name}: user, weight 2, quota 4 tasks\n"
+    assert ok(corral("group", "set", group, "--weight", "1.5", "--quota-mem", "4096")) == (
+        f"{group}: weight 1.5, quota 4096 MiB\n"
+    )
+    ok(as_user(server, token, "run", "--name", f"{name}-job", "--cpus", "0.1", "--", "true"))
+    report = json.loads(ok(as_user(server, token, "share", "--json")))
+    (line,) = [u for u in report["users"] if u["user"] == name]
+    assert (line["group"], line["weight"], line["quota"]["tasks"]) == (group, 3.0, 4)
+    assert line["group_quota"]["mem"] == 4096
+    table = ok(corral("share"))
+    assert table.startswith("cluster: ") and "usage half-life 24 h" in table
+    assert name in table
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("--weight", "0"), "--weight"),
+        (("--weight", "heavy"), "--weight"),
+        (("--quota-cpus", "-1"), "--quota-cpus"),
+        (("--quota-mem", "lots"), "--quota-mem"),
+        (("--role", "emperor"), "--role"),
+        ((), "nothing to change"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_option(
+    corral: Corral, args: tuple[str, ...], option: str
+) -> None:
+    refused = corral("user", "set", "admin", *args)
+    assert refused.exit_code != 0 and option in refused.stderr, refused.stderr
+
+
+def test_a_user_may_not_change_weights(corral: Corral, server: Server) -> None:
+    name = f"u{secrets.token_hex(3)}"
+    token = ok(corral("user", "add", name)).splitlines()[-1]
+    refused = as_user(server, token, "user", "set", name, "--weight", "100")
+    assert refused.exit_code == 1 and "only an admin may" in refused.stderr

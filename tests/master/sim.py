@@ -107,6 +107,7 @@ class Sim:
         self.master.agents.load()
         self.master.state.load()
         self.master.services.load()
+        self.master.fair_share.load()
         self.agents: dict[str, SimAgent] = {}
 
     async def add_agent(
