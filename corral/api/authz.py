@@ -167,6 +167,7 @@ _ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/ui/services/{service_id:path}"): PAGE,
     ("GET", "/ui/deployments"): PAGE,
     ("GET", "/ui/usage"): PAGE,
+    ("GET", "/ui/share"): PAGE,
     ("GET", "/ui/tasks/{task_id}"): PAGE,
     ("GET", "/ui/tasks/{task_id}/files/{path:path}"): Rule(Need.READ, cookie=True),
     ("GET", "/ui/events"): Rule(Need.READ, cookie=True),

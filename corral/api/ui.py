@@ -394,6 +394,16 @@ def usage_page(page: PageDep, window: str = "24h", by: str = "user") -> HTMLResp
     )
 
 
+@router.get("/ui/share")
+def share_page(page: PageDep) -> HTMLResponse:
+    """Fair share: each user's weight, quotas, decayed usage, share, running and waiting work,
+    next in line first."""
+    report = page.master.queries.share()
+    days = report.half_life / 86400
+    half_life = f"{days:g} days" if days >= 1 else f"{report.half_life / 3600:g} hours"
+    return page.render("share.html", nav="share", report=report, half_life=half_life)
+
+
 @router.get("/ui/tasks/{task_id}")
 async def task_page(task_id: str, page: PageDep) -> HTMLResponse:
     """A task: its state history, agent, exit code, sandbox files, and the tail of its stdout

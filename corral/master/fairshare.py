@@ -88,6 +88,13 @@ class UsageLedger:
             self.at = now
         self.held = dict(held)
 
+    def hold(self, tasks: Iterable[tuple[str, Resources]]) -> None:
+        """Tasks (owner, resources) hold from the last ``advance`` on, besides what it said."""
+        held = dict(self.held)
+        for owner, resources in tasks:
+            held[owner] = held.get(owner, _NOTHING) + resources
+        self.held = held
+
     def as_of(self, now: float) -> dict[str, tuple[float, float, float, float]]:
         """Each owner's usage at ``now``, holding since the last ``advance`` what they held
         then. Owners whose usage decayed below a millicore-second are left out."""
@@ -198,6 +205,10 @@ class FairShare:
         self.ledger.advance(now, held)
         if self._saved_at is None or now - self._saved_at >= SAVE_EVERY:
             self.save(now)
+
+    def placed(self, tasks: Iterable[tuple[str, Resources]]) -> None:
+        """Tasks (owner, resources) were placed since the last ``track``: they hold too."""
+        self.ledger.hold(tasks)
 
     def save(self, now: float) -> None:
         """Write the usage now (and at a clean stop)."""

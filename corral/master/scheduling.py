@@ -164,7 +164,10 @@ class SchedulingLoop:
         placed = self._still_placeable(result.placements, snapshot)
         if len(placed) < len(result.placements):
             self.state.wake.set()  # what changed meanwhile is planned again at once
-        await self.agents.deliver(self.applier.plan(result, placed, now))
+        outbox = self.applier.plan(result, placed, now)
+        if self.fair_share is not None:  # what was just placed holds from now on
+            self.fair_share.placed((t.owner, t.resources) for t, _ in placed)
+        await self.agents.deliver(outbox)
         return result
 
     def _still_placeable(

@@ -69,10 +69,23 @@ def test_every_page_is_captured_at_desktop_and_phone_width(
     open_live(page, "/ui/usage")
     expect(page.locator('#usage tr[data-name="admin"]')).to_be_visible()
     screenshot(page, "usage")
+    open_live(page, "/ui/share")
+    expect(page.locator('#share tr[data-name="admin"]')).to_be_visible()
+    screenshot(page, "share")
     page.goto("/ui/login")  # shown even when signed in
     screenshot(page, "login")
 
-    for shot in ("overview", "agents", "jobs", "job-sweep", "job-chain", "task", "usage", "login"):
+    for shot in (
+        "overview",
+        "agents",
+        "jobs",
+        "job-sweep",
+        "job-chain",
+        "task",
+        "usage",
+        "share",
+        "login",
+    ):
         for width in (1280, 390):
             assert (SCREENSHOTS / f"{shot}-{width}.png").stat().st_size > 10_000
 

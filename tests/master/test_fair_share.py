@@ -97,13 +97,13 @@ def test_usage_is_counted_from_what_tasks_hold_and_a_new_master_goes_on_from_it(
         sim.master.accounts.add_user(UserSpec(name="alice"))
         agent = await sim.add_agent("a1", cpus=4)
         submit(sim, "sweep", "alice", 2, cpus=2)
-        await sim.settle()
+        await sim.master.scheduler.run_once()  # one pass places both: they hold from now
         for task_id in agent.launched():
             agent.report(task_id, TaskState.RUNNING)
         sim.clock.t += HOUR
-        await sim.master.scheduler.run_once()  # nothing waits: the pass only counts usage
         for task_id in agent.launched():
             agent.report(task_id, TaskState.FINISHED)
+        await sim.master.scheduler.run_once()  # nothing waits: the pass only counts usage
         sim.master.fair_share.save(sim.clock.now())
         tau = sim.master.fair_share.ledger.tau
         expected = 4 * tau * (1 - math.exp(-HOUR / tau)) / 3600  # 4 cpus for an hour, decayed

@@ -14,7 +14,7 @@
     "agent_state", "service_created", "service_updated", "service_deleted",
     "deployment_started", "deployment_step", "deployment_finished",
   ];
-  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400, services: 400, deployments: 400, usage: 1000 }[watch] ?? 250; // ms between refreshes
+  const MIN_GAP = { all: 1000, agents: 1000, jobs: 400, services: 400, deployments: 400, usage: 1000, share: 1000 }[watch] ?? 250; // ms between refreshes
 
   // --- the API, with the token the login page stored in a cookie
 
@@ -264,6 +264,8 @@
         return ev.type.startsWith("deployment_") || ev.type.startsWith("service_");
       case "usage":
         return ev.type === "task_state";
+      case "share":
+        return ev.type === "task_state" || ev.type.startsWith("job_");
       default:
         return false;
     }
