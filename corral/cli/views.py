@@ -149,7 +149,7 @@ AGENT_COLUMNS: list[Column[AgentView]] = [
     Column("DISK MiB", lambda a: _usage(a.used.disk, a.total.disk), "right"),
     Column("GPUS", lambda a: _gpus(a), "right"),
     Column("HEARTBEAT", lambda a: ago(a.last_heartbeat)),
-    Column("DRIVERS", lambda a: ",".join(a.drivers), wrap=True),
+    Column("DRIVERS", lambda a: ", ".join(a.drivers), wrap=True),
 ]
 
 EVENT_COLUMNS: list[Column[TaskEventView]] = [

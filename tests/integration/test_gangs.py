@@ -147,7 +147,11 @@ def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_each_under_its_a
     )
     outcome = c.wait_run("allreduce", timeout=120)
     ranks = tasks_of(c, "allreduce")
-    assert outcome == "SUCCEEDED", [(t.id, t.state.value, t.reason) for t in ranks]
+    if outcome != "SUCCEEDED":
+        with c.client() as client:
+            said = client.logs(ranks[0].id, "stderr", 0, 1 << 16).data
+        states = [(t.id, t.state.value, t.reason) for t in ranks]
+        pytest.fail(f"the gang {outcome}: {states}; rank 0's stderr:\n{said}")
     assert [t.state.value for t in ranks] == ["FINISHED"] * 6
     host_of = {t.slot: t.hostname or "" for t in ranks}
     assert sorted({host_of[0], host_of[2], host_of[4]}) == ["node-a", "node-b", "node-c"]
