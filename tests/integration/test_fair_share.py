@@ -2,8 +2,9 @@
 
 The issue's shape, scaled down in time only: 16 one-cpu slots; tasks of TASK seconds. A fills
 the cluster with 400 tasks, then (half a task duration later, the issue's "30 s later" scaled
-to the tasks' length) B submits 400: B holds half the cluster within one task duration. With weights 2:1 the cluster is shared 2:1. A user at quota never holds more than
-it allows. Each test prints its time series of who holds what (sampled on every event).
+to the tasks' length) B submits 400: B holds half the cluster within one task duration. With
+weights 2:1 the cluster is shared 2:1. A user at quota never holds more than it allows. Each
+test prints its time series of who holds what (sampled on every event).
 """
 
 from __future__ import annotations
