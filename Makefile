@@ -30,6 +30,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/placement.py
+	$(BIN)/python bench/fairshare.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/docker_sweep.py
 	$(BIN)/python bench/cli_start.py
