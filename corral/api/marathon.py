@@ -221,7 +221,9 @@ def queue(master: MasterDep) -> dict[str, Any]:
                 # Whole seconds, as Marathon counts them (a Duration's toSeconds).
                 "delay": {"timeLeftSeconds": int(left), "overdue": left == 0},
                 "since": rec.version,
-                "processedOffersSummary": offers_summary(reasons[0] if reasons else ""),
+                "processedOffersSummary": offers_summary(
+                    reasons[0] if reasons else "", len(q.agents())
+                ),
                 "lastUnusedOffers": [],
             }
         )

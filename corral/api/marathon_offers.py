@@ -38,9 +38,10 @@ _SUMMARY = re.compile(r"^(\d+)/(\d+) agents fit(?:: (.*))?$")
 _PART = re.compile(r"^(\d+) (.+)$")
 
 
+QUOTA = "quota: "  # a task over its user's or group's quota: no agent is looked at
+
+
 def _marathon_reason(reason: str) -> str:
-    if reason.startswith("quota of owner"):
-        return "UnfulfilledRole"  # Mesos' quotas are per role
     return _REASONS.get(reason, "UnfulfilledConstraint")
 
 
@@ -50,7 +51,7 @@ def _declined(summary: str) -> tuple[int, dict[str, int]]:
     if match is None:
         return 0, {}
     declined: dict[str, int] = {}
-    # A reason may hold ", " itself (a quota's resources): parts start with a count.
+    # A reason may hold ", " itself: parts start with a count.
     for part in re.split(r", (?=\d+ )", match[3] or ""):
         counted = _PART.match(part)
         if counted is not None:
@@ -59,10 +60,15 @@ def _declined(summary: str) -> tuple[int, dict[str, int]]:
     return int(match[2]), declined
 
 
-def offers_summary(waiting: str) -> dict[str, Any]:
+def offers_summary(waiting: str, agents: int) -> dict[str, Any]:
     """Marathon's ``processedOffersSummary`` for an app whose instances wait because of
-    ``waiting`` (a task's reason from the last plan; empty when none was made yet)."""
-    processed, declined = _declined(waiting)
+    ``waiting`` (a task's reason from the last plan; empty when none was made yet) on a
+    cluster of ``agents``. Over a quota, every agent declines it as Mesos declines an offer
+    beyond its role's quota: UnfulfilledRole."""
+    if waiting.startswith(QUOTA):
+        processed, declined = agents, {"UnfulfilledRole": agents}
+    else:
+        processed, declined = _declined(waiting)
     funnel = []
     reached = processed
     for reason in FUNNEL:

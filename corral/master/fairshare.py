@@ -60,6 +60,14 @@ class Settings:
         return cls(weights, quotas, group_quotas, owner_groups)
 
 
+def equivalent(usage: tuple[float, float, float, float], tau: float) -> Resources:
+    """Decayed usage (resource-seconds) as held resources: divided by the mean life, so that
+    holding R for ever counts as R. Rounded to the nearest unit: a GPU is a coarse one, and
+    rounding down would never count a user who held one GPU for ever (1 - e^-t/tau < 1)."""
+    c, m, d, g = usage
+    return Resources(round(c / tau), round(m / tau), round(d / tau), round(g / tau))
+
+
 def held_by_owner(placed: Iterable[PlacedTask]) -> dict[str, Resources]:
     """What each owner's placed tasks hold."""
     held: dict[str, Resources] = {}
@@ -117,16 +125,10 @@ class UsageLedger:
         return found
 
     def past(self) -> dict[str, Resources]:
-        """Each owner's decayed usage as the core takes it: divided by the mean life, so that
-        holding R for ever counts as R (rounded down; owners whose past rounds to nothing are
-        left out)."""
-        past = {}
-        tau = self.tau
-        for owner, (c, m, d, g) in self.usage.items():
-            r = Resources(int(c / tau), int(m / tau), int(d / tau), int(g / tau))
-            if r != Resources():
-                past[owner] = r
-        return past
+        """Each owner's decayed usage as the core takes it (``equivalent``); owners whose past
+        rounds to nothing are left out."""
+        found = {owner: equivalent(u, self.tau) for owner, u in self.usage.items()}
+        return {owner: r for owner, r in found.items() if r != _NOTHING}
 
     # --- the store
 

@@ -7,7 +7,8 @@ are not there, so every route answers for them exactly what it answers for a nam
 
 What stays cluster-wide: agents (the nodes are everyone's), the account directory, the newest
 event id, and whether a name is taken (``service_exists``, ``service_ids``): names are one
-namespace, so creating a taken name must be refused whoever holds it.
+namespace, so creating a taken name must be refused whoever holds it. The fair-share report
+(``share``) holds the reader's own line only: others' usage is others' work.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from corral.master.fairshare import FairShare
+from corral.master.fairshare import FairShare, equivalent
 from corral.master.view import AgentInfo, TaskInfo
 from corral.scheduler.fairshare import dominant_share
 from corral.scheduler.model import Quota as CoreQuota
@@ -55,8 +55,7 @@ def share_report(
     found = []
     for owner in owners:
         c, m, d, g = usage.get(owner, (0.0, 0.0, 0.0, 0.0))
-        tau = ledger.tau
-        past = Resources(int(c / tau), int(m / tau), int(d / tau), int(g / tau))
+        past = equivalent((c, m, d, g), ledger.tau)
         now_held = held.get(owner, NOTHING)
         weight = settings.weights.get(owner, 1.0)
         group = settings.owner_groups.get(owner, "")

@@ -116,3 +116,12 @@ def test_marathons_event_stream_shows_a_user_only_their_own_apps(
         seen = until(events, "/bob/web")
     assert "/alice/web" not in json.dumps(seen)
     assert {str(e["eventType"]) for e in seen} == {"event_stream_attached", "api_post_event"}
+
+
+def test_a_user_reads_their_own_line_of_the_fair_share_report(app_client: TestClient) -> None:
+    alice = user(app_client, "alice")
+    user(app_client, "bob")
+    mine = app_client.get("/api/v1/share", headers=alice).json()["users"]
+    assert [u["user"] for u in mine] == ["alice"]
+    everyone = app_client.get("/api/v1/share").json()["users"]  # the admin's
+    assert {"admin", "alice", "bob"} <= {u["user"] for u in everyone}

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from marathon.models.endpoint import MarathonEndpoint  # type: ignore[import-untyped]
 from marathon.models.task import MarathonTask  # type: ignore[import-untyped]
 
+from corral.spec.accounts import UserChange
 from corral.spec.states import TaskState
 from tests.marathon.simulated import (
     APP,
@@ -147,3 +148,21 @@ def test_the_queue_counts_the_agents_the_last_plan_declined_by_marathons_reasons
     assert funnel["UnfulfilledConstraint"] == (1, 0)
     assert funnel["InsufficientCpus"] == (1, 1)
     assert funnel["InsufficientMemory"] == (0, 0)
+
+
+def test_an_app_over_its_owners_quota_is_declined_by_every_agent_for_its_role(
+    sim: Sim, client: TestClient
+) -> None:
+    sim.master.accounts.change_user("admin", UserChange(quota_cpus=0.1))
+    client.post("/v2/apps", json=APP)  # 0.25 cpus
+    settle(sim)
+    (item,) = client.get("/v2/queue").json()["queue"]
+    summary = item["processedOffersSummary"]
+    assert (summary["processedOffersCount"], summary["unusedOffersCount"]) == (1, 1)
+    funnel = {
+        r["reason"]: (r["processed"], r["declined"]) for r in summary["rejectSummaryLastOffers"]
+    }
+    assert funnel["UnfulfilledRole"] == (1, 1)
+    assert funnel["InsufficientCpus"] == (0, 0)
+    (task,) = sim.live(APP["id"])
+    assert task.waiting == "quota: user admin at 0/0.1 cpus"

@@ -151,3 +151,10 @@ def test_a_half_life_that_is_not_positive_is_refused() -> None:
     for bad in (0.0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="half-life"):
             UsageLedger(half_life=bad)
+
+
+def test_one_gpu_held_for_ever_counts_as_one_gpu_held() -> None:
+    ledger = UsageLedger(half_life=HOUR)
+    ledger.advance(0.0, {"alice": Resources(gpus=1)})
+    ledger.advance(1000 * HOUR, {})
+    assert ledger.past()["alice"].gpus == 1
