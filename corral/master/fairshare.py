@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from corral.scheduler.model import PlacedTask, Quota, Resources, Snapshot
+from corral.scheduler.model import Quota, Resources, Snapshot
 from corral.store import accounts as rows
 from corral.store.errors import StoreUnavailable
 from corral.store.store import Fenced, Store, StoreFull
@@ -68,14 +68,6 @@ def equivalent(usage: tuple[float, float, float, float], tau: float) -> Resource
     return Resources(round(c / tau), round(m / tau), round(d / tau), round(g / tau))
 
 
-def held_by_owner(placed: Iterable[PlacedTask]) -> dict[str, Resources]:
-    """What each owner's placed tasks hold."""
-    held: dict[str, Resources] = {}
-    for task in placed:
-        held[task.owner] = held.get(task.owner, Resources()) + task.resources
-    return held
-
-
 class UsageLedger:
     """Each owner's decayed usage (resource-seconds of cpus in millicores, mem, disk, gpus)."""
 
@@ -95,13 +87,6 @@ class UsageLedger:
             self.usage = self.as_of(now)
             self.at = now
         self.held = dict(held)
-
-    def hold(self, tasks: Iterable[tuple[str, Resources]]) -> None:
-        """Tasks (owner, resources) hold from the last ``advance`` on, besides what it said."""
-        held = dict(self.held)
-        for owner, resources in tasks:
-            held[owner] = held.get(owner, _NOTHING) + resources
-        self.held = held
 
     def as_of(self, now: float) -> dict[str, tuple[float, float, float, float]]:
         """Each owner's usage at ``now``, holding since the last ``advance`` what they held
@@ -187,10 +172,10 @@ class FairShare:
         """Read the settings again (an admin changed a weight, a quota or a user)."""
         self.settings = Settings.read(self.store)
 
-    def fill(self, snapshot: Snapshot, now: float) -> Snapshot:
-        """``snapshot`` with the weights, quotas and decayed past usage; counts what its placed
-        tasks hold from now on (and writes the usage when it is due)."""
-        self.track(now, held_by_owner(snapshot.placed))
+    def fill(self, snapshot: Snapshot, now: float, held: Mapping[str, Resources]) -> Snapshot:
+        """``snapshot`` with the weights, quotas and decayed past usage; the owners hold
+        ``held`` from now on (see ``track``)."""
+        self.track(now, held)
         s = self.settings
         return replace(
             snapshot,
@@ -207,10 +192,6 @@ class FairShare:
         self.ledger.advance(now, held)
         if self._saved_at is None or now - self._saved_at >= SAVE_EVERY:
             self.save(now)
-
-    def placed(self, tasks: Iterable[tuple[str, Resources]]) -> None:
-        """Tasks (owner, resources) were placed since the last ``track``: they hold too."""
-        self.ledger.hold(tasks)
 
     def save(self, now: float) -> None:
         """Write the usage now (and at a clean stop)."""

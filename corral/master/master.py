@@ -24,7 +24,7 @@ from corral.master.jobs import Conflict, JobOps, NotFound
 from corral.master.private_queries import PrivateQueries
 from corral.master.queries import Queries
 from corral.master.records import AgentRecord
-from corral.master.scheduling import SchedulingLoop, held_now
+from corral.master.scheduling import SchedulingLoop
 from corral.master.service_loop import ServiceLoop
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
@@ -131,7 +131,7 @@ class Master:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         if self._loops:  # it led: what ran since the last write of the usage is kept
-            self.fair_share.track(self.state.clock.now(), held_now(self.state))
+            self.fair_share.track(self.state.clock.now(), self.state.held)
             self.fair_share.save(self.state.clock.now())
         self._loops = []
 

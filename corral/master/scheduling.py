@@ -20,14 +20,12 @@ from corral.scheduler.model import (
     PlacedTask,
     Placement,
     Plan,
-    Resources,
     Snapshot,
     TaskRequest,
 )
 from corral.spec.states import AgentState, TaskState
 
 log = logging.getLogger(__name__)
-NOTHING = Resources()
 
 
 def snapshot_of(state: ClusterState) -> Snapshot:
@@ -63,16 +61,6 @@ def snapshot_of(state: ClusterState) -> Snapshot:
         for a in state.agents.values()
     )
     return Snapshot(agents=agents, placed=tuple(placed))
-
-
-def held_now(state: ClusterState) -> dict[str, Resources]:
-    """What each owner's placed tasks hold now."""
-    held: dict[str, Resources] = {}
-    for agent_id in state.index.agents():
-        for t in state.index.on_agent(agent_id):
-            if t.state.active:
-                held[t.owner] = held.get(t.owner, NOTHING) + t.resources
-    return held
 
 
 def request_of(task: LiveTask) -> TaskRequest:
@@ -153,11 +141,11 @@ class SchedulingLoop:
         ready, _ = self.due(now)
         if not ready:
             if self.fair_share is not None:  # usage counts what ran while nothing waited
-                self.fair_share.track(now, held_now(self.state))
+                self.fair_share.track(now, self.state.held)
             return None
         snapshot = snapshot_of(self.state)
         if self.fair_share is not None:
-            snapshot = self.fair_share.fill(snapshot, now)
+            snapshot = self.fair_share.fill(snapshot, now, self.state.held)
         # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
         # seconds, in which the loop must go on answering /health, agents and the API.
         result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)
@@ -166,7 +154,7 @@ class SchedulingLoop:
             self.state.wake.set()  # what changed meanwhile is planned again at once
         outbox = self.applier.plan(result, placed, now)
         if self.fair_share is not None:  # what was just placed holds from now on
-            self.fair_share.placed((t.owner, t.resources) for t, _ in placed)
+            self.fair_share.track(now, self.state.held)
         await self.agents.deliver(outbox)
         return result
 

@@ -63,6 +63,9 @@ class ClusterState:
         self.live_per_run: Counter[tuple[str, int]] = Counter()
         # Every stored task (finished ones too) per (owner, state), as the store counts them.
         self.task_counts: TaskCounts = Counter()
+        # What each owner's placed tasks hold, kept with the agents' ``used`` (fair share's
+        # usage is counted from it on every pass, without a walk over every placed task).
+        self.held: dict[str, Resources] = {}
         self.specs: dict[str, JobSpec] = {}
         self.wake = asyncio.Event()  # the scheduling loop: work may be placeable
         self.timers = asyncio.Event()  # the schedule loop: a job's next firing changed
@@ -101,6 +104,7 @@ class ClusterState:
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
             agent.used = agent.used + task.resources
+            self._hold(task.owner, task.resources)
 
     def drop_live(self, task: LiveTask) -> None:
         """Stop tracking a task that ended."""
@@ -110,6 +114,7 @@ class ClusterState:
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
             agent.used = agent.used - task.resources
+            self._hold(task.owner, Resources() - task.resources)
 
     def forget_run(self, key: tuple[str, int]) -> None:
         """A run has its outcome: it is no longer open."""
@@ -124,6 +129,14 @@ class ClusterState:
         self.index.moved(task)
         task.waiting = ""
         agent.used = agent.used + task.resources
+        self._hold(task.owner, task.resources)
+
+    def _hold(self, owner: str, change: Resources) -> None:
+        held = self.held.get(owner, Resources()) + change
+        if held == Resources():
+            self.held.pop(owner, None)
+        else:
+            self.held[owner] = held
 
     def free_of(self, agent: AgentRecord) -> Resources:
         """What is left on an agent."""

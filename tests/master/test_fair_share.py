@@ -158,3 +158,32 @@ def test_one_gpu_held_for_ever_counts_as_one_gpu_held() -> None:
     ledger.advance(0.0, {"alice": Resources(gpus=1)})
     ledger.advance(1000 * HOUR, {})
     assert ledger.past()["alice"].gpus == 1
+
+
+def test_what_each_owner_holds_is_kept_as_tasks_are_placed_and_end(sim: Sim) -> None:
+    def counted() -> dict[str, Resources]:
+        held: dict[str, Resources] = {}
+        for t in sim.master.state.tasks.values():
+            if t.state.active:
+                held[t.owner] = held.get(t.owner, Resources()) + t.resources
+        return held
+
+    async def scenario() -> None:
+        agent = await sim.add_agent("a1", cpus=4)
+        submit(sim, "a", "alice", 3)
+        submit(sim, "b", "bob", 3)
+        await sim.settle()
+        assert sim.master.state.held == counted() != {}
+        first, second, *_ = agent.launched()
+        agent.report(first, TaskState.RUNNING)
+        agent.report(first, TaskState.FINISHED)
+        agent.report(second, TaskState.FAILED)
+        await sim.settle()
+        assert sim.master.state.held == counted()
+        await sim.master.kill_job("a")
+        sim.confirm_kills()
+        await sim.settle()
+        assert sim.master.state.held == counted()
+        assert "alice" not in sim.master.state.held
+
+    asyncio.run(scenario())
