@@ -38,6 +38,7 @@ class Journal:
             self._load()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._size = os.fstat(self._fd).st_size  # kept as we append: no stat per line
 
     def _load(self) -> None:
         text = self.path.read_text()
@@ -63,7 +64,6 @@ class Journal:
         if self._behind and not self._rewrite():
             return
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
-        start = os.fstat(self._fd).st_size
         try:
             written = 0
             while written < len(line):  # a short write is retried; a refused one raises
@@ -71,8 +71,10 @@ class Journal:
         except OSError as e:
             log.warning("journal write failed (%s); keeping updates in memory", e.strerror)
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, start)
+                os.ftruncate(self._fd, self._size)
             self._behind = True
+            return
+        self._size += len(line)
 
     def next_seq(self) -> int:
         """The sequence number of the next update."""
@@ -116,6 +118,7 @@ class Journal:
             return False
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
         self._dead_lines = 0
         self._behind = False
         return True
@@ -123,6 +126,15 @@ class Journal:
     def unacked(self) -> list[StatusUpdate]:
         """Updates not yet acknowledged, oldest first."""
         return [self._pending[s] for s in sorted(self._pending)]
+
+    def unacked_after(self, seq: int) -> list[StatusUpdate]:
+        """Updates not yet acknowledged whose seq is above ``seq``, oldest first."""
+        return [u for u in self.unacked() if u.seq > seq]
+
+    @property
+    def acked(self) -> int:
+        """The highest seq the master acknowledged (every update up to it)."""
+        return self._acked
 
     def close(self) -> None:
         """Close the file."""

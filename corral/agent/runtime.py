@@ -269,19 +269,22 @@ class Agent:
                 await ws.send(message)
 
     async def _flush(self) -> None:
-        """Send journal entries not yet sent on this connection, in order."""
+        """Send journal entries not yet sent on this connection, in order, one message at a
+        time: while the master applies one, the updates made meanwhile wait for its ack and
+        then go together (one message and one transaction of the master for many updates
+        when it is busy, no wait when it is not)."""
         async with self._send_lock:
-            # Loops because updates may be journaled while a send is under way.
-            while self._ws is not None:
-                unsent = [u for u in self.journal.unacked() if u.seq > self._sent]
-                if not unsent:
-                    return
+            if self._ws is None or self._sent > self.journal.acked:
+                return  # the ack of what is in flight flushes again
+            unsent = self.journal.unacked_after(self._sent)
+            if unsent:
                 self._sent = unsent[-1].seq
                 await self._send(Updates(updates=unsent).model_dump_json())
 
     async def _handle(self, msg: Any) -> None:
         if isinstance(msg, Ack):
             self.journal.ack(msg.seq)
+            self._schedule_flush()
         elif isinstance(msg, Launch):
             await self.launch(msg.task)
         elif isinstance(msg, Kill):
@@ -436,8 +439,9 @@ class Agent:
         if rt.kill_reason is not None:  # a kill came while it was starting
             await rt.handle.kill(rt.launch.kill_grace)
         else:
-            with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
-                sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{self.clock.now()}\n")
+            if rt.launch.health_checks:  # a restarted agent needs it for their grace periods
+                with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
+                    sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{self.clock.now()}\n")
             self._check_health(rt, executor)
             self._answer_rsh(rt)
         await self._watch(rt)

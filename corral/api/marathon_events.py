@@ -202,15 +202,19 @@ async def _stream(master: Master, types: set[str], request: Request) -> AsyncIte
     try:
         hello = _attached(master, request)
         yield f"event: event_stream_attached\ndata: {json.dumps(hello)}\n\n"
-        async for ev in follow(sub, request):
-            if ev is None:
+        async for live in follow(sub, request):
+            if live is None:
                 yield "\n"  # Marathon's keep-alive is an empty line
                 continue
-            if not master.queries.sees_event(ev):
-                continue
-            for out in marathon_events(master, ev):
-                if not types or out["eventType"] in types:
-                    yield f"event: {out['eventType']}\ndata: {json.dumps(out)}\n\n"
+            chunk = [
+                f"event: {out['eventType']}\ndata: {json.dumps(out)}\n\n"
+                for ev in live
+                if master.queries.sees_event(ev)
+                for out in marathon_events(master, ev)
+                if not types or out["eventType"] in types
+            ]
+            if chunk:
+                yield "".join(chunk)
     finally:
         master.bus.unsubscribe(sub)
 

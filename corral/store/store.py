@@ -75,6 +75,10 @@ _FENCE = (
     .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
     .values(epoch=leadership.c.epoch)
 )
+# Built once too: every message of status updates from an agent runs it.
+_AGENT_SEQ = (
+    update(agents).where(agents.c.id == bindparam("b_id")).values(last_seq=bindparam("b_seq"))
+)
 
 
 def hash_token(token: str) -> str:
@@ -318,7 +322,7 @@ class Tx:
 
     def set_agent_seq(self, agent_id: str, seq: int) -> None:
         """Record the newest status update applied for an agent."""
-        self.conn.execute(update(agents).where(agents.c.id == agent_id).values(last_seq=seq))
+        self.conn.execute(_AGENT_SEQ, {"b_id": agent_id, "b_seq": seq})
 
     def add_token(
         self,

@@ -47,7 +47,7 @@ LOST_REASON = "exit status lost while the agent was down"
 # SIGKILL kills it too; the agent is alive then and gets the status from the kernel instead.
 # (A SIGTERM in the instant between the trap and the command's start is lost; SIGKILL after the
 # grace still stops the task.)
-# The status is written to a temporary file and renamed, so a reader never sees half of it.
+# The status is one short write, read only once the wrapper has exited.
 WRAPPER = """\
 exit_file=$1
 cd -- "$2" || { echo "corral: cannot enter the working directory $2" >&2; exit 125; }
@@ -345,26 +345,32 @@ def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]
     return [program, *launch.command[1:]]
 
 
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
     """Start ``argv`` in a new session with output to the sandbox; return its pid (unreaped).
 
     posix_spawn (vfork underneath) costs a fraction of a fork of the agent; the wrapper
-    changes into the working directory itself, as posix_spawn cannot.
+    changes into the working directory itself, as posix_spawn cannot. The files are opened
+    here and only duplicated in the child: CPython holds the GIL until the child has exec'ed,
+    so whatever the child does first stalls every thread of the agent (creating two files on
+    a busy disk, milliseconds).
     """
-    return os.posix_spawn(
-        argv[0],
-        argv,
-        env,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(sandbox_dir / "stdout"), _OUTPUT_FLAGS, 0o644),
-            (os.POSIX_SPAWN_OPEN, 2, str(sandbox_dir / "stderr"), _OUTPUT_FLAGS, 0o644),
-        ],
-        setsid=True,
-    )
+    fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)]
+    try:
+        for name in ("stdout", "stderr"):
+            fds.append(os.open(sandbox_dir / name, _OUTPUT_FLAGS, 0o644))
+        return os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
+            setsid=True,
+        )
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _workdir(launch: TaskLaunch, dirs: TaskDirs) -> Path:
@@ -468,7 +474,10 @@ class ProcessExecutor:
         worker thread); answers its pid, a pidfd of it, its cgroup and its environment."""
         sandbox.prepare(launch, dirs)
         try:
-            sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
+            if host_ports:
+                sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
+            else:  # none given: no record, one file less to write per task
+                (dirs.meta / PORTS_FILE).unlink(missing_ok=True)
         except OSError as exc:
             # The agent's paths are not the user's business: say what, not where.
             why = exc.strerror or type(exc).__name__

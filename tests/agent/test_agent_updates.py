@@ -1,0 +1,76 @@
+"""An agent sends its status updates one message at a time: those made while the master applies a
+message go together once it acknowledged it, so a busy master applies many in one transaction."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
+
+from corral.agent.runtime import Agent, AgentConfig
+from corral.spec.protocol import Ack, AgentResources, Read, Welcome
+from corral.spec.states import TaskState
+from tests.agent.helpers import DEADLINE
+
+
+async def _next(ws: ServerConnection, kind: str) -> dict[str, Any]:
+    """The next message of type ``kind`` (heartbeats skipped)."""
+    while True:
+        msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+        if msg["type"] == kind:
+            return msg
+
+
+def test_updates_made_while_one_message_is_unacknowledged_go_together_after_its_ack(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> list[list[Any]]:
+        sent: list[list[Any]] = []
+        done = asyncio.Event()
+        agent: Agent | None = None
+
+        async def master(ws: ServerConnection) -> None:
+            hello = await _next(ws, "hello")
+            welcome = Welcome(agent_id=hello["agent_id"], heartbeat_interval=30)
+            await ws.send(welcome.model_dump_json())
+            first = await _next(ws, "updates")
+            sent.append([u["seq"] for u in first["updates"]])
+            assert agent is not None
+            # Made while the first message waits for its ack: none of them may be sent yet. The
+            # agent answers a read meanwhile: that answer comes first if they were held back.
+            for n in range(3):
+                await agent.report(f"t{n}", TaskState.RUNNING)
+            await ws.send(Read(request_id=1, task_id="t0", file="stdout").model_dump_json())
+            following = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
+            sent.append([following["type"] == "read_result"])
+            await ws.send(Ack(seq=first["updates"][-1]["seq"]).model_dump_json())
+            second = await _next(ws, "updates")
+            sent.append([u["seq"] for u in second["updates"]])
+            await ws.send(Ack(seq=second["updates"][-1]["seq"]).model_dump_json())
+            done.set()
+            await ws.wait_closed()
+
+        async with serve(master, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            config = AgentConfig(
+                master_url=f"http://127.0.0.1:{port}",
+                token=None,
+                data_dir=tmp_path,
+                hostname="node-test",
+                resources=AgentResources(cpus=1, mem=256, disk=0),
+            )
+            agent = Agent(config, {})
+            running = asyncio.create_task(agent.run())
+            await asyncio.wait_for(agent.connected.wait(), DEADLINE)
+            await agent.report("first", TaskState.RUNNING)
+            await asyncio.wait_for(done.wait(), DEADLINE)
+            assert not agent.journal.unacked()
+            await agent.stop(timeout=5)
+            running.cancel()
+        return sent
+
+    first, read_answered_first, second = asyncio.run(scenario())
+    assert first == [1]
+    assert read_answered_first == [True]
+    assert second == [2, 3, 4]
