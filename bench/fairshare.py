@@ -38,19 +38,26 @@ TARGET = 20_000  # decisions/s
 SHAPES = (res(1, 2_048), res(2, 1_024), res(0.5, 8_192), res(1, 4_096))  # cpus, MiB
 
 
-def make_agents() -> tuple[AgentSnapshot, ...]:
-    """1,000 alike agents of 16 cpus and 64 GiB."""
+def make_agents(rng: random.Random | None = None) -> tuple[AgentSnapshot, ...]:
+    """1,000 alike agents of 16 cpus and 64 GiB; with ``rng``, of 12, 16, 24 or 64 cpus and
+    48, 64, 96 or 256 GiB (sizes some tasks no longer fit once a few run there)."""
+
+    def size() -> Resources:
+        if rng is None:
+            return res(16, 65_536)
+        return res(rng.choice((12, 16, 24, 64)), rng.choice((49_152, 65_536, 98_304, 262_144)))
+
     return tuple(
-        AgentSnapshot(
-            id=f"agent-{i:04d}", hostname=f"node{i:04d}", total=res(16, 65_536), used=res()
-        )
+        AgentSnapshot(id=f"agent-{i:04d}", hostname=f"node{i:04d}", total=size(), used=res())
         for i in range(AGENTS)
     )
 
 
-def make_work(rng: random.Random, capacity: Resources) -> tuple[Snapshot, list[TaskRequest]]:
+def make_work(
+    rng: random.Random, agents: tuple[AgentSnapshot, ...]
+) -> tuple[Snapshot, list[TaskRequest]]:
     """The users' tasks, weights, groups, quotas and decayed past."""
-    agents = make_agents()
+    capacity = sum((a.total for a in agents), Resources())
     users = [f"user{u:04d}" for u in range(USERS)]
     group_of = {u: f"group{i % GROUPS:02d}" for i, u in enumerate(users)}
     group_weight = {g: rng.choice((0.5, 1.0, 2.0)) for g in sorted(set(group_of.values()))}
@@ -141,16 +148,16 @@ def deviation(
     )
     print(
         f"DRF level (weighted dominant share): {level:.6f}; users left waiting below it: "
-        f"{len(below)}; largest deviation from the DRF shares: {worst:.6f} "
-        f"(one task's share: median {one_task:.6f}, largest {max(step.values()):.6f})"
+        f"{len(below)}; largest deviation from the DRF shares: {worst:.2e} = "
+        f"{worst / one_task:.2f} of a task (one task's share: median {one_task:.2e}, "
+        f"largest {max(step.values()):.2e})"
     )
 
 
-def main() -> None:
-    """Build the work, time ``plan()``, check the plan, print the figures."""
-    rng = random.Random(SEED)
-    capacity = sum((a.total for a in make_agents()), Resources())
-    snapshot, pending = make_work(rng, capacity)
+def run(label: str, agents: tuple[AgentSnapshot, ...]) -> None:
+    """Time ``plan()`` on ``agents``, check the plan, print the figures."""
+    capacity = sum((a.total for a in agents), Resources())
+    snapshot, pending = make_work(random.Random(SEED), agents)
     runs = [timed(snapshot, pending) for _ in range(3)]
     result, seconds = runs[0][0], min(s for _, s in runs)
     errors = check_plan(snapshot, pending, result)
@@ -158,7 +165,7 @@ def main() -> None:
         raise SystemExit("unsound plan:\n" + "\n".join(errors[:20]))
     decisions = len(result.placements) + len(result.waiting)
     print(
-        f"{len(pending):,} waiting tasks of {USERS:,} users on {AGENTS:,} agents "
+        f"{label}: {len(pending):,} waiting tasks of {USERS:,} users on {AGENTS:,} agents "
         f"(weights, {len(snapshot.quotas)} user and {len(snapshot.group_quotas)} group quotas, "
         f"{len(snapshot.past)} users with a decayed past)"
     )
@@ -174,6 +181,13 @@ def main() -> None:
     )
     share, step = shares(snapshot, pending, result, capacity)
     deviation(pending, result, share, step)
+
+
+def main() -> None:
+    """The work on alike agents, then on agents of mixed sizes."""
+    run("alike agents", make_agents())
+    print()
+    run("mixed agents", make_agents(random.Random(SEED + 1)))
 
 
 if __name__ == "__main__":
