@@ -31,8 +31,10 @@ COMMANDS = {
     "accounts": {
         "authenticate",
         "add_user",
+        "change_user",
         "remove_user",
         "add_group",
+        "change_group",
         "remove_group",
         "add_members",
         "remove_members",
