@@ -10,7 +10,8 @@ tasks with LIKE and UNLIKE on the rack, MAX_PER and UNIQUE groups, BINPACK and S
 
 Then the permit and preempt stages at work, which the main figure never starts: the same work
 with every fifth job all-or-nothing, and the cluster as the first plan left it, running its
-placements, with the tasks it left waiting back at priority 10.
+placements and the room left taken by a backfill owner, with the tasks it left waiting given
+to a newcomer below their fair share (who evicts backfill to make room).
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ def sound(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> N
 
 
 def running(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> Snapshot:
-    """The cluster once ``result``'s placements run, each at its task's priority."""
+    """The cluster once ``result``'s placements run, each at its task's priority, and the
+    room they leave filled by one task of a "backfill" owner per agent: a full cluster, where
+    the backfill owner holds more than their share."""
     tasks = {t.id: t for t in pending}
     used = {a.id: a.used for a in snapshot.agents}
     placed = []
@@ -161,6 +164,10 @@ def running(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) ->
         t = tasks[p.task_id]
         used[p.agent_id] += t.resources
         placed.append(PlacedTask(t.id, t.group, p.agent_id, t.owner, t.resources, t.priority))
+    for a in snapshot.agents:
+        left = a.total - used[a.id]
+        placed.append(PlacedTask(f"fill-{a.id}", "fill", a.id, "backfill", replace(left, gpus=0)))
+        used[a.id] += replace(left, gpus=0)
     agents = tuple(replace(a, used=used[a.id]) for a in snapshot.agents)
     return replace(snapshot, agents=agents, placed=tuple(placed), preemption=True)
 
@@ -178,12 +185,14 @@ def seams(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan) -> N
         f"{placed:,} placed in {seconds:.3f} s, {placed / seconds:,.0f} placements/s"
     )
     full = running(snapshot, pending, result)
-    urgent = [replace(t, priority=10) for t in pending if t.id in result.waiting]
+    # A newcomer, below their share, gets the work left waiting: the preempt stage evicts
+    # tasks of the owners over theirs to make room for it.
+    urgent = [replace(t, owner="newcomer") for t in pending if t.id in result.waiting]
     preempting, seconds = best_of(3, plan, full, urgent)
     sound(full, urgent, preempting)
     makes_room = len({p.by for p in preempting.preemptions})
     print(
-        f"{len(urgent):,} waiting tasks back at priority 10 on the full cluster: "
+        f"{len(urgent):,} waiting tasks of a newcomer on the full cluster: "
         f"{len(preempting.preemptions):,} preemptions make room for {makes_room:,} in "
         f"{seconds:.3f} s"
     )

@@ -80,6 +80,8 @@ def task_view(q: Queries, row: Row, events: Sequence[Row] | None = None) -> Task
         not_before=ts(row["not_before"]),
         healthy=row.get("healthy"),
         health=row.get("health"),
+        preempted_by=row.get("preempted_by"),
+        requeues=row.get("requeues") or 0,
         waiting=live.waiting or None
         if live is not None and live.state is TaskState.PENDING
         else None,

@@ -56,6 +56,23 @@ HalfLifeOption = Annotated[
         "seconds. A user who ran all of yesterday goes behind today, and is not shut out.",
     ),
 ]
+PreemptionOption = Annotated[
+    bool,
+    typer.Option(
+        "--preemption",
+        help="A user below their fair share whose task waited --preempt-after may evict "
+        "tasks of users over theirs (batch tasks; a service's if it is preemptible). "
+        "Evicted tasks wait again, not counted as failures.",
+    ),
+]
+PreemptAfterOption = Annotated[
+    str,
+    typer.Option(
+        "--preempt-after",
+        help="How long a task waits before it may preempt (with --preemption): 60s, 5m, "
+        "1h or seconds.",
+    ),
+]
 MaxOutputOption = Annotated[
     int,
     typer.Option(
@@ -112,6 +129,18 @@ def _half_life(text: str) -> float:
         raise typer.BadParameter(str(e), param_hint="--fairshare-half-life") from None
 
 
+def _preempt_after(enabled: bool, text: str) -> float | None:
+    """The threshold of preemption in seconds, or None when it is off."""
+    from corral.cli.accounts import seconds_of
+    from corral.cli.context import InvalidInput
+
+    try:
+        after = seconds_of(text, "--preempt-after")
+    except InvalidInput as e:
+        raise typer.BadParameter(str(e), param_hint="--preempt-after") from None
+    return after if enabled else None
+
+
 def up(
     data: Annotated[
         Path | None, typer.Option(help="Data dir [default: $CORRAL_DATA or ./.corral]")
@@ -129,9 +158,12 @@ def up(
     allow_privileged: AllowPrivilegedOption = False,
     max_output: MaxOutputOption = 1024,
     fairshare_half_life: HalfLifeOption = "1d",
+    preemption: PreemptionOption = False,
+    preempt_after: PreemptAfterOption = "60s",
 ) -> None:
     """Start a whole cluster here: a master and one local agent, state in the data dir."""
     half_life = _half_life(fairshare_half_life)
+    threshold = _preempt_after(preemption, preempt_after)
     from corral.cli import serving
 
     serving.up(
@@ -144,6 +176,7 @@ def up(
         max_output * 2**20,
         db,
         half_life,
+        threshold,
     )
 
 
@@ -161,10 +194,13 @@ def master(
         ),
     ] = 8.0,
     fairshare_half_life: HalfLifeOption = "1d",
+    preemption: PreemptionOption = False,
+    preempt_after: PreemptAfterOption = "60s",
 ) -> None:
     """Run a master: API, scheduler and state store, for agents to dial in."""
     host, port = _split_listen(listen)
     half_life = _half_life(fairshare_half_life)
+    threshold = _preempt_after(preemption, preempt_after)
     if no_auth and host not in LOOPBACK:
         raise typer.BadParameter(
             "--no-auth is only allowed on a loopback address", param_hint="--no-auth"
@@ -172,7 +208,9 @@ def master(
     from corral.cli import serving
 
     access = serving.Access(not no_auth, private_reads)
-    serving.master(db, host, port, data or default_data_dir(), access, lost_after, half_life)
+    serving.master(
+        db, host, port, data or default_data_dir(), access, lost_after, half_life, threshold
+    )
 
 
 def agent(

@@ -124,6 +124,7 @@ def up(
     max_output: int,
     db: str | None = None,
     half_life: float = 86400.0,
+    preempt_after: float | None = None,
 ) -> None:
     """``corral up``: a master and a local agent in this process, state in ``data_dir``; the
     agent offers ``offer``'s cpus, mem and GPUs (None: what the node has), and joins with an
@@ -132,7 +133,7 @@ def up(
     cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
     store = open_store(db, data_dir)
-    master = Master(store, fair_share_half_life=half_life)
+    master = Master(store, fair_share_half_life=half_life, preempt_after=preempt_after)
     token = agent_token = None
     if access.auth_required:
         token = master.ensure_admin_token(data_dir / "admin.token")
@@ -170,11 +171,15 @@ def master(
     access: Access,
     lost_after: float,
     half_life: float = 86400.0,
+    preempt_after: float | None = None,
 ) -> None:
     """``corral master``: API, scheduler and store, for agents to dial in; past usage counts
-    half after ``half_life`` seconds in fair share."""
+    half after ``half_life`` seconds in fair share; with ``preempt_after`` (seconds; None:
+    off), a task of a user below their share that waited that long may preempt."""
     store = open_store(db, data_dir)
-    m = Master(store, lost_after=lost_after, fair_share_half_life=half_life)
+    m = Master(
+        store, lost_after=lost_after, fair_share_half_life=half_life, preempt_after=preempt_after
+    )
     if access.auth_required:
         token = m.ensure_admin_token(data_dir / "admin.token")
         typer.echo(f"admin token in {data_dir / 'admin.token'}")

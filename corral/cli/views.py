@@ -242,6 +242,8 @@ def task_fields(task: TaskView) -> Table:
             ("finished", when(task.finished_at)),
             ("took", duration(task.started_at, task.finished_at)),
             ("retry not before", when(task.not_before) if task.state == "PENDING" else None),
+            ("preempted by", task.preempted_by),
+            ("requeued", f"{task.requeues} times after preemption" if task.requeues else None),
         ]
     )
 

@@ -144,7 +144,7 @@ class Applier:
                     task_id=kill.task.id,
                     agent_id=kill.agent.id,
                     reason=kill.reason,
-                    data={"by": kill.by} if kill.by else {},
+                    data=self._preemptor(kill.by),
                 )
 
             def remember() -> None:
@@ -152,9 +152,17 @@ class Applier:
                     self.state.occupy(t, a, devices.get(t.id, ()))
                 for kill in kills:
                     kill.task.kill_requested = True
+                    kill.task.preempted_by = kill.by
 
             ch.after(remember)
         return Outbox(tuple(placed), tuple(kills))
+
+    def _preemptor(self, by: str | None) -> dict[str, Any]:
+        """What a ``task_preempted`` event says of the task it made room for."""
+        if by is None:
+            return {}
+        preemptor = self.state.tasks.get(by)
+        return {"by": by, "by_owner": preemptor.owner if preemptor is not None else None}
 
     def _still_running(self, ending: list[tuple[str, str, Status, str | None]]) -> list[Kill]:
         """The stops and preemptions whose task still runs where the plan saw it."""
@@ -304,7 +312,15 @@ class Applier:
             self.apply(ch, [running] if running else [], when)
         if not state.terminal:
             return
-        ended = EndedTask(task.id, task.attempt, state, task.kill_requested, reason)
+        ended = EndedTask(
+            task.id,
+            task.attempt,
+            state,
+            task.kill_requested,
+            reason,
+            task.preempted_by,
+            task.row.requeues,
+        )
         if member_of(task) is not None:
             self._gang_rank_ended(ch, task, ended, when)
             return
@@ -490,7 +506,7 @@ class Applier:
 
     def _start_retry(self, ch: Change, retry: StartRetry, now: float) -> None:
         task = self.state.tasks[retry.task_id]
-        row = retry_of(task.row, now, retry.not_before)
+        row = retry_of(task.row, now, retry.not_before, retry.requeue)
         # The new attempt stands for the slot now.
         ch.tx.superseded(task.id, task.job, task.run, ch.state_of(task).value)
         self.add_pending(ch, [row], now, retry.reason)

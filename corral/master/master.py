@@ -58,7 +58,10 @@ class Master:
         heartbeat_interval: float = 1.0,
         lost_after: float = 8.0,
         fair_share_half_life: float = DAY,
+        preempt_after: float | None = None,
     ) -> None:
+        """``preempt_after``: with preemption on, how many seconds a task of a user below
+        their fair share waits before it may evict tasks of users over theirs (None: off)."""
         self.store = store
         self.bus = EventBus()
         self.state = ClusterState(store, self.bus, clock or SystemClock())
@@ -78,7 +81,12 @@ class Master:
         # Weights, quotas and decayed usage, read by each scheduling pass.
         self.fair_share = FairShare(store, fair_share_half_life)
         self.scheduler = SchedulingLoop(
-            self.state, self.agents, self.applier, fair_share=self.fair_share
+            self.state,
+            self.agents,
+            self.applier,
+            fair_share=self.fair_share,
+            preempt_after=preempt_after,
+            preemptible=self._preemptible,
         )
         self.service_loop = ServiceLoop(self.state, self.services, self.applier, self.agents)
         self.timers = ScheduleLoop(self.state, self.applier)
@@ -134,6 +142,11 @@ class Master:
             self.fair_share.track(self.state.clock.now(), self.state.held)
             self.fair_share.save(self.state.clock.now())
         self._loops = []
+
+    def _preemptible(self, service_id: str) -> bool:
+        """Whether a preemption may stop the tasks of a service (its spec says so)."""
+        rec = self.services.services.get(service_id)
+        return rec is not None and rec.spec.preemptible
 
     def _shares_changed(self) -> None:
         """An admin changed weights, quotas or users: read them again and plan anew (a quota

@@ -64,6 +64,7 @@ class LiveTask:
     ports: tuple[int, ...] = ()  # the host ports its agent gave it (reported with RUNNING)
     health: str | None = None  # the last health check's message
     waiting: str = ""  # why it is not placed yet, from the last plan
+    preempted_by: str | None = None  # the task it is being stopped for (a preemption)
     order: int = field(default_factory=lambda: next(_order))
 
     # What the scheduler asks of it: read from its row's packed launch, which tasks of one
@@ -132,6 +133,7 @@ class LiveTask:
             started_at=row.get("started_at"),
             ports=tuple(row.get("ports") or ()),
             health=row.get("health"),
+            preempted_by=row.get("preempted_by"),
         )
 
     @property

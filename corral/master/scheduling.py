@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier
@@ -28,17 +29,32 @@ from corral.spec.states import AgentState, TaskState
 log = logging.getLogger(__name__)
 
 
-def snapshot_of(state: ClusterState) -> Snapshot:
+def _never(service: str) -> bool:
+    return False
+
+
+def snapshot_of(state: ClusterState, preemptible: Callable[[str], bool] = _never) -> Snapshot:
     """The read-only view the core plans on. Placed tasks are read from the index by agent, so
     building it costs what is placed, not what is pending. They are listed by agent: the core
-    reads them as a set (sums per owner, victims sorted by their own key)."""
+    reads them as a set (sums per owner, victims sorted by their own key). A batch task may be
+    preempted, a service's when ``preemptible(its service id)`` says so, a gang's rank never."""
     placed: list[PlacedTask] = []
     ports: dict[str, frozenset[int]] = {}
     devices: dict[str, frozenset[int]] = {}
     for agent_id in state.index.agents():
         tasks = [t for t in state.index.on_agent(agent_id) if t.state.active]
         placed += [
-            PlacedTask(t.id, t.job, agent_id, t.owner, t.resources, devices=t.devices)
+            PlacedTask(
+                t.id,
+                t.job,
+                agent_id,
+                t.owner,
+                t.resources,
+                t.priority,
+                t.devices,
+                preemptible=preemptible(t.job) if t.service else t.gang is None,
+                stopping=t.kill_requested,
+            )
             for t in tasks
         ]
         ports[agent_id] = frozenset(p for t in tasks for p in t.host_ports)
@@ -82,7 +98,14 @@ def request_of(task: LiveTask) -> TaskRequest:
         gang=gang,
         gang_node=gang_node,
         gang_size=gang_size,
+        waiting_since=waiting_since(task),
     )
+
+
+def waiting_since(task: LiveTask) -> float:
+    """When a pending task began to wait for a place: when it was made, or when its backoff
+    ended."""
+    return max(task.created_at, task.not_before or 0.0)
 
 
 Planner = Callable[[Snapshot, Sequence[TaskRequest]], Plan]
@@ -107,9 +130,16 @@ class SchedulingLoop:
         spacing: float = 0.005,
         planner: Planner = plan,
         fair_share: FairShare | None = None,
+        preempt_after: float | None = None,
+        preemptible: Callable[[str], bool] = _never,
     ) -> None:
         self.state = state
         self.fair_share = fair_share
+        # Preemption (off: None): a task of a user below their share that waited this many
+        # seconds may evict tasks of users over theirs; ``preemptible`` says which services'
+        # tasks may be evicted.
+        self.preempt_after = preempt_after
+        self.preemptible = preemptible
         self.agents = agents
         self.applier = applier
         self.planner = planner
@@ -123,16 +153,23 @@ class SchedulingLoop:
         self.spacing = spacing
 
     def due(self, now: float) -> tuple[list[LiveTask], float | None]:
-        """Pending tasks whose backoff is over, and when the next backoff ends."""
+        """Pending tasks whose backoff is over, and when the next pass is due: the next
+        backoff's end, or (with preemption) the next waiting task reaching the threshold."""
         ready: list[LiveTask] = []
         next_due: float | None = None
+        after = self.preempt_after
         for t in self.state.tasks.values():
             if t.state is not TaskState.PENDING or t.kill_requested:
                 continue
             if t.not_before is not None and t.not_before > now:
-                next_due = t.not_before if next_due is None else min(next_due, t.not_before)
+                when: float | None = t.not_before
             else:
                 ready.append(t)
+                # Past the threshold it may preempt: plan then, not at the next tick.
+                late = None if after is None else waiting_since(t) + after
+                when = late if late is not None and late > now else None
+            if when is not None:
+                next_due = when if next_due is None else min(next_due, when)
         return ready, next_due
 
     async def run_once(self) -> Plan | None:
@@ -143,9 +180,11 @@ class SchedulingLoop:
             if self.fair_share is not None:  # usage counts what ran while nothing waited
                 self.fair_share.track(now, self.state.held)
             return None
-        snapshot = snapshot_of(self.state)
+        snapshot = snapshot_of(self.state, self.preemptible)
         if self.fair_share is not None:
             snapshot = self.fair_share.fill(snapshot, now, self.state.held)
+        if self.preempt_after is not None:
+            snapshot = replace(snapshot, preemption=True, preempt_after=self.preempt_after, now=now)
         # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
         # seconds, in which the loop must go on answering /health, agents and the API.
         result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)

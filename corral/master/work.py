@@ -126,7 +126,8 @@ def run_tasks(spec: JobSpec, owner: str, run: int, now: float) -> list[TaskRow]:
     return rows
 
 
-def retry_of(row: TaskRow, now: float, not_before: float) -> TaskRow:
-    """The next attempt of a task: the same launch under the next id, waiting for its backoff."""
+def retry_of(row: TaskRow, now: float, not_before: float, requeue: bool = False) -> TaskRow:
+    """The next attempt of a task: the same launch under the next id, waiting for its backoff
+    (``requeue``: the task was preempted, and goes back to waiting)."""
     tid = task_id(row.job, row.run, row.slot, row.attempt + 1)
-    return row.next_attempt(tid, now, not_before)
+    return row.next_attempt(tid, now, not_before, requeue)

@@ -10,8 +10,9 @@ Host ports: ``h.add_agent("a", ports_used=[8080])``, ``h.add_task("web", host_po
 ``h.add_placed("old", "a", host_ports=[8080])`` marks the port used on "a" like its resources.
 GPUs: ``h.add_agent("a", gpus=2)`` has indices 0 and 1 (``devices=(1, 3)`` names others);
 ``h.add_placed("old", "a", devices=[0])`` holds index 0 there; ``where_devices(plan)``.
-All-or-nothing: ``h.add_tasks(3, group="mpi", gang="mpi")``. Preemption: ``h.add_placed("low",
-"a", priority=1)``, ``h.add_task("urgent", priority=10)``, then ``p.preemptions``.
+All-or-nothing: ``h.add_tasks(3, group="mpi", gang="mpi")``. Preemption: ``h.add_placed("big",
+"a", owner="alice")``, ``h.add_task("starved", owner="bob")``, then ``p.preemptions``
+(``h.now``, ``h.preempt_after`` and ``waiting_since`` for the threshold).
 
 :func:`check_plan` (invariants.py) states the invariants every plan must keep; the property
 tests and the benchmark run it on whatever they generate.
@@ -79,6 +80,8 @@ class Harness:
         self.owner_groups: dict[str, str] = {}  # owner -> their group
         self.past: dict[str, Resources] = {}  # decayed past usage per owner
         self.preemption = True  # the preempt stage runs: tests see what it would stop
+        self.preempt_after = 0.0  # seconds a task waits before it may preempt
+        self.now = 0.0  # the plan's time (tasks have waited since 0 unless told otherwise)
         self.plans: list[Plan] = []
 
     def add_agent(
@@ -184,12 +187,14 @@ class Harness:
         gang: str | None = None,
         gang_node: int | None = None,
         gang_size: int = 0,
+        waiting_since: float = 0.0,
     ) -> TaskRequest:
         """Add a pending task; ``order`` defaults to the order tasks were added in.
 
         ``host_ports``: the exact host ports it needs (a required service port, a fixed
         docker ``hostPort``). ``gang``: the all-or-nothing group it belongs to; ``gang_node``
         its node in a gang of nodes, ``gang_size`` the gang's members in all.
+        ``waiting_since``: when it began to wait (preemption's threshold counts from it).
         """
         task = TaskRequest(
             id=id,
@@ -205,6 +210,7 @@ class Harness:
             gang=gang,
             gang_node=gang_node,
             gang_size=gang_size,
+            waiting_since=waiting_since,
         )
         self.pending.append(task)
         return task
@@ -264,11 +270,24 @@ class Harness:
         host_ports: Iterable[int] = (),
         priority: int = 0,
         devices: Sequence[int] = (),
+        preemptible: bool = True,
+        stopping: bool = False,
     ) -> PlacedTask:
         """Add a task already running on an agent; its resources, host ports and GPU indices
-        (``devices``: it holds one GPU per index) count as used."""
+        (``devices``: it holds one GPU per index) count as used. ``preemptible``: a
+        preemption may stop it; ``stopping``: it was asked to stop already."""
         resources = res(cpus, mem, gpus=len(devices))
-        task = PlacedTask(task_id, group, agent_id, owner, resources, priority, tuple(devices))
+        task = PlacedTask(
+            task_id,
+            group,
+            agent_id,
+            owner,
+            resources,
+            priority,
+            tuple(devices),
+            preemptible,
+            stopping,
+        )
         ports = frozenset(host_ports)
         self.placed.append(task)
         for i, agent in enumerate(self.agents):
@@ -292,6 +311,8 @@ class Harness:
             owner_groups=dict(self.owner_groups),
             past=dict(self.past),
             preemption=self.preemption,
+            preempt_after=self.preempt_after,
+            now=self.now,
         )
 
     def plan(self) -> Plan:

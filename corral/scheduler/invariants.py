@@ -30,9 +30,10 @@ def check_plan(snapshot: Snapshot, pending: Sequence[TaskRequest], result: Plan)
     and MAX_PER; no agent gives one host port to two tasks, nor one it already had in use;
     each placement gets as many GPU indices as it asked for, all of its agent's, none given
     twice nor already held; quotas hold; a gang is placed whole or not at all; preemptions name
-    each victim once, only placed tasks of lower priority than the waiting task they make room
-    for, all of one such task on one agent, and no agent is over-committed once they stopped
-    and their preemptors are placed. GROUP_BY's evenness is left to the tests that compare
+    each victim once, only preemptible placed tasks, not stopping, of another owner and of a
+    priority not above the waiting task they make room for, all of one such task on one
+    agent, and no agent is over-committed once they (and the tasks stopping) stopped and their
+    preemptors are placed. GROUP_BY's evenness is left to the tests that compare
     with ``plan_exhaustive``.
     """
     agents = {a.id: a for a in snapshot.agents}
@@ -265,8 +266,10 @@ def _preemption_errors(
             errors.append(f"preemption {p} names no task placed on {p.agent_id}")
         elif by is None or p.by not in result.waiting:
             errors.append(f"preemption {p} makes room for no waiting task")
-        elif victim.priority >= by.priority:
-            errors.append(f"preemption {p}: priority {victim.priority} >= {by.priority}")
+        elif victim.priority > by.priority:
+            errors.append(f"preemption {p}: priority {victim.priority} > {by.priority}")
+        elif victim.owner == by.owner or not victim.preemptible or victim.stopping:
+            errors.append(f"preemption {p}: of its own owner's, not preemptible or stopping")
         if p.status.code is not Code.PREEMPTED or not p.status.reason:
             errors.append(f"preemption {p} without its code and reason")
         if agent_of.setdefault(p.by, p.agent_id) != p.agent_id:
@@ -289,6 +292,9 @@ def _room_errors(
             load[p.agent_id] += tasks[p.task_id].resources
     for q in result.preemptions:
         load[q.agent_id] -= placed[q.task_id].resources
+    for task in snapshot.placed:  # stopping already: its room comes back too
+        if task.stopping and task.agent_id in load:
+            load[task.agent_id] -= task.resources
     for by, agent_id in agent_of.items():
         load[agent_id] += tasks[by].resources
     return [

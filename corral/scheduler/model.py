@@ -141,8 +141,12 @@ class PlacedTask:
     agent_id: str
     owner: str
     resources: Resources
-    priority: int = 0  # only strictly higher-priority work may preempt it
+    priority: int = 0  # work of a higher priority than this is never its preemptor
     devices: tuple[int, ...] = ()  # the GPU indices it holds on its agent
+    # Whether a preemption may stop it: a batch task may; a service's only when its spec says
+    # so; a gang's rank never (its gang would stop whole).
+    preemptible: bool = True
+    stopping: bool = False  # asked to stop already: its room is coming back
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,7 @@ class TaskRequest:
     # With ``gang``: how many members the whole gang has; while fewer are pending, it waits
     # whole. 0: the pending members are the whole gang.
     gang_size: int = 0
+    waiting_since: float = 0.0  # when it began to wait for a place (preemption's threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +207,12 @@ class Snapshot:
     # divided by the half-life's mean life, so that holding R for ever counts as holding R.
     # Added to what the owner holds now when fair share ranks owners.
     past: Mapping[str, Resources] = field(default_factory=dict)
-    # Whether the plan looks for preemptions (Nomad's PreemptionConfig): off until the caller
-    # carries Plan.preemptions out, so that no pass computes victims nobody stops.
+    # Whether the plan looks for preemptions (Nomad's PreemptionConfig): off unless the
+    # master runs with preemption on, so that no pass computes victims nobody stops.
     preemption: bool = False
+    # A waiting task may preempt once it has waited this long (seconds) by ``now``.
+    preempt_after: float = 0.0
+    now: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

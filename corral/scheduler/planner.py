@@ -10,7 +10,8 @@
                 placed, or all rolled back so that their room goes to the tasks decided after.
                 A gang of nodes takes distinct agents, each with room for a whole node.
 7. preempt    — once every task is decided, if the snapshot allows preemption: for each
-                UNSCHEDULABLE task, the lower-priority placed tasks whose room would let it in.
+                UNSCHEDULABLE task of an owner below their fair share that waited long
+                enough, the placed tasks of owners over theirs whose room would let it in.
 
 Tasks that cannot be placed get a status; nothing is retried within a plan.
 """
@@ -87,7 +88,7 @@ class _Pass:
             elif task.gang in gangs:  # the gang's first member: decide them all now
                 self._decide_gang(task.gang, gangs.pop(task.gang))
         preemptions = (
-            preempt(state, self.snapshot.placed, self.pending, cohorts, waiting)
+            preempt(state, self.snapshot, self.pending, cohorts, waiting)
             if self.snapshot.preemption
             else ()
         )

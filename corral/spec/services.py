@@ -213,6 +213,11 @@ class ServiceSpec(BaseModel):
     constraints: list[ConstraintSpec] = Field(default_factory=list)
     placement: Strategy = Strategy.SPREAD
     priority: int = Field(0, ge=-1000, le=1000)
+    preemptible: bool = Field(
+        False,
+        description="With preemption on, a user below their fair share may stop its tasks "
+        "(they are replaced as any stopped task); a service's tasks are safe otherwise.",
+    )
     labels: dict[NoNul, NoNul] = Field(default_factory=dict)
     dependencies: list[ServiceId] = Field(
         default_factory=list, description="Services deployed before this one (in one group)."

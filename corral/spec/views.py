@@ -58,6 +58,12 @@ class TaskView(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     not_before: datetime | None = Field(None, description="Set while a retry waits its backoff.")
+    preempted_by: str | None = Field(
+        None, description="The task it was stopped to make room for (it ends KILLED, requeued)."
+    )
+    requeues: int = Field(
+        0, description="Earlier attempts of its slot that were preempted: no retry was used."
+    )
     healthy: bool | None = Field(
         None, description="The last health check's verdict; null before one, or without checks."
     )

@@ -110,6 +110,9 @@ class TaskRow:
     # The GPU indices it holds on its agent, given when it was placed (stored with its placement,
     # so a restarted master knows them); () until then, and for a task asking for no GPU.
     devices: tuple[int, ...] = ()
+    # Earlier attempts of its slot that were preempted (then requeued): they use up none of
+    # the job's retries.
+    requeues: int = 0
 
     def placed(self, devices: tuple[int, ...]) -> TaskRow:
         """This task as placed with the GPU indices ``devices``."""
@@ -151,10 +154,14 @@ class TaskRow:
             "not_before": self.not_before,
             "ports": None,
             "devices": json.dumps(list(self.devices)) if self.devices else None,
+            "requeues": self.requeues,
         }
 
-    def next_attempt(self, tid: str, now: float, not_before: float) -> TaskRow:
-        """The next attempt of this task under the id ``tid``: the same launch, renamed."""
+    def next_attempt(
+        self, tid: str, now: float, not_before: float, requeue: bool = False
+    ) -> TaskRow:
+        """The next attempt of this task under the id ``tid``: the same launch, renamed
+        (``requeue``: this one was preempted, which counts as no failure)."""
         launch = self.launch.unpack()
         env = {**launch.env, "CORRAL_TASK_ID": tid, "MESOS_TASK_ID": tid}
         launch = launch.model_copy(update={"task_id": tid, "env": env})
@@ -166,6 +173,7 @@ class TaskRow:
             created_at=now,
             not_before=not_before,
             devices=(),  # placed anew, wherever it goes
+            requeues=self.requeues + 1 if requeue else self.requeues,
         )
 
     @classmethod
@@ -193,6 +201,7 @@ class TaskRow:
             created_at=row.get("created_at") or 0.0,
             not_before=row.get("not_before"),
             devices=tuple(row.get("devices") or ()),
+            requeues=row.get("requeues") or 0,
         )
 
 

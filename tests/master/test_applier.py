@@ -63,7 +63,7 @@ def test_a_preemption_marks_its_victim_killed_with_who_preempted_it(sim: Sim) ->
         assert sim.master.state.tasks["low.1.0.0"].kill_requested
         (event,) = [e for e in sim.store.events_since(0) if e["type"] == "task_preempted"]
         assert (event["task_id"], event["reason"]) == ("low.1.0.0", why.reason)
-        assert event["data"] == {"by": "high.1.0.0"}
+        assert event["data"] == {"by": "high.1.0.0", "by_owner": "bob"}
         row = sim.store.task("low.1.0.0")
         assert row is not None and row["preempted_by"] == "high.1.0.0"
 

@@ -146,6 +146,7 @@ class Cluster:
 
     root: Path
     lost_after: float = 8.0
+    master_args: list[str] = field(default_factory=list)  # more options of `corral master`
     port: int = field(default_factory=free_port)
     agents: dict[str, Proc] = field(default_factory=dict)
     # Every agent of a test runs on this one host: each gets host ports of its own, as agents
@@ -183,6 +184,7 @@ class Cluster:
                     str(self.root / "master"),
                     "--lost-after",
                     str(self.lost_after),
+                    *self.master_args,
                 ],
                 self.root / "master.log",
             )

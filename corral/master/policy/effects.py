@@ -16,6 +16,7 @@ class StartRetry:
     attempt: int  # the new attempt's number
     not_before: float
     reason: str
+    requeue: bool = False  # the attempt was preempted: back to waiting, no retry used
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ class EndedTask:
     state: TaskState
     kill_requested: bool  # a user (or the service loop) asked for it to stop
     reason: str  # why it ended, as reported
+    preempted_by: str | None = None  # it was asked to stop to make room for this task
+    requeues: int = 0  # earlier attempts of its slot that were preempted
 
 
 def should_retry(state: TaskState, kill_requested: bool, attempt: int, retries: int) -> bool:
@@ -46,17 +48,31 @@ def retry_delay(attempt: int, base: float, cap: float) -> float:
 
 def decide_retry(task: EndedTask, settings: RetrySettings | None, now: float) -> StartRetry | None:
     """The next attempt of ``task``, or None when it is not retried (``settings`` None: the
-    task belongs to no job the master knows, such as a service's)."""
-    if settings is None or not should_retry(
-        task.state, task.kill_requested, task.attempt, settings.retries
-    ):
+    task belongs to no job the master knows, such as a service's).
+
+    A task preempted (stopped to make room for another user's) goes back to waiting at once,
+    whatever its retries: it did not fail, and its requeue uses up none of them. Retries count
+    the attempts that were not requeues.
+    """
+    if settings is None:
         return None
-    delay = retry_delay(task.attempt, settings.backoff, settings.max_delay)
-    attempt = task.attempt + 1
-    why = f"retry {attempt} of {settings.retries} in {delay:g}s after {task.state.value}"
+    if task.preempted_by is not None and task.state is not TaskState.FINISHED:
+        why = f"requeued after preemption by task {task.preempted_by}, not counted as a failure"
+        return StartRetry(
+            task_id=task.id,
+            attempt=task.attempt + 1,
+            not_before=now,
+            reason=f"{why}: {task.reason}" if task.reason else why,
+            requeue=True,
+        )
+    tries = task.attempt - task.requeues  # the attempts that failed before this one
+    if not should_retry(task.state, task.kill_requested, tries, settings.retries):
+        return None
+    delay = retry_delay(tries, settings.backoff, settings.max_delay)
+    why = f"retry {tries + 1} of {settings.retries} in {delay:g}s after {task.state.value}"
     return StartRetry(
         task_id=task.id,
-        attempt=attempt,
+        attempt=task.attempt + 1,
         not_before=now + delay,
         reason=f"{why}: {task.reason}" if task.reason else why,
     )

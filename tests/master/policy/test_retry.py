@@ -84,3 +84,53 @@ def test_a_task_that_failed_its_last_allowed_attempt_ends_its_run_failed() -> No
     h.start_run("sim")
     h.task_ended("sim", S.FAILED, attempt=1, reason="exit 1")
     assert h.effects == [FinishRun("sim", 1, RunState.FAILED, "1 FAILED", (("FAILED", 1),))]
+
+
+PREEMPTED = "preempted by task b.1.0.0 of user bob: bob below share, waited 75 s"
+
+
+@pytest.mark.parametrize(
+    ("state", "attempt", "requeues", "retries", "outcome"),
+    [
+        pytest.param(S.KILLED, 0, 0, 0, "requeued", id="a preempted task is requeued at once"),
+        pytest.param(
+            S.KILLED, 3, 1, 2, "requeued", id="whatever retries it has left: none is used"
+        ),
+        pytest.param(
+            S.FAILED, 0, 0, 0, "requeued", id="a preempted task failing as it stops is requeued"
+        ),
+        pytest.param(S.FINISHED, 0, 0, 2, None, id="a preempted task that finished first is done"),
+    ],
+)
+def test_a_preempted_task_goes_back_to_waiting_without_using_a_retry(
+    state: TaskState, attempt: int, requeues: int, retries: int, outcome: str | None
+) -> None:
+    task = EndedTask("j.1.0.3", attempt, state, True, PREEMPTED, "b.1.0.0", requeues)
+    found = decide_retry(task, RetrySettings(retries, backoff=5.0, max_delay=60.0), now=10.0)
+    if outcome is None:
+        assert found is None
+        return
+    assert found == StartRetry(
+        "j.1.0.3",
+        attempt + 1,
+        10.0,
+        f"requeued after preemption by task b.1.0.0, not counted as a failure: {PREEMPTED}",
+        requeue=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("attempt", "requeues", "retried", "reason"),
+    [
+        pytest.param(2, 2, True, "retry 1 of 1 in 5s", id="after two requeues the retry is left"),
+        pytest.param(3, 2, False, "", id="after two requeues and one retry none is left"),
+    ],
+)
+def test_retries_count_the_attempts_that_were_not_requeues(
+    attempt: int, requeues: int, retried: bool, reason: str
+) -> None:
+    task = EndedTask("j.1.0.0", attempt, S.FAILED, False, "exit 1", None, requeues)
+    found = decide_retry(task, RetrySettings(1, backoff=5.0, max_delay=60.0), now=0.0)
+    assert (found is not None) is retried
+    if found is not None:
+        assert found.reason.startswith(reason) and found.not_before == 5.0

@@ -124,9 +124,10 @@ def test_a_gang_turned_down_gives_its_gpus_back_to_the_tasks_decided_after() -> 
 
 def test_a_preemption_for_a_gpu_task_names_the_task_holding_the_gpu() -> None:
     h = Harness()
-    h.add_agent("a1", gpus=1)
-    h.add_placed("low", "a1", priority=0, devices=[0])
-    h.add_task("urgent", gpus=1, priority=5)
+    h.add_agent("a1", gpus=2)
+    h.add_placed("high", "a1", owner="alice", priority=1, devices=[0])
+    h.add_placed("low", "a1", owner="alice", priority=0, devices=[1])
+    h.add_task("urgent", owner="bob", gpus=1, priority=5)
     result = h.plan()
     assert [(p.task_id, p.by) for p in result.preemptions] == [("low", "urgent")]
     assert result.waiting["urgent"] == Status(

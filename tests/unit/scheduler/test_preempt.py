@@ -1,14 +1,15 @@
-"""Preempt: a task that fits nowhere names the lower-priority placed tasks that would make room."""
+"""Preempt: a user below their fair share, whose task waited long enough and fits nowhere,
+names the tasks of users over their share that would make room for it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
 from corral.scheduler import Code, Constraint, Operator, Preemption, Status, plan_exhaustive
-from corral.scheduler.harness import Harness, check_plan, quota
+from corral.scheduler.harness import Harness, check_plan, quota, res
 
 
 @dataclass(frozen=True)
@@ -19,100 +20,209 @@ class Case:
     preempted: list[tuple[str, str, str]]
 
 
+def _full_of_alice(h: Harness, cpus: float = 4, tasks: int = 4, priority: int = 0) -> None:
+    """One agent of ``cpus`` full of alice's ``tasks`` alike tasks a-0, a-1..."""
+    h.add_agents(1, cpus=cpus)
+    for i in range(tasks):
+        h.add_placed(f"a-{i}", "agent-00", owner="alice", cpus=cpus / tasks, priority=priority)
+
+
+def _starved(h: Harness) -> None:
+    _full_of_alice(h)
+    h.add_task("b", owner="bob", cpus=1)
+
+
+def _two_starved(h: Harness) -> None:
+    _full_of_alice(h)
+    h.add_task("b-0", owner="bob", cpus=1)
+    h.add_task("b-1", owner="bob", cpus=1)
+    h.add_task("b-2", owner="bob", cpus=1)  # bob would hold 3 of 4: over his half
+
+
+def _not_waited_long_enough(h: Harness) -> None:
+    _starved(h)
+    h.now, h.preempt_after = 100.0, 60.0
+    h.pending[0] = replace(h.pending[0], waiting_since=41.0)
+
+
+def _waited_just_long_enough(h: Harness) -> None:
+    _starved(h)
+    h.now, h.preempt_after = 100.0, 60.0
+    h.pending[0] = replace(h.pending[0], waiting_since=40.0)
+
+
+def _at_their_share(h: Harness) -> None:
+    h.add_agents(2, cpus=4)
+    h.add_placed("a", "agent-00", owner="alice", cpus=4)
+    h.add_placed("b-old", "agent-01", owner="bob", cpus=4)
+    h.add_task("b", owner="bob", cpus=1)
+
+
+def _only_over_share_owners(h: Harness) -> None:
+    h.add_agents(1, cpus=8)
+    h.add_placed("a-0", "agent-00", owner="alice", cpus=1, priority=0)  # below her third
+    h.add_placed("a-1", "agent-00", owner="alice", cpus=1, priority=0)
+    for i in range(6):
+        h.add_placed(f"c-{i}", "agent-00", owner="carol", cpus=1, priority=1)
+    h.add_task("b", owner="bob", cpus=1, priority=1)
+
+
+def _higher_priority_victims(h: Harness) -> None:
+    _full_of_alice(h, priority=5)
+    h.add_task("b", owner="bob", cpus=1, priority=0)
+
+
+def _one_slot(h: Harness) -> None:
+    _full_of_alice(h, cpus=1, tasks=1)
+    h.add_task("b", owner="bob", cpus=1)
+
+
+def _weights(h: Harness) -> None:
+    _full_of_alice(h)
+    h.weights = {"alice": 3.0}
+    h.add_task("b-0", owner="bob", cpus=1)
+    h.add_task("b-1", owner="bob", cpus=1)
+
+
+def _past(h: Harness) -> None:
+    _starved(h)
+    h.past = {"bob": h.agents[0].total}  # bob held the whole cluster lately
+
+
+def _not_preemptible(h: Harness) -> None:
+    h.add_agents(1, cpus=4)
+    for i in range(4):
+        h.add_placed(f"svc-{i}", "agent-00", owner="alice", cpus=1, preemptible=False)
+    h.add_task("b", owner="bob", cpus=1)
+
+
+def _stopping(h: Harness) -> None:
+    h.add_agents(1, cpus=4)
+    h.add_placed("a-0", "agent-00", owner="alice", cpus=1, stopping=True)
+    for i in range(1, 4):
+        h.add_placed(f"a-{i}", "agent-00", owner="alice", cpus=1)
+    h.add_task("b-0", owner="bob", cpus=1)
+    h.add_task("b-1", owner="bob", cpus=1)
+
+
+def _lowest_share_first(h: Harness) -> None:
+    h.add_agents(1, cpus=6)
+    for i in range(5):
+        h.add_placed(f"a-{i}", "agent-00", owner="alice", cpus=1)
+    h.add_placed("b-old", "agent-00", owner="bob", cpus=1)
+    h.add_task("b", owner="bob", cpus=1)
+    h.add_task("c", owner="carol", cpus=1)  # holds nothing: goes first
+
+
 def _lowest_priority_before_fewest(h: Harness) -> None:
     h.add_agents(2, cpus=4)
-    h.add_placed("low-a", "agent-00", cpus=2, priority=1)
-    h.add_placed("low-b", "agent-00", cpus=2, priority=1)
-    h.add_placed("mid", "agent-01", cpus=4, priority=5)
-    h.add_task("urgent", cpus=4, priority=10)
+    h.add_placed("low-a", "agent-00", owner="alice", cpus=2, priority=1)
+    h.add_placed("low-b", "agent-00", owner="alice", cpus=2, priority=1)
+    h.add_placed("mid", "agent-01", owner="alice", cpus=4, priority=5)
+    h.add_task("urgent", owner="bob", cpus=4, priority=10)
 
 
 def _fewest_victims(h: Harness) -> None:
     h.add_agents(2, cpus=4)
     for i in range(4):
-        h.add_placed(f"small-{i}", "agent-00", cpus=1, priority=1)
-    h.add_placed("big-0", "agent-01", cpus=2, priority=1)
-    h.add_placed("big-1", "agent-01", cpus=2, priority=1)
-    h.add_task("urgent", cpus=2, priority=10)
+        h.add_placed(f"small-{i}", "agent-00", owner="alice", cpus=1, priority=1)
+    h.add_placed("big-0", "agent-01", owner="alice", cpus=2, priority=1)
+    h.add_placed("big-1", "agent-01", owner="alice", cpus=2, priority=1)
+    h.add_task("urgent", owner="bob", cpus=2, priority=10)
 
 
 def _largest_first_among_equals(h: Harness) -> None:
-    h.add_agent("a", cpus=4)
-    h.add_placed("one", "a", cpus=1, priority=1)
-    h.add_placed("three", "a", cpus=3, priority=1)
-    h.add_task("urgent", cpus=3, priority=10)
+    h.add_agent("a", cpus=8)
+    h.add_placed("one", "a", owner="alice", cpus=1)
+    h.add_placed("three", "a", owner="alice", cpus=3)
+    h.add_placed("four", "a", owner="alice", cpus=4, priority=1)
+    h.add_task("urgent", owner="bob", cpus=3, priority=1)
 
 
 def _reprieve(h: Harness) -> None:
-    h.add_agent("a", cpus=4)
-    h.add_placed("lowest", "a", cpus=1, priority=1)  # taken first, then not needed after all
-    h.add_placed("higher", "a", cpus=3, priority=2)
-    h.add_task("urgent", cpus=3, priority=10)
-
-
-def _equal_priorities(h: Harness) -> None:
-    h.add_agents(1, cpus=2)
-    h.add_placed("peer", "agent-00", cpus=2, priority=5)
-    h.add_task("same", cpus=2, priority=5)
+    h.add_agent("a", cpus=8)
+    h.add_placed("lowest", "a", owner="alice", cpus=1, priority=1)  # taken, then not needed
+    h.add_placed("higher", "a", owner="alice", cpus=3, priority=2)
+    h.add_placed("top", "a", owner="alice", cpus=4, priority=3)
+    h.add_task("urgent", owner="bob", cpus=3, priority=10)
 
 
 def _unresolvable_everywhere(h: Harness) -> None:
-    h.add_agents(2, cpus=2)
-    h.add_placed("low", "agent-00", cpus=2, priority=1)
-    h.add_task("docker-only", cpus=2, priority=10, driver="docker")
+    _full_of_alice(h)
+    h.add_task("docker-only", owner="bob", cpus=1, driver="docker")
 
 
 def _over_quota(h: Harness) -> None:
-    h.add_agents(1, cpus=2)
-    h.add_placed("low", "agent-00", cpus=2, priority=1, owner="bob")
-    h.add_task("urgent", cpus=2, priority=10, owner="alice")
-    h.quotas = {"alice": quota(cpus=1)}
+    _starved(h)
+    h.quotas = {"bob": quota(cpus=0.5)}
 
 
 def _victims_are_not_shared(h: Harness) -> None:
-    h.add_agents(2, cpus=4)
-    h.add_placed("low-0", "agent-00", cpus=4, priority=1)
-    h.add_placed("low-1", "agent-01", cpus=4, priority=2)
-    h.add_task("first", group="first", cpus=4, priority=10)
-    h.add_task("second", group="second", cpus=4, priority=9)
-    h.add_task("third", group="third", cpus=4, priority=8)  # nothing left to evict
-
-
-def _room_left_by_an_earlier_preemption(h: Harness) -> None:
-    h.add_agents(1, cpus=4)
-    h.add_placed("low", "agent-00", cpus=4, priority=1)
-    h.add_task("first", group="first", cpus=2, priority=10)
-    h.add_task("second", group="second", cpus=2, priority=9)
+    h.add_agents(3, cpus=4)
+    for agent in range(3):
+        h.add_placed(f"a-{agent}", f"agent-{agent:02d}", owner="alice", cpus=4)
+    h.add_task("b", group="b", owner="bob", cpus=4)
+    h.add_task("c", group="c", owner="carol", cpus=4)
+    h.add_task("d", group="d", owner="dave", cpus=4)  # alice would drop below dave
 
 
 def _host_port_held(h: Harness) -> None:
-    h.add_agents(1, cpus=2)
-    h.add_placed("low", "agent-00", cpus=2, priority=1, host_ports=[80])
-    h.add_task("web", cpus=2, priority=10, host_ports=[80])
+    h.add_agents(1, cpus=4)
+    h.add_placed("a", "agent-00", owner="alice", cpus=4, host_ports=[80])
+    h.add_task("web", owner="bob", cpus=1, host_ports=[80])
 
 
 def _gang_member(h: Harness) -> None:
-    h.add_agents(1, cpus=2)
-    h.add_placed("low", "agent-00", cpus=2, priority=1)
-    h.add_tasks(2, group="mpi", cpus=1, priority=10, gang="mpi")
+    _full_of_alice(h)
+    h.add_tasks(2, group="mpi", owner="bob", cpus=1, gang="mpi")
 
 
 def _agent_gone(h: Harness) -> None:
-    h.add_agents(1, cpus=2, mem=1024)
-    h.add_placed("elsewhere", "gone", cpus=2, priority=1)  # its agent left the snapshot
-    h.add_task("urgent", cpus=2, mem=2048, priority=10)
+    h.add_agents(1, cpus=4, mem=1024)
+    h.add_placed("elsewhere", "gone", owner="alice", cpus=4)  # its agent left the snapshot
+    h.add_task("b", owner="bob", cpus=1, mem=2048)
 
 
 def _group_rule(h: Harness) -> None:
     h.add_agents(1, cpus=4)
-    h.add_placed("sibling", "agent-00", group="web", cpus=1, priority=10)
-    h.add_placed("low", "agent-00", group="batch", cpus=3, priority=1)
+    h.add_placed("sibling", "agent-00", group="web", owner="bob", cpus=1)
+    for i in range(3):
+        h.add_placed(f"a-{i}", "agent-00", group="batch", owner="alice", cpus=1)
     unique = Constraint("hostname", Operator.UNIQUE)
-    h.add_task("web-1", group="web", cpus=2, priority=10, constraints=[unique])
+    h.add_task("web-1", group="web", owner="bob", cpus=1, constraints=[unique])
 
 
 CASES = {
-    "a_priority_10_task_that_fits_nowhere_names_the_priority_1_tasks_it_would_evict": Case(
+    "a_starved_user_evicts_one_task_of_the_user_holding_the_cluster": Case(
+        _starved, [("a-0", "agent-00", "b")]
+    ),
+    "a_starved_user_evicts_up_to_their_share_and_no_further": Case(
+        _two_starved, [("a-0", "agent-00", "b-0"), ("a-1", "agent-00", "b-1")]
+    ),
+    "a_task_that_has_not_waited_the_threshold_evicts_nothing": Case(_not_waited_long_enough, []),
+    "a_task_that_has_waited_the_threshold_evicts": Case(
+        _waited_just_long_enough, [("a-0", "agent-00", "b")]
+    ),
+    "a_user_at_their_share_evicts_nothing": Case(_at_their_share, []),
+    "only_tasks_of_users_over_their_share_are_victims_whatever_their_priority": Case(
+        _only_over_share_owners, [("c-0", "agent-00", "b")]
+    ),
+    "a_task_of_a_higher_priority_than_the_starved_one_is_no_victim": Case(
+        _higher_priority_victims, []
+    ),
+    "no_eviction_that_would_leave_its_owner_below_the_preemptor": Case(_one_slot, []),
+    "with_weights_3_to_1_the_starved_user_evicts_a_quarter_of_the_cluster": Case(
+        _weights, [("a-0", "agent-00", "b-0")]
+    ),
+    "a_user_whose_decayed_past_fills_their_share_evicts_nothing": Case(_past, []),
+    "a_task_not_preemptible_is_no_victim": Case(_not_preemptible, []),
+    "room_being_made_by_a_task_stopping_is_taken_before_a_new_victim": Case(
+        _stopping, [("a-1", "agent-00", "b-1")]
+    ),
+    "the_user_lowest_in_share_evicts_first": Case(
+        _lowest_share_first, [("a-0", "agent-00", "c"), ("a-1", "agent-00", "b")]
+    ),
+    "the_lowest_priorities_go_before_the_fewest_victims": Case(
         _lowest_priority_before_fewest,
         [("low-a", "agent-00", "urgent"), ("low-b", "agent-00", "urgent")],
     ),
@@ -125,15 +235,11 @@ CASES = {
     "a_victim_whose_room_is_not_needed_after_all_is_spared": Case(
         _reprieve, [("higher", "a", "urgent")]
     ),
-    "equal_priorities_evict_nothing": Case(_equal_priorities, []),
     "a_task_unresolvable_everywhere_triggers_no_preemption": Case(_unresolvable_everywhere, []),
     "a_task_over_its_owners_quota_triggers_no_preemption": Case(_over_quota, []),
     "two_waiting_tasks_never_count_on_the_same_victim": Case(
         _victims_are_not_shared,
-        [("low-0", "agent-00", "first"), ("low-1", "agent-01", "second")],
-    ),
-    "room_an_earlier_preemption_left_over_is_held_without_a_new_victim": Case(
-        _room_left_by_an_earlier_preemption, [("low", "agent-00", "first")]
+        [("a-0", "agent-00", "b"), ("a-1", "agent-01", "c")],
     ),
     "a_host_port_in_use_is_not_freed_by_preemption": Case(_host_port_held, []),
     "a_gang_member_triggers_no_preemption": Case(_gang_member, []),
@@ -152,32 +258,42 @@ def test_preempt(case: Case) -> None:
     assert plan_exhaustive(h.snapshot(), h.pending).preemptions == result.preemptions
 
 
-def test_a_preemption_says_for_whom_and_the_task_keeps_waiting_with_the_filters_reason() -> None:
+def test_a_preemption_says_who_preempted_for_whom_and_why_and_the_task_keeps_waiting() -> None:
     h = Harness()
-    _reprieve(h)
+    _starved(h)
+    h.now, h.preempt_after = 75.4, 60.0
     result = h.plan()
-    assert result.preemptions == (
-        Preemption(
-            "higher", "a", "urgent", Status(Code.PREEMPTED, "preempted by urgent (priority 10)")
-        ),
-    )
+    why = "preempted by task b of user bob: bob below share, waited 75 s"
+    assert result.preemptions == (Preemption("a-0", "agent-00", "b", Status(Code.PREEMPTED, why)),)
     assert result.placements == ()
     assert result.waiting == {
-        "urgent": Status(Code.UNSCHEDULABLE, "0/1 agents fit: 1 insufficient cpus")
+        "b": Status(Code.UNSCHEDULABLE, "0/1 agents fit: 1 insufficient cpus")
     }
 
 
 def test_a_snapshot_that_does_not_allow_preemption_gets_none() -> None:
     h = Harness()
-    _lowest_priority_before_fewest(h)
+    _starved(h)
     h.preemption = False
     result = h.plan()
     assert result.preemptions == ()
-    assert list(result.waiting) == ["urgent"]
+    assert list(result.waiting) == ["b"]
 
 
 def test_nothing_placed_means_no_preemption_stage() -> None:
     h = Harness()
     h.add_agents(1, cpus=1)
-    h.add_task("urgent", cpus=2, priority=10)
+    h.add_task("urgent", owner="bob", cpus=2, priority=10)
     assert h.plan().preemptions == ()
+
+
+def test_once_the_victims_stopped_the_next_plan_places_the_starved_task_first() -> None:
+    h = Harness()
+    _starved(h)
+    h.add_task("a-more", owner="alice", cpus=1)  # alice's next task waits too
+    (evicted,) = h.plan().preemptions
+    h.placed = [t for t in h.placed if t.task_id != evicted.task_id]
+    h.agents[0] = replace(h.agents[0], used=h.agents[0].used - res(cpus=1, mem=128))
+    again = h.plan()
+    assert [(p.task_id, p.agent_id) for p in again.placements] == [("b", "agent-00")]
+    assert again.preemptions == ()

@@ -363,7 +363,7 @@ def test_a_plan_never_holds_part_of_an_all_or_nothing_group(case: Work) -> None:
 
 @SETTINGS
 @given(CASES)
-def test_preemptions_only_name_lower_priority_placed_tasks_for_unschedulable_ones(
+def test_preemptions_only_name_other_owners_tasks_of_no_higher_priority_for_unschedulable_ones(
     case: Work,
 ) -> None:
     snapshot, pending = case
@@ -371,5 +371,6 @@ def test_preemptions_only_name_lower_priority_placed_tasks_for_unschedulable_one
     placed = {t.task_id: t for t in snapshot.placed}
     tasks = {t.id: t for t in pending}
     for p in result.preemptions:
-        assert placed[p.task_id].priority < tasks[p.by].priority
+        assert placed[p.task_id].priority <= tasks[p.by].priority
+        assert placed[p.task_id].owner != tasks[p.by].owner
         assert result.waiting[p.by].code is Code.UNSCHEDULABLE
