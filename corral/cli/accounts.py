@@ -88,14 +88,23 @@ TOKEN_COLUMNS: list[Column[TokenView]] = [
 ]
 
 
-def seconds_of(text: str, option: str = "--expires") -> float:
-    """Seconds of a lifetime written ``90d``, ``12h``, ``30m``, ``2w`` or plain seconds."""
+def duration_of(text: str) -> float | None:
+    """Seconds of a duration written ``90d``, ``12h``, ``30m``, ``2w`` or plain seconds (None:
+    not one, or not positive)."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if found is None or float(found[1]) <= 0:
-        raise InvalidInput(
-            f"{option}: {text!r} is not a duration such as 90d, 12h, 30m, 2w or 3600"
-        )
+        return None
     return float(found[1]) * _UNITS[found[2]]
+
+
+def seconds_of(text: str) -> float:
+    """Seconds of an --expires lifetime (see ``duration_of``)."""
+    seconds = duration_of(text)
+    if seconds is None:
+        raise InvalidInput(
+            f"--expires: {text!r} is not a lifetime such as 90d, 12h, 30m, 2w or 3600"
+        )
+    return seconds
 
 
 def role_of(text: str | None) -> Role | None:

@@ -120,13 +120,15 @@ def _split_listen(listen: str) -> tuple[str, int]:
 
 
 def _half_life(text: str) -> float:
-    from corral.cli.accounts import seconds_of
-    from corral.cli.context import InvalidInput
+    from corral.cli.accounts import duration_of
 
-    try:
-        return seconds_of(text, "--fairshare-half-life")
-    except InvalidInput as e:
-        raise typer.BadParameter(str(e), param_hint="--fairshare-half-life") from None
+    seconds = duration_of(text)
+    if seconds is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a duration such as 1d, 12h, 30m, 2w or 3600",
+            param_hint="--fairshare-half-life",
+        )
+    return seconds
 
 
 def _preempt_after(enabled: bool, text: str) -> float | None:

@@ -127,3 +127,11 @@ def test_an_unreachable_master_is_an_error_with_exit_1() -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: the corral master at http://127.0.0.1:")
     assert "is not reachable" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "-1d"])
+def test_a_fair_share_half_life_that_is_no_duration_exits_2_naming_the_option(value: str) -> None:
+    for command in ("master", "up"):
+        result = nowhere(command, "--fairshare-half-life", value)
+        assert result.exit_code == 2
+        assert "--fairshare-half-life" in result.stderr and repr(value) in result.stderr
