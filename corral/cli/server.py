@@ -133,13 +133,14 @@ def _half_life(text: str) -> float:
 
 def _preempt_after(enabled: bool, text: str) -> float | None:
     """The threshold of preemption in seconds, or None when it is off."""
-    from corral.cli.accounts import seconds_of
-    from corral.cli.context import InvalidInput
+    from corral.cli.accounts import duration_of
 
-    try:
-        after = seconds_of(text, "--preempt-after")
-    except InvalidInput as e:
-        raise typer.BadParameter(str(e), param_hint="--preempt-after") from None
+    after = duration_of(text)
+    if after is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a duration such as 1d, 12h, 30m, 2w or 3600",
+            param_hint="--preempt-after",
+        )
     return after if enabled else None
 
 

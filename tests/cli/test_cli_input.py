@@ -135,3 +135,9 @@ def test_a_fair_share_half_life_that_is_no_duration_exits_2_naming_the_option(va
         result = nowhere(command, "--fairshare-half-life", value)
         assert result.exit_code == 2
         assert "--fairshare-half-life" in result.stderr and repr(value) in result.stderr
+
+
+def test_a_preemption_threshold_that_is_no_duration_exits_2_naming_the_option() -> None:
+    result = nowhere("master", "--preemption", "--preempt-after", "soon")
+    assert result.exit_code == 2
+    assert "--preempt-after" in result.stderr and "'soon'" in result.stderr
