@@ -36,8 +36,13 @@ def parse_instant(value: str, option: str, now: datetime) -> datetime:
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
+def hours(value: float) -> str:
+    """Hours to the thousandth; a little less than that is said so, not shown as zero."""
+    return "<0.001" if 0 < value < 0.0005 else f"{value:.3f}"
+
+
 def _hours(header: str, attribute: str) -> Column[UsageRowView]:
-    return Column(header, lambda r: f"{getattr(r, attribute):.3f}", "right")
+    return Column(header, lambda r: hours(getattr(r, attribute)), "right")
 
 
 def _outcome(outcome: str) -> Column[UsageRowView]:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from corral.api.app import create_app
 from corral.master.records import LiveTask
 from corral.spec.jobs import JobSpec
 from corral.spec.states import RunState, TaskState
@@ -51,7 +54,7 @@ def killing(sim: Sim) -> list[LiveTask]:
 
 
 def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_once(
-    sim: Sim,
+    sim: Sim, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
         a1 = await alice_holds_the_agent(sim)
@@ -104,6 +107,17 @@ def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_onc
         assert finished == {0: 1, 1: 1, 2: 1, 3: 1}
         assert run_state(sim) == RunState.SUCCEEDED
         assert sim.master.queries.usage(T0, T0 + 3600)[0].tasks["preempted"] == 1
+
+        # The API's task views and the dashboard's task page say so.
+        token = sim.master.ensure_admin_token(tmp_path / "admin.token")
+        headers = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(sim.master), headers=headers) as client:
+            gone = client.get(f"/api/v1/tasks/{victim.id}").json()
+            again = client.get(f"/api/v1/tasks/{requeued['id']}").json()
+            page = client.get(f"/ui/tasks/{victim.id}").text
+        assert (gone["preempted_by"], gone["requeues"]) == ("urgent.1.0.0", 0)
+        assert (again["preempted_by"], again["requeues"]) == (None, 1)
+        assert 'href="/ui/tasks/urgent.1.0.0"' in page and "Preempted by" in page
 
     asyncio.run(scenario())
 

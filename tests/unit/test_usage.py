@@ -117,3 +117,15 @@ def test_an_outcome_at_the_windows_end_belongs_to_the_next_window() -> None:
     ended = [span(T0, T0 + HOUR)]
     assert tally(ended, T0, T0 + HOUR, T0 + HOUR)[0].tasks["finished"] == 0
     assert tally(ended, T0 + HOUR, T0 + 2 * HOUR, T0 + HOUR)[0].tasks["finished"] == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.0, "0.000"), (0.0001, "<0.001"), (0.0005, "0.001"), (12.3456, "12.346")],
+)
+def test_the_cli_shows_hours_to_the_thousandth_and_a_little_as_a_little(
+    value: float, shown: str
+) -> None:
+    from corral.cli.usage import hours
+
+    assert hours(value) == shown
