@@ -313,3 +313,21 @@ leadership = Table(
     Column("holder", String(200), nullable=False),
     Column("since", Float, nullable=False),
 )
+
+# Accounting of deleted work: when a job or service is deleted with its tasks, the attempts that
+# ran or ended are kept here as accounting reads them (``corral usage``), so what was used does
+# not vanish with the work. The group is the one the work was counted to when it was deleted.
+task_usage = Table(
+    "task_usage",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("owner_group", String(100), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("cpus", Float, nullable=False),
+    Column("mem", BigInt, nullable=False),
+    Column("gpus", BigInt, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("preempted_by", String(200)),
+)

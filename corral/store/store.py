@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError
 
+from corral.store.accounting import archive, usage_query
 from corral.store.bulk import RunCounts, insert_many, insert_numbered, update_many
 from corral.store.engines import open_engine
 from corral.store.errors import (
@@ -55,7 +56,6 @@ from corral.store.schema import (
     services,
     tasks,
     tokens,
-    users,
 )
 
 # The store's errors are raised from here, so callers import them from here too.
@@ -220,6 +220,7 @@ class Tx:
         stmt = select(tasks.c.owner, tasks.c.state, func.count()).where(cond)
         for owner, state, n in self.conn.execute(stmt.group_by(tasks.c.owner, tasks.c.state)):
             self.task_counts[(owner, state)] -= n
+        self.conn.execute(archive(cond))  # what they used stays counted
         self.conn.execute(delete(tasks).where(cond))
 
     def update_task(self, task_id: str, **values: Any) -> None:
@@ -580,42 +581,11 @@ class Store:
         return self._all(stmt.limit(limit))
 
     def usage_rows(self, since: float, until: float, owner: str | None = None) -> list[RowMapping]:
-        """The task attempts that ran within ``[since, until)`` or ended in it (of ``owner``):
-        owner, group (of the job or service, else the owner's primary group), state, cpus,
-        mem, gpus, started_at, finished_at, preempted_by. Accounting reads them all: no index
-        serves a window, so this is a scan of the tasks."""
-        t = tasks.c
-        ran = t.started_at.is_not(None) & (t.started_at < until)
-        ran &= t.finished_at.is_(None) | (t.finished_at > since)
-        ended = (t.finished_at >= since) & (t.finished_at < until)
-        group = func.coalesce(
-            func.nullif(jobs.c.owner_group, ""),
-            func.nullif(services.c.owner_group, ""),
-            users.c.primary_group,
-            "",
-        )
-        stmt = (
-            select(
-                t.owner,
-                group.label("group"),
-                t.state,
-                t.launch["cpus"].as_float().label("cpus"),
-                t.launch["mem"].as_integer().label("mem"),
-                t.launch["gpus"].as_integer().label("gpus"),
-                t.started_at,
-                t.finished_at,
-                t.preempted_by,
-            )
-            .select_from(
-                tasks.outerjoin(jobs, jobs.c.name == t.job)
-                .outerjoin(services, services.c.id == t.job)
-                .outerjoin(users, users.c.name == t.owner)
-            )
-            .where(ran | ended)
-        )
-        if owner is not None:
-            stmt = stmt.where(t.owner == owner)
-        return self._all(stmt)
+        """The task attempts that ran within ``[since, until)`` or ended in it (of ``owner``),
+        deleted ones too: owner, group (of the job or service, else the owner's primary
+        group), state, cpus, mem, gpus, started_at, finished_at, preempted_by. Accounting reads
+        them all: no index serves a window, so this is a scan of the tasks."""
+        return self._all(usage_query(since, until, owner))
 
     def active_tasks(self) -> list[RowMapping]:
         """Tasks that are not in a terminal state."""

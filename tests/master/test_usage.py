@@ -143,3 +143,19 @@ def test_bad_windows_are_refused_naming_the_field(
         r = client.get("/api/v1/usage", params=params)
     assert r.status_code in (400, 422), r.text
     assert field in r.text
+
+
+def test_a_deleted_jobs_usage_stays_counted_with_its_group(sim: Sim, tmp_path: Path) -> None:
+    asyncio.run(arrange(sim))
+    with admin(sim, tmp_path) as client:
+        before = usage(client, since=T0, until=T0 + 3 * HOUR, by="group")
+        assert client.delete("/api/v1/jobs/sim").status_code == 204
+        assert sim.store.tasks(job="sim") == []
+        after = usage(client, since=T0, until=T0 + 3 * HOUR, by="group")
+        # A window the deleted work ran in only in part is clipped as before.
+        half = usage(client, since="2027-01-15T08:30:00Z", until="2027-01-15T09:00:00Z")
+    assert after == before
+    assert [figures(r) for r in half["rows"]] == [
+        ("alice", 1.0, 0.5, 0, tasks()),
+        ("bob", 0.5, 0.25, 0, tasks()),
+    ]
