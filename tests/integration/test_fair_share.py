@@ -10,7 +10,7 @@ test prints its time series of who holds what (sampled on every event).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from corral.client import Client
@@ -53,6 +53,11 @@ def submit(client: Client, user: str, n: int = 400, seconds: float = TASK) -> No
     client.create_job(spec)
 
 
+def running_tasks(client: Client, job: str) -> int:
+    """Tasks of a job's first run that have started (not only been placed)."""
+    return client.run(job, 1).counts.get(TaskState.RUNNING, 0)
+
+
 def running(client: Client) -> dict[str, int]:
     return {u.user: u.running for u in client.accounts.share().users}
 
@@ -64,13 +69,13 @@ class Recorder:
         self.cluster, self.client, self.since = cluster, client, since
         self.samples: list[Sample] = []
 
-    def until(self, done: object, timeout: float, what: str) -> None:
+    def until(self, done: Callable[[list[Sample]], bool], timeout: float, what: str) -> None:
         """Sample on every event until ``done(samples)`` holds."""
 
         def check() -> bool:
             now = time.monotonic()
             self.samples.append(Sample(now - self.since, running(self.client)))
-            return bool(done(self.samples))  # type: ignore[operator]
+            return done(self.samples)
 
         self.cluster.wait_until(check, timeout, what)
 
@@ -90,14 +95,17 @@ def test_a_user_arriving_on_a_full_cluster_holds_half_of_it_within_one_task_dura
     with start(cluster, ["alice", "bob"]) as client:
         submit(client, "alice")
         full = Recorder(cluster, client, time.monotonic())
-        full.until(lambda s: s[-1].running.get("alice") == SLOTS, 60, "alice to fill the cluster")
+        full.until(lambda s: running_tasks(client, "alice-sweep") == SLOTS, 60, "alice to run 16")
         # The issue's "30 s later", scaled: bob arrives while alice's tasks are half done.
         since = full.samples[-1].at
         full.until(lambda s: s[-1].at >= since + TASK / 2, 60, "half a task duration")
         submit(client, "bob")
         rec = Recorder(cluster, client, time.monotonic())
-        half = lambda s: abs(share_of(s[-1], "bob") - 0.5) <= TOLERANCE  # noqa: E731
-        rec.until(half, 60, "bob to hold half the cluster")
+        rec.until(
+            lambda s: abs(share_of(s[-1], "bob") - 0.5) <= TOLERANCE,
+            60,
+            "bob to hold half the cluster",
+        )
         reached = rec.samples[-1].at
         # Then they share it: sample over two more task durations.
         rec.until(lambda s: s[-1].at >= reached + 2 * TASK, 60, "two more task durations")
