@@ -7,11 +7,15 @@ separate processes (SQLite store, process executor), then:
 2. spawns the same 1,000 ``true`` processes with 2 workers and no scheduler (the baseline);
 3. on the idle cluster, submits single-task jobs one at a time and measures submit -> RUNNING.
 
-Prints tasks/s of both, their ratio, and latency percentiles. Not a pass/fail test.
+Prints tasks/s of both, their ratio, the CPU time each spends per task (the master, the agents,
+the tasks' processes; the bare loop and its processes), and latency percentiles. CPU per task
+does not depend on what else the machine runs, which its rate does. Not a pass/fail test.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +32,20 @@ from tests.support.cluster import Cluster  # noqa: E402
 TASKS = 1_000
 LATENCY_SAMPLES = 50
 POLL = 0.02  # seconds between reads of the run's state
+
+
+def cpu_of(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process (user + system): its own, and its reaped children's."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime, cutime, cstime = (int(f) / os.sysconf("SC_CLK_TCK") for f in fields[11:15])
+    return utime + stime, cutime + cstime
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and its reaped children."""
+    me, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def corral_array(cluster: Cluster) -> float:
@@ -94,8 +112,14 @@ def main() -> None:
         try:
             cluster.add_agent("bench-1", cpus=2, mem=4096)
             cluster.add_agent("bench-2", cpus=2, mem=4096)
+            procs = {"master": cluster.master, **cluster.agents}
+            pids = {name: proc.popen.pid for name, proc in procs.items() if proc and proc.popen}
+            before = {name: cpu_of(pid) for name, pid in pids.items()}
             corral_s = corral_array(cluster)
+            after = {name: cpu_of(pid) for name, pid in pids.items()}
+            base_cpu = own_cpu()
             base_s = bare_baseline()
+            base_cpu = own_cpu() - base_cpu
             lat = latencies(cluster)
         finally:
             cluster.stop()
@@ -106,6 +130,15 @@ def main() -> None:
     )
     print(f"bare:   {TASKS} processes in {base_s:.2f}s = {base_rate:.0f} tasks/s (2 workers)")
     print(f"ratio corral/bare: {corral_rate / base_rate:.2f} (target >= 0.33)")
+    spent = {name: [a - b for a, b in zip(after[name], before[name], strict=True)] for name in pids}
+    master_ms = spent.pop("master")[0] / TASKS * 1000
+    agents_ms = sum(own for own, _ in spent.values()) / TASKS * 1000
+    tasks_ms = sum(kids for _, kids in spent.values()) / TASKS * 1000
+    print(
+        f"CPU per task: master {master_ms:.2f} ms, agents {agents_ms:.2f} ms, the tasks' "
+        f"processes {tasks_ms:.2f} ms, total {master_ms + agents_ms + tasks_ms:.2f} ms; "
+        f"bare: {base_cpu / TASKS * 1000:.2f} ms per process (its loop and the process)"
+    )
     print(
         f"submit->RUNNING latency over {len(lat)} single tasks: "
         f"p50 {percentile(lat, 50) * 1000:.1f} ms, p99 {percentile(lat, 99) * 1000:.1f} ms, "
