@@ -59,11 +59,11 @@ class Journal:
                 if update.seq > self._acked:
                     self._pending[update.seq] = update
 
-    def _write(self, entry: dict[str, object]) -> None:
-        """Append one line, whole or not at all."""
+    def _write(self, text: str) -> None:
+        """Append one line (``text``, a JSON object), whole or not at all."""
         if self._behind and not self._rewrite():
             return
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        line = (text + "\n").encode()
         try:
             written = 0
             while written < len(line):  # a short write is retried; a refused one raises
@@ -82,7 +82,7 @@ class Journal:
 
     def append(self, update: StatusUpdate) -> None:
         """Keep an update until it is acknowledged. Written before it is sent."""
-        self._write({"update": update.model_dump(mode="json")})
+        self._write(f'{{"update":{update.model_dump_json()}}}')
         self._pending[update.seq] = update
         self._last = max(self._last, update.seq)
 
@@ -98,7 +98,7 @@ class Journal:
         if seq <= self._acked:
             return
         self._dead_lines += self._ack_in_memory(seq) + 1
-        self._write({"ack": seq})
+        self._write(f'{{"ack":{seq}}}')
         if self._dead_lines > _COMPACT_AFTER:
             self._rewrite()
 
