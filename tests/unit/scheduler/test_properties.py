@@ -5,8 +5,9 @@ MAX_PER hold over the final placement set; no agent gives one host port to two t
 had in use; each placement gets the GPU indices it asked for, of its agent, none given twice nor
 already held; quotas hold; no task is placed twice; each pending task is placed or has a reason; a
 gang is placed whole or not at all, a gang of nodes with each node on an agent of its own;
-preemptions name only placed tasks of lower priority, each
-once, and over-commit no agent once their victims stopped (all via ``check_plan``). ``plan``
+preemptions name only preemptible placed tasks of another owner and of no higher priority, each
+once, and over-commit no agent once their victims stopped (all via ``check_plan``); they make
+room only for owners below their fair share, out of owners over theirs. ``plan``
 decides exactly as the exhaustive reference (which also covers GROUP_BY), for the same reasons,
 and preempts the same tasks. And the plan depends on nothing but the input's content: not on
 repetition, the order of pending tasks or of agents.
@@ -35,6 +36,7 @@ from corral.scheduler import (
     plan,
     plan_exhaustive,
 )
+from corral.scheduler.fairshare import dominant_share
 from corral.scheduler.harness import check_plan, first_refusals
 
 RACKS = ("a", "b", "c")
@@ -374,3 +376,34 @@ def test_preemptions_only_name_other_owners_tasks_of_no_higher_priority_for_unsc
         assert placed[p.task_id].priority <= tasks[p.by].priority
         assert placed[p.task_id].owner != tasks[p.by].owner
         assert result.waiting[p.by].code is Code.UNSCHEDULABLE
+
+
+@SETTINGS
+@given(CASES)
+def test_preemptions_take_from_owners_over_their_share_for_owners_below_theirs(
+    case: Work,
+) -> None:
+    snapshot, pending = case
+    result = plan(snapshot, pending)
+    if not result.preemptions:
+        return
+    tasks = {t.id: t for t in pending}
+    placed = {t.task_id: t for t in snapshot.placed}
+    # Shares when the preempt stage starts: what is placed, plus this plan's placements.
+    held: dict[str, Resources] = {}
+    for t in snapshot.placed:
+        held[t.owner] = held.get(t.owner, Resources()) + t.resources
+    for p in result.placements:
+        t = tasks[p.task_id]
+        held[t.owner] = held.get(t.owner, Resources()) + t.resources
+    capacity = sum((a.total for a in snapshot.agents), Resources())
+    owners = {t.owner for t in snapshot.placed} | {t.owner for t in pending}
+    fair = 1 / sum(snapshot.weights.get(o, 1.0) for o in owners)
+
+    def share(owner: str) -> float:
+        mine = held.get(owner, Resources()) + snapshot.past.get(owner, Resources())
+        return dominant_share(mine, capacity, snapshot.weights.get(owner, 1.0))
+
+    for p in result.preemptions:
+        assert share(tasks[p.by].owner) < fair, p
+        assert share(placed[p.task_id].owner) > fair, p
