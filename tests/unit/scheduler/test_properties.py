@@ -391,11 +391,10 @@ def test_preemptions_take_from_owners_over_their_share_for_owners_below_theirs(
     placed = {t.task_id: t for t in snapshot.placed}
     # Shares when the preempt stage starts: what is placed, plus this plan's placements.
     held: dict[str, Resources] = {}
-    for t in snapshot.placed:
-        held[t.owner] = held.get(t.owner, Resources()) + t.resources
-    for p in result.placements:
-        t = tasks[p.task_id]
-        held[t.owner] = held.get(t.owner, Resources()) + t.resources
+    holders = [(t.owner, t.resources) for t in snapshot.placed]
+    holders += [(tasks[p.task_id].owner, tasks[p.task_id].resources) for p in result.placements]
+    for owner, resources in holders:
+        held[owner] = held.get(owner, Resources()) + resources
     capacity = sum((a.total for a in snapshot.agents), Resources())
     owners = {t.owner for t in snapshot.placed} | {t.owner for t in pending}
     fair = 1 / sum(snapshot.weights.get(o, 1.0) for o in owners)
@@ -404,6 +403,6 @@ def test_preemptions_take_from_owners_over_their_share_for_owners_below_theirs(
         mine = held.get(owner, Resources()) + snapshot.past.get(owner, Resources())
         return dominant_share(mine, capacity, snapshot.weights.get(owner, 1.0))
 
-    for p in result.preemptions:
-        assert share(tasks[p.by].owner) < fair, p
-        assert share(placed[p.task_id].owner) > fair, p
+    for q in result.preemptions:
+        assert share(tasks[q.by].owner) < fair, q
+        assert share(placed[q.task_id].owner) > fair, q
