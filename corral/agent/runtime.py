@@ -34,6 +34,7 @@ from corral.clock import Clock, SystemClock
 from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput
 from corral.spec.protocol import (
     AGENT_SHUTDOWN,
+    NOT_LEADER,
     Ack,
     AgentResources,
     FileList,
@@ -61,11 +62,20 @@ AGAIN = "ended here before: "  # the reason's prefix when a launch finds the tas
 DONE_FILE = "done"  # in meta: the task's end ({"state", "reason", "exit_code"}), once reported
 
 
+RETRY_FIRST = 0.2  # seconds before dialling again (the next master) after a failure
+RETRY_MOST = 2.0  # the longest wait between dials: a new leader is found within it
+# A master that answers no ping for this long is given up on (frozen, or cut off: a dead one's
+# connection is closed by its kernel at once), so the agent finds the new leader well before
+# the new leader's loss timeout for it (8 s by default) runs out.
+PING_EVERY = 1.0
+PING_TIMEOUT = 4.0
+
+
 @dataclass
 class AgentConfig:
     """How an agent presents itself and where it keeps its files."""
 
-    master_url: str
+    master_urls: list[str]  # every master's; the agent finds the one that leads
     token: str | None
     data_dir: Path
     hostname: str
@@ -193,26 +203,53 @@ class Agent:
             await asyncio.sleep(every)
 
     async def _stay_connected(self) -> None:
-        delay = 0.2
+        """Dial the masters in turn until one takes us: a follower names the leader, whom we
+        dial next; a master that does not answer, or hangs up, makes us try the next one."""
+        masters = self.config.master_urls
+        turn = 0
+        leader: str | None = None
+        delay = RETRY_FIRST
         while not self._stopping:
+            url = leader or masters[turn % len(masters)]
             try:
-                await self._connect_once()
-                delay = 0.2
-            except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as e:
-                log.info("master at %s not reachable (%s); retrying", self.config.master_url, e)
+                await self._connect_once(url)
+                delay = RETRY_FIRST
+            except ConnectionClosed as e:
+                named = e.rcvd.reason if e.rcvd is not None and e.rcvd.code == NOT_LEADER else None
+                if named is None:
+                    log.info("master at %s hung up (%s); trying the next", url, e)
+                else:
+                    log.info("master at %s does not lead; the leader: %s", url, named or "none")
+                leader = named if named and named != url else None
+            except (OSError, InvalidStatus, TimeoutError) as e:
+                log.info("master at %s not reachable (%s); trying the next", url, e)
+                leader = None
             except Exception:
                 # Whatever went wrong, an agent that stops dialling is lost with all its tasks.
                 log.exception("connection to the master failed; dialling again")
+                leader = None
             self.connected.clear()
+            if leader is not None:
+                continue  # dial the leader named at once
+            turn += 1
             if not self._stopping:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                # Once around the masters at the shortest interval, then slower.
+                if turn % len(masters) == 0:
+                    delay = min(delay * 2, RETRY_MOST)
 
-    async def _connect_once(self) -> None:
+    async def _connect_once(self, master_url: str) -> None:
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
-        url = channel_url(self.config.master_url)
+        url = channel_url(master_url)
         # No per-message compression: the messages are small and it costs CPU on both sides.
-        async with connect(url, additional_headers=headers, max_size=2**24, compression=None) as ws:
+        async with connect(
+            url,
+            additional_headers=headers,
+            max_size=2**24,
+            compression=None,
+            ping_interval=PING_EVERY,
+            ping_timeout=PING_TIMEOUT,
+        ) as ws:
             async with self._send_lock:
                 hello = self._hello()
                 await ws.send(hello.model_dump_json())

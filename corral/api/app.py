@@ -31,6 +31,7 @@ from corral.api import (
 )
 from corral.api.callers import Settings
 from corral.api.guard import Authorization, check_body
+from corral.api.leader import LeaderRouting
 from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -56,6 +57,8 @@ def create_app(
     # Starlette runs the middleware added last first.
     app.add_middleware(BodyLimit)
     app.add_middleware(Authorization)
+    # Outermost: a follower hands calls to the leader before anything else looks at them.
+    app.add_middleware(LeaderRouting)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:

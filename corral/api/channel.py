@@ -23,6 +23,7 @@ from corral.spec.protocol import (
     Updates,
     agent_message,
 )
+from corral.store.store import Fenced
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -64,7 +65,9 @@ async def agent_channel(ws: WebSocket) -> None:
         await ws.close(code=4400, reason="invalid message")
     finally:
         if agent is not None:
-            master.agents.disconnected(agent, session)
+            # A master that stepped down records nothing: the leader has the agent now.
+            with contextlib.suppress(Fenced):
+                master.agents.disconnected(agent, session)
             master.execs.agent_gone(agent.id)
         else:
             session.close()

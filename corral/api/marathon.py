@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -157,12 +158,13 @@ def deploy_answer(dep: DeploymentInfo, status: int = 200) -> JSONResponse:
 @router.get("/info")
 def info(request: Request) -> dict[str, Any]:
     """What Marathon says of itself; clients read ``version`` and ``leader``."""
-    host = request.url.netloc
+    master = master_of(request)
+    host = _netloc(master.leader_url) or request.url.netloc
     return {
         "name": "corral",
         "version": "1.10.0",
         "buildref": __version__,
-        "elected": True,
+        "elected": master.leading,
         "leader": host,
         "frameworkId": "corral",
         "marathon_config": {"master": "corral", "hostname": request.url.hostname},
@@ -173,9 +175,17 @@ def info(request: Request) -> dict[str, Any]:
 
 
 @router.get("/leader")
-def leader(request: Request) -> dict[str, str]:
-    """The leading master: always this one until several masters share a store."""
-    return {"leader": request.url.netloc}
+def leader(request: Request) -> Response:
+    """The leading master's host:port, as Marathon answers it (404 while none leads)."""
+    master = master_of(request)
+    if master.leader_url is None:
+        return marathon_error(404, "There is no leader")
+    return JSONResponse({"leader": _netloc(master.leader_url) or request.url.netloc})
+
+
+def _netloc(url: str | None) -> str:
+    """The host:port of a master's URL."""
+    return urlsplit(url).netloc if url else ""
 
 
 # --- deployments

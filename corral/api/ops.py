@@ -13,9 +13,10 @@ router = APIRouter()
 
 
 @router.get("/health")
-def health() -> dict[str, str]:
-    """The process is up and serving."""
-    return {"status": "ok"}
+def health(request: Request) -> dict[str, str | bool | None]:
+    """The process is up and serving; whether it leads, and where the leader answers."""
+    master = master_of(request)
+    return {"status": "ok", "leading": master.leading, "leader": master.leader_url}
 
 
 @router.get("/ping", response_class=PlainTextResponse)

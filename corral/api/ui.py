@@ -175,6 +175,7 @@ class Page:
             auth_required=_auth_required(self.request),
             since=self.since,
             can_change=self.can_change,
+            leader=self.master.leader_url,
             **context,
         )
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})

@@ -45,9 +45,12 @@ def _job_or_404(master: Master, name: str, upcoming: int = UPCOMING) -> JobView:
 def info(request: Request) -> ClusterInfo:
     """Who and what this is, and who is asking."""
     caller = caller_of(request)
-    groups = master_of(request).queries.accounts.user(caller.name)
+    master = master_of(request)
+    groups = master.queries.accounts.user(caller.name)
     return ClusterInfo(
         version=__version__,
+        leader=master.leading,
+        leader_url=master.leader_url,
         user=caller.name,
         role=caller.role.value,
         groups=[] if groups is None else groups.groups,

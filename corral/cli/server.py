@@ -199,8 +199,25 @@ def master(
     fairshare_half_life: HalfLifeOption = "1d",
     preemption: PreemptionOption = False,
     preempt_after: PreemptAfterOption = "60s",
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            help="The URL other masters, agents and clients reach this master at "
+            "[default: http://HOST:PORT of --listen].",
+        ),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(
+            min=0.3,
+            help="Seconds a leader's lease lasts; it renews it every third of that, and "
+            "another master takes over within about that long after it dies "
+            "[default: 2 on PostgreSQL, 10 on SQLite].",
+        ),
+    ] = None,
 ) -> None:
-    """Run a master: API, scheduler and state store, for agents to dial in."""
+    """Run a master: API, scheduler and state store, for agents to dial in. Several masters
+    may share one PostgreSQL store: one leads, the others hand calls to it."""
     host, port = _split_listen(listen)
     half_life = _half_life(fairshare_half_life)
     threshold = _preempt_after(preemption, preempt_after)
@@ -208,16 +225,54 @@ def master(
         raise typer.BadParameter(
             "--no-auth is only allowed on a loopback address", param_hint="--no-auth"
         )
+    url = _advertised(advertise, host, port)
     from corral.cli import serving
 
     access = serving.Access(not no_auth, private_reads)
     serving.master(
-        db, host, port, data or default_data_dir(), access, lost_after, half_life, threshold
+        db,
+        (host, port, url),
+        data or default_data_dir(),
+        access,
+        lost_after,
+        lease,
+        half_life,
+        threshold,
     )
 
 
+def _advertised(advertise: str | None, host: str, port: int) -> str:
+    if advertise is None:
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+    if not advertise.startswith(("http://", "https://")) or "," in advertise:
+        raise typer.BadParameter(
+            f"{advertise!r} is not a URL: give http(s)://HOST:PORT", param_hint="--advertise"
+        )
+    return advertise.rstrip("/")
+
+
+def _master_urls(values: list[str]) -> list[str]:
+    urls = [u.strip().rstrip("/") for v in values for u in v.split(",") if u.strip()]
+    for u in urls:
+        if not u.startswith(("http://", "https://")):
+            raise typer.BadParameter(
+                f"{u!r} is not a URL: give http(s)://HOST:PORT", param_hint="--master"
+            )
+    if not urls:
+        raise typer.BadParameter("give the URL of a master", param_hint="--master")
+    return urls
+
+
 def agent(
-    master_url: Annotated[str, typer.Option("--master", help="URL of the master.")],
+    master_url: Annotated[
+        list[str],
+        typer.Option(
+            "--master",
+            help="URL of a master; several masters: repeat it, or separate the URLs by commas. "
+            "The agent dials them in turn and follows the leader.",
+        ),
+    ],
     token: Annotated[
         str | None,
         typer.Option(
@@ -256,7 +311,7 @@ def agent(
     from corral.cli import serving
 
     serving.agent(
-        master_url,
+        _master_urls(master_url),
         token,
         (cpus, mem, disk, gpus),
         data,

@@ -133,7 +133,13 @@ def up(
     cpus, mem, declared = offer
     url = f"http://127.0.0.1:{port}"
     store = open_store(db, data_dir)
-    master = Master(store, fair_share_half_life=half_life, preempt_after=preempt_after)
+    master = Master(
+        store,
+        fair_share_half_life=half_life,
+        preempt_after=preempt_after,
+        url=url,
+        lease=default_lease(store),
+    )
     token = agent_token = None
     if access.auth_required:
         token = master.ensure_admin_token(data_dir / "admin.token")
@@ -144,7 +150,7 @@ def up(
         cpus=cpus or res.cpus, mem=mem or res.mem, disk=res.disk, gpus=len(devices)
     )
     agent = AgentConfig(
-        url,
+        [url],
         agent_token,
         data_dir / "agent",
         socket.gethostname(),
@@ -163,33 +169,46 @@ def up(
     asyncio.run(_serve(master, "127.0.0.1", port, access, agent))
 
 
+def default_lease(store: Store) -> float:
+    """Seconds of a leader's lease: 2 on PostgreSQL, where masters on other hosts wait for it to
+    run out; 10 on SQLite (one host), where a long write holds up the renewal too."""
+    return 2.0 if store.engine.dialect.name == "postgresql" else 10.0
+
+
 def master(
     db: str | None,
-    host: str,
-    port: int,
+    where: tuple[str, int, str],
     data_dir: Path,
     access: Access,
     lost_after: float,
+    lease: float | None,
     half_life: float = 86400.0,
     preempt_after: float | None = None,
 ) -> None:
-    """``corral master``: API, scheduler and store, for agents to dial in; past usage counts
-    half after ``half_life`` seconds in fair share; with ``preempt_after`` (seconds; None:
-    off), a task of a user below their share that waited that long may preempt."""
+    """``corral master``: API, scheduler and store, for agents to dial in; ``where`` is the
+    host and port to listen on and the URL this master is reached at; past usage counts half
+    after ``half_life`` seconds in fair share; with ``preempt_after`` (seconds; None: off), a
+    task of a user below their share that waited that long may preempt."""
+    host, port, url = where
     store = open_store(db, data_dir)
     m = Master(
-        store, lost_after=lost_after, fair_share_half_life=half_life, preempt_after=preempt_after
+        store,
+        lost_after=lost_after,
+        fair_share_half_life=half_life,
+        preempt_after=preempt_after,
+        url=url,
+        lease=lease or default_lease(store),
     )
     if access.auth_required:
         token = m.ensure_admin_token(data_dir / "admin.token")
         typer.echo(f"admin token in {data_dir / 'admin.token'}")
-        write_config(data_dir / "client.json", f"http://{host}:{port}", token)
-    typer.echo(f"Corral master listening on http://{host}:{port}")
+        write_config(data_dir / "client.json", url, token)
+    typer.echo(f"Corral master listening on http://{host}:{port} as {url} (lease {m.lease:g}s)")
     asyncio.run(_serve(m, host, port, access, None))
 
 
 def agent(
-    master_url: str,
+    master_urls: list[str],
     token: str | None,
     offer: tuple[float | None, int | None, int | None, int | None],
     data: Path,
@@ -215,7 +234,7 @@ def agent(
         gpus=len(devices),
     )
     config = AgentConfig(
-        master_url,
+        master_urls,
         token,
         data,
         hostname or socket.gethostname(),
@@ -272,9 +291,10 @@ async def _serve(
     if agent is not None and agent_task is not None:
         await agent.stop()
         agent_task.cancel()
+    # The lease first: another master takes over while this one's connections wind down.
+    await master.stop()
     server.should_exit = True
     await serving
-    await master.stop()
     master.store.close()
 
 
@@ -285,7 +305,7 @@ async def _run_agent(config: AgentConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(a.run())
-    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {config.master_url}")
+    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {', '.join(config.master_urls)}")
     await stop.wait()
     await a.stop()
     task.cancel()

@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
@@ -29,6 +29,7 @@ from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 from corral.client._api import auth_headers
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
+from corral.client.masters import Rotation
 
 Params = Mapping[str, str | int | list[str]]
 
@@ -218,9 +219,63 @@ class Connection:
             raise ClientError(f"talking to the corral master at {self.url} failed: {e!r}") from None
 
 
+class Masters:
+    """One ``Connection`` per master of a URL list (``masters.py``), used one at a time: a
+    master that cannot be reached is left for the next, and the leader an answer names is
+    asked from then on. Connection's interface."""
+
+    def __init__(self, url: str, headers: Mapping[str, str], timeout: float) -> None:
+        self.url = url
+        self._rotation = Rotation(url)
+        self._conns = [Connection(u, headers, timeout) for u in self._rotation.urls]
+
+    def request(
+        self, method: str, path: str, params: Params | None = None, body: Any = None
+    ) -> Response:
+        """``Connection.request`` on the first master that can be reached."""
+        unreachable: UnreachableError | None = None
+        for i in self._rotation.attempts():
+            try:
+                answer = self._conns[i].request(method, path, params, body)
+            except UnreachableError as e:
+                unreachable = e
+                continue
+            self._rotation.at = i
+            self._rotation.follow(answer.headers)
+            return answer
+        assert unreachable is not None
+        raise unreachable
+
+    @contextmanager
+    def stream(
+        self, path: str, params: Params | None, headers: Mapping[str, str]
+    ) -> Iterator[Iterator[str]]:
+        """``Connection.stream`` from the first master that can be reached."""
+        unreachable: UnreachableError | None = None
+        for i in self._rotation.attempts():
+            stack = ExitStack()
+            try:
+                lines = stack.enter_context(self._conns[i].stream(path, params, headers))
+            except UnreachableError as e:
+                unreachable = e
+                continue
+            self._rotation.at = i
+            with stack:
+                yield lines
+            return
+        assert unreachable is not None
+        raise unreachable
+
+    def close(self) -> None:
+        """Close every master's connection and end the streams being read."""
+        for conn in self._conns:
+            conn.close()
+
+
 class Blocking:
-    """What the blocking clients share: the master's ``url`` and ``token`` (``load_config()``'s
-    when no URL is given), one ``Connection`` with the token on each request, and closing it.
+    """What the blocking clients share: the master's ``url`` (several: separated by commas)
+    and ``token`` (``load_config()``'s when no URL is given), a ``Connection`` per master with
+    the token on each request, and closing them.
 
     Raises ``ClientError`` for a URL that is not ``http(s)://HOST[:PORT][/PREFIX]``. Use as a
     context manager, or ``close()``.
@@ -233,7 +288,7 @@ class Blocking:
             config = load_config()
             url, token = config.url, token or config.token
         self.url = url.rstrip("/")
-        self._http = Connection(self.url, auth_headers(token), timeout)
+        self._http = Masters(self.url, auth_headers(token), timeout)
 
     def close(self) -> None:
         """Close the connection."""

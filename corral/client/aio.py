@@ -17,6 +17,7 @@ from corral.client._sse import EventDecoder
 from corral.client.accounts import AsyncAccounts
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
+from corral.client.masters import Rotation
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -54,7 +55,9 @@ def transport_errors(url: str) -> Iterator[None]:
 class AsyncClient:
     """Typed calls of ``/api/v1``; every method raises ``ClientError`` (or ``ApiError``).
 
-    ``url``/``token`` default to ``load_config()``. Use ``async with``, or ``await aclose()``.
+    ``url``/``token`` default to ``load_config()``; several masters' URLs are separated by
+    commas (one that cannot be reached is left for the next). Use ``async with``, or
+    ``await aclose()``.
     """
 
     def __init__(
@@ -69,8 +72,8 @@ class AsyncClient:
             config = load_config()
             url, token = config.url, token or config.token
         self.url = url.rstrip("/")
+        self._rotation = Rotation(self.url)  # several masters: separated by commas
         self._http = httpx.AsyncClient(
-            base_url=self.url,
             headers=auth_headers(token),
             timeout=timeout,
             transport=transport,
@@ -92,11 +95,22 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(self, call: calls.Call[T]) -> T:
-        with transport_errors(self.url):
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.body
-            )
-        return call.finish(response)
+        unreachable: UnreachableError | None = None
+        for i in self._rotation.attempts():
+            base = self._rotation.urls[i]
+            try:
+                with transport_errors(base):
+                    response = await self._http.request(
+                        call.method, base + call.path, params=call.params, json=call.body
+                    )
+            except UnreachableError as e:
+                unreachable = e  # nothing was sent: the next master may be asked
+                continue
+            self._rotation.at = i
+            self._rotation.follow(response.headers)
+            return call.finish(response)
+        assert unreachable is not None
+        raise unreachable
 
     @property
     def accounts(self) -> AsyncAccounts:
@@ -267,10 +281,11 @@ class AsyncClient:
         Wrap it in ``contextlib.aclosing`` so that leaving the loop early closes the stream.
         """
         params = calls.events_params(since)
-        with transport_errors(self.url):
+        base = self._rotation.current
+        with transport_errors(base):
             async with self._http.stream(
                 "GET",
-                calls.EVENTS_PATH,
+                base + calls.EVENTS_PATH,
                 params=params,
                 headers=calls.STREAM_HEADERS,
                 timeout=STREAM_TIMEOUT,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corral.client.errors import ClientError
+from corral.client.masters import json_url
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 CLIENT_FILE = "client.json"
@@ -34,7 +35,8 @@ class ConfigError(ClientError):
 
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
-    """The master's base URL and the bearer token to send (``None``: send none)."""
+    """The master's base URL (several masters': separated by commas) and the bearer token to
+    send (``None``: send none)."""
 
     url: str
     token: str | None = None
@@ -54,15 +56,16 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def read_config_file(path: Path) -> ClientConfig:
-    """Read one JSON config file ``{"url": ..., "token": ...}``."""
+    """Read one JSON config file ``{"url": ..., "token": ...}``; ``url`` may be a list of
+    the masters' URLs."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read client config {path}: {e}") from None
-    url = data.get("url") if isinstance(data, dict) else None
+    url = json_url(data.get("url")) if isinstance(data, dict) else None
     token = data.get("token") if isinstance(data, dict) else None
-    if not isinstance(url, str) or not url:
-        raise ConfigError(f"client config {path} has no 'url'")
+    if url is None:
+        raise ConfigError(f"client config {path} has no 'url' (a URL, or a list of them)")
     if token is not None and not isinstance(token, str):
         raise ConfigError(f"client config {path}: 'token' must be a string")
     return ClientConfig(url=url, token=token or None)

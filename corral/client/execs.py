@@ -17,8 +17,10 @@ from urllib.parse import quote
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from corral.client._http import Masters
 from corral.client.config import ClientConfig
 from corral.client.errors import ClientError
+from corral.client.masters import master_urls
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 CHUNK = 64 * 1024
@@ -44,6 +46,23 @@ def exec_url(base: str, task_id: str) -> str:
     return f"{base}/api/v1/tasks/{quote(task_id, safe='')}/exec"
 
 
+def leader_of(url: str) -> str:
+    """Where the leader of the masters at ``url`` (one, or several separated by commas)
+    answers, by the first that does (``/health``): an exec's WebSocket must reach the leader,
+    as no master hands one on."""
+    if "," not in url:
+        return url.rstrip("/")
+    masters = Masters(url, {}, timeout=5.0)
+    try:
+        answer = masters.request("GET", "/health")
+        leader = answer.json().get("leader") if not answer.is_error else None
+    except (ClientError, ValueError):
+        leader = None
+    finally:
+        masters.close()
+    return str(leader) if leader else master_urls(url)[0]
+
+
 def exec_task(
     config: ClientConfig,
     task_id: str,
@@ -57,12 +76,13 @@ def exec_task(
     written to ``stdout`` and ``stderr`` as it comes. ``ClientError`` when the master cannot
     be reached or refuses the token."""
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+    url = leader_of(config.url)
     try:
-        ws = connect(exec_url(config.url, task_id), additional_headers=headers, max_size=2**24)
+        ws = connect(exec_url(url, task_id), additional_headers=headers, max_size=2**24)
     except InvalidStatus as e:
         raise ClientError(f"the master refused the exec: HTTP {e.response.status_code}") from None
     except (OSError, InvalidURI, TimeoutError) as e:
-        raise ClientError(f"cannot reach the master at {config.url}: {e}") from None
+        raise ClientError(f"cannot reach the master at {url}: {e}") from None
     with ws:
         ws.send(json.dumps({"command": command, "stdin": stdin is not None}))
         if stdin is not None:

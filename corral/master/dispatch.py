@@ -41,6 +41,11 @@ class Dispatcher:
         if session is not None:
             session.close()
 
+    def hang_up_all(self) -> None:
+        """Close every agent's connection (this master stepped down)."""
+        for session in list(self._sessions.values()):
+            session.close()
+
     def is_current(self, agent_id: str, session: AgentSession) -> bool:
         """True if ``session`` is the agent's live connection."""
         return self._sessions.get(agent_id) is session and not session.closed

@@ -35,6 +35,13 @@ class EventBus:
         """Stop receiving events (idempotent)."""
         self._subs.discard(sub)
 
+    def cut_off_all(self) -> None:
+        """Cut every subscriber off, as if it fell behind (this master stepped down): each
+        reconnects with the last id it saw, and is handed to the leader."""
+        for sub in list(self._subs):
+            sub.overflowed.set()
+        self._subs.clear()
+
     def publish(self, events: Sequence[Event]) -> None:
         """Hand committed events to every subscriber."""
         for sub in list(self._subs):

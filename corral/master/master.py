@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import os
-import socket
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -21,6 +19,8 @@ from corral.master.events import EventBus
 from corral.master.execs import ExecRelay
 from corral.master.fairshare import DAY, FairShare
 from corral.master.jobs import Conflict, JobOps, NotFound
+from corral.master.leadership import Leadership
+from corral.master.policy.leadership import renew_every
 from corral.master.private_queries import PrivateQueries
 from corral.master.queries import Queries
 from corral.master.records import AgentRecord
@@ -32,7 +32,7 @@ from corral.master.timers import ScheduleLoop
 from corral.master.view import ClusterView
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
-from corral.store.store import Fenced, Store
+from corral.store.store import Fenced, Store, StoreFull, StoreUnavailable
 
 # Seconds a thread holds the GIL before another may take it (Python's default is 0.005). The
 # API's writes and the scheduler's plans run in worker threads that stay busy for seconds on a
@@ -41,6 +41,7 @@ from corral.store.store import Fenced, Store
 SWITCH_INTERVAL = 0.001
 log = logging.getLogger(__name__)
 BY_USER = "killed by user"  # the reason of every kill a user asks for
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class Unavailable(Exception):
@@ -59,12 +60,31 @@ class Master:
         lost_after: float = 8.0,
         fair_share_half_life: float = DAY,
         preempt_after: float | None = None,
+        url: str = DEFAULT_URL,
+        lease: float = 2.0,
     ) -> None:
         """``preempt_after``: with preemption on, how many seconds a task of a user below
         their fair share waits before it may evict tasks of users over theirs (None: off)."""
         self.store = store
-        self.bus = EventBus()
-        self.state = ClusterState(store, self.bus, clock or SystemClock())
+        self.clock = clock or SystemClock()
+        self.bus = EventBus()  # kept across terms: event streams outlive a change of leader
+        self.heartbeat_interval = heartbeat_interval
+        self.lost_after = lost_after
+        self.fair_share_half_life = fair_share_half_life
+        self.preempt_after = preempt_after
+        self.url = url  # where this master answers, as the others and the agents reach it
+        self.lease = lease
+        # Set by start(): until then (tests that drive a master by hand) it acts as leader.
+        self.leadership: Leadership | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._roles: asyncio.Task[None] | None = None
+        self._loaded = False  # the state of the current term is loaded: the API may serve
+        self._build()
+
+    def _build(self) -> None:
+        """The live records and what works on them, empty: at construction, and again each
+        time this master takes the lead (what it knew of an earlier term is stale)."""
+        self.state = ClusterState(self.store, self.bus, self.clock)
         self.services = ServiceOps(self.state)
         # The one writer of what the master decides (plans and the policies' effects).
         self.applier = Applier(self.state, self.services)
@@ -73,42 +93,90 @@ class Master:
         self.agents = AgentOps(
             self.state,
             self.applier,
-            heartbeat_interval=heartbeat_interval,
-            disconnect_after=3 * heartbeat_interval,
-            lost_after=lost_after,
+            heartbeat_interval=self.heartbeat_interval,
+            disconnect_after=3 * self.heartbeat_interval,
+            lost_after=self.lost_after,
         )
         self.applier.deliver_later = self.agents.deliver_soon  # kills a transition decides
         # Weights, quotas and decayed usage, read by each scheduling pass.
-        self.fair_share = FairShare(store, fair_share_half_life)
+        self.fair_share = FairShare(self.store, self.fair_share_half_life)
         self.scheduler = SchedulingLoop(
             self.state,
             self.agents,
             self.applier,
             fair_share=self.fair_share,
-            preempt_after=preempt_after,
+            preempt_after=self.preempt_after,
             preemptible=self._preemptible,
         )
         self.service_loop = ServiceLoop(self.state, self.services, self.applier, self.agents)
         self.timers = ScheduleLoop(self.state, self.applier)
         # What the API may read: the live records read-only, and the store's history.
         self.view = ClusterView(self.state, self.services, self.fair_share)
-        self.queries = Queries(self.view, store)
-        self.accounts = AccountOps(store, self.state.clock)
+        self.queries = Queries(self.view, self.store)
+        self.accounts = AccountOps(self.store, self.clock)
         self.accounts.on_change = self._shares_changed
         # Commands run in tasks: corral exec, and the remote shells of gangs' ranks.
         self.execs = ExecRelay(self.state, self.agents.dispatch, self.agents.hostname_of)
-        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def leading(self) -> bool:
+        """Whether this master leads, its state loaded (one never started, driven by hand,
+        does)."""
+        return self.leadership is None or (self.leadership.leading and self._loaded)
+
+    @property
+    def leader_url(self) -> str | None:
+        """Where the leader answers (None: no master leads at the moment)."""
+        if self.leadership is None:
+            return self.url
+        return self.leadership.leader_url
 
     async def start(self) -> None:
-        """Load the state and start the loops. Agents load first: tasks count against them."""
+        """Migrate the store and stand as a candidate: the state is loaded and the loops
+        started once this master takes the lead (leadership.py)."""
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.store.migrate()
-        # From here on every write is fenced by this epoch (see Store.take_lead).
-        self.store.take_lead(f"{socket.gethostname()}:{os.getpid()}", self.state.clock.now())
-        self.agents.load()
-        self.state.load()
-        self.services.load()
-        self.fair_share.load()
+        self.leadership = Leadership(self.store, self.clock, self.url, self.lease)
+        self.leadership.start()
+        self._roles = asyncio.create_task(self._follow_the_lease(), name="leadership")
+
+    async def _follow_the_lease(self) -> None:
+        """Lead or follow as the lease says, one change at a time; between changes, step down
+        if the lease could not be renewed in time (the lease's thread may be stuck on an
+        unreachable database)."""
+        assert self.leadership is not None
+        changes = self.leadership.changes
+        while True:
+            try:
+                change = await asyncio.wait_for(changes.get(), renew_every(self.lease) / 2)
+            except TimeoutError:
+                self.leadership.check("the lease was not renewed in time")
+                continue
+            try:
+                if change.epoch is not None:
+                    await self._lead()
+                else:
+                    await self._follow(change.reason)
+            except Exception as e:
+                # A master that cannot finish taking the lead must not hold it.
+                log.exception("changing role failed")
+                self.leadership.lost(f"changing role failed: {e}")
+
+    async def _lead(self) -> None:
+        """Taken the lead: load the state from the store, start the loops. Agents load first:
+        tasks count against them. The agents dial in and are reconciled as they come."""
+        await self._stop_loops()
+        self._loaded = False
+        self._build()
+        try:
+            self.agents.load()
+            self.state.load()
+            self.services.load()
+            self.fair_share.load()
+        except (StoreUnavailable, StoreFull, Fenced) as e:
+            assert self.leadership is not None
+            self.leadership.lost(f"could not load the state: {e}")
+            return
         loops = {
             "services": self.service_loop.run_forever(),
             "scheduler": self.scheduler.run_forever(),
@@ -119,29 +187,55 @@ class Master:
             asyncio.create_task(self._step_down_if_fenced(loop), name=name)
             for name, loop in loops.items()
         ]
+        self._loaded = True
+
+    async def _follow(self, reason: str) -> None:
+        """Stepped down: stop the loops and hang up on the agents, which dial again and are
+        sent to the leader."""
+        log.warning("following: %s", reason)
+        self._loaded = False
+        await self._stop_loops()
+        self.agents.dispatch.hang_up_all()
+        self.bus.cut_off_all()
 
     async def _step_down_if_fenced(self, loop: Coroutine[Any, Any, None]) -> None:
-        """Run a loop; once a newer master leads, stop every loop (the API then answers 503
-        to writes, since the store refuses them)."""
+        """Run a loop; once a newer master leads, step down (the store already refuses every
+        write of ours)."""
         try:
             await loop
         except Fenced as e:
+            if self.leadership is not None:
+                self.leadership.lost(str(e))
+                return
             log.error("stepping down: %s", e)
             for other in self._loops:
                 if other is not asyncio.current_task():
                     other.cancel()
 
-    async def stop(self) -> None:
-        """Stop the loops (the store stays open for the caller to close)."""
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
-        if self._loops:  # it led: what ran since the last write of the usage is kept
-            self.fair_share.track(self.state.clock.now(), self.state.held)
-            self.fair_share.save(self.state.clock.now())
+    async def _stop_loops(self) -> None:
+        current = asyncio.current_task()
+        loops = [loop for loop in self._loops if loop is not current]
         self._loops = []
+        for loop in loops:
+            loop.cancel()
+        for loop in loops:
+            with contextlib.suppress(asyncio.CancelledError, Fenced):
+                await loop
+
+    async def stop(self) -> None:
+        """Stop the loops and end our lease (the store stays open for the caller to close)."""
+        if self._roles is not None:
+            self._roles.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._roles
+            self._roles = None
+        led = bool(self._loops) and self.leading
+        await self._stop_loops()
+        if led:  # what ran since the last write of the usage is kept
+            self.fair_share.track(self.clock.now(), self.state.held)
+            self.fair_share.save(self.clock.now())
+        if self.leadership is not None:
+            await asyncio.to_thread(self.leadership.stop)
 
     def _preemptible(self, service_id: str) -> bool:
         """Whether a preemption may stop the tasks of a service (its spec says so)."""

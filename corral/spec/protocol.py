@@ -20,6 +20,10 @@ from corral.spec.states import TaskState
 # service does not count it as a failure.
 AGENT_SHUTDOWN = "agent shutting down"
 
+# The close code of a WebSocket dialled at a master that does not lead; the reason is the
+# leader's URL ("" while none leads): the agent dials that instead.
+NOT_LEADER = 4307
+
 # The most one ``read`` returns: base64 makes 5.3 MiB of it, well inside a 16 MiB frame.
 MAX_READ = 4 * 1024 * 1024
 

@@ -306,6 +306,7 @@ class ClusterInfo(BaseModel):
     name: str = "corral"
     version: str
     leader: bool = True
+    leader_url: str | None = Field(None, description="Where the leading master answers.")
     user: str | None = Field(None, description="Who the token belongs to.")
     role: str | None = Field(None, description="The role it acts with.")
     groups: list[str] = Field(default_factory=list, description="The user's groups.")

@@ -21,6 +21,10 @@ INSTALL_POSTGRES = "pip install 'corral[postgres]'"
 # Seconds to wait for PostgreSQL to answer a new connection: a server that is down answers
 # the API with 503 after this long at most, not after the OS's TCP timeout (minutes).
 CONNECT_TIMEOUT = 5
+# Milliseconds a master's transaction may sit idle before PostgreSQL ends it: a master frozen
+# (SIGSTOP, a stalled VM) in the middle of a transaction would otherwise hold its locks, the
+# leadership row's among them, so no other master could take the lead until it woke.
+IDLE_IN_TRANSACTION_MS = 10_000
 
 
 def database_url(url: str) -> URL:
@@ -83,6 +87,8 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
+    if "options" not in parsed.query:
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
     # A pooled connection outlives a restart of the server: check it before use, so the first

@@ -48,8 +48,11 @@ class StoreUnusable(Exception):
 class Fenced(Exception):
     """A newer master took the lead: this one may no longer write (nothing was changed)."""
 
-    def __init__(self, mine: int, newest: int | None) -> None:
+    def __init__(self, mine: int | None, newest: int | None) -> None:
         self.mine, self.newest = mine, newest
+        if mine is None:
+            super().__init__("this master does not lead: it writes nothing")
+            return
         super().__init__(
             f"this master (epoch {mine}) is no longer the leader"
             + (f": epoch {newest} leads now" if newest is not None else "")

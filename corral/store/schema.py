@@ -304,14 +304,18 @@ tokens = Table(
 
 # Who may write: the master holding the newest epoch (a fencing token). Every write transaction
 # of a master checks that its epoch is still this one, so a master that a newer one replaced can
-# no longer change anything, however late its writes arrive.
+# no longer change anything, however late its writes arrive. The holder leads while its lease
+# runs (it renews it); once the lease has expired another master may take the next epoch.
 leadership = Table(
     "leadership",
     metadata,
     Column("id", BigInt, primary_key=True),  # always 1: one row
     Column("epoch", BigInt, nullable=False),
-    Column("holder", String(200), nullable=False),
-    Column("since", Float, nullable=False),
+    Column("holder", String(200), nullable=False),  # host:pid:instance of the leading process
+    Column("since", Float, nullable=False),  # when this epoch began
+    Column("url", String(500), nullable=False, server_default=""),  # where the leader answers
+    Column("renewed_at", Float, nullable=False, server_default="0"),
+    Column("expires_at", Float, nullable=False, server_default="0"),  # the lease's end
 )
 
 # Accounting of deleted work: when a job or service is deleted with its tasks, the attempts that

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DataError, DBAPIError
 
+from corral.store import lease
 from corral.store.accounting import archive, usage_query
 from corral.store.bulk import RunCounts, insert_many, insert_numbered, update_many
 from corral.store.engines import open_engine
@@ -68,12 +69,19 @@ TaskCounts = Counter[tuple[str, str]]  # tasks per (owner, state)
 Seqs = Callable[[Connection, int], int]  # n creation numbers for new tasks -> the first
 
 
-# Built once: every write transaction runs it (a statement built per call costs more than
-# the database's work on it).
+# Built once: every write transaction runs one (a statement built per call costs more than
+# the database's work on it). SQLite locks the whole database for a writer: an UPDATE takes
+# that lock at once. PostgreSQL locks the row FOR KEY SHARE, which a master taking the lead
+# (FOR UPDATE) waits for, and the leader's renewals of its lease (no key changed) do not.
 _FENCE = (
     update(leadership)
     .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
     .values(epoch=leadership.c.epoch)
+)
+_FENCE_POSTGRES = (
+    select(leadership.c.epoch)
+    .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
+    .with_for_update(key_share=True)
 )
 # Built once too: every message of status updates from an agent runs it.
 _AGENT_SEQ = (
@@ -378,6 +386,8 @@ class Store:
         self.url = url
         self.engine: Engine = open_engine(url)
         self.epoch: int | None = None  # set by take_lead(); then every write is fenced by it
+        # False while this master follows (or stepped down): it then writes nothing at all.
+        self.may_write = True
         # The newest task's creation number: read from the store at the first insert (after
         # taking the lead, when another master may have written), then counted on here.
         self._last_seq: int | None = None
@@ -402,19 +412,48 @@ class Store:
         self.engine.dispose()
 
     def take_lead(self, holder: str, now: float) -> int:
-        """Become the master that writes: the next epoch is ours, and every later write of a
-        master holding an older one is refused (``Fenced``). Answers the new epoch."""
+        """Become the master that writes whatever the lease says (tests, and a master that
+        is alone): the next epoch is ours, and every later write of a master holding an older
+        one is refused (``Fenced``). Answers the new epoch."""
+        taken = self.take_lease(holder, "", 0.0, lambda _row, _now: True)
+        assert taken is not None
+        return taken
+
+    def read_lease(self) -> tuple[lease.LeaseRow | None, float]:
+        """The leadership row (None before any master led) and the store's clock."""
+        with _refusals(), self.engine.connect() as conn:
+            return lease.read(conn), lease.store_now(conn)
+
+    def take_lease(
+        self, holder: str, url: str, seconds: float, may_take: lease.MayTake
+    ) -> int | None:
+        """Take the lead for ``seconds`` in one transaction if ``may_take`` agrees with the
+        row once locked: the next epoch is ours, and every later write of a master holding an
+        older one is refused (``Fenced``). Answers the new epoch, or None."""
         with _refusals(), self.engine.begin() as conn:
-            current = conn.execute(select(leadership.c.epoch).where(leadership.c.id == 1))
-            epoch = (current.scalar() or 0) + 1
-            values = {"epoch": epoch, "holder": holder, "since": now}
-            if epoch == 1:
-                conn.execute(insert(leadership).values(id=1, **values))
-            else:
-                conn.execute(update(leadership).where(leadership.c.id == 1).values(**values))
+            epoch = lease.take(conn, holder, url, seconds, may_take)
+            if epoch is None:
+                conn.rollback()
+                return None
         self.epoch = epoch
+        self.may_write = True
         self._last_seq = None
         return epoch
+
+    def renew_lease(self, holder: str, seconds: float) -> bool:
+        """Extend our lease to ``seconds`` from now; False if it is no longer ours."""
+        if self.epoch is None:
+            return False
+        with _refusals(), self.engine.begin() as conn:
+            return lease.renew(conn, self.epoch, holder, seconds)
+
+    def resign(self, holder: str | None = None) -> None:
+        """Write nothing more (a follower, or a leader stepping down); with ``holder``, also
+        end our lease in the store so that another master takes over at once."""
+        self.may_write = False
+        if holder is not None and self.epoch is not None:
+            with _refusals(), self.engine.begin() as conn:
+                lease.release(conn, self.epoch, holder)
 
     def _next_seqs(self, conn: Connection, n: int) -> int:
         """Creation numbers for ``n`` new tasks; answers the first."""
@@ -428,10 +467,15 @@ class Store:
     def _fence(self, conn: Connection) -> None:
         """Refuse to write unless our epoch still leads. An UPDATE, not a read: it takes the
         row's write lock, so no newer master can take the lead until this transaction ends."""
+        if not self.may_write:
+            raise Fenced(self.epoch, None)
         if self.epoch is None:
             return
-        still = conn.execute(_FENCE, {"b_epoch": self.epoch})
-        if still.rowcount != 1:
+        if conn.dialect.name == "postgresql":
+            still = len(conn.execute(_FENCE_POSTGRES, {"b_epoch": self.epoch}).all())
+        else:
+            still = conn.execute(_FENCE, {"b_epoch": self.epoch}).rowcount
+        if still != 1:
             newest = conn.execute(select(leadership.c.epoch)).scalar()
             raise Fenced(self.epoch, newest)
 

@@ -61,7 +61,7 @@ class RecordingAgent(Agent):
         self, data_dir: Path, executors: dict[str, Executor], clock: Clock | None = None
     ) -> None:
         config = AgentConfig(
-            master_url="http://127.0.0.1:9",
+            master_urls=["http://127.0.0.1:9"],
             token=None,
             data_dir=data_dir,
             hostname="node-test",

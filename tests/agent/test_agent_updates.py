@@ -54,7 +54,7 @@ def test_updates_made_while_one_message_is_unacknowledged_go_together_after_its_
         async with serve(master, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             config = AgentConfig(
-                master_url=f"http://127.0.0.1:{port}",
+                master_urls=[f"http://127.0.0.1:{port}"],
                 token=None,
                 data_dir=tmp_path,
                 hostname="node-test",

@@ -131,7 +131,7 @@ def test_an_agent_offers_only_its_allowed_paths_for_volumes_not_its_data_dir(
     tmp_path: Path,
 ) -> None:
     config = AgentConfig(
-        master_url="http://master",
+        master_urls=["http://master"],
         token=None,
         data_dir=tmp_path / "agent",
         hostname="a1",

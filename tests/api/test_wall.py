@@ -14,12 +14,12 @@ import corral.store.store
 PACKAGE = Path(corral.api.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
-# What the API may use of a Master: the reads, the event bus, commands, and the master as a
-# user whose reads are private sees it.
+# What the API may use of a Master: the reads, the event bus, commands, the master as a
+# user whose reads are private sees it, and who leads (a follower hands calls to the leader).
 MASTER_ATTRIBUTES = {
     "queries", "bus", "jobs", "services", "agents", "accounts",
     "kill_job", "kill_task", "kill_service_tasks", "read_file", "list_files", "private_to",
-    "execs",
+    "execs", "leading", "leader_url", "url",
 }  # fmt: skip
 # The commands of the master's parts (writes, and the agent channel's messages).
 COMMANDS = {

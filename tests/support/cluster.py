@@ -29,6 +29,7 @@ from corral.spec.states import TaskState
 from corral.spec.views import EventView, TaskView
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Cluster")
 REPO = Path(__file__).resolve().parents[2]
 CORRAL = [sys.executable, "-m", "corral.cli"]
 
@@ -38,6 +39,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def leads(url: str) -> bool:
+    """Whether the master at ``url`` answers and leads, its state loaded."""
+    try:
+        health = httpx.get(f"{url}/health", timeout=1)
+    except httpx.TransportError:
+        return False
+    return health.status_code == 200 and health.json().get("leading") is True
 
 
 def corral_env(**extra: str) -> dict[str, str]:
@@ -135,6 +145,11 @@ class Proc:
             self.popen.send_signal(sig)
             self.popen.wait(30)
 
+    def send(self, sig: int) -> None:
+        """Send a signal and go on (SIGSTOP, SIGCONT)."""
+        assert self.popen is not None
+        self.popen.send_signal(sig)
+
     @property
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -190,9 +205,9 @@ class Cluster:
             )
         self.master.start()
         deadline = time.monotonic() + 30
-        while True:  # nothing to subscribe to before the server listens
+        while True:  # nothing to subscribe to before the server listens and leads
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if leads(self.url):
                     break
             except httpx.TransportError:
                 pass
@@ -356,7 +371,7 @@ def wait_for_file(path: Path, timeout: float, contains: str = "") -> str:
 
 
 @contextmanager
-def running_cluster(c: Cluster, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def running_cluster(c: C, request: pytest.FixtureRequest) -> Iterator[C]:
     """Start ``c``'s master, stop everything afterwards; logs are printed when a test fails."""
     c.start_master()
     try:

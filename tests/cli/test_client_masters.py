@@ -1,0 +1,83 @@
+"""Clients given several masters: one that cannot be reached is left for the next, the leader
+an answer names is asked from then on, a request that reached a master is never sent to
+another, and none reachable is one error naming them all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from corral.client import AsyncClient, Client, UnreachableError
+from corral.client.config import read_config_file
+from tests.cli.fake_master import serving
+from tests.support.cluster import free_port
+
+
+def master(name: str, seen: list[str], leader: str | None = None) -> AbstractContextManager[str]:
+    """A master that answers its info, naming ``leader`` (if any) as Corral's masters do."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{name} {request.method} {request.url.path}")
+        headers = {"X-Corral-Leader": leader} if leader else {}
+        if request.method == "POST":
+            return httpx.Response(503, json={"detail": "no master leads"}, headers=headers)
+        return httpx.Response(200, json={"name": "corral", "version": name}, headers=headers)
+
+    return serving(handle)
+
+
+def nobody() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_a_master_that_cannot_be_reached_is_left_for_the_next() -> None:
+    seen: list[str] = []
+    with master("m2", seen) as m2, Client(f"{nobody()},{m2}") as client:
+        assert client.info().version == "m2"
+        assert client.info().version == "m2"
+    assert seen == ["m2 GET /api/v1/info"] * 2
+
+
+def test_the_leader_an_answer_names_is_asked_from_then_on() -> None:
+    seen: list[str] = []
+    with master("m2", seen) as m2, master("m1", seen, leader=m2) as m1:
+        with Client(f"{m1},{m2}") as client:
+            assert client.info().version == "m1"  # a follower's answer, naming m2
+            assert client.info().version == "m2"
+    assert seen == ["m1 GET /api/v1/info", "m2 GET /api/v1/info"]
+
+
+def test_a_request_that_reached_a_master_is_not_sent_to_another() -> None:
+    seen: list[str] = []
+    with master("m1", seen) as m1, master("m2", seen) as m2, Client(f"{m1},{m2}") as client:
+        with pytest.raises(Exception, match="no master leads"):
+            client.accounts.create_token(name="x")
+    assert seen == ["m1 POST /api/v1/tokens"]
+
+
+def test_when_no_master_answers_the_error_says_so() -> None:
+    with Client(f"{nobody()},{nobody()}") as client, pytest.raises(UnreachableError):
+        client.info()
+
+
+def test_the_asyncio_client_leaves_an_unreachable_master_for_the_next() -> None:
+    seen: list[str] = []
+
+    async def ask(url: str) -> list[str]:
+        async with AsyncClient(url) as client:
+            return [(await client.info()).version, (await client.info()).version]
+
+    with master("m2", seen) as m2, master("m1", seen, leader=m2) as m1:
+        assert asyncio.run(ask(f"{nobody()},{m1},{m2}")) == ["m1", "m2"]
+    assert seen == ["m1 GET /api/v1/info", "m2 GET /api/v1/info"]
+
+
+def test_a_config_file_may_list_the_masters(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"url": ["http://m1:8080", "http://m2:8080"], "token": "t"}))
+    assert read_config_file(path).url == "http://m1:8080,http://m2:8080"
