@@ -62,7 +62,7 @@ class _Pools:
 
     victims: dict[int, list[PlacedTask]]
     stopping: dict[int, list[PlacedTask]]
-    lowest: int  # the lowest priority of a possible victim: no agent can offer less
+    lowest: int  # the lowest priority of a placed task: no victim's is lower
 
 
 class Shares:
@@ -106,7 +106,7 @@ def preempt(
     owners = {t.owner for t in snapshot.placed} | {t.owner for t in pending}
     shares = Shares(state, snapshot, owners)
     late = snapshot.now - snapshot.preempt_after
-    starved = {owner for owner in owners if shares.below(owner)}
+    starved = {owner: shares.share(owner) for owner in owners if shares.below(owner)}
     preemptors = sorted(
         (
             task
@@ -118,7 +118,7 @@ def preempt(
             and (why := waiting.get(task.id)) is not None
             and why.code is Code.UNSCHEDULABLE
         ),
-        key=lambda t: (shares.share(t.owner), t.owner, *within_owner(t)),
+        key=lambda t: (starved[t.owner], t.owner, *within_owner(t)),
     )
     if not preemptors:
         return ()
