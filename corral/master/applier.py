@@ -430,8 +430,9 @@ class Applier:
         FINISHED (asked with ``Kill.finish``)."""
         kills: list[Kill] = []
         for task in victims:
-            ch.tx.update_task(task.id, kill_requested=True)
-            task.kill_requested = True
+            # Asked to stop for good: a preemption under way no longer requeues it.
+            ch.tx.update_task(task.id, kill_requested=True, preempted_by=None)
+            task.kill_requested, task.preempted_by = True, None
             agent = self.state.agents.get(task.agent_id or "")
             end = TaskState.FINISHED if finish else TaskState.KILLED
             if task.state is TaskState.PENDING:

@@ -160,3 +160,20 @@ def test_a_services_task_is_evicted_only_when_it_is_marked_preemptible(
             assert sim.master.state.tasks["urgent.1.0.0"].agent_id == "a1"
 
     asyncio.run(scenario())
+
+
+def test_a_preempted_task_killed_by_its_user_before_it_stopped_is_not_requeued(sim: Sim) -> None:
+    async def scenario() -> None:
+        await alice_holds_the_agent(sim)
+        sim.clock.t = T0 + 75
+        await sim.settle()
+        (victim,) = killing(sim)
+        await sim.master.kill_job("bulk")
+        sim.confirm_kills()
+        await sim.settle()
+        row = sim.store.task(victim.id)
+        assert row is not None and (row["state"], row["preempted_by"]) == ("KILLED", None)
+        assert sim.store.task(victim.id[:-1] + "1") is None  # no next attempt
+        assert run_state(sim) == RunState.KILLED
+
+    asyncio.run(scenario())
