@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
 import subprocess
 import time
@@ -20,76 +18,15 @@ from corral.client import Client
 from corral.spec.jobs import JobSpec
 from corral.spec.views import EventView, TaskView
 from tests.support.cluster import CORRAL, Cluster, corral_env, running_cluster, shell_wait_for
+from tests.support.mpi import LINE, RUN_AS_ROOT, compile_mpi_program
 
 pytestmark = pytest.mark.integration
-
-MPI_PROGRAM = r"""
-#include <mpi.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-/* This process's ancestors, nearest first: "pid,pid,...,1". */
-static void ancestors(char *out, size_t size) {
-  int pid = getppid();
-  out[0] = '\0';
-  while (pid > 1 && strlen(out) + 16 < size) {
-    char path[64], stat[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f) break;
-    size_t n = fread(stat, 1, sizeof stat - 1, f);
-    fclose(f);
-    stat[n] = '\0';
-    sprintf(out + strlen(out), "%d,", pid);
-    char *close = strrchr(stat, ')');
-    if (!close || sscanf(close + 2, "%*c %d", &pid) != 1) break;
-  }
-}
-
-int main(int argc, char **argv) {
-  int rank, size, len, sum = 0;
-  char host[MPI_MAX_PROCESSOR_NAME], chain[4096];
-  MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  MPI_Get_processor_name(host, &len);
-  int mine = rank + 1;
-  MPI_Allreduce(&mine, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  ancestors(chain, sizeof chain);
-  const char *task = getenv("CORRAL_TASK_ID");
-  printf("rank=%d size=%d host=%s sum=%d task=%s ancestors=%s\n",
-         rank, size, host, sum, task ? task : "-", chain);
-  MPI_Finalize();
-  return 0;
-}
-"""
-LINE = re.compile(
-    r"rank=(?P<rank>\d+) size=(?P<size>\d+) .*?sum=(?P<sum>\d+) "
-    r"task=(?P<task>\S+) ancestors=(?P<chain>\S*)"
-)
-RUN_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-INSTALL = "apt-get install -y openmpi-bin libopenmpi-dev"
-
-
-def _need_mpi() -> None:
-    if shutil.which("mpicc") and shutil.which("mpirun"):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"Open MPI is missing: {INSTALL}")
-    pytest.skip(f"Open MPI is missing: {INSTALL}")
 
 
 @pytest.fixture
 def mpi_program(tmp_path: Path) -> Path:
     """The C MPI program, compiled with mpicc."""
-    _need_mpi()
-    source = tmp_path / "allreduce.c"
-    source.write_text(MPI_PROGRAM)
-    binary = tmp_path / "allreduce"
-    subprocess.run(["mpicc", "-O1", "-o", str(binary), str(source)], check=True)
-    return binary
+    return compile_mpi_program(tmp_path)
 
 
 def submit(c: Cluster, **spec: Any) -> None:

@@ -1,17 +1,21 @@
-"""Gang jobs in containers: mpirun's remote shell, called in rank 0's container, runs its command
-in the container of the gang's rank on another agent (Docker exec); ``corral exec`` into a
-container."""
+"""Gang jobs in containers: an unmodified mpirun across three agents' containers; mpirun's remote
+shell, called in rank 0's container, runs its command in the container of the gang's rank on
+another agent (Docker exec); ``corral exec`` into a container."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from corral.spec.jobs import JobSpec
-from tests.integration.test_gangs import corral_exec
+from corral.spec.views import TaskView
+from tests.integration.test_gangs import corral_exec, tasks_of
 from tests.support.cluster import Cluster
 from tests.support.images import ensure_test_image
+from tests.support.mpi import LINE, RUN_AS_ROOT, compile_mpi_program
+from tests.support.mpi_image import ensure_mpi_image
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +26,64 @@ RSH = (
     "$OMPI_MCA_plm_rsh_agent $2 'echo rank $CORRAL_RANK of $CORRAL_GANG_SIZE on $(hostname)'; "
     "echo status $?"
 )
+
+
+def container_of(c: Cluster, task: TaskView) -> str:
+    """The id of a Docker task's container, from its agent's records (kept once it ended)."""
+    meta = c.root / "agents" / (task.hostname or "") / "tasks" / task.id / "meta"
+    return (meta / "container").read_text().strip()
+
+
+@pytest.mark.parametrize("network", ["BRIDGE", "HOST"])
+def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_in_their_containers(
+    cluster: Cluster, tmp_path: Path, network: str
+) -> None:
+    program = compile_mpi_program(tmp_path)  # first: it says when Open MPI is missing
+    image = ensure_mpi_image()
+    c = cluster
+    c.add_agents(["node-a", "node-b", "node-c"], cpus=2, allow_volumes=[tmp_path])
+    spec = {
+        "name": "allreduce",
+        "nodes": 3,
+        "tasks_per_node": 2,
+        "task": {
+            "command": ["mpirun", "--mca", "btl", "self,tcp", f"/mpi/{program.name}"],
+            "env": RUN_AS_ROOT,
+            "cpus": 1,
+            "mem": 256,
+            "docker": {
+                "image": image,
+                "network": network,
+                "volumes": [{"container_path": "/mpi", "host_path": str(tmp_path), "mode": "RO"}],
+            },
+        },
+    }
+    with c.client() as client:
+        client.create_job(JobSpec.model_validate(spec))
+        outcome = c.wait_run("allreduce", timeout=180)
+        ranks = tasks_of(c, "allreduce")
+        out = client.logs("allreduce.1.0.0", "stdout", 0, 1 << 20).data
+        err = client.logs("allreduce.1.0.0", "stderr", 0, 1 << 16).data
+    states = [(t.id, t.hostname, t.state.value, t.reason) for t in ranks]
+    assert outcome == "SUCCEEDED", (states, out, err)
+    host_of = {t.slot: t.hostname or "" for t in ranks}
+    assert sorted({host_of[0], host_of[2], host_of[4]}) == ["node-a", "node-b", "node-c"]
+    containers = {t.id: container_of(c, t) for t in ranks}
+    lines = [m.groupdict() for m in LINE.finditer(out)]
+    assert sorted(int(line["rank"]) for line in lines) == list(range(6)), out
+    for line in lines:
+        rank = int(line["rank"])
+        assert (line["size"], line["sum"]) == ("6", "21"), line
+        # MPI rank r ran in the container of the first task of Corral rank r's node: in the
+        # cgroup Docker names after the container...
+        leader = f"allreduce.1.{rank - rank % 2}.0"
+        assert line["task"] == leader, line
+        # (on its own network a container's host name is its id; on the host's, the host's)
+        host = containers[leader][:12] if network == "BRIDGE" else socket.gethostname()
+        assert line["host"] == host, (line, containers)
+        assert line["cgroup"].endswith(containers[leader]), (line, containers)
+        # ... whose limits are the node's: 2 ranks of 1 cpu and 256 MiB.
+        assert (line["mem"], line["cpu"]) == (str(512 << 20), "200000"), line
 
 
 def test_the_remote_shell_runs_in_the_container_of_the_rank_on_that_host(

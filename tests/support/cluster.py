@@ -237,11 +237,17 @@ class Cluster:
         self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, attrs, gpus)
         self.start_agent(name)
 
-    def add_agents(self, names: Sequence[str], cpus: float = 2, mem: int = 2048) -> None:
+    def add_agents(
+        self,
+        names: Sequence[str],
+        cpus: float = 2,
+        mem: int = 2048,
+        allow_volumes: Sequence[Path] = (),
+    ) -> None:
         """Start several agents at once (quicker than one by one), then wait until every one
         is ACTIVE."""
         for name in names:
-            self.agents[name] = self._agent_proc(name, cpus, mem, (), {})
+            self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, {})
             self.agents[name].start()
         for name in names:
             self._wait_active(name)

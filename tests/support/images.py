@@ -1,9 +1,11 @@
-"""The container image the Docker tests run: busybox on an empty root, made here, no registry.
+"""The container images the Docker tests run, made here from the host's files, no registry.
 
-The image is a ``docker save`` archive built in memory (one layer holding ``/bin/busybox`` from
-Debian's ``busybox-static`` and its applet links, plus the image config) and loaded with
-``POST /images/load``. Its id is a hash of that content, so building it again gives the same
-image; a label carries ``VERSION`` so that a changed recipe replaces an older image of that name.
+The test image is busybox on an empty root; the MPI image adds the host's Open MPI
+(``tests/support/mpi_image.py``). Each is a ``docker save`` archive built in memory (one layer,
+plus the image config) and loaded with ``POST /images/load``. Its id is a hash of that content,
+so building it again gives the same image; a label carries the recipe's version (the test
+image's ``VERSION``, the MPI image's layer hash) so that a changed recipe replaces an older image
+of that name.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ GROUP = "root:x:0:\nnogroup:x:65534:\n"
 EPOCH = 946684800
 
 
-def _add(name: str, kind: bytes, **fields: object) -> tarfile.TarInfo:
+def tar_entry(name: str, kind: bytes, **fields: object) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.mtime = EPOCH
@@ -46,23 +48,28 @@ def _add(name: str, kind: bytes, **fields: object) -> tarfile.TarInfo:
     return info
 
 
+def add_busybox(tar: tarfile.TarFile) -> None:
+    """The test image's files: the top directories, busybox and its applets, users."""
+    for directory in ("bin", "etc", "tmp", "root", "mnt"):
+        mode = 0o1777 if directory == "tmp" else 0o755
+        tar.addfile(tar_entry(directory, tarfile.DIRTYPE, mode=mode))
+    data = BUSYBOX.read_bytes()
+    info = tar_entry("bin/busybox", tarfile.REGTYPE, mode=0o755, size=len(data))
+    tar.addfile(info, io.BytesIO(data))
+    for applet in APPLETS:
+        link = tar_entry(f"bin/{applet}", tarfile.SYMTYPE, linkname="busybox", mode=0o777)
+        tar.addfile(link)
+    for name, text in (("etc/passwd", PASSWD), ("etc/group", GROUP)):
+        body = text.encode()
+        info = tar_entry(name, tarfile.REGTYPE, mode=0o644, size=len(body))
+        tar.addfile(info, io.BytesIO(body))
+
+
 def _rootfs() -> bytes:
-    """The image's only layer, as a tar."""
+    """The test image's only layer, as a tar."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory in ("bin", "etc", "tmp", "root", "mnt"):
-            mode = 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(_add(directory, tarfile.DIRTYPE, mode=mode))
-        data = BUSYBOX.read_bytes()
-        info = _add("bin/busybox", tarfile.REGTYPE, mode=0o755, size=len(data))
-        tar.addfile(info, io.BytesIO(data))
-        for applet in APPLETS:
-            link = _add(f"bin/{applet}", tarfile.SYMTYPE, linkname="busybox", mode=0o777)
-            tar.addfile(link)
-        for name, text in (("etc/passwd", PASSWD), ("etc/group", GROUP)):
-            body = text.encode()
-            info = _add(name, tarfile.REGTYPE, mode=0o644, size=len(body))
-            tar.addfile(info, io.BytesIO(body))
+        add_busybox(tar)
     return buf.getvalue()
 
 
@@ -71,18 +78,21 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
-def image_archive(name: str) -> bytes:
-    """A ``docker save`` archive of the test image, tagged ``name``."""
-    layer = _rootfs()
+def image_archive(
+    name: str, layer: bytes | None = None, version: str = VERSION, path: str = "/bin"
+) -> bytes:
+    """A ``docker save`` archive of an image of one ``layer`` (the test image's by default),
+    tagged ``name``, its version label ``version``, its ``PATH`` ``path``."""
+    layer = _rootfs() if layer is None else layer
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": _arch(),
         "os": "linux",
         "created": "2000-01-01T00:00:00Z",
         "config": {
-            "Env": ["PATH=/bin"],
+            "Env": [f"PATH={path}"],
             "Cmd": ["echo", "image default command"],
-            "Labels": {VERSION_LABEL: VERSION},
+            "Labels": {VERSION_LABEL: version},
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": "2000-01-01T00:00:00Z", "comment": "corral test image"}],
@@ -98,13 +108,13 @@ def image_archive(name: str) -> bytes:
             (layer_name, layer),
             ("manifest.json", json.dumps(manifest).encode()),
         ):
-            info = _add(member, tarfile.REGTYPE, mode=0o644, size=len(body))
+            info = tar_entry(member, tarfile.REGTYPE, mode=0o644, size=len(body))
             tar.addfile(info, io.BytesIO(body))
     return buf.getvalue()
 
 
-async def _current(docker: aiodocker.Docker, name: str) -> bool:
-    """Whether ``name`` exists and was built from this recipe."""
+async def _current(docker: aiodocker.Docker, name: str, version: str) -> bool:
+    """Whether ``name`` exists and was built from the recipe ``version``."""
     try:
         info = await docker.images.inspect(name)
     except aiodocker.DockerError as exc:
@@ -112,13 +122,14 @@ async def _current(docker: aiodocker.Docker, name: str) -> bool:
             return False
         raise
     labels = (info.get("Config") or {}).get("Labels") or {}
-    return bool(labels.get(VERSION_LABEL) == VERSION)
+    return bool(labels.get(VERSION_LABEL) == version)
 
 
-async def _ensure(name: str, socket: str) -> None:
+async def _ensure(name: str, socket: str, layer: bytes | None, version: str, path: str) -> None:
     async with aiodocker.Docker(url=socket) as docker:
-        if not await _current(docker, name):
-            await docker.images.import_image(io.BytesIO(image_archive(name)))
+        if not await _current(docker, name, version):
+            archive = image_archive(name, layer, version, path)
+            await docker.images.import_image(io.BytesIO(archive))
 
 
 @contextmanager
@@ -139,6 +150,14 @@ def ensure_test_image(name: str = TEST_IMAGE, socket: str = "unix:///var/run/doc
     """
     if not BUSYBOX.is_file():
         raise RuntimeError(f"{BUSYBOX} is missing: install busybox-static")
+    return load_image(name, socket)
+
+
+def load_image(
+    name: str, socket: str, layer: bytes | None = None, version: str = VERSION, path: str = "/bin"
+) -> str:
+    """Load the image of ``layer`` (the test image's by default) as ``name`` unless the image
+    of that name has ``version`` already; answer its name. Outside a running event loop."""
     with _exclusive():
-        asyncio.run(_ensure(name, socket))
+        asyncio.run(_ensure(name, socket, layer, version, path))
     return name
