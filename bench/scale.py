@@ -159,6 +159,8 @@ class Bench:
             "dashboard /ui/services": "/ui/services?who=all",
             f"dashboard /ui/services{SERVICE}": f"/ui/services{SERVICE}",
             "dashboard /ui/agents": "/ui/agents",
+            "GET /api/v1/usage (the last day)": "/api/v1/usage",
+            "dashboard /ui/usage": "/ui/usage",
         }
         if job is not None:
             found[f"dashboard /ui/jobs/{job}"] = f"/ui/jobs/{job}"
