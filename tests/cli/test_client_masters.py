@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from corral.cli.main import app
 from corral.client import AsyncClient, Client, UnreachableError
 from corral.client.config import read_config_file
 from tests.cli.fake_master import serving
@@ -81,3 +83,25 @@ def test_a_config_file_may_list_the_masters(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"url": ["http://m1:8080", "http://m2:8080"], "token": "t"}))
     assert read_config_file(path).url == "http://m1:8080,http://m2:8080"
+
+
+def test_the_cli_leaves_a_master_that_cannot_be_reached_for_the_next() -> None:
+    seen: list[str] = []
+    with master("m2", seen) as m2:
+        env = {"CORRAL_URL": f"{nobody()},{m2}", "CORRAL_TOKEN": "t"}
+        result = CliRunner(env=env).invoke(app, ["whoami"])
+    assert seen == ["m2 GET /api/v1/info"], result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["agent", "--master", "m1:8080"], "'m1:8080' is not a URL"),
+        (["agent", "--master", " , "], "give the URL of a master"),
+        (["master", "--advertise", "m1:8080"], "'m1:8080' is not a URL"),
+    ],
+)
+def test_server_commands_refuse_a_master_url_that_is_not_one(args: list[str], refused: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert refused in " ".join(result.output.split())
