@@ -375,14 +375,13 @@ def deployments_page(page: PageDep) -> HTMLResponse:
 @router.get("/ui/usage")
 def usage_page(page: PageDep, window: str = "24h", by: str = "user") -> HTMLResponse:
     """Accounting: what each user (or group) used over the last hour, day, week or month."""
-    window = window if window in USAGE_WINDOWS else "24h"
-    grouped = by == "group"
+    window = window if window in USAGE_WINDOWS else "24h"  # the page's own links: no 422
     until = datetime.fromtimestamp(page.master.queries.now(), UTC)
     view = usage_api.get_usage(
         page.master,
         since=until - USAGE_WINDOWS[window][1],
         until=until,
-        by="group" if grouped else "user",
+        by="group" if by == "group" else "user",
     )
     return page.render(
         "usage.html",
