@@ -125,6 +125,7 @@ class Leadership:
         meanwhile (``check``, ``lost``), and then what the call found out is dropped."""
         started = self.clock.monotonic()
         me = self.me
+        renewed, epoch = False, None
         try:
             row, now = self.store.read_lease()
             decision = lease_decision(self._facts(row), me, Now(now, started))
