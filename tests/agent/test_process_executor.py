@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -164,6 +165,19 @@ def test_a_shell_string_runs_under_sh_with_both_output_streams(dirs: TaskDirs) -
 def test_a_non_zero_exit_fails_the_task_with_its_status(dirs: TaskDirs) -> None:
     ended = run(run_task(ProcessExecutor(), dirs, shell="exit 3"))
     assert ended == TaskExit(TaskState.FAILED, 3, "exited with status 3")
+
+
+def test_a_task_starts_with_the_default_signal_dispositions(dirs: TaskDirs) -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; a task must not inherit that from the agent, or
+    # `yes | head -1` ends with "yes: standard output: Broken pipe" instead of quietly.
+    shell = "yes | head -n 1; sed -n 's/^SigIgn:\\t//p' /proc/self/status"
+    ended = run(run_task(ProcessExecutor(), dirs, shell=shell))
+    assert ended.state == TaskState.FINISHED
+    assert (dirs.sandbox / "stderr").read_text() == ""
+    first, ignored = (dirs.sandbox / "stdout").read_text().split()
+    assert first == "y"
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        assert not int(ignored, 16) & 1 << (sig - 1), sig.name
 
 
 def test_a_shell_command_that_is_not_found_says_so(dirs: TaskDirs) -> None:

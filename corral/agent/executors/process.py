@@ -348,6 +348,9 @@ def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]
 
 
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+# Python ignores these at start and spawned children inherit that: a task is given the defaults,
+# as subprocess's restore_signals does, so that a pipe's writer ends quietly when its reader has.
+_PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
@@ -369,6 +372,7 @@ def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
             env,
             file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
             setsid=True,
+            setsigdef=_PYTHON_IGNORES,
         )
     finally:
         for fd in fds:
