@@ -15,6 +15,7 @@ from corral.master.records import AgentRecord, AgentSession, LiveTask, resources
 from corral.master.state import ClusterState
 from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, Launch, StatusUpdate, Welcome
 from corral.spec.states import AgentState, TaskState
+from corral.store.store import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,8 @@ class AgentOps:
             try:
                 with self.state.change() as ch:
                     out = self.applier.apply(ch, [verdict], self.state.clock.now())
+            except Fenced:
+                raise  # another master leads: this one steps down (master.py)
             except Exception:
                 log.exception("liveness check of agent %s failed", agent.hostname)
                 continue

@@ -84,6 +84,7 @@ class Leadership:
         self.changes: asyncio.Queue[Change] = asyncio.Queue()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # look at the lease now (we just stepped down)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -101,6 +102,7 @@ class Leadership:
     def stop(self) -> None:
         """Stop looking; a leader ends its lease, so another master takes over at once."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         with self._lock:
@@ -117,7 +119,8 @@ class Leadership:
                 self.look()
             except Exception:
                 log.exception("looking at the lease failed")
-            self._stop.wait(renew_every(self.seconds, self.leading))
+            self._wake.wait(renew_every(self.seconds, self.leading))
+            self._wake.clear()
 
     def look(self) -> Decision | None:
         """Read the lease and do what it calls for; answers the decision (None: the store did
@@ -189,6 +192,7 @@ class Leadership:
         log.error("stepping down from epoch %s: %s", self.me.epoch, reason)
         self.me = Me(self.me.holder)
         self._tell(Change(None, reason))
+        self._wake.set()  # find out who leads now, without waiting for the next look
 
     def _why(self, row: LeaseRow | None, started: float) -> str:
         if lapsed(self.me, started):
