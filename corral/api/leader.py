@@ -99,8 +99,13 @@ class LeaderRouting:
         request = client.build_request(scope["method"], url, headers=headers, content=bytes(body))
         try:
             answer = await client.send(request, stream=True)
-        except httpx.TransportError as e:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             await _refuse(scope, send, f"the leader {leader} does not answer: {e}")
+            return
+        except httpx.TransportError as e:
+            # Sent, perhaps done: not to be sent again blindly (no Retry-After).
+            failed = error_answer(scope["path"], 502, f"the leader {leader} failed: {e}")
+            await failed(scope, receive, send)
             return
         try:
             await send(
@@ -165,8 +170,11 @@ async def _send_to_leader(receive: Receive, send: Send, leader: str | None) -> N
 
 
 async def _refuse(scope: Scope, send: Send, why: str) -> None:
+    """503, and ``Retry-After``: the call was not handed on, so nothing of it was done and it
+    may be sent again as it is (Corral's clients do, for a while: masters.py)."""
     answer = error_answer(scope["path"], 503, why)
-    await send({"type": "http.response.start", "status": 503, "headers": answer.raw_headers})
+    headers = [*answer.raw_headers, (b"retry-after", b"1")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
 
 

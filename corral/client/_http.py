@@ -18,6 +18,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 from corral.client._api import auth_headers
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
-from corral.client.masters import Rotation
+from corral.client.masters import FAILOVER_WAIT, RETRY_EVERY, Rotation, not_handed_on
 
 Params = Mapping[str, str | int | list[str]]
 
@@ -232,8 +233,22 @@ class Masters:
     def request(
         self, method: str, path: str, params: Params | None = None, body: Any = None
     ) -> Response:
-        """``Connection.request`` on the first master that can be reached."""
+        """``Connection.request`` on the first master that can be reached; sent again while
+        a failover is under way (``masters.py``)."""
+        deadline = time.monotonic() + FAILOVER_WAIT
+        while True:
+            answer = self._once(method, path, params, body)
+            if not not_handed_on(answer.status_code, answer.headers):
+                return answer
+            if time.monotonic() + RETRY_EVERY > deadline:
+                return answer
+            time.sleep(RETRY_EVERY)
+
+    def _once(self, method: str, path: str, params: Params | None, body: Any) -> Response:
+        """The answer of the first master reached that handed the call on (or refused it:
+        the last such refusal)."""
         unreachable: UnreachableError | None = None
+        refused: Response | None = None
         for i in self._rotation.attempts():
             try:
                 answer = self._conns[i].request(method, path, params, body)
@@ -242,7 +257,11 @@ class Masters:
                 continue
             self._rotation.at = i
             self._rotation.follow(answer.headers)
-            return answer
+            if not not_handed_on(answer.status_code, answer.headers):
+                return answer
+            refused = answer  # another master may know the leader already
+        if refused is not None:
+            return refused
         assert unreachable is not None
         raise unreachable
 

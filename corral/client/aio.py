@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -17,7 +19,7 @@ from corral.client._sse import EventDecoder
 from corral.client.accounts import AsyncAccounts
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
-from corral.client.masters import Rotation
+from corral.client.masters import FAILOVER_WAIT, RETRY_EVERY, Rotation, not_handed_on
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -95,7 +97,19 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(self, call: calls.Call[T]) -> T:
+        deadline = time.monotonic() + FAILOVER_WAIT
+        while True:
+            response = await self._once(call)
+            if not not_handed_on(response.status_code, response.headers):
+                break
+            if time.monotonic() + RETRY_EVERY > deadline:
+                break
+            await asyncio.sleep(RETRY_EVERY)  # a failover is under way (masters.py)
+        return call.finish(response)
+
+    async def _once(self, call: calls.Call[T]) -> httpx.Response:
         unreachable: UnreachableError | None = None
+        refused: httpx.Response | None = None
         for i in self._rotation.attempts():
             base = self._rotation.urls[i]
             try:
@@ -108,7 +122,11 @@ class AsyncClient:
                 continue
             self._rotation.at = i
             self._rotation.follow(response.headers)
-            return call.finish(response)
+            if not not_handed_on(response.status_code, response.headers):
+                return response
+            refused = response  # another master may know the leader already
+        if refused is not None:
+            return refused
         assert unreachable is not None
         raise unreachable
 

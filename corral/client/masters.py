@@ -1,6 +1,10 @@
 """Several masters: a client given their URLs talks to one at a time, moves to the next when
 one cannot be reached, and follows the leader each answer names (``X-Corral-Leader``).
 
+A call a master answers 503 with ``Retry-After`` (no master leads at the moment: a failover is
+under way; the call was not handed on, so nothing of it was done) is sent again, to each master
+in turn, for up to ``FAILOVER_WAIT`` seconds.
+
 A URL list is written with commas (``CORRAL_URL=http://m1:8080,http://m2:8080``, ``--url``, the
 config file's ``url``, which may also be a JSON list). Only a master that could not be reached
 is left for the next: a request that reached one is never sent again, so nothing is done twice.
@@ -14,6 +18,14 @@ from typing import Any
 from corral.client.errors import ClientError
 
 LEADER_HEADER = "x-corral-leader"
+FAILOVER_WAIT = 10.0  # seconds a call refused for want of a leader is sent again (> a lease)
+RETRY_EVERY = 0.2  # seconds between those tries
+
+
+def not_handed_on(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an answer says the call was refused before anything was done (a master with
+    no leader to hand it to): it may be sent again."""
+    return status == 503 and "retry-after" in headers
 
 
 def master_urls(url: str) -> list[str]:

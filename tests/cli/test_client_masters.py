@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from corral.cli.main import app
 from corral.client import AsyncClient, Client, UnreachableError
 from corral.client.config import read_config_file
+from corral.spec.jobs import JobSpec
 from tests.cli.fake_master import serving
+from tests.cli.samples import job_view
 from tests.support.cluster import free_port
 
 
@@ -60,6 +62,37 @@ def test_a_request_that_reached_a_master_is_not_sent_to_another() -> None:
         with pytest.raises(Exception, match="no master leads"):
             client.accounts.create_token(name="x")
     assert seen == ["m1 POST /api/v1/tokens"]
+
+
+def between_leaders(name: str, seen: list[str], refusals: int) -> AbstractContextManager[str]:
+    """A follower while no master leads, ``refusals`` times (503 with Retry-After: the call
+    was not handed on), then one that hands calls on."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{name} {request.method} {request.url.path}")
+        if len(seen) <= refusals:
+            return httpx.Response(
+                503, json={"detail": "no master leads"}, headers={"Retry-After": "1"}
+            )
+        return httpx.Response(201, json=job_view("j").model_dump(mode="json"))
+
+    return serving(handle)
+
+
+def test_a_call_refused_for_want_of_a_leader_is_sent_again_until_one_leads() -> None:
+    seen: list[str] = []
+    job = JobSpec.model_validate({"name": "j", "task": {"command": ["true"]}})
+    with between_leaders("m1", seen, refusals=3) as m1, Client(m1) as client:
+        assert client.create_job(job).name == "j"
+    assert seen == ["m1 POST /api/v1/jobs"] * 4  # nothing of a refused call was done
+
+
+def test_a_call_refused_for_want_of_a_leader_goes_to_the_next_master_at_once() -> None:
+    seen: list[str] = []
+    with between_leaders("m1", seen, refusals=10) as m1, master("m2", seen) as m2:
+        with Client(f"{m1},{m2}") as client:
+            assert client.info().version == "m2"
+    assert seen == ["m1 GET /api/v1/info", "m2 GET /api/v1/info"]
 
 
 def test_when_no_master_answers_the_error_says_so() -> None:
