@@ -3,7 +3,8 @@ started in the task through its executor, input passed on, output and end sent b
 
 An exec answers its ``ExecOpen`` with ``ExecOutput`` frames and one ``ExecExit``, always: also
 when it cannot start, is cancelled, or its task ends (the task's execs are killed with it).
-Input may arrive before the command has started; it waits in the session's queue.
+Input may arrive before the command has started; it waits in the session's queue, and a new
+window size for its terminal (``ExecResize``) is kept until it has started.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from corral.agent.executors.base import ExecError, ExecStream, TaskHandle
-from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput
+from corral.spec.execs import (
+    ExecCancel,
+    ExecExit,
+    ExecInput,
+    ExecOpen,
+    ExecOutput,
+    ExecResize,
+    TerminalSize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,8 @@ class _Session:
 
     task_id: str
     stdin: bool
+    tty: bool = False
+    size: TerminalSize | None = None  # of its terminal: the latest asked for
     input: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     stream: ExecStream | None = None
     cancelled: bool = False
@@ -51,7 +62,7 @@ class ExecSessions:
         if msg.exec_id in self._sessions:
             handle.close()
             return  # a repeat: the first one runs
-        session = _Session(msg.task_id, msg.stdin)
+        session = _Session(msg.task_id, msg.stdin, msg.tty, msg.size)
         self._sessions[msg.exec_id] = session
         session.runner = asyncio.get_running_loop().create_task(
             self._run(msg, session, handle), name=f"exec {msg.exec_id}"
@@ -66,6 +77,15 @@ class ExecSessions:
             session.input.put_nowait(msg.data)
         if msg.eof:
             session.input.put_nowait(_EOF)
+
+    async def resize(self, msg: ExecResize) -> None:
+        """A new window size for an exec's terminal (kept until it has started)."""
+        session = self._sessions.get(msg.exec_id)
+        if session is None or not session.tty:
+            return
+        session.size = msg.size
+        if session.stream is not None:
+            await session.stream.resize(msg.size)
 
     async def cancel(self, msg: ExecCancel) -> None:
         """Stop an exec; its ``ExecExit`` still follows."""
@@ -91,9 +111,13 @@ class ExecSessions:
             handle = await started
             if handle is None:
                 raise ExecError(f"task {msg.task_id} is not running on this agent")
-            session.stream = stream = await handle.exec(msg.command, msg.stdin)
+            size = session.size
+            stream = await handle.exec(msg.command, msg.stdin, msg.tty, size)
+            session.stream = stream
             if session.cancelled:
                 await stream.kill()
+            elif session.size is not None and session.size != size:
+                await stream.resize(session.size)  # resized while it started
             writer = asyncio.create_task(self._write(session, stream)) if msg.stdin else None
             try:
                 while (chunk := await stream.read()) is not None:

@@ -31,7 +31,7 @@ from corral.agent.journal import Journal
 from corral.agent.probes import task_probe
 from corral.agent.rsh import RshRelays
 from corral.clock import Clock, SystemClock
-from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput
+from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput, ExecResize
 from corral.spec.protocol import (
     AGENT_SHUTDOWN,
     NOT_LEADER,
@@ -330,6 +330,8 @@ class Agent:
             self.execs.open(msg, self._running_handle(msg.task_id))
         elif isinstance(msg, ExecInput):
             self.execs.input(msg)
+        elif isinstance(msg, ExecResize):
+            await self.execs.resize(msg)
         elif isinstance(msg, ExecCancel):
             await self.execs.cancel(msg)
         elif isinstance(msg, ExecOutput):

@@ -1,9 +1,12 @@
 """``corral exec``: run a command inside a running task, over a WebSocket (route ``task_exec``).
 
-The caller's first message is JSON: ``{"command": [argv...], "stdin": bool}``. Then, as in
-Kubernetes' exec channels, binary frames carry the streams, their first byte saying which: the
-caller sends ``0`` + bytes for the command's stdin (and the text ``{"eof": true}`` to close it);
-the master sends ``1`` + bytes of stdout and ``2`` + bytes of stderr, and last the text
+The caller's first message is JSON: ``{"command": [argv...], "stdin": bool, "tty": bool,
+"size": {"Width": W, "Height": H}}`` (``tty`` and ``size`` optional: a terminal for the command,
+and its window). Then, as in Kubernetes' exec channels, binary frames carry the streams, their
+first byte saying which: the caller sends ``0`` + bytes for the command's stdin (and the text
+``{"eof": true}`` to close it) and ``4`` + ``{"Width": W, "Height": H}`` when its terminal is
+resized (ignored when malformed, as a terminal's size is only a hint); the master sends ``1`` +
+bytes of stdout (all the output, on a terminal) and ``2`` + bytes of stderr, and last the text
 ``{"exit_code": N, "error": null}`` (``exit_code`` null with the ``error`` when the command
 could not run or was lost), then closes. Refusals come the same way: ``{"exit_code": null,
 "error": "...", "status": 404}``.
@@ -22,10 +25,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from corral.master.execs import Exec, ExecRefused
 from corral.master.master import Master
 from corral.spec import limits
-from corral.spec.execs import EXEC_CHUNK, ExecExit
+from corral.spec.execs import EXEC_CHUNK, ExecExit, TerminalSize
 
 router = APIRouter(prefix="/api/v1")
-STDIN = 0
+STDIN, RESIZE = 0, 4
 
 
 class ExecRequest(BaseModel):
@@ -33,6 +36,8 @@ class ExecRequest(BaseModel):
 
     command: list[str] = Field(min_length=1)
     stdin: bool = False
+    tty: bool = False
+    size: TerminalSize | None = None
 
     @field_validator("command")
     @classmethod
@@ -49,7 +54,9 @@ async def task_exec(ws: WebSocket, task_id: str) -> None:
     await ws.accept()
     try:
         request = _request(await ws.receive_text())
-        handle = await master.execs.open(task_id, request.command, request.stdin)
+        handle = await master.execs.open(
+            task_id, request.command, request.stdin, request.tty, request.size
+        )
     except (ExecRefused, ValueError) as e:
         status = e.status if isinstance(e, ExecRefused) else 422
         await _finish(ws, {"exit_code": None, "error": str(e), "status": status})
@@ -101,6 +108,10 @@ async def _feed(ws: WebSocket, master: Master, handle: Exec) -> None:
             if data and data[0] == STDIN:
                 for start in range(1, len(data), EXEC_CHUNK):
                     await master.execs.input(handle, data[start : start + EXEC_CHUNK])
+            elif data and data[0] == RESIZE:
+                with contextlib.suppress(ValidationError):
+                    size = TerminalSize.model_validate_json(data[1:])
+                    await master.execs.resize(handle, size)
             elif message.get("text") and _says_eof(message["text"]):
                 await master.execs.input(handle, b"", eof=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Annotated
 
@@ -14,6 +15,10 @@ sandbox, with its environment, inside its limits (its cgroup, or its container).
 stderr come back as it writes them; with -i, stdin is passed to it. Exits with the command's
 status (1 if it could not be run, with the reason).
 
+With -t the command runs on a terminal of its own (a shell's prompt, job control, editors):
+`corral exec -it TASK -- sh`. Its window follows yours, and with -i your terminal is in raw
+mode while it runs (^C and ^D go to the command). Its output, stderr included, comes on stdout.
+
 Write `--` before CMD if it has options of its own: `corral exec sim.1.0.0 -- ls -l`.
 """
 
@@ -25,22 +30,37 @@ def exec_command(
     stdin: Annotated[
         bool, typer.Option("--stdin", "-i", help="Pass stdin to the command.")
     ] = False,
+    tty: Annotated[
+        bool, typer.Option("--tty", "-t", help="Run the command on a terminal of its own.")
+    ] = False,
 ) -> None:
     """Run CMD in TASK; its help is ``HELP``."""
+    from corral.cli import terminal
     from corral.client.execs import exec_task  # here: `corral exec` alone loads websockets
 
     if command[:1] == ["--"]:  # after TASK every word is CMD's: "--" reaches us as one
         command = command[1:]
     if not command:
         fail("give the command to run: corral exec TASK -- CMD [ARGS]...", EXIT_INVALID)
-    result = exec_task(
-        config_of(ctx),
-        task_id,
-        command,
-        stdin=sys.stdin.buffer if stdin else None,
-        stdout=sys.stdout.buffer,
-        stderr=sys.stderr.buffer,
-    )
+    size = terminal.size_of(sys.stdout, sys.stdin) if tty else None
+    raw = tty and stdin and sys.stdin.isatty()
+    follow = None  # the window follows the caller's terminal, when it has one
+    if size is not None:
+        follow = terminal.follow_resizes(lambda: terminal.size_of(sys.stdout, sys.stdin))
+    with terminal.raw(sys.stdin) if raw else contextlib.nullcontext():
+        result = exec_task(
+            config_of(ctx),
+            task_id,
+            command,
+            # Unbuffered: a buffer's lock, held by the thread waiting on a terminal, would
+            # abort the interpreter's exit.
+            stdin=open(sys.stdin.fileno(), "rb", buffering=0, closefd=False) if stdin else None,
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr.buffer,
+            tty=tty,
+            size=size,
+            on_open=follow,
+        )
     if result.exit_code is not None:
         raise typer.Exit(result.exit_code)
     fail(

@@ -2,14 +2,17 @@
 ``/api/v1/tasks/{task_id}/exec`` (see ``corral/api/task_exec.py`` for the frames).
 
 ``exec_task`` streams the caller's stdin to the command (from a thread, so the output is never
-held up by it) and its stdout and stderr back, and answers how it ended. Standard library and
+held up by it) and its stdout and stderr back, and answers how it ended; with ``tty`` the command
+gets a terminal, whose window the caller may resize while it runs. Standard library and
 ``websockets`` only: the CLI imports it without the typed client's models.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote
@@ -22,8 +25,9 @@ from corral.client.config import ClientConfig
 from corral.client.errors import ClientError
 from corral.client.masters import master_urls
 
-STDIN, STDOUT, STDERR = 0, 1, 2
+STDIN, STDOUT, STDERR, RESIZE = 0, 1, 2, 4
 CHUNK = 64 * 1024
+Resize = Callable[[int, int], None]  # give the command's terminal a new (width, height)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,15 @@ def exec_task(
     stdin: BinaryIO | None,
     stdout: BinaryIO,
     stderr: BinaryIO,
+    tty: bool = False,
+    size: tuple[int, int] | None = None,
+    on_open: Callable[[Resize], None] | None = None,
 ) -> ExecResult:
     """Run ``command`` in the task, ``stdin`` (None: no input) streamed to it, its output
-    written to ``stdout`` and ``stderr`` as it comes. ``ClientError`` when the master cannot
-    be reached or refuses the token."""
+    written to ``stdout`` and ``stderr`` as it comes. With ``tty`` it runs on a terminal of
+    window ``size`` (width, height), all its output on ``stdout``; ``on_open`` is given, once
+    the exec is open, the function that resizes that window. ``ClientError`` when the master
+    cannot be reached or refuses the token."""
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
     url = leader_of(config.url)
     try:
@@ -84,10 +93,21 @@ def exec_task(
     except (OSError, InvalidURI, TimeoutError) as e:
         raise ClientError(f"cannot reach the master at {url}: {e}") from None
     with ws:
-        ws.send(json.dumps({"command": command, "stdin": stdin is not None}))
+        request: dict[str, object] = {"command": command, "stdin": stdin is not None, "tty": tty}
+        if size is not None:
+            request["size"] = {"Width": size[0], "Height": size[1]}
+        ws.send(json.dumps(request))
+        if on_open is not None:
+            on_open(lambda width, height: _resize(ws, width, height))
         if stdin is not None:
             threading.Thread(target=_feed, args=(ws, stdin), daemon=True).start()
         return _receive(ws, stdout, stderr)
+
+
+def _resize(ws: ClientConnection, width: int, height: int) -> None:
+    """Say the caller's terminal has a new size (Kubernetes' resize channel)."""
+    with contextlib.suppress(ConnectionClosed, OSError):
+        ws.send(bytes([RESIZE]) + json.dumps({"Width": width, "Height": height}).encode())
 
 
 def _feed(ws: ClientConnection, stdin: BinaryIO) -> None:

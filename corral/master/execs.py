@@ -21,7 +21,16 @@ from typing import Any
 from corral.master.dispatch import Dispatcher
 from corral.master.gangs import member_of, rsh_target
 from corral.master.state import ClusterState
-from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput, RshOpen
+from corral.spec.execs import (
+    ExecCancel,
+    ExecExit,
+    ExecInput,
+    ExecOpen,
+    ExecOutput,
+    ExecResize,
+    RshOpen,
+    TerminalSize,
+)
 from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -64,9 +73,17 @@ class ExecRelay:
         self._relays: dict[tuple[str, int], Exec] = {}  # remote shells: (asking agent, its id)
         self._pumps: set[asyncio.Task[None]] = set()
 
-    async def open(self, task_id: str, command: list[str], stdin: bool) -> Exec:
-        """Run ``command`` in the task ``task_id``, placed and not ended; ``ExecRefused``
-        otherwise. A task still starting runs it once it has started."""
+    async def open(
+        self,
+        task_id: str,
+        command: list[str],
+        stdin: bool,
+        tty: bool = False,
+        size: TerminalSize | None = None,
+    ) -> Exec:
+        """Run ``command`` in the task ``task_id``, placed and not ended (on a terminal of
+        window ``size`` with ``tty``); ``ExecRefused`` otherwise. A task still starting runs it
+        once it has started."""
         task = self.state.tasks.get(task_id)
         if task is None:
             if self.state.store.task(task_id) is None:
@@ -82,7 +99,14 @@ class ExecRelay:
             raise ExecRefused(503, f"agent {host} of task {task_id} is not connected")
         handle = Exec(next(self._ids), task.agent_id, task_id)
         self._open[handle.exec_id] = handle
-        message = ExecOpen(exec_id=handle.exec_id, task_id=task_id, command=command, stdin=stdin)
+        message = ExecOpen(
+            exec_id=handle.exec_id,
+            task_id=task_id,
+            command=command,
+            stdin=stdin,
+            tty=tty,
+            size=size,
+        )
         await self.dispatch.send(task.agent_id, message.model_dump(mode="json"))
         return handle
 
@@ -90,6 +114,12 @@ class ExecRelay:
         """Input for the command (with ``eof``: then close its input)."""
         if not handle.ended:
             message = ExecInput(exec_id=handle.exec_id, data=data, eof=eof)
+            await self.dispatch.send(handle.agent_id, message.model_dump(mode="json"))
+
+    async def resize(self, handle: Exec, size: TerminalSize) -> None:
+        """A new window size for the command's terminal."""
+        if not handle.ended:
+            message = ExecResize(exec_id=handle.exec_id, size=size)
             await self.dispatch.send(handle.agent_id, message.model_dump(mode="json"))
 
     async def close(self, handle: Exec) -> None:

@@ -3,7 +3,8 @@ mpirun uses), on the agent channel beside ``corral.spec.protocol``.
 
 The master opens an exec on the task's agent (``ExecOpen``), relays input to it (``ExecInput``)
 and hears its output and end (``ExecOutput``, ``ExecExit``); either side may cancel
-(``ExecCancel``). An agent whose gang task asks for a remote shell sends ``RshOpen``; the master
+(``ExecCancel``); with a terminal (``tty``), the caller's window size follows as
+``ExecResize``. An agent whose gang task asks for a remote shell sends ``RshOpen``; the master
 runs the command as an exec on the gang's task on that host and relays the output and end back
 with the same ``ExecOutput`` and ``ExecExit`` under the agent's ``exec_id`` (an agent never
 receives those for an exec it runs, so the direction tells them apart). Bytes are base64 in
@@ -19,6 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field
 # Bytes of output or input in one frame: well inside the channel's 16 MiB frames once in base64.
 EXEC_CHUNK = 64 * 1024
 STDOUT, STDERR = 1, 2  # the stream numbers of ExecOutput, as Docker's and Kubernetes' exec
+EOF_CHAR = b"\x04"  # the end of a caller's input, typed on a command's terminal (^D)
+
+
+class TerminalSize(BaseModel):
+    """A terminal's window, in characters (Kubernetes' ``TerminalSize``, and its JSON)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    width: int = Field(alias="Width", ge=1, le=0xFFFF)
+    height: int = Field(alias="Height", ge=1, le=0xFFFF)
 
 
 class ExecOpen(BaseModel):
@@ -30,6 +41,9 @@ class ExecOpen(BaseModel):
     task_id: str
     command: list[str] = Field(min_length=1)
     stdin: bool = False  # input follows as ExecInput; else the command reads /dev/null
+    # A terminal for the command (its stdin, stdout and stderr; all output comes as stdout).
+    tty: bool = False
+    size: TerminalSize | None = None  # the terminal's window from the start, if known
 
 
 class ExecInput(BaseModel):
@@ -41,6 +55,15 @@ class ExecInput(BaseModel):
     exec_id: int
     data: bytes = b""
     eof: bool = False
+
+
+class ExecResize(BaseModel):
+    """The caller's terminal has a new size: give it to the command's terminal (ignored
+    without one)."""
+
+    type: Literal["exec_resize"] = "exec_resize"
+    exec_id: int
+    size: TerminalSize
 
 
 class ExecCancel(BaseModel):

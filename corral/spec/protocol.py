@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from corral.spec.docker import DockerSpec
-from corral.spec.execs import ExecCancel, ExecExit, ExecInput, ExecOpen, ExecOutput, RshOpen
+from corral.spec.execs import (
+    ExecCancel,
+    ExecExit,
+    ExecInput,
+    ExecOpen,
+    ExecOutput,
+    ExecResize,
+    RshOpen,
+)
 from corral.spec.services import HealthCheckSpec, HealthCheckStatus
 from corral.spec.states import TaskState
 
@@ -301,6 +309,7 @@ MasterMessage = Annotated[
     | ListFiles
     | ExecOpen
     | ExecInput
+    | ExecResize
     | ExecCancel
     | ExecOutput
     | ExecExit,

@@ -4,6 +4,7 @@ cgroups, input and output streamed, the exit status, and nothing left once the t
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from corral.agent.cgroups import Cgroups
 from corral.agent.executors.base import ExecError, ExecStream, TaskDirs
 from corral.agent.executors.process import ProcessExecutor, ProcessHandle
+from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
 
 DEADLINE = 15.0
@@ -102,5 +104,48 @@ def test_a_killed_exec_ends_with_its_signal_and_an_ended_task_takes_none(tmp_pat
         await release(tmp_path, handle)
         with pytest.raises(ExecError, match="has ended"):
             await handle.exec(["true"], False)
+
+    asyncio.run(scenario())
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+async def read_until(stream: ExecStream, wanted: bytes) -> bytes:
+    """An exec's output until ``wanted`` has come."""
+    seen = b""
+    while wanted not in seen:
+        chunk = await asyncio.wait_for(stream.read(), DEADLINE)
+        assert chunk is not None, seen
+        seen += chunk[1]
+    return seen
+
+
+def test_an_exec_on_a_terminal_leads_its_session_follows_resizes_and_leaves_no_job(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        handle = await start_held(tmp_path)
+        # Job control (-m): the background job has a process group of its own, and the
+        # terminal open; it must go when the shell ends.
+        script = "set -m; sleep 600 & echo job $!; stty size; read x; stty size; exit 5"
+        size = TerminalSize(width=80, height=24)
+        stream = await handle.exec(["sh", "-c", script], True, tty=True, size=size)
+        seen = await read_until(stream, b"24 80\r\n")
+        job = int(seen.split(b"job ")[1].split()[0])
+        assert (await asyncio.to_thread(os.getsid, job)) != os.getsid(0)
+        await stream.resize(TerminalSize(width=120, height=40))
+        await stream.write(b"go\r")
+        await read_until(stream, b"40 120\r\n")
+        assert await asyncio.wait_for(stream.wait(), DEADLINE) == 5
+        assert await stream.read() is None
+        assert not alive(job)
+        await release(tmp_path, handle)
 
     asyncio.run(scenario())

@@ -27,7 +27,17 @@ COMMANDS = {
     "services": {"deploy", "scale", "restart", "delete", "cancel", "reset_delay"},
     "agents": {"drain", "hello", "disconnected", "apply_updates", "heartbeat"},
     # commands run in tasks: corral exec's, and the agents' frames of them
-    "execs": {"open", "input", "close", "output", "exited", "rsh_open", "rsh_cancel", "agent_gone"},
+    "execs": {
+        "open",
+        "input",
+        "resize",
+        "close",
+        "output",
+        "exited",
+        "rsh_open",
+        "rsh_cancel",
+        "agent_gone",
+    },  # fmt: skip
     "accounts": {
         "authenticate",
         "add_user",

@@ -25,12 +25,12 @@ import aiodocker
 
 TEST_IMAGE = "corral-test/busybox:latest"
 BUSYBOX = Path("/bin/busybox")
-VERSION = "3"  # raise when the recipe below changes
+VERSION = "4"  # raise when the recipe below changes
 VERSION_LABEL = "corral.test-image-version"
 LOCK = Path("/tmp/corral-test-image.lock")
 APPLETS = (
     "sh ls cat echo tar gzip sleep true false mkdir touch wc httpd env id head dd seq tr printf "
-    "hostname rm test kill grep mkfifo"
+    "hostname rm test kill grep mkfifo tty stty"
 ).split()
 # What busybox needs to name users: `id` and `User: nobody` read these.
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"

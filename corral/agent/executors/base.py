@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -77,6 +78,10 @@ class ExecStream(Protocol):
         """Stop the command and what it started. Idempotent."""
         ...
 
+    async def resize(self, size: TerminalSize) -> None:
+        """Give the command's terminal a new window size (nothing without a terminal)."""
+        ...
+
 
 class TaskHandle(Protocol):
     """A started task."""
@@ -102,10 +107,13 @@ class TaskHandle(Protocol):
         """
         ...
 
-    async def exec(self, command: list[str], stdin: bool) -> ExecStream:
+    async def exec(
+        self, command: list[str], stdin: bool, tty: bool = False, size: TerminalSize | None = None
+    ) -> ExecStream:
         """Start ``command`` (argv) inside the running task: its sandbox, environment and
-        limits (``stdin``: input will follow; else it reads nothing). ``ExecError`` if it
-        cannot start there."""
+        limits (``stdin``: input will follow; else it reads nothing). With ``tty`` its stdin,
+        stdout and stderr are a new terminal (of window ``size`` if given), all its output
+        read as stdout. ``ExecError`` if it cannot start there."""
         ...
 
 

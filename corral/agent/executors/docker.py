@@ -46,6 +46,7 @@ from corral.agent.executors.docker_volumes import StagedVolumes, release_pins, s
 from corral.agent.executors.process import describe_exit
 from corral.agent.ports import DEFAULT_RANGE, PortPool
 from corral.spec.docker import DockerSpec
+from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -149,11 +150,14 @@ class DockerHandle:
             return CommandResult(None, error="the task has ended")
         return await exec_shell(self._docker, self.container_id, command, timeout)
 
-    async def exec(self, command: list[str], stdin: bool) -> DockerExec:
-        """Start ``command`` inside the container (Docker exec, attached)."""
+    async def exec(
+        self, command: list[str], stdin: bool, tty: bool = False, size: TerminalSize | None = None
+    ) -> DockerExec:
+        """Start ``command`` inside the container (Docker exec, attached; with a terminal of
+        window ``size`` if ``tty``)."""
         if self._done.done() or self._detached or self._docker.session.closed:
             raise ExecError("the task has ended")
-        return await open_exec(self._docker, self.container_id, command, stdin)
+        return await open_exec(self._docker, self.container_id, command, stdin, tty, size)
 
     async def detach(self) -> None:
         """Stop watching, leave the container running (agent shutdown); ``recover`` finds it.

@@ -1,6 +1,6 @@
 """Running commands inside a task's container: a short shell command (a COMMAND health check),
 and an attached command with its input and output streamed (``corral exec``, a gang's remote
-shell).
+shell), on a terminal of Docker's if asked (``-t``).
 
 Docker's exec inherits the container's environment and working directory, so the command sees
 what the task sees. Docker has no way to kill an exec, so one that overruns is abandoned (its
@@ -21,7 +21,7 @@ from aiodocker.stream import Stream
 
 from corral.agent.commands import OUTPUT_LIMIT, decode_tail
 from corral.agent.executors.base import CommandResult, ExecError
-from corral.spec.execs import STDERR, STDOUT
+from corral.spec.execs import EOF_CHAR, STDERR, STDOUT, TerminalSize
 
 DOCKER_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, asyncio.IncompleteReadError)
 _EXIT_POLL = 0.02  # seconds between looks at an exec whose output ended but status is not in
@@ -65,10 +65,13 @@ async def exec_shell(
 class DockerExec:
     """A command started in a container by :func:`open_exec` (Docker's exec, attached)."""
 
-    def __init__(self, docker: aiodocker.Docker, execution: Exec, stream: Stream) -> None:
+    def __init__(
+        self, docker: aiodocker.Docker, execution: Exec, stream: Stream, tty: bool = False
+    ) -> None:
         self._docker = docker
         self._exec = execution
         self._stream = stream
+        self._tty = tty
         self._input_closed = False
 
     async def write(self, data: bytes) -> None:
@@ -78,10 +81,14 @@ class DockerExec:
 
     async def close_input(self) -> None:
         """End the command's input: half-close the attached connection, as ``docker exec -i``
-        does at the end of its stdin (aiodocker's own close would end the output too)."""
+        does at the end of its stdin (aiodocker's own close would end the output too); on a
+        terminal, type its end of input (^D), as the process driver does."""
         if self._input_closed:
             return
         self._input_closed = True
+        if self._tty:
+            await self.write(EOF_CHAR)
+            return
         response = getattr(self._stream, "_resp", None)
         connection = getattr(response, "connection", None)
         transport = getattr(connection, "transport", None)
@@ -113,6 +120,12 @@ class DockerExec:
         code = info.get("ExitCode")
         return code if isinstance(code, int) else None
 
+    async def resize(self, size: TerminalSize) -> None:
+        """Give the command's terminal a new window size (``docker exec -t``'s resize)."""
+        if self._tty:
+            with contextlib.suppress(*DOCKER_ERRORS):
+                await self._exec.resize(h=size.height, w=size.width)
+
     async def kill(self) -> None:
         """Docker cannot stop an exec: SIGKILL its process where the agent sees it (an agent
         in the host's process namespace), and close the stream."""
@@ -125,14 +138,23 @@ class DockerExec:
 
 
 async def open_exec(
-    docker: aiodocker.Docker, container_id: str, command: list[str], stdin: bool
+    docker: aiodocker.Docker,
+    container_id: str,
+    command: list[str],
+    stdin: bool,
+    tty: bool = False,
+    size: TerminalSize | None = None,
 ) -> DockerExec:
-    """Start ``command`` in the running container, attached (``docker exec [-i]``)."""
+    """Start ``command`` in the running container, attached (``docker exec [-i] [-t]``); a
+    terminal's window ``size`` is given once it runs (the Engine API takes none before)."""
     container = docker.containers.container(container_id)
     try:
-        execution = await container.exec(command, stdin=stdin)
+        execution = await container.exec(command, stdin=stdin, tty=tty)
         stream = execution.start(detach=False)
         await stream.__aenter__()  # connect now, so that a refusal is an error here
     except DOCKER_ERRORS as exc:
         raise ExecError(f"docker: {error_text(exc)}") from exc
-    return DockerExec(docker, execution, stream)
+    started = DockerExec(docker, execution, stream, tty)
+    if size is not None:
+        await started.resize(size)
+    return started

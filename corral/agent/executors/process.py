@@ -27,8 +27,10 @@ from corral.agent.cgroups import Cgroups, TaskCgroup
 from corral.agent.commands import run_shell
 from corral.agent.executors.base import CommandResult, ExecError, LaunchError, TaskDirs, TaskExit
 from corral.agent.executors.process_exec import ProcessExec, start_exec
+from corral.agent.executors.process_tty import TtyExec, start_tty_exec
 from corral.agent.gpus import gpu_env
 from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
+from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -260,18 +262,20 @@ class ProcessHandle:
         context = self._context
         return await run_shell(command, env=context.env, cwd=context.sandbox, timeout=timeout)
 
-    async def exec(self, command: list[str], stdin: bool) -> ProcessExec:
+    async def exec(
+        self, command: list[str], stdin: bool, tty: bool = False, size: TerminalSize | None = None
+    ) -> ProcessExec | TtyExec:
         """Start ``command`` in the task's working directory, with its environment, inside its
-        cgroups (when it has some)."""
+        cgroups (when it has some); on a terminal of its own with ``tty``."""
         if self._context is None:
             raise ExecError("the task's environment is not known")
         if self._done.done() or self._detached or self._pidfd < 0:
             raise ExecError("the task has ended")
         procs = self._cgroup.procs_files() if self._cgroup is not None else []
-        context = self._context
-        return await start_exec(
-            command, env=context.env, cwd=context.workdir, cgroup_procs=procs, stdin=stdin
-        )
+        env, cwd = self._context.env, self._context.workdir
+        if tty:
+            return await start_tty_exec(command, env=env, cwd=cwd, cgroup_procs=procs, size=size)
+        return await start_exec(command, env=env, cwd=cwd, cgroup_procs=procs, stdin=stdin)
 
     def detach(self) -> None:
         """Stop watching without touching the task (agent shutdown); ``recover`` finds it again.

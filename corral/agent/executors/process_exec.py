@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from corral.agent.executors.base import ExecError
-from corral.spec.execs import EXEC_CHUNK, STDERR, STDOUT
+from corral.spec.execs import EXEC_CHUNK, STDERR, STDOUT, TerminalSize
 
 # Arguments: the cgroup.procs files to join, "--", the command.
 JOIN = """\
@@ -92,6 +92,9 @@ class ProcessExec:
         """SIGKILL the command's session. Idempotent."""
         if self._proc.returncode is None:
             _kill_group(self._proc.pid)
+
+    async def resize(self, size: TerminalSize) -> None:
+        """Nothing: the command has no terminal."""
 
 
 async def start_exec(
