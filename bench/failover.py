@@ -165,7 +165,7 @@ def leader_kills(kills: int) -> LeaderKills:
                     print(f"leader kill {i + 1}: writes accepted again after {times[-1]:.2f}s")
                     new = cluster.wait_for_leader(30, other_than=leader)
                     cluster.procs[leader].start()
-                    cluster._wait_answers(leader)
+                    cluster.wait_answers(leader)
                     leader = new
                 with cluster.client() as api:
                     now = cluster.wait_until(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
+from corral.spec.accounts import Role
 from tests.support.cluster import CORRAL, Cluster, EventWatcher, Proc, free_port, leads
 
 
@@ -58,15 +58,14 @@ class HaCluster(Cluster):
         self.master = None
         self.leader_name = self.wait_for_leader(30)
         for name in self.procs:
-            self._wait_answers(name)
+            self.wait_answers(name)
         self.token = (self.root / "master" / "admin.token").read_text().strip()
         with self.client() as c:
-            from corral.spec.accounts import Role
-
             self.agent_token = c.accounts.create_token(role=Role.AGENT, name="agents").token
         self._watcher = EventWatcher(self.url, self.token)
 
-    def _wait_answers(self, name: str) -> None:
+    def wait_answers(self, name: str) -> None:
+        """Wait until master ``name`` answers (leading or not)."""
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -111,4 +110,4 @@ class HaCluster(Cluster):
 
 def master_log(cluster: HaCluster, name: str) -> str:
     """What master ``name`` logged."""
-    return Path(cluster.procs[name].log).read_text()
+    return cluster.procs[name].log.read_text()
