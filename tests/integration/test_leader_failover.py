@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from corral.client import ApiError, Client
+from corral.client import Client
 from corral.spec.jobs import JobSpec
 from corral.spec.views import TaskView
 from corral.store.store import Store
-from tests.support.cluster import running_cluster
+from tests.support.cluster import running_cluster, shell_wait_for, wait_for_file
 from tests.support.ha import HaCluster, master_log
 from tests.support.postgres import PostgresServer
 from tests.support.services import create, settled
@@ -121,14 +121,24 @@ def test_the_leader_killed_5_times_under_an_array_of_1000_tasks_loses_and_double
 
 
 def test_a_leader_frozen_past_its_lease_then_woken_writes_nothing_and_follows(
-    ha: HaCluster, postgres: PostgresServer
+    ha: HaCluster, tmp_path: Path
 ) -> None:
     services = start_services(ha)
+    gate = tmp_path / "gate"
+    with ha.client() as api:
+        task = {"shell": f"{shell_wait_for(gate)}; echo done", "cpus": 0.1, "mem": 16}
+        api.create_job(JobSpec.model_validate({"name": "gated", "task": task}))
+    gated = ha.wait_task("gated.1.0.0", "RUNNING")
     old = ha.leader_name
     old_url = ha.url_of(old)
     epoch = leading_epoch(ha)
     ha.procs[old].send(signal.SIGSTOP)
     try:
+        # The task ends while its leader is frozen: its end is journaled by its agent, never
+        # acknowledged by the old leader.
+        gate.touch()
+        sandbox = ha.root / "agents" / (gated.hostname or "") / "tasks" / gated.id / "sandbox"
+        wait_for_file(sandbox / "stdout", 30, "done")
         new = ha.wait_for_leader(30, other_than=old)
         # A write sent to the frozen leader waits in its socket until it wakes.
         answer: dict[str, httpx.Response] = {}
@@ -175,5 +185,6 @@ def test_a_leader_frozen_past_its_lease_then_woken_writes_nothing_and_follows(
         ha.wait_until(lambda: ha.agent_state("a1") == ha.agent_state("a2") == "ACTIVE", 30, "back")
         for service, ids in services.items():
             assert {t.id for t in settled(api, service, 2) or []} == ids
-        with pytest.raises(ApiError):
-            api.task("no-such-task")
+    # The agent's journal replayed the end to the new leader: the task ran once and FINISHED.
+    ended = ha.wait_task("gated.1.0.0", "FINISHED")
+    assert (ended.exit_code, ended.attempt, ended.hostname) == (0, 0, gated.hostname)
