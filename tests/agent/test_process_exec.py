@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import uuid
 from pathlib import Path
 
@@ -108,15 +109,6 @@ def test_a_killed_exec_ends_with_its_signal_and_an_ended_task_takes_none(tmp_pat
     asyncio.run(scenario())
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 async def read_until(stream: ExecStream, wanted: bytes) -> bytes:
     """An exec's output until ``wanted`` has come."""
     seen = b""
@@ -139,13 +131,16 @@ def test_an_exec_on_a_terminal_leads_its_session_follows_resizes_and_leaves_no_j
         stream = await handle.exec(["sh", "-c", script], True, tty=True, size=size)
         seen = await read_until(stream, b"24 80\r\n")
         job = int(seen.split(b"job ")[1].split()[0])
+        ended = os.pidfd_open(job)  # readable once the job has ended
         assert (await asyncio.to_thread(os.getsid, job)) != os.getsid(0)
         await stream.resize(TerminalSize(width=120, height=40))
         await stream.write(b"go\r")
         await read_until(stream, b"40 120\r\n")
         assert await asyncio.wait_for(stream.wait(), DEADLINE) == 5
         assert await stream.read() is None
-        assert not alive(job)
+        ready, _, _ = await asyncio.to_thread(select.select, [ended], [], [], DEADLINE)
+        os.close(ended)
+        assert ready, "the job outlived the exec"
         await release(tmp_path, handle)
 
     asyncio.run(scenario())
