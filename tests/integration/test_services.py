@@ -176,12 +176,15 @@ def test_scaling_up_and_down_and_a_restart_that_replaces_every_task(
         assert {t.id for t in two} <= {t.id for t in four}  # a scale restarts nothing
         assert sorted(t.hostname or "" for t in four) == ["a1", "a1", "a2", "a2"]
         assert api.deployment(up.id).state == "SUCCEEDED"
+        # Each pid read now: RUNNING means spawned, and a task killed before its shell wrote
+        # its pid would leave nothing to wait for.
+        pid = {t.id: pid_of(pids, t.id) for t in four}
 
         down = api.scale_service(sid, 1)
         (one,) = cluster.wait_until(lambda: settled(api, sid, 1), 30, "1 task RUNNING")
         assert one.id in {t.id for t in two}  # the youngest go first
         assert api.deployment(down.id).state == "SUCCEEDED"
-        stopped = [pid_of(pids, t.id) for t in four if t.id != one.id]
+        stopped = [pid[t.id] for t in four if t.id != one.id]
         cluster.wait_until(
             lambda: not any(pid_alive(p) for p in stopped), 30, "their processes to end"
         )
