@@ -13,8 +13,8 @@ import pytest
 from corral.client.config import ClientConfig
 from corral.client.execs import exec_task
 from corral.spec.jobs import JobSpec
+from tests.integration.test_gangs_docker import running_box
 from tests.support.cluster import CORRAL, Cluster, corral_env, shell_wait_for
-from tests.support.images import ensure_test_image
 from tests.support.terminal import Terminal
 
 pytestmark = pytest.mark.integration
@@ -91,16 +91,8 @@ def test_exec_it_gives_a_shell_on_a_terminal_in_a_process_task(
 def test_exec_it_gives_a_shell_on_a_terminal_in_a_container(
     cluster: Cluster, terminal_of: list[Terminal]
 ) -> None:
-    image = ensure_test_image()
     c = cluster
-    c.add_agent("node-a", cpus=1)
-    spec = {
-        "name": "box",
-        "task": {"shell": "sleep 600", "cpus": 0.5, "mem": 64, "docker": {"image": image}},
-    }
-    with c.client() as client:
-        client.create_job(JobSpec.model_validate(spec))
-    c.wait_task("box.1.0.0", "RUNNING")
+    running_box(c)
     drive_a_shell(exec_on_terminal(c, terminal_of, "box.1.0.0"))
     with c.client() as client:
         client.kill_job("box")

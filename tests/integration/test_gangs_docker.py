@@ -115,17 +115,20 @@ def test_the_remote_shell_runs_in_the_container_of_the_rank_on_that_host(
     assert here.split()[1] != remote.split()[-1], out
 
 
-def test_corral_exec_runs_in_a_container_task(cluster: Cluster, tmp_path: Path) -> None:
-    image = ensure_test_image()
-    c = cluster
+def running_box(c: Cluster) -> str:
+    """A container task that sleeps, on an agent of its own, once RUNNING: its id."""
     c.add_agent("node-a", cpus=1)
-    spec = {
-        "name": "box",
-        "task": {"shell": "sleep 600", "cpus": 0.5, "mem": 64, "docker": {"image": image}},
-    }
+    docker = {"image": ensure_test_image()}
+    task = {"shell": "sleep 600", "cpus": 0.5, "mem": 64, "docker": docker}
     with c.client() as client:
-        client.create_job(JobSpec.model_validate(spec))
+        client.create_job(JobSpec.model_validate({"name": "box", "task": task}))
     c.wait_task("box.1.0.0", "RUNNING")
+    return "box.1.0.0"
+
+
+def test_corral_exec_runs_in_a_container_task(cluster: Cluster, tmp_path: Path) -> None:
+    c = cluster
+    running_box(c)
     script = 'cat; echo " $CORRAL_TASK_ID $MESOS_SANDBOX"; exit 4'
     done = corral_exec(c, "-i", "box.1.0.0", "--", "sh", "-c", script, stdin="in the box")
     assert (done.returncode, done.stdout) == (4, "in the box box.1.0.0 /mnt/mesos/sandbox\n"), done
