@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/docker_sweep.py
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/agent_start.py
 	$(BIN)/python bench/gang.py
 	$(BIN)/python bench/scale.py
 

@@ -1,8 +1,9 @@
 """Server commands: ``corral up`` (master and agent in one process), ``corral master`` and
 ``corral agent``.
 
-Only their options live here; what they run is in ``serving``, imported when one starts, so a
-client command (``corral jobs``) loads no server code: no web framework, store or executors.
+Only their options live here; what they run is in ``serving`` (master, up) and
+``agent_serving`` (agent), imported when one starts, so a client command (``corral jobs``) loads
+no server code (no web framework, store or executors) and an agent no master code.
 """
 
 from __future__ import annotations
@@ -308,9 +309,9 @@ def agent(
     max_output: MaxOutputOption = 1024,
 ) -> None:
     """Run an agent: offer this node's resources to a master and run its tasks."""
-    from corral.cli import serving
+    from corral.cli import agent_serving
 
-    serving.agent(
+    agent_serving.agent(
         _master_urls(master_url),
         token,
         (cpus, mem, disk, gpus),

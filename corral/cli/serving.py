@@ -1,12 +1,11 @@
-"""What the server commands run: a master's API (with, for ``corral up``, a local agent) or an
-agent. Imported only when one of them starts, so that client commands load none of it."""
+"""What ``corral master`` and ``corral up`` run: a master's API (with, for ``up``, a local agent
+from ``agent_serving``). Imported only when one of them starts, so that client commands and
+``corral agent`` load none of the server stack (uvicorn, FastAPI, SQLAlchemy, the store)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import signal
 import socket
 from collections.abc import Iterator
@@ -17,13 +16,10 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from corral.agent import datadir, gpus
-from corral.agent.executors.base import Executor
-from corral.agent.executors.docker import DockerExecutor
-from corral.agent.executors.process import ProcessExecutor
-from corral.agent.ports import PortPool
-from corral.agent.runtime import Agent, AgentConfig, load_agent_id
+from corral.agent import gpus
+from corral.agent.runtime import Agent, AgentConfig
 from corral.api.app import create_app
+from corral.cli.agent_serving import claim, executors, host_resources
 from corral.client.config import user_config_path, write_config
 from corral.master.heap import tune_collector
 from corral.master.master import Master
@@ -41,50 +37,6 @@ class _Server(uvicorn.Server):
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def host_resources(data_dir: Path) -> AgentResources:
-    """What this machine has: all cpus, all memory, the free disk of the data dir."""
-    mem_kib = 1024 * 1024
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    data_dir.mkdir(parents=True, exist_ok=True)
-    disk = shutil.disk_usage(data_dir).free // (1024 * 1024)
-    return AgentResources(cpus=float(os.cpu_count() or 1), mem=mem_kib // 1024, disk=disk)
-
-
-async def executors(config: AgentConfig) -> dict[str, Executor]:
-    """The drivers this agent offers: processes always, containers when dockerd answers."""
-    # One pool for both drivers, so a process and a container never get the same host port.
-    pool = PortPool(*config.port_range)
-    agent_id = load_agent_id(config.data_dir)
-    # Task cgroups under one of this agent's own: agents sharing a host (a test cluster) never
-    # meet each other's cgroups, even for equal task ids of two clusters.
-    process = ProcessExecutor(f"corral-{agent_id}", port_pool=pool)
-    offered: dict[str, Executor] = {"process": process}
-    if await DockerExecutor.available():
-        offered["docker"] = DockerExecutor(
-            agent_id,
-            allowed_volumes=config.volume_roots,
-            data_dir=config.data_dir,
-            allow_privileged=config.allow_privileged,
-            port_pool=pool,
-            keep_containers=config.keep_containers,
-        )
-    else:
-        log.warning("no Docker daemon answers: this agent offers no docker driver")
-    return offered
-
-
-def claim(data_dir: Path) -> None:
-    """Hold the agent's data dir for the life of this process, or stop with why not."""
-    try:
-        datadir.claim(data_dir)
-    except datadir.DataDirInUse as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
 
 
 @dataclass(frozen=True)
@@ -207,50 +159,6 @@ def master(
     asyncio.run(_serve(m, host, port, access, None))
 
 
-def agent(
-    master_urls: list[str],
-    token: str | None,
-    offer: tuple[float | None, int | None, int | None, int | None],
-    data: Path,
-    hostname: str | None,
-    attributes: dict[str, str],
-    allowed_volumes: list[str],
-    allow_privileged: bool,
-    port_range: tuple[int, int],
-    keep_containers: bool,
-    keep_sandboxes: float,
-    max_output: int,
-) -> None:
-    """``corral agent``: offer this node's cpus, mem, disk and GPUs (``offer``; None: all of
-    it, the GPUs NVML finds) to the master and run its tasks."""
-    claim(data)
-    cpus, mem, disk, declared = offer
-    res = host_resources(data)
-    devices = gpus.offered(declared)
-    res = AgentResources(
-        cpus=cpus or res.cpus,
-        mem=mem or res.mem,
-        disk=res.disk if disk is None else disk,
-        gpus=len(devices),
-    )
-    config = AgentConfig(
-        master_urls,
-        token,
-        data,
-        hostname or socket.gethostname(),
-        res,
-        attributes,
-        allowed_volumes=allowed_volumes,
-        allow_privileged=allow_privileged,
-        port_range=port_range,
-        keep_containers=keep_containers,
-        keep_sandboxes=keep_sandboxes,
-        max_output=max_output,
-        gpus=devices,
-    )
-    asyncio.run(_run_agent(config))
-
-
 async def _serve(
     master: Master, host: str, port: int, access: Access, agent_of: AgentConfig | None
 ) -> None:
@@ -296,16 +204,3 @@ async def _serve(
     server.should_exit = True
     await serving
     master.store.close()
-
-
-async def _run_agent(config: AgentConfig) -> None:
-    a = Agent(config, await executors(config))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    task = asyncio.create_task(a.run())
-    typer.echo(f"Corral agent {a.id} ({config.hostname}) dialing {', '.join(config.master_urls)}")
-    await stop.wait()
-    await a.stop()
-    task.cancel()

@@ -1,14 +1,17 @@
 """The CLI is a thin client: a client command loads none of the server (web framework, store,
 executors, master), the blocking client none of httpx, and the job listing and the help none of
-Corral's models, so they answer in a fraction of a second (bench/cli_start.py times them)."""
+Corral's models, so they answer in a fraction of a second (bench/cli_start.py times them). An
+agent, on every node, loads none of the master's side (bench/agent_start.py measures it)."""
 
 from __future__ import annotations
 
 import functools
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +26,19 @@ SERVER_MODULES = (
     "corral.store",
     "corral.api",
     "corral.agent",
+    "corral.cli.serving",
+    "corral.cli.agent_serving",
+)
+# What only a master runs: an agent dials out over a WebSocket and serves nothing.
+MASTER_SIDE = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "corral.master",
+    "corral.store",
+    "corral.api",
     "corral.cli.serving",
 )
 # The blocking client speaks http.client; only following a stream (--wait) uses httpx.
@@ -128,3 +144,28 @@ def test_the_help_loads_no_http_client(master: str) -> None:
     modules = loaded_by(master, "--help")
     assert "corral.cli.main" in modules
     assert among(modules, ("http.client", "corral.client._http", "corral.client.rows")) == []
+
+
+def test_an_agent_imports_none_of_the_master(master: str, tmp_path: Path) -> None:
+    # A real `corral agent`, stopped by SIGTERM once it dials (the fake master never lets it
+    # join); it then ends as it always does, and the probe prints what it loaded.
+    args = ["agent", "--master", master, "--data", str(tmp_path / "agent"), "--disk", "100"]
+    env = corral_env(CORRAL_TOKEN="t", PYTHONUNBUFFERED="1")  # its first line comes at once
+    with subprocess.Popen(
+        [sys.executable, "-c", PROBE, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as agent:
+        try:
+            assert agent.stdout is not None
+            dialing = agent.stdout.readline()  # ends at the agent's first line, or at its exit
+            agent.send_signal(signal.SIGTERM)
+            _, err = agent.communicate(timeout=60)
+        finally:
+            agent.kill()
+    assert dialing.startswith("Corral agent "), err
+    modules = json.loads(err.strip().splitlines()[-1])
+    assert "corral.agent.runtime" in modules  # the probe ran an agent
+    assert among(modules, MASTER_SIDE) == []
