@@ -40,6 +40,11 @@ class StoreUnavailable(Exception):
         )
 
 
+# What a store refuses for a while (the database down, the disk full): the master's loops log
+# one line and try again; the API answers 503.
+Refusal = (StoreUnavailable, StoreFull)
+
+
 class StoreUnusable(Exception):
     """The store cannot be opened as configured (a bad URL, a missing driver); the message
     says what to do."""

@@ -38,6 +38,7 @@ from corral.store.bulk import RunCounts, insert_many, insert_numbered, update_ma
 from corral.store.engines import open_engine
 from corral.store.errors import (
     Fenced,
+    Refusal,
     StoreFull,
     StoreUnavailable,
     is_full,
@@ -60,7 +61,7 @@ from corral.store.schema import (
 )
 
 # The store's errors are raised from here, so callers import them from here too.
-__all__ = ["Fenced", "Store", "StoreFull", "StoreUnavailable", "Tx", "hash_token"]
+__all__ = ["Fenced", "Refusal", "Store", "StoreFull", "StoreUnavailable", "Tx", "hash_token"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ACTIVE_STATES = ("PENDING", "STAGING", "STARTING", "RUNNING")
@@ -87,6 +88,10 @@ _FENCE_POSTGRES = (
 _AGENT_SEQ = (
     update(agents).where(agents.c.id == bindparam("b_id")).values(last_seq=bindparam("b_seq"))
 )
+
+
+# The PostgreSQL advisory lock masters take turns on to migrate (any number of Corral's own).
+_MIGRATING = 0x636F7272616C  # "corral"
 
 
 def hash_token(token: str) -> str:
@@ -400,10 +405,16 @@ class Store:
         return cls(f"sqlite:///{data_dir / 'state.db'}")
 
     def migrate(self) -> None:
-        """Bring the schema to the newest version (idempotent)."""
+        """Bring the schema to the newest version (idempotent). Masters starting together
+        take turns: the first migrates, the others then find nothing to do."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with _refusals(), self.engine.begin() as conn:
+            # Held until the commit, taken before alembic reads the store's version.
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATING})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

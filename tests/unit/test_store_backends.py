@@ -3,11 +3,13 @@ nothing on both, integers are 64-bit on both, and a lookup no row can match find
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import BigInteger, Integer, inspect
+from sqlalchemy import BigInteger, Integer, inspect, text
 
 from corral.store.store import Store
 from tests.conftest import BACKENDS
@@ -40,6 +42,31 @@ def test_the_migrations_build_the_schema_from_nothing_and_running_them_again_cha
     assert {"jobs", "runs", "tasks", "events", "agents", "tokens", "leadership"} <= tables
     empty_store.migrate()
     assert set(inspect(empty_store.engine).get_table_names()) == tables
+
+
+def test_masters_starting_at_once_on_a_new_database_migrate_it_once_and_all_start(
+    empty_store: Store,
+) -> None:
+    """Several masters started together on a new store (three on PostgreSQL, as a fresh
+    install of a cluster): one migrates, the others wait for it and find nothing to do."""
+    others = [Store(empty_store.url) for _ in range(2)]
+    start = threading.Barrier(3)
+
+    def migrate(store: Store) -> None:
+        start.wait()
+        store.migrate()
+
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            for done in [pool.submit(migrate, s) for s in (empty_store, *others)]:
+                done.result()
+    finally:
+        for s in others:
+            s.close()
+    with empty_store.engine.connect() as conn:
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    assert len(versions) == 1
+    assert "tasks" in inspect(empty_store.engine).get_table_names()
 
 
 def test_every_integer_column_holds_64_bits(empty_store: Store) -> None:
