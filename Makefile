@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/agent_start.py
 	$(BIN)/python bench/gang.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/loop_lag.py
 
 # Re-resolve the pinned dependencies after editing pyproject.toml (needs network to PyPI).
 lock:

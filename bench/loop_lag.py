@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +85,14 @@ async def until(check: Callable[[], bool], timeout: float = 300.0) -> None:
 
 
 async def report(master: Master, agent_id: str, updates: list[StatusUpdate]) -> None:
-    """Apply an agent's status updates as the agent channel does."""
+    """Apply an agent's status updates as the agent channel does (before issue 17, on the
+    loop: ``apply_updates``; since, off it: ``report``), so one file measures both trees."""
     agent = master.state.agents[agent_id]
-    applied: Awaitable[None] | None = master.agents.apply_updates(agent, updates)  # type: ignore[func-returns-value]
-    if applied is not None:
-        await applied
+    off_loop = getattr(master.agents, "report", None)
+    if off_loop is None:
+        master.agents.apply_updates(agent, updates)
+    else:
+        await off_loop(agent, updates)
 
 
 def batches(master: Master) -> list[tuple[str, list[LiveTask]]]:
@@ -108,6 +111,7 @@ async def one_backend(url: str, tasks: int) -> list[tuple[str, float, str]]:
     store = Store(url)
     master = Master(store)
     await master.start()
+    await until(lambda: master.leading)  # it takes the lead, then loads the state
     sent: dict[str, list[dict[str, Any]]] = {}
     try:
         for i in range(AGENTS):

@@ -23,7 +23,7 @@ from corral.spec.protocol import (
     Updates,
     agent_message,
 )
-from corral.store.store import Fenced
+from corral.store.store import Fenced, StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
@@ -63,12 +63,19 @@ async def agent_channel(ws: WebSocket) -> None:
     except ValidationError as e:
         log.warning("agent sent an invalid message: %s", e)
         await ws.close(code=4400, reason="invalid message")
+    except (StoreUnavailable, StoreFull) as e:
+        # Nothing of the message was stored, nor acked: the agent dials again and replays
+        # its journal, which the store takes once it is back.
+        who = agent.hostname if agent is not None else "an agent"
+        log.warning("the report of %s was not stored; it is asked to dial again: %s", who, e)
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await ws.close(code=1013, reason="the state store is unavailable: try again")
     finally:
         if agent is not None:
+            master.execs.agent_gone(agent.id)
             # A master that stepped down records nothing: the leader has the agent now.
             with contextlib.suppress(Fenced):
-                master.agents.disconnected(agent, session)
-            master.execs.agent_gone(agent.id)
+                await master.agents.hung_up(agent, session)
         else:
             session.close()
 
@@ -90,7 +97,7 @@ async def _handle(
     msg: AgentMessage,
 ) -> None:
     if isinstance(msg, Updates):
-        master.agents.apply_updates(agent, msg.updates)
+        await master.agents.report(agent, msg.updates)
         # Acks are cumulative and updates arrive in order, so a duplicate is acked too.
         await session.send(Ack(seq=agent.last_seq).model_dump())
     elif isinstance(msg, Heartbeat):

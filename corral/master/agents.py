@@ -10,12 +10,12 @@ from corral.master.applier import Applier, Outbox
 from corral.master.dispatch import Dispatcher
 from corral.master.gangs import with_hosts
 from corral.master.policy.effects import MarkDisconnected
-from corral.master.policy.liveness import AgentSilence, Limits, liveness
+from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
 from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, Launch, StatusUpdate, Welcome
 from corral.spec.states import AgentState, TaskState
-from corral.store.store import Fenced
+from corral.store.store import Fenced, Refusal
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,9 @@ class AgentOps:
 
     async def hello(self, msg: Hello, session: AgentSession) -> AgentRecord:
         """Register (or re-register) an agent, replay its journal, reconcile its tasks."""
-        agent = self._register(msg, session)
-        self.apply_updates(agent, msg.unacked)
+        agent = await self.state.write(self._register, msg)
+        self.dispatch.attach(agent, session)
+        await self.report(agent, msg.unacked)
         await session.send(
             Welcome(agent_id=agent.id, heartbeat_interval=self.heartbeat_interval).model_dump()
         )
@@ -92,11 +93,11 @@ class AgentOps:
         self.state.wake.set()
         return agent
 
-    def _register(self, msg: Hello, session: AgentSession) -> AgentRecord:
+    def _register(self, msg: Hello) -> AgentRecord:
         now = self.state.clock.now()
         res = msg.resources
         total = resources_of(res.model_dump())
-        agent = self.state.agents.get(msg.agent_id)
+        known = self.state.agents.get(msg.agent_id)
         with self.state.change() as ch:
             ch.tx.upsert_agent(
                 msg.agent_id,
@@ -111,34 +112,37 @@ class AgentOps:
                     "privileged": msg.allow_privileged,
                     "gpus": [g.model_dump() for g in msg.gpus],
                 },
-                registered_at=now if agent is None else agent.registered_at,
+                registered_at=now if known is None else known.registered_at,
                 last_heartbeat=now,
-                **({"last_seq": 0} if agent is None else {}),
+                **({"last_seq": 0} if known is None else {}),
             )
-            if agent is None:
-                agent = AgentRecord(
-                    id=msg.agent_id,
-                    hostname=msg.hostname,
-                    total=total,
-                    attributes=msg.attributes,
-                    drivers=frozenset(msg.drivers),
-                    state=AgentState.ACTIVE,
-                    last_seq=0,
-                    registered_at=now,
-                )
+            agent = known or AgentRecord(
+                id=msg.agent_id,
+                hostname=msg.hostname,
+                total=total,
+                attributes=msg.attributes,
+                drivers=frozenset(msg.drivers),
+                state=AgentState.ACTIVE,
+                last_seq=0,
+                registered_at=now,
+            )
+            silent_since = self.state.clock.monotonic()
+
+            def remember(agent: AgentRecord = agent) -> None:
                 self.state.agents[agent.id] = agent
-            was = agent.state
-            agent.hostname, agent.total = msg.hostname, total
-            agent.attributes, agent.drivers = msg.attributes, frozenset(msg.drivers)
-            agent.cgroups = msg.cgroups
-            agent.volume_roots = tuple(msg.volume_roots)
-            agent.privileged = msg.allow_privileged
-            agent.gpus = tuple(msg.gpus)
-            agent.last_heartbeat, agent.silent_since = now, self.state.clock.monotonic()
+                agent.hostname, agent.total = msg.hostname, total
+                agent.attributes, agent.drivers = msg.attributes, frozenset(msg.drivers)
+                agent.cgroups = msg.cgroups
+                agent.volume_roots = tuple(msg.volume_roots)
+                agent.privileged = msg.allow_privileged
+                agent.gpus = tuple(msg.gpus)
+                agent.last_heartbeat, agent.silent_since = now, silent_since
+
+            ch.after(remember)  # before the state's update, which agent_state adds
             # A DRAINING agent stays draining across reconnections.
+            was = agent.state
             new = AgentState.DRAINING if was is AgentState.DRAINING else AgentState.ACTIVE
             self.applier.agent_state(ch, agent, new, "registered")
-        self.dispatch.attach(agent, session)
         return agent
 
     async def _reconcile(self, agent: AgentRecord, running: set[str]) -> None:
@@ -147,16 +151,21 @@ class AgentOps:
         to_launch = [t for t in mine if t.state is TaskState.STAGING and t.id not in running]
         gone = [t for t in mine if t.state is not TaskState.STAGING and t.id not in running]
         if gone:
-            with self.state.change() as ch:
-                for task in gone:
-                    reason = f"agent {agent.hostname} no longer knows the task"
-                    self.applier.transition(ch, task, TaskState.LOST, reason=reason)
+            await self.state.write(self._lose_tasks, agent, gone)
         known = {t.id for t in mine}
         for task_id in sorted(running - known):
             await self.send_kill(agent, task_id, "unknown to the master", grace=None)
         # A STAGING task the agent never got is safe to send again: nothing of it runs there.
         for task in to_launch:
             await self.send_launch(agent, task)
+
+    def _lose_tasks(self, agent: AgentRecord, gone: list[LiveTask]) -> None:
+        # Seen from the loop before this writer's turn: only those still so.
+        gone = [t for t in gone if self.state.tasks.get(t.id) is t and t.agent_id == agent.id]
+        with self.state.change() as ch:
+            for task in gone:
+                reason = f"agent {agent.hostname} no longer knows the task"
+                self.applier.transition(ch, task, TaskState.LOST, reason=reason)
 
     def heartbeat(self, agent: AgentRecord, session: AgentSession) -> None:
         """Note a sign of life (of the agent's current session only)."""
@@ -172,17 +181,35 @@ class AgentOps:
         liveness check sees an ACTIVE agent without a session and records it (and its loss)
         later."""
         if self.dispatch.detach(agent, session):
-            with self.state.change() as ch:
-                self.applier.apply(ch, [MarkDisconnected(agent.id, reason)], self.state.clock.now())
+            self._mark_disconnected(agent, reason)
+
+    async def hung_up(
+        self, agent: AgentRecord, session: AgentSession, reason: str = "connection closed"
+    ) -> None:
+        """``disconnected``, its store I/O off the loop (the channel's end)."""
+        if self.dispatch.detach(agent, session):
+            try:
+                await self.state.write(self._mark_disconnected, agent, reason)
+            except Refusal:
+                pass  # the liveness check records it once the store is back (see above)
+
+    def _mark_disconnected(self, agent: AgentRecord, reason: str) -> None:
+        with self.state.change() as ch:
+            self.applier.apply(ch, [MarkDisconnected(agent.id, reason)], self.state.clock.now())
 
     # --- status updates
+
+    async def report(self, agent: AgentRecord, updates: list[StatusUpdate]) -> None:
+        """``apply_updates``, its store I/O off the loop (the agent channel's)."""
+        if any(u.seq > agent.last_seq for u in updates):
+            agent.silent_since = self.state.clock.monotonic()
+            await self.state.write(self.apply_updates, agent, updates)
 
     def apply_updates(self, agent: AgentRecord, updates: list[StatusUpdate]) -> None:
         """Apply status updates (in ``seq`` order) in one transaction, each at most once."""
         fresh = [u for u in updates if u.seq > agent.last_seq]
         if not fresh:
             return
-        agent.silent_since = self.state.clock.monotonic()
         unwanted: list[str] = []
         with self.state.change() as ch:
             for update in fresh:
@@ -206,7 +233,11 @@ class AgentOps:
                 if update.checks is not None and ch.state_of(task) is TaskState.RUNNING:
                     self.applier.set_checks(ch, task, update.checks)
             ch.tx.set_agent_seq(agent.id, fresh[-1].seq)
-        agent.last_seq = fresh[-1].seq
+            ch.after(lambda: self._applied(agent, fresh[-1].seq, unwanted))
+
+    def _applied(self, agent: AgentRecord, seq: int, unwanted: list[str]) -> None:
+        agent.last_seq = seq
+        agent.silent_since = self.state.clock.monotonic()
         for task_id in unwanted:
             # It runs there but the master does not want it: stop it.
             asyncio.get_running_loop().create_task(
@@ -275,29 +306,47 @@ class AgentOps:
         A store error for one agent is logged and the others are still checked; the next
         check tries again.
         """
+        for verdict in self._verdicts(now, frozen_for):
+            self._hang_up(verdict, self._judge(verdict))
+
+    async def _check_soon(self, now: float, frozen_for: float = 0.0) -> None:
+        """``check_liveness``, its store I/O off the loop."""
+        for verdict in self._verdicts(now, frozen_for):
+            self._hang_up(verdict, await self.state.write(self._judge, verdict))
+
+    def _verdicts(self, now: float, frozen_for: float) -> list[Verdict]:
         limits = Limits(self.disconnect_after, self.lost_after)
         silences = [
             AgentSilence(a.id, a.hostname, a.state, a.connected, a.silent_since)
             for a in self.state.agents.values()
         ]
-        for verdict in liveness(silences, now, limits, frozen_for):
-            agent = self.state.agents[verdict.agent_id]
-            try:
-                with self.state.change() as ch:
-                    out = self.applier.apply(ch, [verdict], self.state.clock.now())
-            except Fenced:
-                raise  # another master leads: this one steps down (master.py)
-            except Exception:
-                log.exception("liveness check of agent %s failed", agent.hostname)
-                continue
-            for gone in out.hangups:
-                log.warning("agent %s %s: disconnecting", gone.hostname, verdict.reason)
-                self.dispatch.hang_up(gone.id)
+        return liveness(silences, now, limits, frozen_for)
 
-    def forgive(self, seconds: float) -> None:
+    def _judge(self, verdict: Verdict) -> Outbox | None:
+        """Apply one verdict; None if the store refused it (logged: the next check retries)."""
+        try:
+            with self.state.change() as ch:
+                return self.applier.apply(ch, [verdict], self.state.clock.now())
+        except Fenced:
+            raise  # another master leads: this one steps down (master.py)
+        except Refusal as e:
+            hostname = self.state.agents[verdict.agent_id].hostname
+            log.warning("liveness check of agent %s failed: %s", hostname, e)
+            return None
+        except Exception:
+            hostname = self.state.agents[verdict.agent_id].hostname
+            log.exception("liveness check of agent %s failed", hostname)
+            return None
+
+    def _hang_up(self, verdict: Verdict, out: Outbox | None) -> None:
+        for gone in out.hangups if out is not None else ():
+            log.warning("agent %s %s: disconnecting", gone.hostname, verdict.reason)
+            self.dispatch.hang_up(gone.id)
+
+    async def forgive(self, seconds: float) -> None:
         """The master itself was frozen for ``seconds``: no agent could be heard meanwhile, so
         none is blamed for it (a check now, each agent's silence counted less the stall)."""
-        self.check_liveness(self.state.clock.monotonic(), frozen_for=seconds)
+        await self._check_soon(self.state.clock.monotonic(), frozen_for=seconds)
 
     async def liveness_loop(self) -> None:
         """Check liveness every half heartbeat, forever."""
@@ -310,6 +359,6 @@ class AgentOps:
             last = now
             if late > self.heartbeat_interval:
                 log.warning("the master was frozen for %.1fs; agents are not blamed", late)
-                self.forgive(late)
+                await self.forgive(late)
             else:
-                self.check_liveness(now)
+                await self._check_soon(now)

@@ -14,7 +14,7 @@ from typing import Any
 from corral.clock import Clock, SystemClock
 from corral.master.accounts import AccountOps
 from corral.master.agents import AgentOps
-from corral.master.applier import Applier, Outbox
+from corral.master.applier import Applier, Kill, Outbox
 from corral.master.events import EventBus
 from corral.master.execs import ExecRelay
 from corral.master.fairshare import DAY, FairShare
@@ -168,6 +168,7 @@ class Master:
         await self._stop_loops()
         self._loaded = False
         self._build()
+        self.state.attach(asyncio.get_running_loop())  # memory updates run on this loop
         try:
             self.agents.load()
             self.state.load()
@@ -264,28 +265,40 @@ class Master:
 
     async def kill_job(self, name: str, run: int | None = None) -> None:
         """Kill every live task of a job, or of one of its runs."""
+        await self.agents.deliver(Outbox(kills=await self.state.write(self._kill_job, name, run)))
+
+    def _kill_job(self, name: str, run: int | None) -> tuple[Kill, ...]:
         if run is not None and not self.store.runs(name, run):
             raise NotFound(f"run {run} of job {name!r} not found")
-        await self.agents.deliver(Outbox(kills=self.jobs.kill(name, run)))
+        return self.jobs.kill(name, run)
 
     async def kill_task(self, task_id: str) -> None:
         """Kill one task. A finished task is left as it is."""
+        await self.agents.deliver(Outbox(kills=await self.state.write(self._kill_task, task_id)))
+
+    def _kill_task(self, task_id: str) -> tuple[Kill, ...]:
         task = self.state.tasks.get(task_id)
         if task is None:
             if self.store.task(task_id) is None:
                 raise NotFound(f"task {task_id!r} not found")
-            return
-        await self.agents.deliver(Outbox(kills=self.jobs.kill_tasks([task], BY_USER)))
+            return ()
+        return self.jobs.kill_tasks([task], BY_USER)
 
     async def kill_service_tasks(
         self, task_ids: list[str], scale: bool = False, force: bool = False
     ) -> list[str]:
         """Kill tasks of services; with ``scale`` their services shrink by as many, otherwise
         they are replaced. Answers the ids of the tasks that were live."""
+        ids, kills = await self.state.write(self._kill_service_tasks, task_ids, scale, force)
+        await self.agents.deliver(Outbox(kills=kills))
+        return ids
+
+    def _kill_service_tasks(
+        self, task_ids: list[str], scale: bool, force: bool
+    ) -> tuple[list[str], tuple[Kill, ...]]:
         ids = self.services.kill_tasks(task_ids, scale, force)
         victims = [self.state.tasks[i] for i in ids]
-        await self.agents.deliver(Outbox(kills=self.jobs.kill_tasks(victims, BY_USER)))
-        return ids
+        return ids, self.jobs.kill_tasks(victims, BY_USER)
 
     # --- logs
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from corral.master.agents import AgentOps
-from corral.master.applier import Applier
+from corral.master.applier import Applier, Outbox
 from corral.master.fairshare import FairShare
 from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
@@ -25,8 +25,10 @@ from corral.scheduler.model import (
     TaskRequest,
 )
 from corral.spec.states import AgentState, TaskState
+from corral.store.store import Refusal
 
 log = logging.getLogger(__name__)
+RETRY = 1.0  # seconds before a pass the store refused is tried again
 
 
 def _never(service: str) -> bool:
@@ -188,14 +190,21 @@ class SchedulingLoop:
         # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
         # seconds, in which the loop must go on answering /health, agents and the API.
         result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)
-        placed = self._still_placeable(result.placements, snapshot)
-        if len(placed) < len(result.placements):
+        self.applier.note_waiting(result)
+        out, all_placed = await self.state.write(self._commit, result, snapshot, now)
+        if not all_placed:
             self.state.wake.set()  # what changed meanwhile is planned again at once
-        outbox = self.applier.plan(result, placed, now)
         if self.fair_share is not None:  # what was just placed holds from now on
             self.fair_share.track(now, self.state.held)
-        await self.agents.deliver(outbox)
+        await self.agents.deliver(out)
         return result
+
+    def _commit(self, result: Plan, snapshot: Snapshot, now: float) -> tuple[Outbox, bool]:
+        """Store the plan's placements the state still allows (checked in the writer's turn,
+        so nothing changes between the check and the write); answers what to send, and
+        whether every placement was still allowed."""
+        placed = self._still_placeable(result.placements, snapshot)
+        return self.applier.plan(result, placed, now), len(placed) == len(result.placements)
 
     def _still_placeable(
         self, placements: Sequence[Placement], planned_on: Snapshot
@@ -242,6 +251,9 @@ class SchedulingLoop:
             started = loop.time()
             try:
                 await self.run_once()
+            except Refusal as e:  # planned again a little later, when the store may be back
+                log.warning("scheduling pass failed: %s", e)
+                loop.call_later(RETRY, self.state.wake.set)
             except Exception:  # a bad pass must not stop scheduling for good
                 log.exception("scheduling pass failed")
             last = loop.time()

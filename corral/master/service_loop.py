@@ -9,7 +9,7 @@ import logging
 from collections import defaultdict
 
 from corral.master.agents import AgentOps
-from corral.master.applier import Applier
+from corral.master.applier import Applier, Outbox
 from corral.master.policy.services import (
     Action,
     DeploymentFacts,
@@ -21,10 +21,12 @@ from corral.master.records import LiveTask
 from corral.master.service_tasks import SCALE, STOP
 from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
-from corral.scheduler.reconcile import Instance
+from corral.scheduler.reconcile import Decision, Instance
 from corral.spec.states import TaskState
+from corral.store.store import Refusal
 
 log = logging.getLogger(__name__)
+RETRY = 1.0  # seconds before a pass the store refused is tried again
 
 # The deployment actions that keep a service's configuration; the others (start, restart)
 # replace old configurations with the new one.
@@ -107,16 +109,25 @@ class ServiceLoop:
 
     async def run_once(self) -> None:
         """One pass: start, stop, then advance deployments, as ``decide_services`` and
-        ``steps_done`` say."""
+        ``steps_done`` say. Each step decides and writes in one writer's turn, off the loop."""
+        out, deployments, decisions = await self.state.write(self._start_and_stop)
+        if out:
+            await self.agents.deliver(out)
+        await self.state.write(self._advance, deployments, decisions)
+
+    def _start_and_stop(self) -> tuple[Outbox, list[DeploymentFacts], dict[str, Decision]]:
         live = self._live()
         services, deployments = self._facts()
         instances = {sid: [instance_of(t) for t in ts] for sid, ts in live.items()}
         now = self.state.clock.now()
         decisions, effects = decide_services(services, deployments, instances, now)
+        out = Outbox()
         if effects:
             with self.state.change() as ch:
                 out = self.applier.apply(ch, effects, now)
-            await self.agents.deliver(out)
+        return out, deployments, decisions
+
+    def _advance(self, deployments: list[DeploymentFacts], decisions: dict[str, Decision]) -> None:
         # A stop is done when nothing of the service runs, tasks being killed included.
         running = set(self._with_tasks())
         done = steps_done(deployments, decisions, self.ops.services.keys(), running)
@@ -134,5 +145,8 @@ class ServiceLoop:
             self.ops.wake.clear()
             try:
                 await self.run_once()
+            except Refusal as e:  # tried again a little later, when the store may be back
+                log.warning("service pass failed: %s", e)
+                asyncio.get_running_loop().call_later(RETRY, self.ops.wake.set)
             except Exception:  # a bad pass must not stop the services for good
                 log.exception("service pass failed")

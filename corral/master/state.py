@@ -4,14 +4,25 @@ Every change goes through ``ClusterState.change()``: the writes of one transacti
 after the commit) the in-memory updates and the publication of its events. A store failure
 therefore never leaves memory ahead of the store. What is written is the applier's business
 (``applier.py``); this module holds what it writes to.
+
+Changes are made one at a time (the writer's turn, a lock across threads) and their store I/O
+runs off the event loop: the loops hand their steps to ``write`` (a worker thread), and the
+API's sync routes already run in worker threads. Whatever thread commits, the memory updates,
+events and wake-ups of a change run on the event loop's thread, the only one that changes the
+live records (asyncio's objects are not thread-safe), while the committing thread still holds
+the turn, so the next change reads memory that has caught up with the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import functools
+import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 from corral.clock import Clock
 from corral.master.events import EventBus
@@ -22,6 +33,12 @@ from corral.spec.jobs import JobSpec
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import RunState, TaskState
 from corral.store.store import Store, TaskCounts, Tx
+
+P = ParamSpec("P")
+T = TypeVar("T")
+# How long the loop's thread, wanting the writer's turn, waits between runs of the memory
+# updates that the holder of the turn handed it (the holder waits for them to release it).
+_TURN_POLL = 0.002
 
 
 class Change:
@@ -69,20 +86,98 @@ class ClusterState:
         self.specs: dict[str, JobSpec] = {}
         self.wake = asyncio.Event()  # the scheduling loop: work may be placeable
         self.timers = asyncio.Event()  # the schedule loop: a job's next firing changed
+        self._turn = threading.RLock()  # one writer at a time, whatever its thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._handed: deque[Callable[[], None]] = deque()  # memory updates for the loop
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on, memory updates run on ``loop`` (called on its thread, at start).
+        Until then (a master driven step by step), each runs where its change committed."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
+
+    async def write(self, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``step`` (reads and changes of the store) in a worker thread, holding the
+        writer's turn throughout: what it reads of memory stays as it read it until it is
+        done, and the loop goes on serving agents and the API meanwhile."""
+        return await asyncio.to_thread(self._in_turn, functools.partial(step, *args, **kwargs))
+
+    def _in_turn(self, step: Callable[[], T]) -> T:
+        with self._writers_turn():
+            return step()
 
     @contextmanager
     def change(self) -> Iterator[Change]:
         """A transaction; on commit, apply its memory updates, publish its events, wake the
-        scheduler."""
-        with self.store.tx() as tx:
-            ch = Change(tx)
-            yield ch
+        scheduler (on the loop's thread, see the module's docstring)."""
+        with self._writers_turn():
+            with self.store.tx() as tx:
+                ch = Change(tx)
+                yield ch
+            self._on_loop(lambda: self._committed(ch))
+
+    def _committed(self, ch: Change) -> None:
         self.task_counts.update(ch.tx.task_counts)
         for fn in ch.afterwards:
             fn()
         self.bus.publish(ch.tx.events)
         if ch.reschedule:
             self.wake.set()
+
+    def _on_the_loop(self) -> bool:
+        return self._loop is None or threading.get_ident() == self._loop_thread
+
+    @contextmanager
+    def _writers_turn(self) -> Iterator[None]:
+        if self._on_the_loop():
+            # The loop's thread must not just wait: the holder may be waiting for it to run
+            # its memory updates. It runs them while it waits (a master driven step by step,
+            # or a test calling an operation on the loop).
+            while not self._turn.acquire(timeout=_TURN_POLL):
+                self._run_handed()
+        else:
+            self._turn.acquire()
+        try:
+            yield
+        finally:
+            self._turn.release()
+
+    def _on_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop's thread and wait until it has run."""
+        loop = self._loop
+        if self._on_the_loop() or loop is None:
+            fn()
+            return
+        done: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as e:  # the committing thread raises it
+                done.set_exception(e)
+            else:
+                done.set_result(None)
+
+        self._handed.append(run)
+        try:
+            loop.call_soon_threadsafe(self._run_handed)
+        except RuntimeError:  # the loop is closed: nobody else will run it
+            self._run_handed()
+        while True:
+            try:
+                done.result(timeout=1.0)
+                return
+            except TimeoutError:
+                if not loop.is_running():  # stopped meanwhile: nobody else will run it
+                    self._run_handed()
+
+    def _run_handed(self) -> None:
+        while self._handed:
+            try:
+                run = self._handed.popleft()
+            except IndexError:  # the loop's thread took it meanwhile
+                return
+            run()
 
     # --- loading
 

@@ -21,12 +21,14 @@ from corral.master.state import Change, ClusterState
 from corral.spec.firings import Skip, SkipKind, decide
 from corral.spec.jobs import JobSpec
 from corral.spec.schedules import Firing, parse_schedule
+from corral.store.store import Refusal
 
 log = logging.getLogger(__name__)
 
 DISABLED = "job disabled: its schedule waits until the job is enabled"
 BUSY = "previous run still running"
 REARM = "apply the job again (with a valid schedule) to re-arm it"
+RETRY = 1.0  # seconds before a pass the store refused is tried again
 
 
 def _dt(t: float) -> datetime:
@@ -64,6 +66,8 @@ class ScheduleLoop:
                 continue
             try:
                 started += self._handle(row, spec, now)
+            except Refusal:
+                raise  # the store's, not the job's: the next pass tries again
             except Exception as e:  # one bad job must neither stop every schedule nor spin
                 log.exception("the schedule of job %s failed", row["name"])
                 self._park(row, now, f"its schedule could not be handled ({e}); {REARM}")
@@ -140,14 +144,17 @@ class ScheduleLoop:
         """Fire what is due, then sleep until the next firing or a change of any job."""
         self.up_since = self.state.clock.now()
         while True:
+            timeout = self.tick
             try:
-                self.fire_due()
+                await self.state.write(self.fire_due)
+                earliest = await asyncio.to_thread(self.state.store.earliest_due)
+                if earliest is not None:
+                    timeout = max(0.0, min(timeout, earliest - self.state.clock.now()))
+            except Refusal as e:  # the store is back soon: try again then
+                log.warning("schedule pass failed: %s", e)
+                timeout = min(timeout, RETRY)
             except Exception:  # one bad job must not stop every schedule
                 log.exception("schedule pass failed")
-            earliest = self.state.store.earliest_due()
-            timeout = self.tick
-            if earliest is not None:
-                timeout = max(0.0, min(timeout, earliest - self.state.clock.now()))
             try:
                 await asyncio.wait_for(self.state.timers.wait(), timeout)
             except TimeoutError:

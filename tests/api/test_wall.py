@@ -25,7 +25,7 @@ MASTER_ATTRIBUTES = {
 COMMANDS = {
     "jobs": {"submit", "apply", "start_run", "delete"},
     "services": {"deploy", "scale", "restart", "delete", "cancel", "reset_delay"},
-    "agents": {"drain", "hello", "disconnected", "apply_updates", "heartbeat"},
+    "agents": {"drain", "hello", "hung_up", "report", "heartbeat"},
     # commands run in tasks: corral exec's, and the agents' frames of them
     "execs": {
         "open",

@@ -45,6 +45,11 @@ def pg_cluster(
         postgres.give_back(database)
 
 
+def master_log(cluster: Cluster) -> str:
+    assert cluster.master is not None
+    return cluster.master.log.read_text()
+
+
 def sweep(name: str, array: str) -> JobSpec:
     return JobSpec.model_validate(
         {"name": name, "array": array, "task": {"shell": "echo {index}", "cpus": 0.1}}
@@ -108,3 +113,59 @@ def test_while_the_database_is_down_a_submit_is_a_503_that_stores_nothing_and_th
         pg_cluster.wait_until(lambda: pg_cluster.agent_state("a1") == "ACTIVE", 30, "a1 back")
         assert pg_cluster.wait_run("accepted", timeout=60) == "SUCCEEDED"
     assert pg_cluster.master is not None and pg_cluster.master.running
+
+
+def test_a_job_scheduled_every_second_fires_again_once_the_database_is_back(
+    pg_cluster: Cluster, postgres: PostgresServer
+) -> None:
+    pg_cluster.add_agent("a1", cpus=2)
+    every_second = {
+        "name": "tick",
+        "schedule": "R//PT1S",
+        "missed": "skip",
+        "task": {"shell": "true", "cpus": 0.1},
+    }
+    with pg_cluster.client() as c:
+        c.create_job(JobSpec.model_validate(every_second))
+        pg_cluster.wait_until(lambda: len(c.runs("tick")) >= 2, 30, "two runs of tick")
+    postgres.stop("fast")
+    try:
+        # Until the schedule loop found the store gone at a firing.
+        pg_cluster.wait_until(
+            lambda: "schedule pass failed" in master_log(pg_cluster), 30, "a failed firing"
+        )
+    finally:
+        postgres.start()
+    with pg_cluster.client() as c:
+        before = max(r.number for r in c.runs("tick"))
+        pg_cluster.wait_until(
+            lambda: max(r.number for r in c.runs("tick")) >= before + 2, 30, "tick firing again"
+        )
+    assert "Traceback" not in master_log(pg_cluster)
+
+
+def test_an_agents_report_refused_by_a_stopped_database_is_logged_once_and_replayed_after(
+    pg_cluster: Cluster, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    pg_cluster.add_agent("a1", cpus=2)
+    gate = tmp_path / "gate"
+    job = {"name": "ends", "task": {"shell": shell_wait_for(gate) + "; exit 3", "cpus": 0.1}}
+    with pg_cluster.client() as c:
+        c.create_job(JobSpec.model_validate(job))
+        pg_cluster.wait_count("ends", "RUNNING", 1)
+    postgres.stop("fast")
+    try:
+        gate.touch()  # the task fails while its end cannot be stored
+        pg_cluster.wait_until(
+            lambda: "state store is unavailable" in master_log(pg_cluster),
+            30,
+            "the master to refuse the agent's report",
+        )
+    finally:
+        postgres.start()
+    # The agent's journal kept the end: replayed once the master can store it.
+    assert pg_cluster.wait_run("ends", timeout=60) == "FAILED"
+    with pg_cluster.client() as c:
+        (task,) = c.tasks(job="ends")
+        assert (task.state.value, task.exit_code) == ("FAILED", 3)
+    assert "Traceback" not in master_log(pg_cluster)

@@ -116,7 +116,7 @@ def test_a_master_frozen_longer_than_the_timeouts_blames_no_agent(sim: Sim) -> N
         await sim.add_agent("a1")
         ops, agent = sim.master.agents, sim.master.state.agents["a1"]
         sim.clock.t += ops.lost_after * 2  # the master was stopped; the agent kept beating
-        ops.forgive(ops.lost_after * 2)
+        await ops.forgive(ops.lost_after * 2)
         ops.check_liveness(sim.clock.monotonic())
         assert agent.state is AgentState.ACTIVE and agent.connected
 
