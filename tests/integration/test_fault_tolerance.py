@@ -1,5 +1,6 @@
 """Nothing accepted is lost: master and agent crashes, journal replay, agent loss."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -55,28 +56,73 @@ def test_kill_9_of_the_master_loses_nothing_and_what_ran_meanwhile_is_reconciled
         assert c.task("other.1.0.0").state.value == "FINISHED"
 
 
-def test_an_agent_killed_with_kill_9_reattaches_to_its_running_task(
+TASKS = 50
+DOWN = range(25)  # the tasks that end while their agent is down (the rest end after)
+
+
+def exit_code_of(index: int) -> int:
+    """What a task of the 50 exits with: some succeed, the others fail with a code of their
+    own, so a status lost or mixed up shows."""
+    return index % 5 if index in DOWN else 0
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_an_agent_killed_with_kill_9_keeps_its_50_tasks_and_loses_none_of_their_ends(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    cluster.add_agent("a1")
-    gate = tmp_path / "gate"
+    """kill -9 of an agent running 50 tasks, 25 of which end while it is down, then a
+    restart: none is started again (each wrote its pid once) and every end is reported with
+    its own exit status."""
+    cluster.add_agent("a1", cpus=2, mem=4096)
+    pipes = tmp_path / "pipes"
+    pipes.mkdir()
+    for i in range(TASKS):
+        os.mkfifo(pipes / f"{i}.fifo")
+    # Each task notes its pid (appended: a second start would add a line), then blocks on its
+    # own pipe (no polling: 50 of them) until the test writes the code it exits with.
+    shell = f"echo $$ >> {pipes}/{{index}}.pids; read code < {pipes}/{{index}}.fifo; exit $code"
+    task = {"shell": shell, "cpus": 0.02, "mem": 16}
     with cluster.client() as c:
-        c.create_job(
-            spec(
-                name="steady",
-                task={"shell": f"echo started; {shell_wait_for(gate)}; exit 3"},
-            )
+        c.create_job(spec(name="fifty", array=f"0-{TASKS - 1}", task=task))
+        cluster.wait_count("fifty", "RUNNING", TASKS, timeout=120)
+        noted = [pipes / f"{i}.pids" for i in range(TASKS)]
+        cluster.wait_until(
+            lambda: all(p.exists() and p.read_text().endswith("\n") for p in noted),
+            30,
+            "every task to note its pid",
         )
-        cluster.wait_task("steady.1.0.0", "RUNNING")
+        pids = {i: int(noted[i].read_text()) for i in range(TASKS)}
+
         cluster.agents["a1"].signal(signal.SIGKILL)
+        for i in DOWN:
+            (pipes / f"{i}.fifo").write_text(f"{exit_code_of(i)}\n")
+        cluster.wait_until(lambda: not any(pid_alive(pids[i]) for i in DOWN), 30, "25 tasks to end")
+        assert all(pid_alive(pids[i]) for i in range(TASKS) if i not in DOWN)
         cluster.start_agent("a1")
-        gate.touch()
-        assert cluster.wait_run("steady") == "FAILED"
-        task = c.task("steady.1.0.0")
-        # Its real exit code, not LOST, and it ran once.
-        assert (task.state.value, task.exit_code) == ("FAILED", 3)
-        assert c.logs("steady.1.0.0").data == "started\n"
-        assert len(c.tasks(job="steady")) == 1
+        for i in range(TASKS):
+            if i not in DOWN:
+                (pipes / f"{i}.fifo").write_text("0\n")
+        assert cluster.wait_run("fifty", timeout=120) == "FAILED"  # some ended with 1-4
+
+        tasks = c.tasks(job="fifty")
+        # 0 tasks restarted: one attempt each, each started once, by the same process.
+        assert len(tasks) == TASKS
+        assert {t.id for t in tasks} == {f"fifty.1.{i}.0" for i in range(TASKS)}
+        for i in range(TASKS):
+            assert (pipes / f"{i}.pids").read_text() == f"{pids[i]}\n"
+        # 0 updates lost: every end recorded with its own exit status.
+        ends = {t.id: (t.state.value, t.exit_code) for t in tasks}
+        expected = {
+            f"fifty.1.{i}.0": ("FINISHED" if exit_code_of(i) == 0 else "FAILED", exit_code_of(i))
+            for i in range(TASKS)
+        }
+        assert ends == expected
 
 
 def test_updates_kept_in_the_agent_journal_survive_both_sides_restarting(
