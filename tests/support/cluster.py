@@ -168,6 +168,7 @@ class Cluster:
     # on separate nodes would, so two tasks never race for one port.
     port_ranges: dict[str, str] = field(default_factory=dict)
     master: Proc | None = None
+    listen: str = "127.0.0.1"  # the master's address (0.0.0.0: agents in other namespaces)
     token: str = ""
     agent_token: str = ""  # what the agents join with: an agent token, not the admin's
     _watcher: EventWatcher | None = None
@@ -194,7 +195,7 @@ class Cluster:
                 + [
                     "master",
                     "--listen",
-                    f"127.0.0.1:{self.port}",
+                    f"{self.listen}:{self.port}",
                     "--data",
                     str(self.root / "master"),
                     "--lost-after",
@@ -230,11 +231,19 @@ class Cluster:
         mem: int = 2048,
         allow_volumes: Sequence[Path] = (),
         gpus: int | None = None,
+        netns: str | None = None,
+        master_url: str | None = None,
         **attrs: str,
     ) -> None:
         """Start an agent with declared resources and wait until it is ACTIVE. ``gpus``: GPUs
-        declared by hand (``--gpus``); None: those NVML finds."""
-        self.agents[name] = self._agent_proc(name, cpus, mem, allow_volumes, attrs, gpus)
+        declared by hand (``--gpus``); None: those NVML finds. ``netns``: run it in that
+        network namespace (``ip netns exec``), dialling the master at ``master_url``."""
+        proc = self._agent_proc(name, cpus, mem, allow_volumes, attrs, gpus)
+        if master_url is not None:
+            proc.args = [master_url if a == self.url else a for a in proc.args]
+        if netns is not None:
+            proc.args = ["ip", "netns", "exec", netns, *proc.args]
+        self.agents[name] = proc
         self.start_agent(name)
 
     def add_agents(
