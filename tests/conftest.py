@@ -1,11 +1,13 @@
 """Shared test hooks and fixtures."""
 
 import os
+import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from corral.store.store import Store
 from tests.support.cluster import Cluster, running_cluster
 from tests.support.postgres import INSTALL, PostgresServer, remove_server, start_server
 
@@ -42,12 +44,27 @@ def postgres() -> Iterator[PostgresServer]:
     remove_server(server)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated to the newest schema, once: a copy of it is a new migrated
+    store in a few milliseconds, where migrating one takes ~60 ms (hundreds of tests)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "state.db"
+    store = Store(f"sqlite:///{path}")
+    try:
+        store.migrate()
+    finally:
+        store.close()  # the last connection's close checkpoints the WAL into the file
+    return path
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a new store on each backend: a SQLite file, or a PostgreSQL database of its
     own, migrated to the newest schema and empty."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
+        path = tmp_path / "state.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     name = server.take_database()

@@ -108,7 +108,10 @@ def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_onc
         assert run_state(sim) == RunState.SUCCEEDED
         assert sim.master.queries.usage(T0, T0 + 3600)[0].tasks["preempted"] == 1
 
-        # The API's task views and the dashboard's task page say so.
+        # The API's task views and the dashboard's task page say so. The simulated agent
+        # answers no reads: gone, the page lists no files at once instead of waiting out
+        # the master's 10 s read timeout.
+        a1.disconnect()
         token = sim.master.ensure_admin_token(tmp_path / "admin.token")
         headers = {"Authorization": f"Bearer {token}"}
         with TestClient(create_app(sim.master), headers=headers) as client:
