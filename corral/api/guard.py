@@ -20,6 +20,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import RouteContext, iter_route_contexts
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -141,7 +142,8 @@ class Authorization:
                 await self.app(scope, receive, send)
                 return
             settings = settings_of(conn)
-            caller = decide(settings, conn, rule, params)
+            # The token is looked up in the store: off the event loop, as every store call.
+            caller = await run_in_threadpool(decide, settings, conn, rule, params)
         except Refusal as refusal:
             await self._refuse(scope, receive, send, refusal, rule)
             return
