@@ -145,6 +145,11 @@ class Proc:
             self.popen.send_signal(sig)
             self.popen.wait(30)
 
+    def wait(self, timeout: float) -> None:
+        """Wait for the process to exit."""
+        assert self.popen is not None
+        self.popen.wait(timeout)
+
     def send(self, sig: int) -> None:
         """Send a signal and go on (SIGSTOP, SIGCONT)."""
         assert self.popen is not None
@@ -358,9 +363,12 @@ class Cluster:
         """Stop everything (agents first, so they can report)."""
         if self._watcher is not None:
             self._watcher.close()
-        for proc in self.agents.values():
-            if proc.running:
-                proc.signal(signal.SIGTERM)
+        # Every agent at once, then wait for each: they stop side by side, not one by one.
+        stopping = [proc for proc in self.agents.values() if proc.running]
+        for proc in stopping:
+            proc.send(signal.SIGTERM)
+        for proc in stopping:
+            proc.wait(30)
         if self.master is not None and self.master.running:
             self.master.signal(signal.SIGTERM)
 
