@@ -127,7 +127,9 @@ def test_a_container_failing_its_command_check_is_killed(
         "command": 'test -f "$MESOS_SANDBOX/alive"',
         "max_consecutive_failures": 2,
     }
-    task = container(image, shell="exec sleep 30", health_checks=[check])
+    # sleep, the container's PID 1, ignores SIGTERM: the kill needs not wait out the default
+    # 10 s grace for the SIGKILL.
+    task = container(image, shell="exec sleep 30", health_checks=[check], kill_grace=1)
 
     async def scenario() -> None:
         async with docker_agent(tmp_path, agent_id) as agent:

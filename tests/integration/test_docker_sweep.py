@@ -135,6 +135,9 @@ def test_a_container_port_gets_a_host_port_that_is_reported_and_answers(
                 "cpus": 0.1,
                 "mem": 64,
                 "docker": {"image": image, "portMappings": [{"containerPort": 8080}]},
+                # httpd, the container's PID 1, ignores SIGTERM: the kill that ends the test
+                # needs not wait out the default 10 s grace for the SIGKILL.
+                "kill_grace": 1,
             },
         }
     )

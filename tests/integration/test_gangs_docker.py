@@ -119,7 +119,9 @@ def running_box(c: Cluster) -> str:
     """A container task that sleeps, on an agent of its own, once RUNNING: its id."""
     c.add_agent("node-a", cpus=1)
     docker = {"image": ensure_test_image()}
-    task = {"shell": "sleep 600", "cpus": 0.5, "mem": 64, "docker": docker}
+    # Its shell, the container's PID 1, ignores SIGTERM: the kill that ends the test needs not
+    # wait out the default 10 s grace for the SIGKILL.
+    task = {"shell": "sleep 600", "cpus": 0.5, "mem": 64, "docker": docker, "kill_grace": 1}
     with c.client() as client:
         client.create_job(JobSpec.model_validate({"name": "box", "task": task}))
     c.wait_task("box.1.0.0", "RUNNING")

@@ -24,6 +24,9 @@ def test_a_bridge_container_app_answers_http_on_its_assigned_host_port(cluster: 
         "instances": 1,
         "cpus": 0.1,
         "mem": 64,
+        # httpd, the container's PID 1, ignores SIGTERM: the delete that ends the test needs
+        # not wait out the default 10 s grace for the SIGKILL.
+        "taskKillGracePeriodSeconds": 1,
         "container": {
             "type": "DOCKER",
             "docker": {
