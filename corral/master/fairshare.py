@@ -129,29 +129,34 @@ class UsageLedger:
             self.usage[row["owner"]] = values
             self.at = row["at"] if self.at is None else max(self.at, row["at"])
 
-    def save(self, store: Store) -> None:
-        """Write every owner's usage as of the last ``advance``. Best effort: a master that no
-        longer leads, a full disk or a database out of reach keeps it in memory only."""
+    def rows(self) -> list[dict[str, float | str]]:
+        """Every owner's usage as of the last ``advance``, as stored rows."""
         if self.at is None:
-            return
-        at = self.at
-        found: list[dict[str, float | str]] = [
+            return []
+        return [
             {
                 "owner": owner,
                 "millicpu_seconds": c,
                 "mem_seconds": m,
                 "disk_seconds": d,
                 "gpu_seconds": g,
-                "at": at,
+                "at": self.at,
             }
             for owner, (c, m, d, g) in sorted(self.usage.items())
             if c or m or d or g
         ]
-        try:
-            with store.tx() as tx:
-                rows.write_fair_share_usage(tx, found)
-        except (Fenced, StoreFull, StoreUnavailable) as e:
-            log.info("fair-share usage not written: %s", e)
+
+
+def write_usage(store: Store, found: list[dict[str, float | str]]) -> None:
+    """Store the usage ``UsageLedger.rows`` gave. Best effort: a master that no longer leads,
+    a full disk or a database out of reach keeps it in memory only."""
+    if not found:
+        return
+    try:
+        with store.tx() as tx:
+            rows.write_fair_share_usage(tx, found)
+    except (Fenced, StoreFull, StoreUnavailable) as e:
+        log.info("fair-share usage not written: %s", e)
 
 
 class FairShare:
@@ -187,13 +192,18 @@ class FairShare:
         )
 
     def track(self, now: float, held: Mapping[str, Resources]) -> None:
-        """Bring the usage up to ``now``; the owners hold ``held`` from now on. Written to the
-        store at most every ``SAVE_EVERY`` seconds."""
+        """Bring the usage up to ``now``; the owners hold ``held`` from now on."""
         self.ledger.advance(now, held)
-        if self._saved_at is None or now - self._saved_at >= SAVE_EVERY:
-            self.save(now)
+
+    def due_rows(self, now: float) -> list[dict[str, float | str]] | None:
+        """The usage to write if a write is due (at most every ``SAVE_EVERY`` seconds), taken
+        now; the caller writes it (``write_usage``) off the event loop."""
+        if self._saved_at is not None and now - self._saved_at < SAVE_EVERY:
+            return None
+        self._saved_at = now
+        return self.ledger.rows()
 
     def save(self, now: float) -> None:
-        """Write the usage now (and at a clean stop)."""
-        self.ledger.save(self.store)
+        """Write the usage now (at a clean stop)."""
+        write_usage(self.store, self.ledger.rows())
         self._saved_at = now

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier, Outbox
-from corral.master.fairshare import FairShare
+from corral.master.fairshare import FairShare, write_usage
 from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
@@ -181,6 +181,7 @@ class SchedulingLoop:
         if not ready:
             if self.fair_share is not None:  # usage counts what ran while nothing waited
                 self.fair_share.track(now, self.state.held)
+                await self._save_usage(now)
             return None
         snapshot = snapshot_of(self.state, self.preemptible)
         if self.fair_share is not None:
@@ -197,7 +198,16 @@ class SchedulingLoop:
         if self.fair_share is not None:  # what was just placed holds from now on
             self.fair_share.track(now, self.state.held)
         await self.agents.deliver(out)
+        await self._save_usage(now)
         return result
+
+    async def _save_usage(self, now: float) -> None:
+        """Write the decayed usage when due: taken on the loop, written in a worker thread."""
+        if self.fair_share is None:
+            return
+        found = self.fair_share.due_rows(now)
+        if found is not None:
+            await asyncio.to_thread(write_usage, self.fair_share.store, found)
 
     def _commit(self, result: Plan, snapshot: Snapshot, now: float) -> tuple[Outbox, bool]:
         """Store the plan's placements the state still allows (checked in the writer's turn,
