@@ -2,24 +2,37 @@
 hold: a NUL in the path, a FIFO, a symlink out of the sandbox, a large read of control bytes and
 a log that is not UTF-8."""
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from corral.spec.jobs import JobSpec
 from corral.spec.views import LogChunk
-from tests.support.cluster import Cluster, shell_wait_for
+from tests.support.cluster import Cluster, running_cluster, shell_wait_for
 
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def sandbox_task(cluster: Cluster, tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Cluster]:
+    """One cluster for the module: its tests only read the one task's sandbox, and each checks
+    that the agent still serves after its request."""
+    failed = request.session.testsfailed
+    with running_cluster(Cluster(tmp_path_factory.mktemp("sandbox-files")), request) as c:
+        yield c
+        if request.session.testsfailed > failed:
+            print(c.logs())
+
+
+@pytest.fixture(scope="module")
+def sandbox_task(cluster: Cluster) -> str:
     """A running task whose sandbox holds a FIFO, a link to /etc/shadow, 4 MiB of \\x01 and
     5 MB of \\xff (its stdout)."""
     cluster.add_agent("a1")
-    gate = tmp_path / "gate"
+    gate = cluster.root / "gate"  # never opened: the task runs until the cluster stops
     shell = (
         "mkfifo fifo; ln -s /etc/shadow shadow; mkdir sub; ln -s /etc sub/etc; "
         f"head -c {4 * MIB} /dev/zero | tr '\\0' '\\1' > control; "
