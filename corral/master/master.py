@@ -319,7 +319,7 @@ class Master:
 
     async def read_file(self, task_id: str, file: str, offset: int, length: int) -> ReadResult:
         """Read part of a file of a task's sandbox, from its agent."""
-        pending, agent = self._placed(task_id)
+        pending, agent = await asyncio.to_thread(self._placed, task_id)  # may read the store
         if agent is None:
             # Never placed: no output yet, or (ended before it was placed) none ever.
             return ReadResult(request_id=0, next_offset=offset, running=pending)
@@ -328,7 +328,7 @@ class Master:
 
     async def list_files(self, task_id: str) -> FileList:
         """The files of a task's sandbox, from its agent."""
-        _, agent = self._placed(task_id)
+        _, agent = await asyncio.to_thread(self._placed, task_id)
         if agent is None:
             return FileList(request_id=0)
         msg = ListFiles(request_id=0, task_id=task_id)
