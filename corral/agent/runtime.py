@@ -209,6 +209,7 @@ class Agent:
         turn = 0
         leader: str | None = None
         delay = RETRY_FIRST
+        # Each failed dial is a warning: an agent that cannot reach its master must say so.
         while not self._stopping:
             url = leader or masters[turn % len(masters)]
             try:
@@ -217,12 +218,12 @@ class Agent:
             except ConnectionClosed as e:
                 named = e.rcvd.reason if e.rcvd is not None and e.rcvd.code == NOT_LEADER else None
                 if named is None:
-                    log.info("master at %s hung up (%s); trying the next", url, e)
+                    log.warning("master at %s hung up (%s); trying the next", url, e)
                 else:
-                    log.info("master at %s does not lead; the leader: %s", url, named or "none")
+                    log.warning("master at %s does not lead; the leader: %s", url, named or "none")
                 leader = named if named and named != url else None
             except (OSError, InvalidStatus, TimeoutError) as e:
-                log.info("master at %s not reachable (%s); trying the next", url, e)
+                log.warning("master at %s not reachable (%s); trying the next", url, e)
                 leader = None
             except Exception:
                 # Whatever went wrong, an agent that stops dialling is lost with all its tasks.
