@@ -7,6 +7,7 @@ import asyncio
 import os
 import select
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,13 @@ def held(tmp_path: Path, **fields: object) -> TaskLaunch:
             **fields,
         }
     )
+
+
+@pytest.fixture(autouse=True)
+def _released(tmp_path: Path) -> Iterator[None]:
+    """A held task ends with its test, a failed one too (it waits for this file)."""
+    yield
+    (tmp_path / "release").touch()
 
 
 async def start_held(tmp_path: Path) -> ProcessHandle:
