@@ -20,6 +20,7 @@ from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
 from corral.agent.ports import PortPool
 from corral.agent.runtime import Agent, AgentConfig, load_agent_id
+from corral.cli import stack_dumps
 from corral.spec.protocol import AgentResources
 
 log = logging.getLogger("corral")
@@ -114,6 +115,7 @@ def agent(
 
 
 async def _run_agent(config: AgentConfig) -> None:
+    stack_dumps.install()
     a = Agent(config, await executors(config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ import uvicorn
 from corral.agent import gpus
 from corral.agent.runtime import Agent, AgentConfig
 from corral.api.app import create_app
+from corral.cli import stack_dumps
 from corral.cli.agent_serving import claim, executors, host_resources
 from corral.client.config import user_config_path, write_config
 from corral.master.heap import tune_collector
@@ -163,6 +164,7 @@ async def _serve(
     master: Master, host: str, port: int, access: Access, agent_of: AgentConfig | None
 ) -> None:
     """Run the master's API (and, for ``up``, a local agent) until SIGINT or SIGTERM."""
+    stack_dumps.install()
     tune_collector()
     await master.start()
     server = _Server(

@@ -92,17 +92,19 @@ class EventWatcher:
     def wait_until(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
         """Re-evaluate ``check`` on every event until it answers something truthy."""
         deadline = time.monotonic() + timeout
+        error: Exception | None = None  # the last the check raised, for the report
         with self._cond:
             while True:
                 try:
                     result = check()
-                except (ClientError, httpx.HTTPError):
-                    result = None  # the master may be restarting
+                except (ClientError, httpx.HTTPError) as e:
+                    result, error = None, e  # the master may be restarting
                 if result:
                     return result
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+                    last = "" if error is None else f" (the check last raised {error!r})"
+                    raise AssertionError(f"timed out after {timeout}s waiting for {what}{last}")
                 # The cap only matters while the master is down and sends no events.
                 self._cond.wait(min(remaining, 0.5))
 
@@ -372,6 +374,25 @@ class Cluster:
         if self.master is not None and self.master.running:
             self.master.signal(signal.SIGTERM)
 
+    def dump_stacks(self) -> None:
+        """Have the master and every agent print their threads' stacks into their logs
+        (``kill -USR1``; faulthandler writes them from the signal handler, before any stop)."""
+        for proc in [self.master, *self.agents.values()]:
+            if proc is not None and proc.running:
+                proc.send(signal.SIGUSR1)
+
+    def tasks_table(self) -> str:
+        """Every task the master knows: state, agent and why it waits, one line each."""
+        try:
+            with self.client() as c:
+                tasks = c.tasks(limit=200)
+        except (ClientError, httpx.HTTPError) as e:
+            return f"--- tasks: the master did not answer ({e})"
+        lines = [f"{t.id} {t.state.value} {t.hostname or '-'} {t.waiting or ''}" for t in tasks]
+        if tasks.next is not None:
+            lines.append("(more)")
+        return "\n".join(["--- tasks", *lines])
+
     def logs(self) -> str:
         """Every process log, for a failing test's report."""
         parts = [self.root / "master.log", *(p.log for p in self.agents.values())]
@@ -400,7 +421,12 @@ def running_cluster(c: C, request: pytest.FixtureRequest) -> Iterator[C]:
     try:
         yield c
     finally:
-        c.stop()
         rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
+        failed = rep is not None and rep.failed
+        if failed:
+            # What each process was doing when the test gave up, before it is stopped.
+            print(c.tasks_table())
+            c.dump_stacks()
+        c.stop()
+        if failed:
             print(c.logs())
