@@ -30,7 +30,7 @@ from urllib.parse import SplitResult, quote, unquote, urlencode, urlsplit
 from corral.client._api import auth_headers
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
-from corral.client.masters import FAILOVER_WAIT, RETRY_EVERY, Rotation, not_handed_on
+from corral.client.masters import Failover, Rotation, Wait, failover
 
 Params = Mapping[str, str | int | list[str]]
 
@@ -233,37 +233,23 @@ class Masters:
     def request(
         self, method: str, path: str, params: Params | None = None, body: Any = None
     ) -> Response:
-        """``Connection.request`` on the first master that can be reached; sent again while
-        a failover is under way (``masters.py``)."""
-        deadline = time.monotonic() + FAILOVER_WAIT
+        """``Connection.request`` on the masters in the order ``failover`` leads."""
+        steps: Failover[Response] = failover(self._rotation)
+        got: Response | UnreachableError | None = None
         while True:
-            answer = self._once(method, path, params, body)
-            if not not_handed_on(answer.status_code, answer.headers):
-                return answer
-            if time.monotonic() + RETRY_EVERY > deadline:
-                return answer
-            time.sleep(RETRY_EVERY)
-
-    def _once(self, method: str, path: str, params: Params | None, body: Any) -> Response:
-        """The answer of the first master reached that handed the call on (or refused it:
-        the last such refusal)."""
-        unreachable: UnreachableError | None = None
-        refused: Response | None = None
-        for i in self._rotation.attempts():
             try:
-                answer = self._conns[i].request(method, path, params, body)
-            except UnreachableError as e:
-                unreachable = e
-                continue
-            self._rotation.at = i
-            self._rotation.follow(answer.headers)
-            if not not_handed_on(answer.status_code, answer.headers):
+                step = steps.send(got)
+            except StopIteration as done:
+                answer: Response = done.value
                 return answer
-            refused = answer  # another master may know the leader already
-        if refused is not None:
-            return refused
-        assert unreachable is not None
-        raise unreachable
+            if isinstance(step, Wait):
+                time.sleep(step.seconds)
+                got = None
+                continue
+            try:
+                got = self._conns[step.index].request(method, path, params, body)
+            except UnreachableError as e:
+                got = e
 
     @contextmanager
     def stream(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -19,7 +18,7 @@ from corral.client._sse import EventDecoder
 from corral.client.accounts import AsyncAccounts
 from corral.client.config import load_config
 from corral.client.errors import ClientError, UnreachableError, error_from_response
-from corral.client.masters import FAILOVER_WAIT, RETRY_EVERY, Rotation, not_handed_on
+from corral.client.masters import Failover, Rotation, Wait, failover
 from corral.spec.jobs import JobSpec
 from corral.spec.services import ServiceSpec
 from corral.spec.states import TaskState
@@ -97,38 +96,25 @@ class AsyncClient:
         await self.aclose()
 
     async def _send(self, call: calls.Call[T]) -> T:
-        deadline = time.monotonic() + FAILOVER_WAIT
+        steps: Failover[httpx.Response] = failover(self._rotation)
+        got: httpx.Response | UnreachableError | None = None
         while True:
-            response = await self._once(call)
-            if not not_handed_on(response.status_code, response.headers):
-                break
-            if time.monotonic() + RETRY_EVERY > deadline:
-                break
-            await asyncio.sleep(RETRY_EVERY)  # a failover is under way (masters.py)
-        return call.finish(response)
-
-    async def _once(self, call: calls.Call[T]) -> httpx.Response:
-        unreachable: UnreachableError | None = None
-        refused: httpx.Response | None = None
-        for i in self._rotation.attempts():
-            base = self._rotation.urls[i]
+            try:
+                step = steps.send(got)
+            except StopIteration as done:
+                return call.finish(done.value)
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
+                got = None
+                continue
+            base = self._rotation.urls[step.index]
             try:
                 with transport_errors(base):
-                    response = await self._http.request(
+                    got = await self._http.request(
                         call.method, base + call.path, params=call.params, json=call.body
                     )
             except UnreachableError as e:
-                unreachable = e  # nothing was sent: the next master may be asked
-                continue
-            self._rotation.at = i
-            self._rotation.follow(response.headers)
-            if not not_handed_on(response.status_code, response.headers):
-                return response
-            refused = response  # another master may know the leader already
-        if refused is not None:
-            return refused
-        assert unreachable is not None
-        raise unreachable
+                got = e
 
     @property
     def accounts(self) -> AsyncAccounts:

@@ -12,10 +12,12 @@ is left for the next: a request that reached one is never sent again, so nothing
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+import time
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from corral.client.errors import ClientError
+from corral.client.errors import ClientError, UnreachableError
 
 LEADER_HEADER = "x-corral-leader"
 FAILOVER_WAIT = 10.0  # seconds a call refused for want of a leader is sent again (> a lease)
@@ -59,6 +61,66 @@ class Rotation:
         leader = headers.get(LEADER_HEADER)
         if leader and leader.rstrip("/") in self.urls:
             self.at = self.urls.index(leader.rstrip("/"))
+
+
+class Answer(Protocol):
+    """What the failover reads of an answer (``httpx.Response`` and the sync client's)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+A = TypeVar("A", bound=Answer)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Send the call to master ``index``; send back its answer, or the ``UnreachableError``."""
+
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep ``seconds``, then send back None."""
+
+    seconds: float
+
+
+Failover = Generator[Ask | Wait, A | UnreachableError | None, A]
+
+
+def failover(rotation: Rotation) -> Failover[A]:
+    """One call's way through the masters, without I/O (the sync and the async client each
+    drive it with their own sends and sleeps): each master in turn from the current one, until
+    one hands the call on; the leader an answer names is asked from then on; while every
+    master refuses for want of a leader, again after ``RETRY_EVERY`` for up to
+    ``FAILOVER_WAIT``. Returns the answer (the last refusal once the wait is over); raises the
+    last ``UnreachableError`` when no master could be reached."""
+    deadline = time.monotonic() + FAILOVER_WAIT
+    while True:
+        unreachable: UnreachableError | None = None
+        refused: A | None = None
+        for i in rotation.attempts():
+            got = yield Ask(i)
+            assert got is not None  # an Ask is answered
+            if isinstance(got, UnreachableError):
+                unreachable = got  # nothing was sent: the next master may be asked
+                continue
+            rotation.at = i
+            rotation.follow(got.headers)
+            if not not_handed_on(got.status_code, got.headers):
+                return got
+            refused = got  # another master may know the leader already
+        if refused is None:
+            assert unreachable is not None
+            raise unreachable
+        if time.monotonic() + RETRY_EVERY > deadline:
+            return refused
+        yield Wait(RETRY_EVERY)  # a failover is under way
 
 
 def json_url(value: Any) -> str | None:

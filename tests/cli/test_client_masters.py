@@ -112,6 +112,28 @@ def test_the_asyncio_client_leaves_an_unreachable_master_for_the_next() -> None:
     assert seen == ["m1 GET /api/v1/info", "m2 GET /api/v1/info"]
 
 
+def test_the_asyncio_client_sends_a_call_refused_for_want_of_a_leader_again() -> None:
+    seen: list[str] = []
+    job = JobSpec.model_validate({"name": "j", "task": {"command": ["true"]}})
+
+    async def create(url: str) -> str:
+        async with AsyncClient(url) as client:
+            return (await client.create_job(job)).name
+
+    with between_leaders("m1", seen, refusals=3) as m1:
+        assert asyncio.run(create(m1)) == "j"
+    assert seen == ["m1 POST /api/v1/jobs"] * 4
+
+
+def test_the_asyncio_client_says_when_no_master_answers() -> None:
+    async def ask(url: str) -> None:
+        async with AsyncClient(url) as client:
+            await client.info()
+
+    with pytest.raises(UnreachableError):
+        asyncio.run(ask(f"{nobody()},{nobody()}"))
+
+
 def test_a_config_file_may_list_the_masters(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"url": ["http://m1:8080", "http://m2:8080"], "token": "t"}))
