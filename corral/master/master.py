@@ -30,6 +30,7 @@ from corral.master.services import ServiceOps
 from corral.master.state import ClusterState
 from corral.master.timers import ScheduleLoop
 from corral.master.view import ClusterView
+from corral.master.watchdog import Watchdog
 from corral.spec.protocol import FileList, ListFiles, Read, ReadResult
 from corral.spec.states import TaskState
 from corral.store.store import Fenced, Store, StoreFull, StoreUnavailable
@@ -78,6 +79,7 @@ class Master:
         self.leadership: Leadership | None = None
         self._loops: list[asyncio.Task[None]] = []
         self._roles: asyncio.Task[None] | None = None
+        self._watchdog: Watchdog | None = None
         self._loaded = False  # the state of the current term is loaded: the API may serve
         self._build()
 
@@ -138,6 +140,9 @@ class Master:
         self.store.migrate()
         self.leadership = Leadership(self.store, self.clock, self.url, self.lease)
         self.leadership.start()
+        # The state is rebuilt on each taking of the lead: the watchdog asks for the current one.
+        self._watchdog = Watchdog(self.clock, lambda: self.state.turn_held())
+        self._watchdog.start()
         self._roles = asyncio.create_task(self._follow_the_lease(), name="leadership")
 
     async def _follow_the_lease(self) -> None:
@@ -235,6 +240,8 @@ class Master:
         if led:  # what ran since the last write of the usage is kept
             self.fair_share.track(self.clock.now(), self.state.held)
             self.fair_share.save(self.clock.now())
+        if self._watchdog is not None:
+            self._watchdog.stop()
         if self.leadership is not None:
             await asyncio.to_thread(self.leadership.stop)
 

@@ -90,6 +90,9 @@ class ClusterState:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._handed: deque[Callable[[], None]] = deque()  # memory updates for the loop
+        # Who holds the turn (thread id) and since when (clock's monotonic): the watchdog's.
+        self._holder: tuple[int, float] | None = None
+        self._depth = 0  # the holder's nested turns (the lock is reentrant)
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on, memory updates run on ``loop`` (called on its thread, at start).
@@ -138,9 +141,20 @@ class ClusterState:
         else:
             self._turn.acquire()
         try:
+            if self._depth == 0:
+                self._holder = (threading.get_ident(), self.clock.monotonic())
+            self._depth += 1
             yield
         finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._holder = None
             self._turn.release()
+
+    def turn_held(self) -> tuple[int, float] | None:
+        """The thread holding the writer's turn and since when (the clock's monotonic time),
+        or None when nobody holds it."""
+        return self._holder
 
     def _on_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop's thread and wait until it has run."""
