@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from corral.agent import task_record  # noqa: E402
 from corral.client import ApiError, Client, ClientError  # noqa: E402
 from corral.spec.jobs import JobSpec  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
@@ -104,8 +105,12 @@ def one_round(cluster: Cluster, api: Client, instances: int, lost_after: float) 
 
     # The agent returns still running the replaced tasks: they must be stopped there.
     cluster.start_agent(victim)
-    done = [cluster.root / "agents" / victim / "tasks" / tid / "meta" / "done" for tid in doomed]
-    cluster.wait_until(lambda: all(d.exists() for d in done), 60, "the replaced tasks to stop")
+    roots = [cluster.root / "agents" / victim / "tasks" / tid for tid in doomed]
+    cluster.wait_until(
+        lambda: all(task_record.read(root).ended for root in roots),
+        60,
+        "the replaced tasks to stop",
+    )
     cluster.wait_until(lambda: settled(api, SERVICE, instances), 60, "the service to settle")
     return Round(victim, len(doomed), lost - killed_at, restored - killed_at)
 

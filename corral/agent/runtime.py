@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from corral import __version__
-from corral.agent import gangs, sandbox, sandbox_files, sandboxes
+from corral.agent import gangs, sandbox_files, sandboxes, task_record
 from corral.agent.execs import ExecSessions
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit, TaskHandle
 from corral.agent.executors.docker_config import SANDBOX_MOUNT
@@ -57,9 +56,7 @@ from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
 
-RUNNING_FILE = "running_since"  # in meta: wall-clock time the task was RUNNING, for health checks
 AGAIN = "ended here before: "  # the reason's prefix when a launch finds the task ended here
-DONE_FILE = "done"  # in meta: the task's end ({"state", "reason", "exit_code"}), once reported
 
 
 RETRY_FIRST = 0.2  # seconds before dialling again (the next master) after a failure
@@ -143,14 +140,12 @@ def _start_failure(e: Exception) -> str:
     return f"could not start: {type(e).__name__}: {e}"
 
 
-def _running_for(dirs: TaskDirs, now: float) -> float:
+def _running_for(record: task_record.TaskRecord, now: float) -> float:
     """Seconds a recovered task has been RUNNING at ``now`` (0 if unknown: its grace periods
     start anew)."""
-    try:
-        since = float((dirs.meta / RUNNING_FILE).read_text())
-    except (OSError, ValueError):
+    if record.running_since is None:
         return 0.0
-    return max(0.0, now - since)
+    return max(0.0, now - record.running_since)
 
 
 class Agent:
@@ -407,10 +402,9 @@ class Agent:
         )
         self.journal.append(update)
         if state.terminal:
-            done = self.tasks_dir / task_id / "meta" / DONE_FILE
             end = {"state": state.value, "reason": reason, "exit_code": exit_code}
             with contextlib.suppress(OSError):  # a full disk: the journal still has the end
-                sandbox.write_atomic(done, json.dumps(end))
+                task_record.append(self.tasks_dir / task_id, end=end)
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -429,8 +423,9 @@ class Agent:
             log.info("launch of %s ignored: it runs here already", launch.task_id)
             return
         dirs = TaskDirs(self.tasks_dir / launch.task_id)
-        if (dirs.meta / DONE_FILE).exists():
-            await self._report_end_again(launch.task_id, dirs)
+        record = task_record.read(dirs.root)
+        if record.ended:
+            await self._report_end_again(launch.task_id, record)
             return
         # HOST: the node as the cluster names it (Marathon's and Mesos' variable).
         launch = launch.model_copy(update={"env": {"HOST": self.config.hostname, **launch.env}})
@@ -451,12 +446,12 @@ class Agent:
         # Starting can take long (an image pull): the channel goes on meanwhile.
         rt.watcher = asyncio.create_task(self._start(rt, executor), name=f"{launch.task_id}")
 
-    async def _report_end_again(self, task_id: str, dirs: TaskDirs) -> None:
+    async def _report_end_again(self, task_id: str, record: task_record.TaskRecord) -> None:
         try:
-            end = json.loads((dirs.meta / DONE_FILE).read_text())
+            end: Any = record.end
             state = TaskState(end["state"])
             reason, exit_code = str(end["reason"]), end["exit_code"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             state, reason, exit_code = TaskState.LOST, "ran here before; its end is unknown", None
         log.warning("launch of %s, which ended here already: reporting %s", task_id, state)
         reason = f"{AGAIN}{reason.removeprefix(AGAIN)}"  # said once, however often it is asked
@@ -481,7 +476,7 @@ class Agent:
         else:
             if rt.launch.health_checks:  # a restarted agent needs it for their grace periods
                 with contextlib.suppress(OSError):  # without it, a restarted agent starts anew
-                    sandbox.write_atomic(rt.dirs.meta / RUNNING_FILE, f"{self.clock.now()}\n")
+                    task_record.append(rt.dirs.root, running_since=self.clock.now())
             self._check_health(rt, executor)
             self._answer_rsh(rt)
         await self._watch(rt)
@@ -624,10 +619,15 @@ class Agent:
             return
         for root in sorted(self.tasks_dir.iterdir()):
             dirs = TaskDirs(root)
-            spec = dirs.meta / "launch.json"
-            if (dirs.meta / DONE_FILE).exists() or not spec.exists():
+            record = task_record.read(root)
+            if record.ended or record.launch is None:
                 continue
-            launch = TaskLaunch.model_validate(json.loads(spec.read_text()))
+            try:
+                launch = TaskLaunch.model_validate(record.launch)
+            except ValidationError as e:
+                log.error("task %s: its recorded launch is unreadable: %s", root.name, e)
+                await self.report(root.name, TaskState.LOST, "its launch record is unreadable")
+                continue
             executor = self.executors.get(launch.driver)
             if executor is None:
                 await self.report(launch.task_id, TaskState.LOST, "driver gone after restart")
@@ -640,7 +640,7 @@ class Agent:
                 rt.handle = found
                 rt.started.set()
                 self.tasks[launch.task_id] = rt
-                self._check_health(rt, executor, _running_for(dirs, self.clock.now()))
+                self._check_health(rt, executor, _running_for(record, self.clock.now()))
                 self._answer_rsh(rt)
                 rt.watcher = asyncio.create_task(self._watch(rt))
                 log.info("re-attached to task %s", launch.task_id)

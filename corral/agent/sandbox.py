@@ -18,19 +18,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 AGENT_ENV_KEYS = ("PATH", "LANG", "HOME")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so readers (a restarted agent) see the old or the new content, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def prepare(launch: TaskLaunch, dirs: TaskDirs) -> None:
-    """Create the sandbox and meta directories and record the launch spec in ``meta``."""
+def prepare(dirs: TaskDirs) -> None:
+    """Create the task's directory and its sandbox."""
     try:
         dirs.sandbox.mkdir(parents=True, exist_ok=True)
-        dirs.meta.mkdir(parents=True, exist_ok=True)
-        write_atomic(dirs.meta / "launch.json", launch.model_dump_json())
     except OSError as exc:
         raise LaunchError(f"cannot create the task's sandbox: {exc.strerror or exc}") from exc
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from corral.agent import task_record
 from corral.agent.executors.process import ProcessExecutor, ProcessHandle
 from corral.agent.ports import PortPool
 from corral.spec.protocol import TaskLaunch
@@ -246,5 +248,30 @@ def test_a_restarted_agent_checks_the_task_it_recovers(tmp_path: Path) -> None:
             assert (report.healthy, report.reason) == (True, "command exited with status 0")
             await second.kill(task.task_id, 0, "test over")
             assert (await second.ended(task.task_id)).state is TaskState.KILLED
+
+    run(scenario())
+
+
+def test_a_restarted_agent_counts_the_grace_period_from_the_tasks_first_start(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        spec = {
+            "protocol": "COMMAND",
+            "command": "false",
+            "grace_period": 30,
+            "max_consecutive_failures": 1,
+        }
+        task = checked("exec sleep 30", [spec])
+        async with agent_with_processes(tmp_path) as first:
+            await first.launch(task)
+            await first.update(task.task_id, lambda u: u.state is TaskState.RUNNING, "RUNNING")
+            await abandon(first)
+        # It has been RUNNING for a minute, as the record says: its grace period is over.
+        task_record.append(tmp_path / "tasks" / task.task_id, running_since=time.time() - 60)
+        async with agent_with_processes(tmp_path) as second:
+            await second.recover()
+            end = await second.ended(task.task_id)
+            assert end.state is TaskState.KILLED and end.reason.startswith("failed 1 health check")
 
     run(scenario())

@@ -3,11 +3,11 @@ task FAILED with its reason, a launch of a task that ended here is answered with
 task that floods its stdout is stopped before it fills the disk."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from corral.agent import task_record
 from corral.agent.executors.base import Executor
 from corral.agent.executors.process import ProcessExecutor
 from corral.agent.ports import PortPool
@@ -98,8 +98,8 @@ def test_a_task_writing_more_than_the_output_limit_is_stopped_and_failed(tmp_pat
                 police.cancel()
             assert end.state is TaskState.FAILED
             assert end.reason.startswith("stdout and stderr exceeded the agent's limit of 1 MiB")
-            done = json.loads((tmp_path / "tasks" / task.task_id / "meta" / "done").read_text())
-            assert done["state"] == "FAILED"
+            recorded = task_record.read(tmp_path / "tasks" / task.task_id).end
+            assert isinstance(recorded, dict) and recorded["state"] == "FAILED"
 
     asyncio.run(scenario())
 

@@ -20,9 +20,9 @@ import aiodocker
 import httpx
 import pytest
 
+from corral.agent import task_record
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit
 from corral.agent.executors.docker import (
-    CONTAINER_FILE,
     DEFAULT_SOCKET,
     GONE_REASON,
     DockerExecutor,
@@ -175,9 +175,9 @@ def test_output_lands_in_the_sandbox_stdout_and_stderr_separately(agent: Agent) 
     assert run_task(agent, task) == TaskExit(TaskState.FINISHED, 0, "exited with status 0")
     assert output(agent, task) == "out\nmore out\n"
     assert output(agent, task, "stderr") == "err\n"
-    meta = agent.dirs(task).meta
-    assert json.loads((meta / "launch.json").read_text())["task_id"] == task.task_id
-    assert len((meta / CONTAINER_FILE).read_text().strip()) == 64
+    record = task_record.read(agent.dirs(task).root)
+    assert record.launch is not None and record.launch["task_id"] == task.task_id
+    assert record.container is not None and len(record.container) == 64
 
 
 def test_a_container_exiting_with_3_fails_with_exit_code_3(agent: Agent) -> None:
@@ -431,10 +431,14 @@ def test_recover_of_a_container_that_ended_meanwhile_gives_its_exit_and_all_outp
         first = await agent.executor().start(task, agent.dirs(task))
         await eventually(lambda: output(agent, task) == "before\n", "the first line")
         await first.detach()
-        container = (agent.dirs(task).meta / CONTAINER_FILE).read_text().strip()
+        root = agent.dirs(task).root
+        container = task_record.read(root).container
+        assert container is not None
         async with aiodocker.Docker(url=DEFAULT_SOCKET) as docker:
             await docker.containers.container(container).wait()
-        (agent.dirs(task).meta / CONTAINER_FILE).unlink()  # found by its label all the same
+        # Its note of the container gone, it is found by its label all the same.
+        launched = task_record.path(root).read_text().splitlines()[0]
+        task_record.path(root).write_text(launched + "\n")
         found = await agent.executor().recover(task, agent.dirs(task))
         assert output(agent, task) == "before\nafter\n"
         return found

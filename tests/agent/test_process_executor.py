@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,15 @@ from typing import Any, TypeVar
 
 import pytest
 
+from corral.agent import task_record
 from corral.agent.cgroups import Cgroups, TaskCgroup
 from corral.agent.executors.base import Executor, LaunchError, TaskDirs, TaskExit
-from corral.agent.executors.process import LOST_REASON, ProcessExecutor, ProcessHandle
+from corral.agent.executors.process import (
+    LOST_REASON,
+    ProcessExecutor,
+    ProcessHandle,
+    parse_stat_start_time,
+)
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -122,6 +129,18 @@ def fifo(dirs: TaskDirs) -> Iterator[Callable[[str], Fifo]]:
         os.close(pipe.fd)
 
 
+def drop_from_record(dirs: TaskDirs, key: str) -> None:
+    """Rewrite the task's record without its lines holding ``key``."""
+    lines = task_record.path(dirs.root).read_text().splitlines(keepends=True)
+    kept = [line for line in lines if key not in json.loads(line)]
+    task_record.path(dirs.root).write_text("".join(kept))
+
+
+def files_of(root: Path) -> list[str]:
+    """Every file and directory under ``root``, relative to it."""
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
 @pytest.fixture(params=["cgroups", "no-cgroups"])
 def executor(request: pytest.FixtureRequest) -> ProcessExecutor:
     """The executor with the cgroups this host offers, and one that uses none."""
@@ -152,7 +171,9 @@ def test_what_a_command_prints_lands_in_the_sandbox(
     assert ended == TaskExit(TaskState.FINISHED, 0, "exited with status 0")
     assert (dirs.sandbox / "stdout").read_text() == "hello world\n"
     assert (dirs.sandbox / "stderr").read_text() == ""
-    assert TaskLaunch.model_validate_json((dirs.meta / "launch.json").read_text()).job == "tests"
+    recorded = task_record.read(dirs.root)
+    assert recorded.launch is not None
+    assert TaskLaunch.model_validate(recorded.launch).job == "tests"
 
 
 def test_a_shell_string_runs_under_sh_with_both_output_streams(dirs: TaskDirs) -> None:
@@ -196,7 +217,7 @@ def test_a_task_killed_by_a_signal_it_did_not_ask_for_fails_naming_the_signal(
 def test_a_missing_program_is_a_launch_error_naming_it(dirs: TaskDirs) -> None:
     with pytest.raises(LaunchError, match="command not found: no-such-program-corral"):
         run(ProcessExecutor().start(task(command=["no-such-program-corral", "x"]), dirs))
-    assert not (dirs.meta / "pid").exists()
+    assert task_record.read(dirs.root).pid is None
 
 
 def test_a_program_without_execute_permission_is_a_launch_error(dirs: TaskDirs) -> None:
@@ -348,7 +369,9 @@ def test_a_task_over_its_memory_limit_fails_naming_the_limit(dirs: TaskDirs) -> 
     ended = run(run_task(executor, dirs, command=hog, mem=64))
     assert ended.state == TaskState.FAILED
     assert ended.reason == "memory limit exceeded (64 MiB)"
-    cgroup = TaskCgroup.load((dirs.meta / "cgroup.json").read_text())
+    recorded = task_record.read(dirs.root).cgroup
+    assert recorded is not None
+    cgroup = TaskCgroup.load(recorded)
     assert not any(path.exists() for path in cgroup.dirs)  # removed after the end
 
 
@@ -386,7 +409,7 @@ asyncio.run(main())
 """
 
 
-def test_an_agent_in_a_new_process_recovers_the_task_and_reads_its_status_file(
+def test_an_agent_in_a_new_process_recovers_the_task_and_reads_its_recorded_status(
     dirs: TaskDirs, fifo: Callable[[str], Fifo]
 ) -> None:
     go = fifo("go")
@@ -403,17 +426,19 @@ def test_an_agent_in_a_new_process_recovers_the_task_and_reads_its_status_file(
     assert run(scenario()) == TaskExit(TaskState.FAILED, 9, "exited with status 9")
 
 
-def test_recovering_an_ended_task_answers_its_status_from_the_file(dirs: TaskDirs) -> None:
+def test_recovering_an_ended_task_answers_its_status_from_the_record(dirs: TaskDirs) -> None:
     launch = task(shell="exit 5")
     run(finish_started(launch, dirs))
     recovered = run(ProcessExecutor().recover(launch, dirs))
     assert recovered == TaskExit(TaskState.FAILED, 5, "exited with status 5")
 
 
-def test_recovering_an_ended_task_without_a_status_file_fails_it_as_lost(dirs: TaskDirs) -> None:
+def test_recovering_an_ended_task_without_a_recorded_status_fails_it_as_lost(
+    dirs: TaskDirs,
+) -> None:
     launch = task(shell="exit 0")
     run(finish_started(launch, dirs))
-    (dirs.meta / "exit_code").unlink()
+    drop_from_record(dirs, "exit")  # the wrapper was SIGKILLed before it could write it
     recovered = run(ProcessExecutor().recover(launch, dirs))
     assert recovered == TaskExit(TaskState.FAILED, None, LOST_REASON)
 
@@ -424,6 +449,81 @@ def test_recovering_does_not_mistake_a_new_process_with_the_same_pid_for_the_tas
     launch = task(shell="exit 0")
     run(finish_started(launch, dirs))
     # This test's own process stands in for a stranger that got the task's pid.
-    (dirs.meta / "pid").write_text(f"{os.getpid()} 1\n")
+    task_record.append(dirs.root, pid=[os.getpid(), 1])
     recovered = run(ProcessExecutor().recover(launch, dirs))
     assert recovered == TaskExit(TaskState.FINISHED, 0, "exited with status 0")
+
+
+def test_a_task_makes_its_directory_sandbox_output_files_and_one_record(
+    executor: ProcessExecutor, tmp_path: Path
+) -> None:
+    # Each file or directory made costs the agent 0.1-0.3 ms on a busy ext4 (docs/performance.md).
+    dirs = TaskDirs(tmp_path / "task")
+    launch = task(shell="exit 4")
+    assert run(run_task(executor, dirs, shell="exit 4")).exit_code == 4
+    assert files_of(tmp_path) == [
+        "task",
+        "task/sandbox",
+        "task/sandbox/stderr",
+        "task/sandbox/stdout",
+        "task/task.jsonl",
+    ]
+    recorded = task_record.read(dirs.root)
+    assert recorded.launch is not None and recorded.launch["shell"] == launch.shell
+    assert recorded.pid is not None and recorded.exit == 4
+    assert (recorded.cgroup is not None) == executor.limits().startswith("cgroup")
+
+
+def start_as_an_older_agent(dirs: TaskDirs, launch: TaskLaunch, shell: str) -> int:
+    """Lay out ``launch`` as agents before the record did (``meta/``, one file per fact) with
+    ``shell`` running as its wrapper did, no child of this process; answers its pid."""
+    meta = dirs.root / "meta"
+    meta.mkdir(parents=True)
+    (meta / "launch.json").write_text(launch.model_dump_json())
+    started = subprocess.run(
+        [
+            "/bin/sh",
+            "-c",
+            f"cd \"$1\" && setsid /bin/sh -c '{shell}' >/dev/null 2>&1 & echo $!",
+            "-",
+        ]
+        + [str(dirs.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DEADLINE,
+    )
+    pid = int(started.stdout)
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    (meta / "pid").write_text(f"{pid} {parse_stat_start_time(stat)}\n")
+    return pid
+
+
+def test_a_task_an_older_agent_started_is_recovered_and_its_status_read_from_meta(
+    dirs: TaskDirs, fifo: Callable[[str], Fifo]
+) -> None:
+    go = fifo("go")
+    launch = task(shell="exit 6")
+    older_wrapper = "read line < sandbox/go; echo 6 > meta/exit_code; exit 6"
+    pid = start_as_an_older_agent(dirs, launch, older_wrapper)
+
+    async def scenario() -> TaskExit:
+        recovered = await ProcessExecutor().recover(launch, dirs)
+        assert isinstance(recovered, ProcessHandle) and recovered.pid == pid
+        go.write("go\n")
+        return await finish(recovered)
+
+    assert run(scenario()) == TaskExit(TaskState.FAILED, 6, "exited with status 6")
+
+
+def test_a_task_an_older_agent_saw_end_is_recovered_with_its_status_from_meta(
+    dirs: TaskDirs,
+) -> None:
+    launch = task(shell="exit 3")
+    meta = dirs.root / "meta"
+    meta.mkdir()
+    (meta / "launch.json").write_text(launch.model_dump_json())
+    (meta / "pid").write_text(f"{os.getpid()} 1\n")  # its pid now some other process's
+    (meta / "exit_code").write_text("3\n")
+    recovered = run(ProcessExecutor().recover(launch, dirs))
+    assert recovered == TaskExit(TaskState.FAILED, 3, "exited with status 3")

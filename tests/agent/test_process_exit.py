@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent import task_record
 from corral.agent.executors.base import TaskExit
 from corral.agent.executors.process import (
     LOST_REASON,
     ExitStatus,
     describe_exit,
     parse_stat_start_time,
-    read_exit_file,
+    recorded_exit,
     shell_status,
     signal_name,
 )
@@ -112,12 +113,14 @@ def test_the_start_time_of_this_process_reads_from_proc() -> None:
     assert parse_stat_start_time(Path("/proc/self/stat").read_text()) > 0
 
 
-def test_the_exit_file_gives_the_recorded_status_or_none(tmp_path: Path) -> None:
-    path = tmp_path / "exit_code"
-    assert read_exit_file(path) is None
-    path.write_text("3\n")
-    assert read_exit_file(path) == ExitStatus(code=3)
-    path.write_text("143\n")
-    assert read_exit_file(path) == ExitStatus(signal=15)
-    path.write_text("garbage")
-    assert read_exit_file(path) is None
+def test_the_record_gives_the_status_the_wrapper_appended_or_none(tmp_path: Path) -> None:
+    assert recorded_exit(tmp_path) is None
+    task_record.append(tmp_path, launch={"task_id": "t"})
+    assert recorded_exit(tmp_path) is None
+    task_record.append(tmp_path, exit=3)
+    assert recorded_exit(tmp_path) == ExitStatus(code=3)
+    task_record.append(tmp_path, exit=143)
+    assert recorded_exit(tmp_path) == ExitStatus(signal=15)
+    with task_record.path(tmp_path).open("a") as record:
+        record.write('{"exit":')  # cut short: skipped
+    assert recorded_exit(tmp_path) == ExitStatus(signal=15)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent import task_record
 from corral.agent.executors.base import CommandResult, LaunchError, TaskDirs, TaskExit
-from corral.agent.executors.process import PORTS_FILE, ProcessExecutor, ProcessHandle
+from corral.agent.executors.process import ProcessExecutor, ProcessHandle
 from corral.agent.ports import PortPool
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
@@ -53,7 +54,7 @@ def test_a_task_gets_distinct_ports_named_ones_and_a_required_one_until_it_ends(
     assert (web, port, admin) == (port0, port0, port2)
     assert all_ports == f"{first},{first + 1},{last}"
     assert executor.ports(task.task_id) == []  # given back at the end
-    assert (dirs.meta / PORTS_FILE).read_text() == f"[{first}, {first + 1}, {last}]\n"
+    assert task_record.read(dirs.root).ports == [first, first + 1, last]
 
 
 def test_a_task_without_ports_gets_no_port_variables(dirs: TaskDirs) -> None:
@@ -78,7 +79,7 @@ def test_a_fixed_port_taken_on_the_host_fails_the_launch_and_starts_nothing(
         other.listen()
         with pytest.raises(LaunchError, match=f"^host port {last} is in use$"):
             asyncio.run(executor.start(task, dirs))
-    assert not (dirs.meta / "pid").exists()
+    assert task_record.read(dirs.root).pid is None
     assert executor.ports(task.task_id) == []
 
 

@@ -187,6 +187,6 @@ def test_the_files_a_task_writes_in_its_sandbox_can_be_listed_and_read(cluster: 
         answer = http.get("/api/v1/tasks/writer.1.0.0/files/out/answer.txt").json()
         assert (answer["data"], answer["complete"]) == ("42\n", True)
         # Encoded so that no client normalizes it away: the agent must refuse to leave the box.
-        escape = http.get("/api/v1/tasks/writer.1.0.0/files/%2E%2E/meta/launch.json")
-        assert escape.status_code == 404 and "no file '../meta/launch.json'" in escape.text
+        escape = http.get("/api/v1/tasks/writer.1.0.0/files/%2E%2E/task.jsonl")
+        assert escape.status_code == 404 and "no file '../task.jsonl'" in escape.text
         assert http.get("/api/v1/tasks/writer.1.0.0/files/out").status_code == 404

@@ -4,6 +4,7 @@ import os
 import signal
 from pathlib import Path
 
+from corral.agent import task_record
 from corral.spec.jobs import JobSpec
 from tests.support.cluster import Cluster, shell_wait_for, wait_for_file
 
@@ -179,8 +180,8 @@ def test_a_lost_agent_s_tasks_are_replaced_elsewhere_and_killed_when_it_returns(
             # The old agent comes back still running the old attempt: it must be killed.
             cluster.start_agent(victim)
             old_out = stdout_of(cluster, victim, "mobile.1.0.0")
-            done = cluster.root / "agents" / victim / "tasks" / "mobile.1.0.0" / "meta" / "done"
-            cluster.wait_until(done.exists, 30, "the old attempt to be stopped")
+            old = cluster.root / "agents" / victim / "tasks" / "mobile.1.0.0"
+            cluster.wait_until(lambda: task_record.read(old).ended, 30, "the old attempt to stop")
             assert old_out.read_text() == "mobile.1.0.0\n"
             gate.touch()
             assert cluster.wait_run("mobile") == "SUCCEEDED"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from corral.agent import task_record
 from corral.client import Client
 from corral.spec.jobs import JobSpec
 from corral.spec.views import EventView, TaskView
@@ -173,8 +174,9 @@ def test_a_gang_of_4_on_room_for_3_waits_whole_then_starts_when_a_fourth_slot_fr
 
 def wrapper_pid(c: Cluster, task: TaskView) -> int:
     """The pid of a process task's wrapper (its process group), from its agent's records."""
-    meta = c.root / "agents" / (task.hostname or "") / "tasks" / task.id / "meta" / "pid"
-    return int(meta.read_text().split()[0])
+    pid = task_record.read(c.root / "agents" / (task.hostname or "") / "tasks" / task.id).pid
+    assert pid is not None, f"no pid recorded for {task.id}"
+    return pid[0]
 
 
 def attempt(c: Cluster, job: str, n: int) -> list[TaskView]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent import task_record
 from corral.spec.jobs import JobSpec
 from corral.spec.views import TaskView
 from tests.integration.test_gangs import corral_exec, tasks_of
@@ -30,8 +31,10 @@ RSH = (
 
 def container_of(c: Cluster, task: TaskView) -> str:
     """The id of a Docker task's container, from its agent's records (kept once it ended)."""
-    meta = c.root / "agents" / (task.hostname or "") / "tasks" / task.id / "meta"
-    return (meta / "container").read_text().strip()
+    root = c.root / "agents" / (task.hostname or "") / "tasks" / task.id
+    container = task_record.read(root).container
+    assert container is not None, f"no container recorded for {task.id}"
+    return container
 
 
 @pytest.mark.parametrize("network", ["BRIDGE", "HOST"])

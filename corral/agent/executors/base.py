@@ -35,7 +35,8 @@ class CommandResult:
 
 @dataclass(frozen=True, slots=True)
 class TaskDirs:
-    """Where one task lives on the agent: the sandbox the task sees, and the agent's own notes."""
+    """Where one task lives on the agent: its directory ``root`` holds the sandbox the task
+    sees and the agent's own record of it (``corral.agent.task_record``)."""
 
     root: Path
 
@@ -43,11 +44,6 @@ class TaskDirs:
     def sandbox(self) -> Path:
         """The task's working area: ``stdout``, ``stderr`` and whatever it writes."""
         return self.root / "sandbox"
-
-    @property
-    def meta(self) -> Path:
-        """The agent's files about the task (launch spec, pid, exit status); not the task's."""
-        return self.root / "meta"
 
 
 class ExecError(Exception):

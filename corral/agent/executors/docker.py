@@ -1,7 +1,7 @@
 """The ``docker`` executor: a task is a container of the local Docker Engine, driven over its API.
 
 Containers carry the labels ``corral.task_id`` and ``corral.agent_id``, so a restarted agent finds
-them again even if its note of the container id (``meta/container``) is lost. While a container
+them again even if its note of the container id (in the task's record) is lost. While a container
 runs, its handle follows the log stream and appends stdout and stderr to the sandbox files as they
 come; a restarted agent counts the bytes already there and copies only the rest. Once the
 container has stopped and its output is copied, the handle answers how it ended and removes it.
@@ -24,7 +24,7 @@ from pathlib import Path
 import aiodocker
 from aiodocker.containers import DockerContainer
 
-from corral.agent import sandbox
+from corral.agent import sandbox, task_record
 from corral.agent.executors.base import CommandResult, ExecError, LaunchError, TaskDirs, TaskExit
 from corral.agent.executors.docker_config import (
     JSON,
@@ -53,7 +53,6 @@ from corral.spec.states import TaskState
 log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-CONTAINER_FILE = "container"  # in meta: the container's id, for people and for recover()
 GONE_REASON = "container of the task is gone (agent restarted)"
 REMOVED_REASON = "container of the task was removed by someone else"
 UNSTARTED_REASON = "the agent restarted before the container started"
@@ -295,14 +294,15 @@ async def ensure_image(docker: aiodocker.Docker, spec: DockerSpec) -> None:
         raise LaunchError(f"cannot pull image {spec.image}: {_error_text(exc)}") from exc
 
 
-async def run_container(docker: aiodocker.Docker, config: JSON, meta: Path) -> JSON:
-    """Create and start the container; its inspect data. Nothing is left behind on failure."""
+async def run_container(docker: aiodocker.Docker, config: JSON, root: Path) -> JSON:
+    """Create and start the container (its id noted in the record of the task whose directory
+    is ``root``); its inspect data. Nothing is left behind on failure."""
     try:
         container = await docker.containers.create(config)
     except _DOCKER_ERRORS as exc:
         raise LaunchError(f"cannot create the container: {_error_text(exc)}") from exc
     try:
-        sandbox.write_atomic(meta / CONTAINER_FILE, container.id + "\n")
+        task_record.append(root, container=container.id)
         await container.start()
         return await container.show()
     except BaseException as exc:
@@ -312,19 +312,17 @@ async def run_container(docker: aiodocker.Docker, config: JSON, meta: Path) -> J
         raise
 
 
-async def find_container(docker: aiodocker.Docker, task_id: str, meta: Path) -> JSON | None:
+async def find_container(
+    docker: aiodocker.Docker, task_id: str, recorded: str | None
+) -> JSON | None:
     """The inspect data of the task's container, found by its label; None if there is none.
 
-    Should there be several, the one named in ``meta`` wins, else the newest.
+    Should there be several, the one ``recorded`` wins, else the newest.
     """
     filters = json.dumps({"label": [f"{TASK_ID_LABEL}={task_id}"]})
     found = await docker.containers.list(all="1", filters=filters)
     if not found:
         return None
-    try:
-        recorded = (meta / CONTAINER_FILE).read_text().strip()
-    except OSError:
-        recorded = ""
     chosen = max(found, key=lambda c: (c.id == recorded, c["Created"] if "Created" in c else 0))
     return await chosen.show()
 
@@ -410,7 +408,13 @@ class DockerExecutor:
         spec = launch.docker
         if spec is None:
             raise LaunchError("the docker driver needs a docker section with at least an image")
-        sandbox.prepare(launch, dirs)
+        sandbox.prepare(dirs)
+        try:
+            spec_json = task_record.RawJson(launch.model_dump_json())
+            os.close(task_record.create(dirs.root, launch=spec_json))
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise LaunchError(f"cannot write the task's record on the agent: {why}") from exc
         for name in STREAM_FILES.values():
             (dirs.sandbox / name).touch()  # readers find them at once, empty until output comes
         check_privilege(spec, self._allow_privileged)
@@ -432,7 +436,7 @@ class DockerExecutor:
                     hostname=self._hostname,
                     volume_sources=staged.sources,
                 )
-                container = await run_container(docker, config, dirs.meta)
+                container = await run_container(docker, config, dirs.root)
             except LaunchError as exc:
                 # Docker's reason names the host paths it mounted: say which they were instead.
                 raise LaunchError(hide_paths(str(exc), self._private(dirs, staged))) from exc
@@ -454,7 +458,8 @@ class DockerExecutor:
         docker = aiodocker.Docker(url=self._socket)
         handed_over = False
         try:
-            container = await find_container(docker, launch.task_id, dirs.meta)
+            recorded = task_record.read(dirs.root).container
+            container = await find_container(docker, launch.task_id, recorded)
             if container is None or not container["State"].get("Running"):
                 return await self._ended(docker, launch, dirs, container)
             spec = launch.docker

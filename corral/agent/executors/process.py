@@ -1,19 +1,21 @@
 """The ``process`` executor: a task is a process group in its own session, cgroups for limits.
 
 Each task runs under ``WRAPPER``, a few lines of ``/bin/sh`` that join the task's cgroups, run the
-command and leave its exit status in ``meta/exit_code``. The agent supervises without threads: it
-watches a pidfd of the wrapper on the event loop and reaps it with ``waitid``. After an agent
-restart the wrapper is no longer its child; ``recover`` then watches the pidfd again and takes the
-status from the file the wrapper writes.
+command and append its exit status to the task's record (``task_record``). The agent supervises
+without threads: it watches a pidfd of the wrapper on the event loop and reaps it with
+``waitid``. After an agent restart the wrapper is no longer its child; ``recover`` then watches
+the pidfd again and takes the status the wrapper recorded.
 
 Host ports (``launch.ports``) come from the agent's port pool and reach the task as ``PORT0..n``,
-``PORT_<NAME>``, ``PORT`` and ``PORTS``; ``meta/ports.json`` keeps them for a restarted agent.
+``PORT_<NAME>``, ``PORT`` and ``PORTS``; the record keeps them for a restarted agent.
+
+A task makes five files and directories: its directory, the sandbox, ``stdout``, ``stderr`` and
+the record (written once before the spawn, its pid appended after).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.agent import sandbox
+from corral.agent import sandbox, task_record
 from corral.agent.cgroups import Cgroups, TaskCgroup
 from corral.agent.commands import run_shell
 from corral.agent.executors.base import CommandResult, ExecError, LaunchError, TaskDirs, TaskExit
@@ -36,22 +38,20 @@ from corral.spec.states import TaskState
 
 log = logging.getLogger(__name__)
 
-PID_FILE = "pid"  # "<pid> <start time>": the start time tells the wrapper from a reused pid
-EXIT_FILE = "exit_code"
-CGROUP_FILE = "cgroup.json"
-PORTS_FILE = "ports.json"  # the host ports given, for a restarted agent
 LOST_REASON = "exit status lost while the agent was down"
 
-# Arguments: exit-code file, the cgroup.procs files to join, "--", the command.
+# Arguments: the task's record, the working directory, the cgroup.procs files to join, "--",
+# the command.
 # It joins the cgroups before the command exists, so limits hold from its first instruction.
 # The trap keeps the wrapper alive through the SIGTERM sent to the task's process group, so it can
 # record the status (a caught signal is reset for the command, an ignored one would not be). A
 # SIGKILL kills it too; the agent is alive then and gets the status from the kernel instead.
 # (A SIGTERM in the instant between the trap and the command's start is lost; SIGKILL after the
 # grace still stops the task.)
-# The status is one short write, read only once the wrapper has exited.
+# The status is one short line appended (one write: it never mixes with the agent's lines),
+# read only once the wrapper has exited.
 WRAPPER = """\
-exit_file=$1
+record=$1
 cd -- "$2" || { echo "corral: cannot enter the working directory $2" >&2; exit 125; }
 shift 2
 while [ "$1" != -- ]; do
@@ -62,7 +62,7 @@ shift
 trap : HUP INT TERM
 "$@"
 status=$?
-printf '%s\\n' "$status" > "$exit_file"
+printf '{"exit":%s}\\n' "$status" >> "$record"
 exit "$status"
 """
 
@@ -137,12 +137,10 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def read_exit_file(path: Path) -> ExitStatus | None:
-    """The status the wrapper recorded, or None if it recorded none."""
-    try:
-        return shell_status(int(path.read_text().strip()))
-    except (OSError, ValueError):
-        return None
+def recorded_exit(root: Path) -> ExitStatus | None:
+    """The status the wrapper recorded in the task's record, or None if it recorded none."""
+    code = task_record.read(root).exit
+    return shell_status(code) if code is not None else None
 
 
 def _oom_mib(cgroup: TaskCgroup | None, status: ExitStatus | None) -> int | None:
@@ -201,20 +199,21 @@ class ProcessHandle:
         task_id: str,
         pid: int,
         pidfd: int,
-        exit_file: Path,
+        root: Path,
         cgroup: TaskCgroup | None,
         *,
         context: TaskContext | None = None,
         on_end: Callable[[], None] | None = None,
     ) -> None:
-        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on).
+        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on); ``root``
+        is the task's directory, where its record is.
 
         ``on_end`` is called once the task has ended, before ``wait`` answers (not on detach).
         """
         self.task_id = task_id
         self.pid = pid  # of the wrapper, which leads the task's session and process group
         self._pidfd = pidfd
-        self._exit_file = exit_file
+        self._root = root
         self._cgroup = cgroup
         self._context = context
         self._on_end = on_end
@@ -301,8 +300,8 @@ class ProcessHandle:
         try:
             result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
         except ChildProcessError:
-            # Not our child: an earlier agent started it, so the wrapper's file has the status.
-            self._finish(read_exit_file(self._exit_file), reaped=False)
+            # Not our child: an earlier agent started it, so the wrapper recorded the status.
+            self._finish(recorded_exit(self._root), reaped=False)
             return
         if result is not None:
             self._finish(waitid_status(result), reaped=True)
@@ -404,27 +403,13 @@ def _open_same_process(pid: int, start_time: int) -> int | None:
     return pidfd
 
 
-def _read_pid_file(path: Path) -> tuple[int, int] | None:
-    try:
-        pid, start_time = path.read_text().split()
-        return int(pid), int(start_time)
-    except (OSError, ValueError):
-        return None
-
-
-def _read_ports(path: Path) -> list[int]:
-    try:
-        ports = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []  # it was given none
-    return [port for port in ports if isinstance(port, int)]
-
-
-def _load_cgroup(path: Path) -> TaskCgroup | None:
-    try:
-        return TaskCgroup.load(path.read_text())
-    except (OSError, ValueError):
+def _load_cgroup(record: task_record.TaskRecord) -> TaskCgroup | None:
+    if record.cgroup is None:
         return None  # the task ran without cgroups
+    try:
+        return TaskCgroup.load(record.cgroup)
+    except ValueError:
+        return None
 
 
 class ProcessExecutor:
@@ -480,36 +465,48 @@ class ProcessExecutor:
     def _spawn_task(
         self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]
     ) -> tuple[int, int, TaskCgroup | None, dict[str, str]]:
-        """Prepare the sandbox and cgroups and spawn the task's wrapper (blocking: runs in a
-        worker thread); answers its pid, a pidfd of it, its cgroup and its environment."""
-        sandbox.prepare(launch, dirs)
-        try:
-            if host_ports:
-                sandbox.write_atomic(dirs.meta / PORTS_FILE, json.dumps(host_ports) + "\n")
-            else:  # none given: no record, one file less to write per task
-                (dirs.meta / PORTS_FILE).unlink(missing_ok=True)
-        except OSError as exc:
-            # The agent's paths are not the user's business: say what, not where.
-            why = exc.strerror or type(exc).__name__
-            raise LaunchError(f"cannot write the task's records on the agent: {why}") from exc
+        """Prepare the sandbox, cgroups and record and spawn the task's wrapper (blocking: runs in
+        a worker thread); answers its pid, a pidfd of it, its cgroup and its environment."""
+        sandbox.prepare(dirs)
         env = self._env(launch, dirs, host_ports)
         workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
         argv = _task_argv(launch, env["PATH"], workdir)
-        exit_file = dirs.meta / EXIT_FILE
-        exit_file.unlink(missing_ok=True)  # from an earlier run in these directories
-        cgroup = self._create_cgroup(launch, dirs)
-        procs = [str(path) for path in cgroup.procs_files()] if cgroup is not None else []
-        wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(exit_file), str(workdir)]
-        wrapper += [*procs, "--", *argv]
+        cgroup = self._create_cgroup(launch)
+        # Written before the spawn: an agent that dies right after it still finds the task (and
+        # its cgroups, to stop what it started); the pid follows on the same descriptor.
         try:
-            pid = _spawn(wrapper, env, dirs.sandbox)
+            record = task_record.create(
+                dirs.root,
+                launch=task_record.RawJson(launch.model_dump_json()),
+                cgroup=cgroup.dump() if cgroup is not None else None,
+                ports=host_ports,
+            )
         except OSError as exc:
             if cgroup is not None:
                 cgroup.remove()
-            raise LaunchError(f"cannot start the task: {exc.strerror or exc}") from exc
-        pidfd = os.pidfd_open(pid)
-        # The wrapper's /proc entry stays until we reap it, however fast it ends.
-        sandbox.write_atomic(dirs.meta / PID_FILE, f"{pid} {_start_time(pid)}\n")
+            # The agent's paths are not the user's business: say what, not where.
+            why = exc.strerror or type(exc).__name__
+            raise LaunchError(f"cannot write the task's record on the agent: {why}") from exc
+        try:
+            procs = [str(path) for path in cgroup.procs_files()] if cgroup is not None else []
+            wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(task_record.path(dirs.root))]
+            wrapper += [str(workdir), *procs, "--", *argv]
+            try:
+                pid = _spawn(wrapper, env, dirs.sandbox)
+            except BaseException as exc:  # a NUL byte in the command or environment too
+                if cgroup is not None:
+                    cgroup.remove()
+                if isinstance(exc, OSError):
+                    raise LaunchError(f"cannot start the task: {exc.strerror or exc}") from exc
+                raise
+            pidfd = os.pidfd_open(pid)
+            try:
+                # The wrapper's /proc entry stays until we reap it, however fast it ends.
+                os.write(record, task_record.line(pid=[pid, _start_time(pid)]))
+            except OSError as exc:  # a full disk: this agent watches it all the same
+                log.warning("task %s: its pid is not recorded (%s)", launch.task_id, exc)
+        finally:
+            os.close(record)
         return pid, pidfd, cgroup, env
 
     def _env(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> dict[str, str]:
@@ -533,7 +530,7 @@ class ProcessExecutor:
             launch.task_id,
             pid,
             pidfd,
-            dirs.meta / EXIT_FILE,
+            dirs.root,
             cgroup,
             context=TaskContext(env, dirs.sandbox, _workdir(launch, dirs)),
             on_end=lambda: self._ports.release(launch.task_id),
@@ -543,38 +540,24 @@ class ProcessExecutor:
         """Re-attach to a task started by an earlier agent process.
 
         Answer a handle if its wrapper still runs (its host ports held again), else how it
-        ended from ``meta/exit_code`` (FAILED with ``LOST_REASON`` if the wrapper could not
-        record it).
+        ended from its record (FAILED with ``LOST_REASON`` if the wrapper could not record it).
         """
-        cgroup = _load_cgroup(dirs.meta / CGROUP_FILE)
-        exit_file = dirs.meta / EXIT_FILE
-        recorded = _read_pid_file(dirs.meta / PID_FILE)
-        pidfd = _open_same_process(*recorded) if recorded is not None else None
-        if recorded is not None and pidfd is not None:
-            host_ports = _read_ports(dirs.meta / PORTS_FILE)
-            self._ports.adopt(launch.task_id, host_ports)
-            env = self._env(launch, dirs, host_ports)
-            return self._handle(launch, dirs, recorded[0], pidfd, cgroup, env)
-        status = read_exit_file(exit_file)
+        record = task_record.read(dirs.root)
+        cgroup = _load_cgroup(record)
+        pidfd = _open_same_process(*record.pid) if record.pid is not None else None
+        if record.pid is not None and pidfd is not None:
+            self._ports.adopt(launch.task_id, record.ports)
+            env = self._env(launch, dirs, record.ports)
+            return self._handle(launch, dirs, record.pid[0], pidfd, cgroup, env)
+        status = shell_status(record.exit) if record.exit is not None else None
         ended = describe_exit(status, None, _oom_mib(cgroup, status))
         if cgroup is not None:
             await remove_cgroup(cgroup)
         return ended
 
-    def _create_cgroup(self, launch: TaskLaunch, dirs: TaskDirs) -> TaskCgroup | None:
-        """Create the task's cgroups and note them in ``meta`` for a restarted agent."""
-        record = dirs.meta / CGROUP_FILE
+    def _create_cgroup(self, launch: TaskLaunch) -> TaskCgroup | None:
+        """Create the task's cgroups (None if this host gives none)."""
         try:
-            cgroup = self._cgroups.create(launch.task_id, launch.mem, launch.cpus)
+            return self._cgroups.create(launch.task_id, launch.mem, launch.cpus)
         except OSError as exc:
             raise LaunchError(f"cannot set resource limits: {exc.strerror or exc}") from exc
-        if cgroup is None:
-            record.unlink(missing_ok=True)
-            return None
-        try:
-            sandbox.write_atomic(record, cgroup.dump())
-        except OSError as exc:
-            cgroup.remove()
-            why = exc.strerror or type(exc).__name__
-            raise LaunchError(f"cannot write the task's cgroup record on the agent: {why}") from exc
-        return cgroup
