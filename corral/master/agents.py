@@ -9,7 +9,7 @@ import logging
 from corral.master.applier import Applier, Outbox
 from corral.master.dispatch import Dispatcher
 from corral.master.gangs import with_hosts
-from corral.master.policy.effects import MarkDisconnected
+from corral.master.policy.effects import Excuse, MarkDisconnected
 from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
@@ -81,8 +81,7 @@ class AgentOps:
 
     async def hello(self, msg: Hello, session: AgentSession) -> AgentRecord:
         """Register (or re-register) an agent, replay its journal, reconcile its tasks."""
-        agent = await self.state.write(self._register, msg)
-        self.dispatch.attach(agent, session)
+        agent = await self.state.write(self._register, msg, session)
         await self.report(agent, msg.unacked)
         await session.send(
             Welcome(agent_id=agent.id, heartbeat_interval=self.heartbeat_interval).model_dump()
@@ -93,7 +92,7 @@ class AgentOps:
         self.state.wake.set()
         return agent
 
-    def _register(self, msg: Hello) -> AgentRecord:
+    def _register(self, msg: Hello, session: AgentSession) -> AgentRecord:
         now = self.state.clock.now()
         res = msg.resources
         total = resources_of(res.model_dump())
@@ -137,6 +136,9 @@ class AgentOps:
                 agent.privileged = msg.allow_privileged
                 agent.gpus = tuple(msg.gpus)
                 agent.last_heartbeat, agent.silent_since = now, silent_since
+                # In the same step as the state it gets: a liveness check in between would
+                # see it ACTIVE without a connection, and record it DISCONNECTED.
+                self.dispatch.attach(agent, session)
 
             ch.after(remember)  # before the state's update, which agent_state adds
             # A DRAINING agent stays draining across reconnections.
@@ -306,24 +308,30 @@ class AgentOps:
         A store error for one agent is logged and the others are still checked; the next
         check tries again.
         """
-        for verdict in self._verdicts(now, frozen_for):
-            self._hang_up(verdict, self._judge(verdict))
+        for verdict in self.verdicts(now, frozen_for):
+            self._hang_up(verdict, self.judge(verdict))
 
     async def _check_soon(self, now: float, frozen_for: float = 0.0) -> None:
         """``check_liveness``, its store I/O off the loop."""
-        for verdict in self._verdicts(now, frozen_for):
-            self._hang_up(verdict, await self.state.write(self._judge, verdict))
+        for verdict in self.verdicts(now, frozen_for):
+            self._hang_up(verdict, await self.state.write(self.judge, verdict))
 
-    def _verdicts(self, now: float, frozen_for: float) -> list[Verdict]:
-        limits = Limits(self.disconnect_after, self.lost_after)
-        silences = [
-            AgentSilence(a.id, a.hostname, a.state, a.connected, a.silent_since)
-            for a in self.state.agents.values()
-        ]
-        return liveness(silences, now, limits, frozen_for)
+    def verdicts(self, now: float, frozen_for: float = 0.0) -> list[Verdict]:
+        """What liveness says of every agent at ``now`` (the clock's monotonic time)."""
+        silences = [_silence(a) for a in self.state.agents.values()]
+        return liveness(silences, now, self._limits(), frozen_for)
 
-    def _judge(self, verdict: Verdict) -> Outbox | None:
-        """Apply one verdict; None if the store refused it (logged: the next check retries)."""
+    def _limits(self) -> Limits:
+        return Limits(self.disconnect_after, self.lost_after)
+
+    def judge(self, verdict: Verdict) -> Outbox | None:
+        """Apply one verdict if the agent's facts still call for it; None if they no longer
+        do, or if the store refused it (logged: the next check retries). The facts are read
+        again here, in the writer's turn: a registration or a heartbeat may have come since
+        the verdict was reached, and an agent connected and beating must not be recorded
+        DISCONNECTED or LOST (nothing would ever set it right)."""
+        if not isinstance(verdict, Excuse) and not self._still_called_for(verdict):
+            return None
         try:
             with self.state.change() as ch:
                 return self.applier.apply(ch, [verdict], self.state.clock.now())
@@ -337,6 +345,15 @@ class AgentOps:
             hostname = self.state.agents[verdict.agent_id].hostname
             log.exception("liveness check of agent %s failed", hostname)
             return None
+
+    def _still_called_for(self, verdict: Verdict) -> bool:
+        agent = self.state.agents.get(verdict.agent_id)
+        if agent is None:
+            return False
+        now = self.state.clock.monotonic()
+        return any(
+            type(v) is type(verdict) for v in liveness([_silence(agent)], now, self._limits())
+        )
 
     def _hang_up(self, verdict: Verdict, out: Outbox | None) -> None:
         for gone in out.hangups if out is not None else ():
@@ -362,3 +379,7 @@ class AgentOps:
                 await self.forgive(late)
             else:
                 await self._check_soon(now)
+
+
+def _silence(agent: AgentRecord) -> AgentSilence:
+    return AgentSilence(agent.id, agent.hostname, agent.state, agent.connected, agent.silent_since)

@@ -4,13 +4,15 @@ LOST even if the store refused to record its disconnection, and a frozen master 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from corral.master.events import Event
+from corral.master.policy.effects import HangUp, MarkDisconnected, MarkLost
 from corral.master.records import AgentRecord, AgentSession
 from corral.spec.states import AgentState
 from corral.store.store import Store, StoreFull
@@ -121,3 +123,83 @@ def test_a_master_frozen_longer_than_the_timeouts_blames_no_agent(sim: Sim) -> N
         assert agent.state is AgentState.ACTIVE and agent.connected
 
     asyncio.run(scenario())
+
+
+# A liveness check reads the agents' facts on the loop, then applies its verdicts in the writer's
+# turn, in a worker thread: a registration or a heartbeat may come in between. A verdict the
+# facts no longer call for is dropped, or an agent that is connected and beating is recorded
+# DISCONNECTED or LOST, with nothing to ever set it right (seen in CI: agents and their tasks
+# stuck for good, nothing in the logs).
+
+
+def test_a_disconnection_seen_before_the_agent_registered_again_is_not_recorded_after(
+    sim: Sim,
+) -> None:
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1")
+        ops, agent = sim.master.agents, sim.master.state.agents["a1"]
+        ops.dispatch.detach(agent, a1.session)  # its connection ended, not yet recorded
+        [seen] = ops.verdicts(sim.clock.monotonic())
+        assert isinstance(seen, MarkDisconnected)
+        await a1.connect()  # it dials again and registers before the check's write
+        ops.judge(seen)
+        assert state_of(agent) is AgentState.ACTIVE and agent.connected
+
+    asyncio.run(scenario())
+
+
+def test_a_loss_seen_before_the_agent_came_back_does_not_take_its_tasks(sim: Sim) -> None:
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1")
+        ops, agent = sim.master.agents, sim.master.state.agents["a1"]
+        a1.disconnect()
+        sim.clock.t += ops.lost_after + 1
+        [seen] = ops.verdicts(sim.clock.monotonic())
+        assert isinstance(seen, MarkLost)
+        await a1.connect()
+        ops.judge(seen)
+        assert state_of(agent) is AgentState.ACTIVE and agent.connected
+
+    asyncio.run(scenario())
+
+
+def test_a_hang_up_seen_before_a_heartbeat_came_is_not_done(sim: Sim) -> None:
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1")
+        ops, agent = sim.master.agents, sim.master.state.agents["a1"]
+        sim.clock.t += ops.disconnect_after + 1
+        [seen] = ops.verdicts(sim.clock.monotonic())
+        assert isinstance(seen, HangUp)
+        ops.heartbeat(agent, a1.session)
+        ops.judge(seen)
+        assert state_of(agent) is AgentState.ACTIVE and agent.connected
+        assert not a1.session.closed
+
+    asyncio.run(scenario())
+
+
+def test_a_registered_agent_is_never_seen_active_without_its_session(
+    sim: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registration's commit makes the agent ACTIVE and attaches its session in one step:
+    a liveness check between the two would record it DISCONNECTED."""
+    seen: list[tuple[AgentState, bool]] = []
+    bus = sim.master.state.bus
+    publish = bus.publish
+
+    def observe(events: Sequence[Event]) -> None:
+        agent = sim.master.state.agents.get("a1")
+        if agent is not None:
+            seen.append((agent.state, agent.connected))
+        publish(events)
+
+    monkeypatch.setattr(bus, "publish", observe)
+
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1")
+        a1.disconnect()
+        await a1.connect()
+
+    asyncio.run(scenario())
+    assert (AgentState.ACTIVE, True) in seen
+    assert (AgentState.ACTIVE, False) not in seen
