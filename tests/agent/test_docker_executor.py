@@ -314,14 +314,15 @@ def test_a_container_that_outlives_sigterm_is_killed_with_sigkill_after_the_grac
         await eventually(lambda: "ready" in output(agent, task), "the trap to be set")
         began = time.monotonic()
         await handle.kill(1.0)
-        assert time.monotonic() - began < 0.5  # kill only schedules the signals
+        # Kill only schedules the signals: it returns within the grace, not after it.
+        assert time.monotonic() - began < 1.0
         await handle.kill(1.0)  # idempotent
         ended = await finish(handle)
         return ended, time.monotonic() - began
 
     ended, took = run(scenario())
     assert ended == TaskExit(TaskState.KILLED, None, "killed (SIGKILL after grace)")
-    assert 1.0 <= took < 5.0
+    assert 1.0 <= took < 15.0  # not before the grace; the bound only says it came at all
 
 
 def test_a_container_that_stops_on_sigterm_is_killed_by_sigterm(agent: Agent) -> None:
