@@ -202,6 +202,10 @@ def _setup_v1(mounts: CgroupMounts, own: dict[str, str], name: str) -> dict[str,
         except OSError as exc:
             raise CgroupUnavailable(f"cgroup v1: {_why(exc, parent.parent)}") from exc
         parents[controller] = parent
+    # Set once here, not per task: a new memory cgroup takes both from its parent. No swapping,
+    # and the OOM killer on (kill at the limit, not hang); kernels without them refuse.
+    _write_optional(parents["memory"] / "memory.swappiness", "0")
+    _write_optional(parents["memory"] / "memory.oom_control", "0")
     return parents
 
 
@@ -258,9 +262,11 @@ class Cgroups:
         cgroup = TaskCgroup(self.version, tuple(dirs.values()), memory_dir, mem_mib)
         try:
             for path in dirs.values():
-                if path.is_dir():
-                    path.rmdir()  # left from an earlier run: its OOM counters would mislead
-                path.mkdir()
+                try:
+                    path.mkdir()
+                except FileExistsError:  # left from an earlier run: its OOM counters would mislead
+                    path.rmdir()
+                    path.mkdir()
             if self.version == 2:
                 _limit_v2(memory_dir, mem_mib, cpus)
             else:
@@ -283,19 +289,16 @@ def _limit_v2(path: Path, mem_mib: int, cpus: float) -> None:
 
 
 def _limit_v1(memory: Path, cpu: Path, mem_mib: int, cpus: float) -> None:
+    """Swappiness and the OOM killer come from the parent (``_setup_v1``); a new cgroup's CFS
+    period is the kernel's default, ``CPU_PERIOD_US``."""
     if mem_mib > 0:
         limit = str(mem_mib * 1024 * 1024)
         _write(memory / "memory.limit_in_bytes", limit)
         # memsw (memory + swap) may not go below the memory limit, so it is set second; it is
-        # optional, as is swappiness (kernels without swap accounting refuse them).
+        # optional (kernels without swap accounting refuse it).
         _write_optional(memory / "memory.memsw.limit_in_bytes", limit)
-    _write_optional(memory / "memory.swappiness", "0")
-    _write_optional(
-        memory / "memory.oom_control", "0"
-    )  # OOM killer on: kill at the limit, not hang
     if cpus > 0:
-        period = _read_int(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
-        _write(cpu / "cpu.cfs_quota_us", str(max(1000, int(cpus * period))))
+        _write(cpu / "cpu.cfs_quota_us", str(max(1000, int(cpus * CPU_PERIOD_US))))
 
 
 @dataclass(frozen=True, slots=True)

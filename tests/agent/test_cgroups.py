@@ -162,6 +162,9 @@ def test_a_task_cgroup_carries_the_limits_and_is_removed_after_its_processes() -
         cpu = next(path for path in cgroup.dirs if path != cgroup.memory)
         period = int(_read(cpu / "cpu.cfs_period_us"))
         assert int(_read(cpu / "cpu.cfs_quota_us")) == period // 2
+        # Taken from the parent, where the agent sets them once: no swap, the OOM killer on.
+        assert _read(cgroup.memory / "memory.swappiness") == "0"
+        assert "oom_kill_disable 0" in _read(cgroup.memory / "memory.oom_control")
     else:
         assert _read(cgroup.memory / "memory.max") == str(64 * 1024 * 1024)
         assert _read(cgroup.memory / "cpu.max") == "50000 100000"
