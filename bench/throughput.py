@@ -10,28 +10,38 @@ separate processes (SQLite store, process executor), then:
 Prints tasks/s of both, their ratio, the CPU time each spends per task (the master, the agents,
 the tasks' processes; the bare loop and its processes), and latency percentiles. CPU per task
 does not depend on what else the machine runs, which its rate does. Not a pass/fail test.
+
+``BENCH_PROFILE=DIR`` also profiles the master and the first agent during the array with
+``py-spy record --gil`` (``pip install py-spy``) into ``DIR/master.txt`` and ``DIR/agent.txt``
+(collapsed stacks); a profiled run's figures are not comparable to others (sampling costs).
+``BENCH_TASKS=N`` runs N tasks instead of 1,000 (a longer profile).
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from corral.spec.jobs import JobSpec  # noqa: E402
+from corral.spec.states import RunState  # noqa: E402
+from corral.spec.views import EventView  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
 
-TASKS = 1_000
+TASKS = int(os.environ.get("BENCH_TASKS", "1000"))  # more for a profile with more samples
 LATENCY_SAMPLES = 50
-POLL = 0.02  # seconds between reads of the run's state
 
 
 def cpu_of(pid: int) -> tuple[float, float]:
@@ -57,16 +67,19 @@ def corral_array(cluster: Cluster) -> float:
             "task": {"command": ["true"], "cpus": 0.1, "mem": 16},
         }
     )
+
+    def run_ended(ev: EventView) -> bool:
+        ended = ev.state is not None and RunState(ev.state).terminal
+        return ev.type == "run_state" and ev.job == "throughput" and ended
+
     with cluster.client() as c:
         start = time.perf_counter()
         c.create_job(spec)
-        # Polled every 20 ms rather than read again on each of the run's 4,000 events: the
-        # master's time goes to the tasks, not to answering the benchmark.
-        while not (run := c.run("throughput", 1)).state.terminal:
-            assert time.perf_counter() - start < 600, "the run did not end in 600 s"
-            time.sleep(POLL)
+        # The end is seen on the event stream the cluster follows anyway: polling the run
+        # (every 20 ms, 2 ms of the master's CPU per read) added a fifth to its CPU per task.
+        ended = cluster.wait_event(run_ended, 600, "the array's run to end")
         elapsed = time.perf_counter() - start
-    assert run.state.value == "SUCCEEDED", run.state
+    assert ended.state == "SUCCEEDED", ended
     return elapsed
 
 
@@ -99,6 +112,33 @@ def latencies(cluster: Cluster) -> list[float]:
     return samples
 
 
+@contextmanager
+def profiled(pids: dict[str, int]) -> Iterator[None]:
+    """With ``BENCH_PROFILE`` set, ``py-spy record`` each of ``pids`` meanwhile."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    Path(out).mkdir(parents=True, exist_ok=True)
+    recorders = [
+        subprocess.Popen(
+            [spy, "record", "--gil", "-r", "100", "-f", "raw", "-p", str(pid)]
+            + ["-o", str(Path(out) / f"{name}.txt")],
+            stdout=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for rec in recorders:
+            rec.send_signal(signal.SIGINT)  # it writes what it sampled, then exits
+        for rec in recorders:
+            rec.wait(timeout=60)
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank)."""
     ordered = sorted(values)
@@ -115,7 +155,8 @@ def main() -> None:
             procs = {"master": cluster.master, **cluster.agents}
             pids = {name: proc.popen.pid for name, proc in procs.items() if proc and proc.popen}
             before = {name: cpu_of(pid) for name, pid in pids.items()}
-            corral_s = corral_array(cluster)
+            with profiled({"master": pids["master"], "agent": pids["bench-1"]}):
+                corral_s = corral_array(cluster)
             after = {name: cpu_of(pid) for name, pid in pids.items()}
             base_cpu = own_cpu()
             base_s = bare_baseline()

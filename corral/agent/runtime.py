@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from corral.spec.protocol import (
     Hello,
     Kill,
     Launch,
+    Launches,
     ListFiles,
     Read,
     ReadResult,
@@ -257,7 +259,7 @@ class Agent:
                     try:
                         msg = master_message.validate_json(raw)
                     except ValidationError as e:
-                        log.warning("ignored a message the master sent: %s", e)
+                        await self._unreadable(raw, e)
                         continue
                     if isinstance(msg, Welcome):
                         self.heartbeat_interval = msg.heartbeat_interval
@@ -286,6 +288,7 @@ class Agent:
             volume_roots=self.config.volume_roots,
             allow_privileged=self.config.allow_privileged,
             gpus=self.config.gpus,
+            batched_launches=True,
         )
 
     async def _heartbeats(self, ws: ClientConnection) -> None:
@@ -318,7 +321,10 @@ class Agent:
         if isinstance(msg, Ack):
             self.journal.ack(msg.seq)
             self._schedule_flush()
-        elif isinstance(msg, Launch):
+        elif isinstance(msg, Launches):
+            for launch in msg.tasks:
+                await self.launch(launch)
+        elif isinstance(msg, Launch):  # from a master that does not send ``launches``
             await self.launch(msg.task)
         elif isinstance(msg, Kill):
             await self.kill(msg.task_id, msg.grace, msg.reason or "killed", finish=msg.finish)
@@ -339,6 +345,26 @@ class Agent:
             answer = asyncio.create_task(self._answer(msg))
             self._answering.add(answer)
             answer.add_done_callback(self._answering.discard)
+
+    async def _unreadable(self, raw: str | bytes, error: ValidationError) -> None:
+        """A message that does not validate is ignored; of ``launches``, only the launches
+        that do not (each reported ERROR), the others start."""
+        with contextlib.suppress(ValueError, AttributeError):
+            msg = json.loads(raw)
+            if msg.get("type") == "launches" and isinstance(msg.get("tasks"), list):
+                for doc in msg["tasks"]:
+                    try:
+                        launch = TaskLaunch.model_validate(doc)
+                    except ValidationError as e:
+                        task_id = doc.get("task_id") if isinstance(doc, dict) else None
+                        log.warning("ignored the launch of %s: %s", task_id, e)
+                        if isinstance(task_id, str):
+                            why = e.errors()[0]["msg"]
+                            await self.report(task_id, TaskState.ERROR, f"unreadable launch: {why}")
+                    else:
+                        await self.launch(launch)
+                return
+        log.warning("ignored a message the master sent: %s", error)
 
     async def _running_handle(self, task_id: str) -> TaskHandle | None:
         """The handle of a task running here, once it has started (an exec may come while it

@@ -4,7 +4,10 @@ loss detection."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from corral.master.applier import Applier, Outbox
 from corral.master.dispatch import Dispatcher
@@ -13,11 +16,15 @@ from corral.master.policy.effects import Excuse, MarkDisconnected
 from corral.master.policy.liveness import AgentSilence, Limits, Verdict, liveness
 from corral.master.records import AgentRecord, AgentSession, LiveTask, resources_of
 from corral.master.state import ClusterState
-from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, Launch, StatusUpdate, Welcome
+from corral.spec.protocol import Ack, GpuDevice, Hello, Kill, StatusUpdate, Welcome
 from corral.spec.states import AgentState, TaskState
 from corral.store.store import Fenced, Refusal
 
 log = logging.getLogger(__name__)
+
+# A ``launches`` message holds launches of about this much JSON at most (one launch may hold
+# more: it goes alone), well inside the agent's 16 MiB frames.
+LAUNCHES_BYTES = 1 << 20
 
 # The order a task moves through; an update that would move it back is stale and ignored.
 _RANK = {
@@ -135,6 +142,7 @@ class AgentOps:
                 agent.volume_roots = tuple(msg.volume_roots)
                 agent.privileged = msg.allow_privileged
                 agent.gpus = tuple(msg.gpus)
+                agent.batched_launches = msg.batched_launches
                 agent.last_heartbeat, agent.silent_since = now, silent_since
                 # In the same step as the state it gets: a liveness check in between would
                 # see it ACTIVE without a connection, and record it DISCONNECTED.
@@ -158,8 +166,7 @@ class AgentOps:
         for task_id in sorted(running - known):
             await self.send_kill(agent, task_id, "unknown to the master", grace=None)
         # A STAGING task the agent never got is safe to send again: nothing of it runs there.
-        for task in to_launch:
-            await self.send_launch(agent, task)
+        await self.send_launches(agent, to_launch)
 
     def _lose_tasks(self, agent: AgentRecord, gone: list[LiveTask]) -> None:
         # Seen from the loop before this writer's turn: only those still so.
@@ -248,10 +255,30 @@ class AgentOps:
 
     # --- messages to agents
 
-    async def send_launch(self, agent: AgentRecord, task: LiveTask) -> None:
-        """Tell the agent to start a task (a gang's rank with the hosts of the gang's nodes)."""
-        launch = with_hosts(task, self.state.index.of_job(task.job), self.hostname_of)
-        await self.dispatch.send(agent.id, Launch(task=launch).model_dump(mode="json"))
+    async def send_launches(self, agent: AgentRecord, tasks: Sequence[LiveTask]) -> None:
+        """Tell the agent to start ``tasks``, in this order: in ``launches`` messages of about
+        ``LAUNCHES_BYTES`` of launches at most, or a ``launch`` each to an agent that does not
+        take them."""
+        if not agent.batched_launches:
+            for task in tasks:
+                await self.dispatch.send(agent.id, {"type": "launch", "task": self._launch(task)})
+            return
+        for batch in _batches(tasks, LAUNCHES_BYTES):
+            launches = [self._launch(t) for t in batch]
+            await self.dispatch.send(agent.id, {"type": "launches", "tasks": launches})
+
+    def _launch(self, task: LiveTask) -> dict[str, Any]:
+        """The ``TaskLaunch`` document sent for ``task``: its stored launch with the GPU indices
+        it was given and, for a gang's rank, the host of every node of its gang."""
+        if task.gang is not None:
+            launch = with_hosts(task, self.state.index.of_job(task.job), self.hostname_of)
+            return launch.model_dump(mode="json")
+        # Stored as a TaskLaunch's JSON when admitted: read as it is, not validated and dumped
+        # again for every launch (the agent validates what it is sent).
+        document: dict[str, Any] = json.loads(task.row.launch.json)
+        if task.devices:
+            document["gpu_devices"] = list(task.devices)
+        return document
 
     def hostname_of(self, agent_id: str) -> str | None:
         """The hostname of a known agent."""
@@ -272,9 +299,13 @@ class AgentOps:
         await self.dispatch.send(agent.id, msg.model_dump(mode="json"))
 
     async def deliver(self, out: Outbox) -> None:
-        """Send what a committed change asks of agents: its launches, then its kills."""
+        """Send what a committed change asks of agents: its launches (each agent's together),
+        then its kills."""
+        per_agent: dict[str, tuple[AgentRecord, list[LiveTask]]] = {}
         for task, agent in out.launches:
-            await self.send_launch(agent, task)
+            per_agent.setdefault(agent.id, (agent, []))[1].append(task)
+        for agent, tasks in per_agent.values():
+            await self.send_launches(agent, tasks)
         for kill in out.kills:
             await self.send_kill(kill.agent, kill.task.id, kill.reason, None, finish=kill.finish)
 
@@ -383,3 +414,16 @@ class AgentOps:
 
 def _silence(agent: AgentRecord) -> AgentSilence:
     return AgentSilence(agent.id, agent.hostname, agent.state, agent.connected, agent.silent_since)
+
+
+def _batches(tasks: Sequence[LiveTask], most: int) -> Iterator[Sequence[LiveTask]]:
+    """``tasks`` in order, cut where their launches' JSON would exceed ``most`` bytes."""
+    start, size = 0, 0
+    for i, task in enumerate(tasks):
+        length = len(task.row.launch.json)
+        if i > start and size + length > most:
+            yield tasks[start:i]
+            start, size = i, 0
+        size += length
+    if start < len(tasks):
+        yield tasks[start:]

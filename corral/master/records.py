@@ -273,3 +273,4 @@ class AgentRecord:
     last_heartbeat: float | None = None  # wall clock, for display
     silent_since: float = 0.0  # monotonic time of the last sign of life
     connected: bool = False  # while the dispatcher holds a live session of it
+    batched_launches: bool = False  # its connection takes ``launches`` (its hello said so)

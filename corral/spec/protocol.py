@@ -181,6 +181,9 @@ class Hello(BaseModel):
     gpus: list[GpuDevice] = Field(
         default_factory=list, description="Its GPUs; as many as resources.gpus counts."
     )
+    # It takes ``launches`` (several tasks in one message); an agent of an earlier version
+    # does not say so, and is sent a ``launch`` per task.
+    batched_launches: bool = False
 
     @model_validator(mode="after")
     def _gpus_counted(self) -> Hello:
@@ -263,10 +266,18 @@ class Ack(BaseModel):
 
 
 class Launch(BaseModel):
-    """Start this task."""
+    """Start this task (what a master sends an agent that does not take ``launches``)."""
 
     type: Literal["launch"] = "launch"
     task: TaskLaunch
+
+
+class Launches(BaseModel):
+    """Start these tasks, in this order: what one plan (or a reconciliation) places on the
+    agent, in one message rather than one each."""
+
+    type: Literal["launches"] = "launches"
+    tasks: list[TaskLaunch]
 
 
 class Kill(BaseModel):
@@ -304,6 +315,7 @@ MasterMessage = Annotated[
     Welcome
     | Ack
     | Launch
+    | Launches
     | Kill
     | Read
     | ListFiles

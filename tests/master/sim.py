@@ -44,8 +44,10 @@ class SimAgent:
         mem: int,
         drivers: list[str] | None = None,
         gpus: int = 0,
+        batched_launches: bool = True,
     ) -> None:
         self.sim = sim
+        self.batched_launches = batched_launches  # False: an agent of an earlier version
         self.name = name
         self.cpus, self.mem, self.gpus = cpus, mem, gpus
         self.drivers = drivers or ["process"]
@@ -68,6 +70,7 @@ class SimAgent:
             resources=AgentResources(cpus=self.cpus, mem=self.mem, disk=10_000, gpus=self.gpus),
             drivers=self.drivers,
             running=running or [],
+            batched_launches=self.batched_launches,
         )
         await self.sim.master.agents.hello(hello, self.session)
 
@@ -75,8 +78,19 @@ class SimAgent:
         agent = self.sim.master.state.agents[self.name]
         self.sim.master.agents.disconnected(agent, self.session)
 
+    def launches(self) -> list[dict[str, Any]]:
+        """Every launch it was sent, in order, whether alone (``launch``) or several in one
+        message (``launches``)."""
+        found: list[dict[str, Any]] = []
+        for m in self.sent:
+            if m["type"] == "launch":
+                found.append(m["task"])
+            elif m["type"] == "launches":
+                found += m["tasks"]
+        return found
+
     def launched(self) -> list[str]:
-        return [m["task"]["task_id"] for m in self.sent if m["type"] == "launch"]
+        return [t["task_id"] for t in self.launches()]
 
     def killed(self) -> list[str]:
         return [m["task_id"] for m in self.sent if m["type"] == "kill"]
@@ -117,8 +131,9 @@ class Sim:
         mem: int = 4096,
         drivers: list[str] | None = None,
         gpus: int = 0,
+        batched_launches: bool = True,
     ) -> SimAgent:
-        agent = SimAgent(self, name, cpus, mem, drivers, gpus)
+        agent = SimAgent(self, name, cpus, mem, drivers, gpus, batched_launches)
         self.agents[name] = agent
         await agent.connect()
         return agent

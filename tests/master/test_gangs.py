@@ -20,12 +20,7 @@ def gang(nodes: int, tasks_per_node: int = 1, **extra: Any) -> JobSpec:
 
 def launches(sim: Sim) -> dict[str, dict[str, Any]]:
     """Every launch sent, by task id."""
-    return {
-        m["task"]["task_id"]: m["task"]
-        for agent in sim.agents.values()
-        for m in agent.sent
-        if m["type"] == "launch"
-    }
+    return {t["task_id"]: t for agent in sim.agents.values() for t in agent.launches()}
 
 
 def test_each_node_s_ranks_go_to_one_agent_and_every_launch_lists_the_nodes_hosts(

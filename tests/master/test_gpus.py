@@ -5,7 +5,6 @@ which (the indices are stored with the placement)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
@@ -20,8 +19,7 @@ def gpu_job(name: str, gpus: int = 1) -> JobSpec:
 
 def given(agent: SimAgent) -> dict[str, list[int]]:
     """Task id -> the GPU indices its launch named, for every launch the agent was sent."""
-    launches: list[dict[str, Any]] = [m["task"] for m in agent.sent if m["type"] == "launch"]
-    return {t["task_id"]: t["gpu_devices"] for t in launches}
+    return {t["task_id"]: t["gpu_devices"] for t in agent.launches()}
 
 
 def test_gpu_tasks_get_distinct_indices_and_a_fourth_waits_until_one_ends(sim: Sim) -> None:

@@ -108,6 +108,20 @@ class EventWatcher:
                 # The cap only matters while the master is down and sends no events.
                 self._cond.wait(min(remaining, 0.5))
 
+    def wait_event(
+        self, match: Callable[[EventView], bool], timeout: float, what: str
+    ) -> EventView:
+        """Wait until an event ``match`` accepts has been seen (since the stream began);
+        answers the first. Reads only the events received: it asks the master nothing."""
+        seen = 0
+
+        def found() -> EventView | None:
+            nonlocal seen  # the events are read under the condition, by wait_until
+            new, seen = self.events[seen:], len(self.events)
+            return next((ev for ev in new if match(ev)), None)
+
+        return self.wait_until(found, timeout, what)
+
     def snapshot(self) -> list[EventView]:
         """The events seen so far, oldest first (a copy)."""
         with self._cond:
@@ -331,6 +345,13 @@ class Cluster:
         """Wait (on events, with a deadline) until ``check`` answers something truthy."""
         assert self._watcher is not None
         return self._watcher.wait_until(check, timeout, what)
+
+    def wait_event(
+        self, match: Callable[[EventView], bool], timeout: float, what: str
+    ) -> EventView:
+        """Wait until the watcher has seen an event ``match`` accepts; answers the first."""
+        assert self._watcher is not None
+        return self._watcher.wait_event(match, timeout, what)
 
     def wait_run(self, job: str, run: int = 1, timeout: float = 60) -> str:
         """Wait until a run has an outcome; answers it."""
