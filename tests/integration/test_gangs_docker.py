@@ -37,6 +37,7 @@ def container_of(c: Cluster, task: TaskView) -> str:
     return container
 
 
+@pytest.mark.timeout(300)  # the image, three agents, and a run given 180 s
 @pytest.mark.parametrize("network", ["BRIDGE", "HOST"])
 def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_in_their_containers(
     cluster: Cluster, tmp_path: Path, network: str
@@ -63,7 +64,10 @@ def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_in_their_contain
     }
     with c.client() as client:
         client.create_job(JobSpec.model_validate(spec))
-        outcome = c.wait_run("allreduce", timeout=180)
+        try:
+            outcome = c.wait_run("allreduce", timeout=180)
+        except AssertionError:
+            outcome = "did not end in 180 s"  # said below with the ranks' states and output
         ranks = tasks_of(c, "allreduce")
         out = client.logs("allreduce.1.0.0", "stdout", 0, 1 << 20).data
         err = client.logs("allreduce.1.0.0", "stderr", 0, 1 << 16).data
