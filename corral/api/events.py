@@ -34,19 +34,17 @@ async def follow(
     every ``KEEPALIVE`` seconds of quiet (time for a keep-alive); ends when the client has gone
     or the subscription overflowed."""
     while not sub.overflowed.is_set():
-        if sub.queue.empty():
+        if not sub.pending:
             try:
-                batch = [await asyncio.wait_for(sub.queue.get(), KEEPALIVE)]
+                async with asyncio.timeout(KEEPALIVE):  # a timer, not a task, per wait
+                    await sub.ready.wait()
             except TimeoutError:
                 if await request.is_disconnected():
                     return
                 yield None
                 continue
-        else:
-            batch = []
-        while not sub.queue.empty():
-            batch.append(sub.queue.get_nowait())
-        yield batch
+        if not sub.overflowed.is_set():
+            yield sub.take()
 
 
 async def stream(master: Master, since: int, request: Request) -> AsyncIterator[str]:

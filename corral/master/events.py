@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,11 +11,21 @@ Event = Mapping[str, Any]
 
 
 class Subscription:
-    """A subscriber's queue; ``overflowed`` is set if it fell too far behind and was dropped."""
+    """A subscriber's events not taken yet; ``overflowed`` is set if it fell too far behind
+    and was dropped."""
 
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
+        self.size = size
+        self.pending: deque[Event] = deque()
+        self.ready = asyncio.Event()  # set when events are pending
         self.overflowed = asyncio.Event()
+
+    def take(self) -> list[Event]:
+        """Every pending event, oldest first; none pending after."""
+        taken = list(self.pending)
+        self.pending.clear()
+        self.ready.clear()
+        return taken
 
 
 class EventBus:
@@ -43,11 +54,14 @@ class EventBus:
         self._subs.clear()
 
     def publish(self, events: Sequence[Event]) -> None:
-        """Hand committed events to every subscriber."""
+        """Hand committed events to every subscriber (a change's events at once: a busy master
+        publishes thousands a second)."""
+        if not events:
+            return
         for sub in list(self._subs):
-            try:
-                for ev in events:
-                    sub.queue.put_nowait(ev)
-            except asyncio.QueueFull:
+            if len(sub.pending) + len(events) > sub.size:
                 self._subs.discard(sub)
                 sub.overflowed.set()
+                continue
+            sub.pending.extend(events)
+            sub.ready.set()
