@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from corral.scheduler.model import Constraint, Operator, Resources, Strategy
+from corral.scheduler.model import Constraint, Operator, Resources, Strategy, TaskRequest
 from corral.spec.protocol import GangMember, GpuDevice, TaskLaunch
 from corral.spec.services import HealthCheckStatus
 from corral.spec.states import AgentState, TaskState
@@ -66,6 +66,9 @@ class LiveTask:
     waiting: str = ""  # why it is not placed yet, from the last plan
     preempted_by: str | None = None  # the task it is being stopped for (a preemption)
     order: int = field(default_factory=lambda: next(_order))
+    # What the scheduling core was last asked to place for it (scheduling.request_of): made
+    # once while it waits, not once per pass.
+    request: TaskRequest | None = None
 
     # What the scheduler asks of it: read from its row's packed launch, which tasks of one
     # array share, so a waiting task costs its record and its row only.

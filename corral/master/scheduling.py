@@ -82,9 +82,15 @@ def snapshot_of(state: ClusterState, preemptible: Callable[[str], bool] = _never
 
 
 def request_of(task: LiveTask) -> TaskRequest:
-    """What the core needs to know of a pending task."""
+    """What the core needs to know of a pending task. Made once while it waits: all of it
+    comes from its row, which does not change while it is pending, but for when it began to
+    wait (its backoff may be lifted)."""
+    since = waiting_since(task)
+    made = task.request
+    if made is not None and made.waiting_since == since:
+        return made
     gang, gang_node, gang_size = request_fields(task)
-    return TaskRequest(
+    task.request = TaskRequest(
         id=task.id,
         group=task.job,
         resources=task.resources,
@@ -100,8 +106,9 @@ def request_of(task: LiveTask) -> TaskRequest:
         gang=gang,
         gang_node=gang_node,
         gang_size=gang_size,
-        waiting_since=waiting_since(task),
+        waiting_since=since,
     )
+    return task.request
 
 
 def waiting_since(task: LiveTask) -> float:

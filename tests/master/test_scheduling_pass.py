@@ -11,6 +11,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 
+from corral.master.scheduling import request_of
 from corral.scheduler import plan
 from corral.scheduler.model import Plan, Snapshot, TaskRequest
 from corral.spec.jobs import JobSpec
@@ -85,5 +86,27 @@ def test_nothing_is_placed_on_an_agent_that_went_away_while_the_plan_was_made(
         await hold_a_pass(sim, agent.disconnect)
         assert agent.launched() == []
         assert all(t.state is TaskState.PENDING for t in sim.master.state.tasks.values())
+
+    asyncio.run(scenario())
+
+
+def test_a_waiting_task_s_request_is_made_once_and_made_again_when_its_wait_changes(
+    sim: Sim,
+) -> None:
+    async def scenario() -> None:
+        submit(sim, "sweep", "0-1")
+        await sim.settle()  # no agent: both wait
+        task = sim.master.state.tasks["sweep.1.0.0"]
+        first = request_of(task)
+        assert request_of(task) is first  # the next pass asks again: the same request
+        assert first.waiting_since == task.created_at
+        task.not_before = task.created_at + 5  # a backoff: it waits from its end
+        later = request_of(task)
+        assert later is not first and later.waiting_since == task.created_at + 5
+        assert later.id == first.id and later.resources == first.resources
+        await sim.add_agent("a1", cpus=4)
+        task.not_before = None
+        await sim.settle()
+        assert task.state is TaskState.STAGING and task.request is None  # placed: let go
 
     asyncio.run(scenario())
