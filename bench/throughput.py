@@ -69,8 +69,9 @@ def corral_array(cluster: Cluster) -> float:
     )
 
     def run_ended(ev: EventView) -> bool:
-        ended = ev.state is not None and RunState(ev.state).terminal
-        return ev.type == "run_state" and ev.job == "throughput" and ended
+        if ev.type != "run_state" or ev.job != "throughput":
+            return False
+        return RunState(ev.state or "").terminal
 
     with cluster.client() as c:
         start = time.perf_counter()
