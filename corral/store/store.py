@@ -70,24 +70,19 @@ TaskCounts = Counter[tuple[str, str]]  # tasks per (owner, state)
 Seqs = Callable[[Connection, int], int]  # n creation numbers for new tasks -> the first
 
 
-# Built once: every write transaction runs one (a statement built per call costs more than
-# the database's work on it). SQLite locks the whole database for a writer: an UPDATE takes
-# that lock at once. PostgreSQL locks the row FOR KEY SHARE, which a master taking the lead
-# (FOR UPDATE) waits for, and the leader's renewals of its lease (no key changed) do not.
-_FENCE = (
-    update(leadership)
-    .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
-    .values(epoch=leadership.c.epoch)
-)
-_FENCE_POSTGRES = (
-    select(leadership.c.epoch)
-    .where(leadership.c.id == 1, leadership.c.epoch == bindparam("b_epoch"))
-    .with_for_update(key_share=True)
-)
-# Built once too: every message of status updates from an agent runs it.
-_AGENT_SEQ = (
-    update(agents).where(agents.c.id == bindparam("b_id")).values(last_seq=bindparam("b_seq"))
-)
+# Written as the driver's SQL: every write transaction runs one (SQLAlchemy's execution of even
+# a statement built once costs more than the database's work on it). SQLite locks the whole
+# database for a writer: an UPDATE takes that lock at once. PostgreSQL locks the row, which a
+# master taking the lead (FOR UPDATE) waits for.
+_FENCE = "UPDATE leadership SET epoch = epoch WHERE id = 1 AND epoch = {mark}"
+_FENCE_POSTGRES = "SELECT epoch FROM leadership WHERE id = 1 AND epoch = {mark} FOR NO KEY UPDATE"
+# Every message of status updates from an agent runs it.
+_AGENT_SEQ = "UPDATE agents SET last_seq = {mark} WHERE id = {mark}"
+
+
+def _sql(conn: Connection, text: str) -> str:
+    """``text`` with the driver's parameter marks."""
+    return text.replace("{mark}", "?" if conn.dialect.paramstyle == "qmark" else "%s")
 
 
 # The PostgreSQL advisory lock masters take turns on to migrate (any number of Corral's own).
@@ -336,7 +331,7 @@ class Tx:
 
     def set_agent_seq(self, agent_id: str, seq: int) -> None:
         """Record the newest status update applied for an agent."""
-        self.conn.execute(_AGENT_SEQ, {"b_id": agent_id, "b_seq": seq})
+        self.conn.exec_driver_sql(_sql(self._conn, _AGENT_SEQ), (seq, agent_id))
 
     def add_token(
         self,
@@ -483,9 +478,9 @@ class Store:
         if self.epoch is None:
             return
         if conn.dialect.name == "postgresql":
-            still = len(conn.execute(_FENCE_POSTGRES, {"b_epoch": self.epoch}).all())
+            still = len(conn.exec_driver_sql(_sql(conn, _FENCE_POSTGRES), (self.epoch,)).all())
         else:
-            still = conn.execute(_FENCE, {"b_epoch": self.epoch}).rowcount
+            still = conn.exec_driver_sql(_sql(conn, _FENCE), (self.epoch,)).rowcount
         if still != 1:
             newest = conn.execute(select(leadership.c.epoch)).scalar()
             raise Fenced(self.epoch, newest)
