@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/placement.py
 	$(BIN)/python bench/fairshare.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/master_throughput.py
 	$(BIN)/python bench/docker_sweep.py
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/agent_start.py
