@@ -190,7 +190,7 @@ class AgentOps:
         liveness check sees an ACTIVE agent without a session and records it (and its loss)
         later."""
         if self.dispatch.detach(agent, session):
-            self._mark_disconnected(agent, reason)
+            self.record_disconnection(agent, reason)
 
     async def hung_up(
         self, agent: AgentRecord, session: AgentSession, reason: str = "connection closed"
@@ -198,11 +198,15 @@ class AgentOps:
         """``disconnected``, its store I/O off the loop (the channel's end)."""
         if self.dispatch.detach(agent, session):
             try:
-                await self.state.write(self._mark_disconnected, agent, reason)
+                await self.state.write(self.record_disconnection, agent, reason)
             except Refusal:
                 pass  # the liveness check records it once the store is back (see above)
 
-    def _mark_disconnected(self, agent: AgentRecord, reason: str) -> None:
+    def record_disconnection(self, agent: AgentRecord, reason: str) -> None:
+        """Record that the agent has no connection, unless it has one again: it may have
+        registered on a new one while this waited for the writer's turn."""
+        if self.dispatch.session_of(agent.id) is not None:
+            return
         with self.state.change() as ch:
             self.applier.apply(ch, [MarkDisconnected(agent.id, reason)], self.state.clock.now())
 

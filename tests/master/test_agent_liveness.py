@@ -203,3 +203,17 @@ def test_a_registered_agent_is_never_seen_active_without_its_session(
     asyncio.run(scenario())
     assert (AgentState.ACTIVE, True) in seen
     assert (AgentState.ACTIVE, False) not in seen
+
+
+def test_a_closed_connection_recorded_after_the_agent_registered_again_changes_nothing(
+    sim: Sim,
+) -> None:
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1")
+        ops, agent = sim.master.agents, sim.master.state.agents["a1"]
+        ops.dispatch.detach(agent, a1.session)  # the channel ends; its write is queued...
+        await a1.connect()  # ...behind the agent's registration on a new connection
+        ops.record_disconnection(agent, "connection closed")
+        assert state_of(agent) is AgentState.ACTIVE and agent.connected
+
+    asyncio.run(scenario())
