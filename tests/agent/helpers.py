@@ -6,9 +6,12 @@ import asyncio
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+from websockets.asyncio.server import ServerConnection, serve
 
 from corral.agent.executors.base import Executor
 from corral.agent.runtime import Agent, AgentConfig
@@ -46,6 +49,30 @@ def refusing_port() -> socket.socket:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@asynccontextmanager
+async def agent_of_scripted_master(
+    master: Callable[[ServerConnection], Awaitable[None]], data_dir: Path
+) -> AsyncIterator[Agent]:
+    """An agent without executors, running and dialling a WebSocket server whose every
+    connection ``master`` handles (the test plays the master's side); stopped on exit."""
+    async with serve(master, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        config = AgentConfig(
+            master_urls=[f"http://127.0.0.1:{port}"],
+            token=None,
+            data_dir=data_dir,
+            hostname="node-test",
+            resources=AgentResources(cpus=1, mem=256, disk=0),
+        )
+        agent = Agent(config, {})
+        running = asyncio.create_task(agent.run())
+        try:
+            yield agent
+        finally:
+            await agent.stop(timeout=5)
+            running.cancel()
 
 
 def launch(**fields: Any) -> TaskLaunch:

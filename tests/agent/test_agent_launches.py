@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
-from corral.agent.runtime import Agent, AgentConfig
-from corral.spec.protocol import Ack, AgentResources, Launch, Launches, Welcome
-from tests.agent.helpers import DEADLINE, launch
+from corral.spec.protocol import Ack, Launch, Launches, Welcome
+from tests.agent.helpers import DEADLINE, agent_of_scripted_master, launch
 
 # The agent under test has no executor: each launch it reads is answered ERROR with this
 # reason, which tells a launch it read from one it could not.
@@ -41,20 +40,8 @@ def run_master(tmp_path: Path, messages: list[str], expected: int) -> tuple[Any,
             done.set()
             await ws.wait_closed()
 
-        async with serve(master, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            config = AgentConfig(
-                master_urls=[f"http://127.0.0.1:{port}"],
-                token=None,
-                data_dir=tmp_path,
-                hostname="node-test",
-                resources=AgentResources(cpus=1, mem=256, disk=0),
-            )
-            agent = Agent(config, {})
-            running = asyncio.create_task(agent.run())
+        async with agent_of_scripted_master(master, tmp_path):
             await asyncio.wait_for(done.wait(), DEADLINE)
-            await agent.stop(timeout=5)
-            running.cancel()
         return hello, updates
 
     return asyncio.run(scenario())

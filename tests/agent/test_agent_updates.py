@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
-from corral.agent.runtime import Agent, AgentConfig
-from corral.spec.protocol import Ack, AgentResources, Read, Welcome
+from corral.agent.runtime import Agent
+from corral.spec.protocol import Ack, Read, Welcome
 from corral.spec.states import TaskState
-from tests.agent.helpers import DEADLINE
+from tests.agent.helpers import DEADLINE, agent_of_scripted_master
 
 
 async def _next(ws: ServerConnection, kind: str) -> dict[str, Any]:
@@ -51,23 +51,12 @@ def test_updates_made_while_one_message_is_unacknowledged_go_together_after_its_
             done.set()
             await ws.wait_closed()
 
-        async with serve(master, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            config = AgentConfig(
-                master_urls=[f"http://127.0.0.1:{port}"],
-                token=None,
-                data_dir=tmp_path,
-                hostname="node-test",
-                resources=AgentResources(cpus=1, mem=256, disk=0),
-            )
-            agent = Agent(config, {})
-            running = asyncio.create_task(agent.run())
+        async with agent_of_scripted_master(master, tmp_path) as started:
+            agent = started
             await asyncio.wait_for(agent.connected.wait(), DEADLINE)
             await agent.report("first", TaskState.RUNNING)
             await asyncio.wait_for(done.wait(), DEADLINE)
             assert not agent.journal.unacked()
-            await agent.stop(timeout=5)
-            running.cancel()
         return sent
 
     first, read_answered_first, second = asyncio.run(scenario())
