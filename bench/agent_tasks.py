@@ -4,7 +4,8 @@ Run from the repository root: ``python bench/agent_tasks.py [--tasks 1000] [--sl
 agent runtime in this process (process executor, cgroup limits when the host allows them, its data
 dir under ``$TMPDIR``) is handed launches of ``true`` as a master would, ``--slots`` at a time,
 and reports their ends to its journal; nothing is sent. Prints the CPU time per task of the agent
-(user and system) and of the tasks' processes, and the files and directories a task leaves.
+(user and system), of its task keeper and of the tasks' processes, and the files and
+directories a task leaves.
 
 ``bench/throughput.py`` measures the whole cluster; this isolates the agent's share of it, which
 varies less from run to run (no master, no WebSocket, no other agent on the same cores).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import sys
 import tempfile
@@ -60,10 +62,31 @@ class CountingAgent(Agent):
             self.ended.put_nowait(state)
 
 
-def cpu() -> tuple[float, float, float]:
-    """CPU seconds so far: this process's user and system time, its reaped children's total."""
+def keepers_cpu(parent: int) -> tuple[float, float]:
+    """CPU seconds of the task keepers ``parent`` started and that still run: their own, and
+    their reaped children's (the tasks)."""
+    own = kids = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"corral.agent.keeper" not in (proc / "cmdline").read_bytes():
+                continue
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == parent:
+            utime, stime, cutime, cstime = (int(f) / tick for f in fields[11:15])
+            own, kids = own + utime + stime, kids + cutime + cstime
+    return own, kids
+
+
+def cpu() -> tuple[float, float, float, float]:
+    """CPU seconds so far: this process's user and system time, its keeper's, and the tasks'
+    (reaped children of this process or of its keeper)."""
     me, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return me.ru_utime, me.ru_stime, kids.ru_utime + kids.ru_stime
+    keeper, tasks = keepers_cpu(os.getpid())
+    return me.ru_utime, me.ru_stime, keeper, tasks + kids.ru_utime + kids.ru_stime
 
 
 async def run(data_dir: Path, tasks: int, slots: int) -> tuple[float, list[TaskState]]:
@@ -102,7 +125,8 @@ def main() -> None:
         after = cpu()
         one = next((data_dir / "tasks").iterdir())
         left = sorted(str(p.relative_to(one)) for p in one.rglob("*"))
-    user, system, kids = ((a - b) / args.tasks * 1000 for a, b in zip(after, before, strict=True))
+    spent = [(a - b) / args.tasks * 1000 for a, b in zip(after, before, strict=True)]
+    user, system, keeper, kids = spent
     finished = sum(state is TaskState.FINISHED for state in ends)
     print(
         f"agent: {args.tasks} tasks in {took:.2f}s = {args.tasks / took:.0f} tasks/s, "
@@ -110,7 +134,8 @@ def main() -> None:
     )
     print(
         f"CPU per task: agent {user + system:.2f} ms (user {user:.2f}, system {system:.2f}), "
-        f"the tasks' processes {kids:.2f} ms"
+        f"its task keeper {keeper:.2f} ms, the tasks' processes {kids:.2f} ms, "
+        f"total {user + system + keeper + kids:.2f} ms"
     )
     print(f"a task leaves {len(left) + 1} files and directories: {', '.join(left)}")
 

@@ -2,13 +2,13 @@
 
 One JSON object a line, appended as the facts come: the launch spec with what the executor knows
 before the start (its cgroups, its host ports), then its pid once spawned, its exit status (the
-process executor's wrapper appends it), when it was RUNNING (tasks with health checks), its end
-once reported. A later line adds to the earlier ones. One file instead of one per fact: every
-file the agent makes costs 0.1-0.3 ms on a busy ext4 (see docs/performance.md), and a restarted
-agent finds everything in one read.
+agent's task keeper appends it; under agents before the keeper, the task's ``sh`` wrapper),
+when it was RUNNING (tasks with health checks), its end once reported. A later line adds to the
+earlier ones. One file instead of one per fact: every file the agent makes costs 0.1-0.3 ms on
+a busy ext4 (see docs/performance.md), and a restarted agent finds everything in one read.
 
 Appends are single ``write`` calls on an ``O_APPEND`` descriptor, so lines written by the agent and
-by a task's wrapper at once never mix; a line a reader cannot parse (cut short by a crash of the
+by the keeper at once never mix; a line a reader cannot parse (cut short by a crash of the
 machine) is skipped.
 
 Agents before this file kept the same facts as files in ``meta/`` (``launch.json``, ``cgroup.json``,
@@ -38,8 +38,9 @@ class TaskRecord:
     cgroup: str | None = None  # ``TaskCgroup.dump()``
     ports: list[int] = field(default_factory=list)  # host ports given, in order
     pid: tuple[int, int] | None = None  # the task's leader and its start time (clock ticks)
-    exit: int | None = None  # the exit status its wrapper saw (shell encoding)
+    exit: int | None = None  # its exit status, 128 + N for signal N (as a shell says it)
     container: str | None = None  # a docker task's container id
+    keeper: bool = False  # a process task started by the agent's keeper (not under a wrapper)
     running_since: float | None = None  # wall-clock time it was RUNNING
     ended: bool = False  # its end was reported
     end: object = None  # that end as recorded: {"state", "reason", "exit_code"}
@@ -121,6 +122,8 @@ def _take(record: TaskRecord, facts: dict[str, Any]) -> None:
         record.pid = (pid[0], pid[1])
     if isinstance(facts.get("exit"), int):
         record.exit = facts["exit"]
+    if facts.get("keeper") is True:
+        record.keeper = True
     if isinstance(facts.get("container"), str):
         record.container = facts["container"]
     if isinstance(facts.get("running_since"), int | float):

@@ -1,4 +1,5 @@
-"""The process executor with real processes: output, exit states, kills, limits, re-attaching."""
+"""The process executor with real processes: output, exit states, kills, limits, re-attaching,
+the task keeper."""
 
 from __future__ import annotations
 
@@ -527,3 +528,129 @@ def test_a_task_an_older_agent_saw_end_is_recovered_with_its_status_from_meta(
     (meta / "exit_code").write_text("3\n")
     recovered = run(ProcessExecutor().recover(launch, dirs))
     assert recovered == TaskExit(TaskState.FAILED, 3, "exited with status 3")
+
+
+# --- the task keeper: tasks are its children, not the agent's nor a wrapper's
+
+
+def parent_of(pid: int) -> int:
+    """The parent process of ``pid``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+async def end_of(found: ProcessHandle | TaskExit) -> TaskExit:
+    """How a recovered task ended: at once, or once its handle says so."""
+    return found if isinstance(found, TaskExit) else await finish(found)
+
+
+def test_a_task_is_the_command_itself_a_child_of_the_keeper_in_its_cgroups(
+    dirs: TaskDirs,
+) -> None:
+    executor = ProcessExecutor()
+
+    async def scenario() -> None:
+        handle = await executor.start(task(command=["sleep", "30"]), dirs)
+        try:
+            assert Path(f"/proc/{handle.pid}/comm").read_text() == "sleep\n"  # no wrapper
+            keeper = parent_of(handle.pid)
+            assert keeper != os.getpid()
+            assert "corral.agent.keeper" in Path(f"/proc/{keeper}/cmdline").read_text()
+            recorded = task_record.read(dirs.root).cgroup
+            if recorded is not None:  # the task alone in its cgroups: the keeper went back
+                assert TaskCgroup.load(recorded).pids() == {handle.pid}
+        finally:
+            await handle.kill(0)
+            await finish(handle)
+
+    run(scenario())
+
+
+def test_a_task_ending_while_no_agent_runs_keeps_its_status(
+    dirs: TaskDirs,
+    fifo: Callable[[str], Fifo],
+) -> None:
+    go = fifo("go")
+    launch = task(shell='read line < "$CORRAL_SANDBOX/go"; exit 4')
+    # An agent process starts the task and exits; the task ends before the next one starts.
+    agent = [sys.executable, "-c", AGENT, str(dirs.root), launch.model_dump_json()]
+    subprocess.run(agent, check=True, timeout=DEADLINE)
+    recorded = task_record.read(dirs.root).pid
+    assert recorded is not None
+    go.write("go\n")
+    run(process_ends(recorded[0]))
+
+    async def scenario() -> TaskExit:
+        return await end_of(await ProcessExecutor().recover(launch, dirs))
+
+    assert run(scenario()) == TaskExit(TaskState.FAILED, 4, "exited with status 4")
+
+
+def test_tasks_of_a_killed_keeper_end_lost_and_the_next_task_gets_a_new_keeper(
+    tmp_path: Path,
+) -> None:
+    executor = ProcessExecutor()
+    first_dirs = TaskDirs(tmp_path / "first")
+    first_dirs.sandbox.mkdir(parents=True)
+    go = Fifo(first_dirs.sandbox / "go")
+
+    async def scenario() -> None:
+        first = await executor.start(task(shell='read line < "$CORRAL_SANDBOX/go"'), first_dirs)
+        keeper = parent_of(first.pid)
+        os.kill(keeper, signal.SIGKILL)
+        await process_ends(keeper)
+        go.write("go\n")  # it ends, and nobody records how
+        assert await finish(first) == TaskExit(TaskState.FAILED, None, LOST_REASON)
+        second = await executor.start(task(command=["sleep", "30"]), TaskDirs(tmp_path / "2"))
+        assert parent_of(second.pid) not in (keeper, os.getpid())  # a new keeper's child
+        await second.kill(0)
+        assert (await finish(second)).state is TaskState.KILLED
+
+    try:
+        run(scenario())
+    finally:
+        os.close(go.fd)
+
+
+def test_an_idle_keeper_goes_away(dirs: TaskDirs) -> None:
+    async def scenario() -> int:
+        executor = ProcessExecutor()
+        handle = await executor.start(task(command=["sleep", "30"]), dirs)
+        keeper = parent_of(handle.pid)
+        await handle.kill(0)
+        await finish(handle)
+        return keeper
+
+    keeper = run(scenario())  # the loop, and with it the agent's connection, ends here
+    run(process_ends(keeper))  # within DEADLINE: the keeper waits 2 s for more
+
+
+def test_a_task_the_wrapper_of_an_older_agent_runs_is_recovered_with_its_status(
+    dirs: TaskDirs,
+    fifo: Callable[[str], Fifo],
+) -> None:
+    go = fifo("go")
+    launch = task(shell="exit 5")
+    record = task_record.path(dirs.root)
+    # The record as that agent wrote it (no keeper); its wrapper appends the status.
+    task_record.append(dirs.root, launch=launch.model_dump(mode="json"), cgroup=None, ports=[])
+    wrapper = f"read line < sandbox/go; printf '{{\"exit\":5}}\\n' >> {record}; exit 5"
+    started = subprocess.run(
+        ["/bin/sh", "-c", 'cd "$1" && setsid /bin/sh -c "$2" >/dev/null 2>&1 & echo $!', "-"]
+        + [str(dirs.root), wrapper],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DEADLINE,
+    )
+    pid = int(started.stdout)
+    start_time = parse_stat_start_time(Path(f"/proc/{pid}/stat").read_text())
+    task_record.append(dirs.root, pid=[pid, start_time])
+
+    async def scenario() -> TaskExit:
+        found = await ProcessExecutor().recover(launch, dirs)
+        assert isinstance(found, ProcessHandle) and found.pid == pid
+        go.write("go\n")
+        return await finish(found)
+
+    assert run(scenario()) == TaskExit(TaskState.FAILED, 5, "exited with status 5")

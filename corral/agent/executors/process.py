@@ -1,10 +1,12 @@
 """The ``process`` executor: a task is a process group in its own session, cgroups for limits.
 
-Each task runs under ``WRAPPER``, a few lines of ``/bin/sh`` that join the task's cgroups, run the
-command and append its exit status to the task's record (``task_record``). The agent supervises
-without threads: it watches a pidfd of the wrapper on the event loop and reaps it with
-``waitid``. After an agent restart the wrapper is no longer its child; ``recover`` then watches
-the pidfd again and takes the status the wrapper recorded.
+The agent's task keeper (``corral.agent.keeper``, one process per agent that outlives its
+restarts) starts each task in its cgroups and working directory, reaps it, appends its exit
+status to the task's record (``task_record``) and tells the agent, which waits for that on its
+event loop (no threads). A restarted agent asks the keeper to watch the tasks it finds running.
+A task the keeper no longer has (it was killed) or never had (an agent before the keeper
+started it under a ``sh`` wrapper, which records the status itself) is watched through a pidfd
+and its status read from the record; a task of a killed keeper that ends unrecorded is LOST.
 
 Host ports (``launch.ports``) come from the agent's port pool and reach the task as ``PORT0..n``,
 ``PORT_<NAME>``, ``PORT`` and ``PORTS``; the record keeps them for a restarted agent.
@@ -23,6 +25,7 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from corral.agent import sandbox, task_record
 from corral.agent.cgroups import Cgroups, TaskCgroup
@@ -31,6 +34,7 @@ from corral.agent.executors.base import CommandResult, ExecError, LaunchError, T
 from corral.agent.executors.process_exec import ProcessExec, start_exec
 from corral.agent.executors.process_tty import TtyExec, start_tty_exec
 from corral.agent.gpus import gpu_env
+from corral.agent.keeper_client import KeeperClient, KeeperGone
 from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
 from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
@@ -39,32 +43,6 @@ from corral.spec.states import TaskState
 log = logging.getLogger(__name__)
 
 LOST_REASON = "exit status lost while the agent was down"
-
-# Arguments: the task's record, the working directory, the cgroup.procs files to join, "--",
-# the command.
-# It joins the cgroups before the command exists, so limits hold from its first instruction.
-# The trap keeps the wrapper alive through the SIGTERM sent to the task's process group, so it can
-# record the status (a caught signal is reset for the command, an ignored one would not be). A
-# SIGKILL kills it too; the agent is alive then and gets the status from the kernel instead.
-# (A SIGTERM in the instant between the trap and the command's start is lost; SIGKILL after the
-# grace still stops the task.)
-# The status is one short line appended (one write: it never mixes with the agent's lines),
-# read only once the wrapper has exited.
-WRAPPER = """\
-record=$1
-cd -- "$2" || { echo "corral: cannot enter the working directory $2" >&2; exit 125; }
-shift 2
-while [ "$1" != -- ]; do
-  echo "$$" > "$1" || { echo "corral: cannot join cgroup $1" >&2; exit 125; }
-  shift
-done
-shift
-trap : HUP INT TERM
-"$@"
-status=$?
-printf '{"exit":%s}\\n' "$status" >> "$record"
-exit "$status"
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +58,6 @@ def shell_status(code: int) -> ExitStatus:
     if 128 < code < 128 + signal.NSIG:
         return ExitStatus(signal=code - 128)
     return ExitStatus(code=code)
-
-
-def waitid_status(result: os.waitid_result) -> ExitStatus:
-    """The wrapper's end as the kernel reports it; its exit code relays the command's status."""
-    if result.si_code == os.CLD_EXITED:
-        return shell_status(result.si_status)
-    return ExitStatus(signal=result.si_status)
 
 
 def signal_name(number: int) -> str:
@@ -138,7 +109,8 @@ def _start_time(pid: int) -> int | None:
 
 
 def recorded_exit(root: Path) -> ExitStatus | None:
-    """The status the wrapper recorded in the task's record, or None if it recorded none."""
+    """The status recorded in the task's record (by its keeper, or an older agent's wrapper), or
+    None if none was."""
     code = task_record.read(root).exit
     return shell_status(code) if code is not None else None
 
@@ -192,27 +164,34 @@ class TaskContext:
 
 
 class ProcessHandle:
-    """A running process task, watched through a pidfd on the event loop (no threads)."""
+    """A running process task: its end told by the keeper, or seen through a pidfd on the event
+    loop (a task an older agent started under the ``sh`` wrapper, or whose keeper is gone)."""
 
     def __init__(
         self,
         task_id: str,
         pid: int,
-        pidfd: int,
         root: Path,
         cgroup: TaskCgroup | None,
         *,
+        keeper_exit: asyncio.Future[int | None] | None = None,
+        pidfd: int = -1,
+        start_time: int | None = None,
         context: TaskContext | None = None,
         on_end: Callable[[], None] | None = None,
     ) -> None:
-        """Watch the wrapper ``pid`` through ``pidfd`` (owned by the handle from now on); ``root``
-        is the task's directory, where its record is.
+        """Watch the task led by ``pid``: through ``keeper_exit`` (its status, None if the
+        keeper went away: then through a pidfd of ``pid`` if it still is the process that
+        started at ``start_time``), or through ``pidfd`` (owned by the handle from now on).
+        ``root`` is the task's directory, where its record is.
 
         ``on_end`` is called once the task has ended, before ``wait`` answers (not on detach).
         """
         self.task_id = task_id
-        self.pid = pid  # of the wrapper, which leads the task's session and process group
+        self.pid = pid  # leads the task's session and process group
         self._pidfd = pidfd
+        self._start_time = start_time
+        self._watching = True  # until it ended, or the handle was detached
         self._root = root
         self._cgroup = cgroup
         self._context = context
@@ -224,7 +203,10 @@ class ProcessHandle:
         self._timer: asyncio.TimerHandle | None = None
         self._detached = False
         self._cleanup: asyncio.Task[None] | None = None
-        self._loop.add_reader(pidfd, self._on_exit)
+        if keeper_exit is not None:
+            keeper_exit.add_done_callback(self._on_keeper_exit)
+        else:
+            self._loop.add_reader(pidfd, self._on_exit)
 
     async def wait(self) -> TaskExit:
         """Return once the task has ended, its last process included. Same answer every call."""
@@ -240,7 +222,7 @@ class ProcessHandle:
         """
         if self._detached:
             raise RuntimeError(f"task {self.task_id}: handle detached, recover() it instead")
-        if self._pidfd < 0:
+        if not self._watching:
             return  # it has ended
         if self._kill_reason is None:
             self._kill_reason = "killed (SIGTERM)"
@@ -268,7 +250,7 @@ class ProcessHandle:
         cgroups (when it has some); on a terminal of its own with ``tty``."""
         if self._context is None:
             raise ExecError("the task's environment is not known")
-        if self._done.done() or self._detached or self._pidfd < 0:
+        if self._done.done() or not self._watching:
             raise ExecError("the task has ended")
         procs = self._cgroup.procs_files() if self._cgroup is not None else []
         env, cwd = self._context.env, self._context.workdir
@@ -281,38 +263,43 @@ class ProcessHandle:
 
         Pending ``wait`` calls are cancelled.
         """
-        if self._pidfd < 0:
+        if not self._watching:
             return  # it has ended
         self._detached = True
         self._stop_watching()
         self._done.cancel()
 
     def _force(self) -> None:
-        if self._pidfd < 0:
+        if not self._watching:
             return
         self._kill_reason = "killed (SIGKILL after grace)"
         _signal_group(self.pid, signal.SIGKILL)
         if self._cgroup is not None:
             self._cgroup.kill_all()  # also processes that left the group (setsid, daemons)
 
-    def _on_exit(self) -> None:
-        """The pidfd is readable: the wrapper has exited."""
-        try:
-            result = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            # Not our child: an earlier agent started it, so the wrapper recorded the status.
-            self._finish(recorded_exit(self._root), reaped=False)
+    def _on_keeper_exit(self, told: asyncio.Future[int | None]) -> None:
+        """The keeper reaped the task (its status), or went away (None)."""
+        if not self._watching:
+            return  # detached
+        code = told.result()
+        if code is not None:
+            self._finish(shell_status(code))  # the keeper killed what was left of its group
             return
-        if result is not None:
-            self._finish(waitid_status(result), reaped=True)
+        pidfd = _open_same_process(self.pid, self._start_time) if self._start_time else None
+        if pidfd is None:  # ended too, unseen
+            self._finish(recorded_exit(self._root))
+            return
+        self._pidfd = pidfd
+        self._loop.add_reader(pidfd, self._on_exit)
 
-    def _finish(self, status: ExitStatus | None, reaped: bool) -> None:
+    def _on_exit(self) -> None:
+        """The pidfd is readable: the task's leader has exited. It is no child of ours, so its
+        status is what its recorder (an older agent's wrapper) wrote, if anything did."""
+        self._finish(recorded_exit(self._root))
+
+    def _finish(self, status: ExitStatus | None) -> None:
         self._stop_watching()
         ended = describe_exit(status, self._kill_reason, _oom_mib(self._cgroup, status))
-        # A task's processes do not outlive it. Right after we reaped the leader its pid is still
-        # pinned as the group id if anything is left in the group, so this cannot hit a stranger.
-        if reaped:
-            _signal_group(self.pid, signal.SIGKILL)
         if self._cgroup is None:
             self._answer(ended)
         else:
@@ -329,6 +316,7 @@ class ProcessHandle:
         self._done.set_result(ended)
 
     def _stop_watching(self) -> None:
+        self._watching = False
         if self._pidfd >= 0:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
@@ -339,7 +327,7 @@ class ProcessHandle:
 
 
 def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]:
-    """What the wrapper runs: the resolved command, or the shell string under ``/bin/sh -c``."""
+    """What the task runs: the resolved command, or the shell string under ``/bin/sh -c``."""
     if launch.command is not None and launch.shell is not None:
         raise LaunchError("give either command or shell, not both")
     if launch.shell is not None:
@@ -348,38 +336,6 @@ def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]
         raise LaunchError("nothing to run: neither command nor shell given")
     program = sandbox.resolve_command(launch.command[0], search_path, workdir)
     return [program, *launch.command[1:]]
-
-
-_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-# Python ignores these at start and spawned children inherit that: a task is given the defaults,
-# as subprocess's restore_signals does, so that a pipe's writer ends quietly when its reader has.
-_PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
-
-
-def _spawn(argv: list[str], env: dict[str, str], sandbox_dir: Path) -> int:
-    """Start ``argv`` in a new session with output to the sandbox; return its pid (unreaped).
-
-    posix_spawn (vfork underneath) costs a fraction of a fork of the agent; the wrapper
-    changes into the working directory itself, as posix_spawn cannot. The files are opened
-    here and only duplicated in the child: CPython holds the GIL until the child has exec'ed,
-    so whatever the child does first stalls every thread of the agent (creating two files on
-    a busy disk, milliseconds).
-    """
-    fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)]
-    try:
-        for name in ("stdout", "stderr"):
-            fds.append(os.open(sandbox_dir / name, _OUTPUT_FLAGS, 0o644))
-        return os.posix_spawn(
-            argv[0],
-            argv,
-            env,
-            file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
-            setsid=True,
-            setsigdef=_PYTHON_IGNORES,
-        )
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def _workdir(launch: TaskLaunch, dirs: TaskDirs) -> Path:
@@ -435,6 +391,7 @@ class ProcessExecutor:
         self._cgroups = cgroups if cgroups is not None else Cgroups.detect(cgroup_name)
         self._agent_env = dict(os.environ if agent_env is None else agent_env)
         self._ports = port_pool if port_pool is not None else PortPool(*DEFAULT_RANGE)
+        self._keepers: dict[Path, KeeperClient] = {}
 
     def limits(self) -> str:
         """One line saying which resource limits are enforced, or why none are."""
@@ -444,6 +401,14 @@ class ProcessExecutor:
         """The host ports given to a running task (``PORT0..n``), in the order asked for."""
         return self._ports.held(task_id)
 
+    def _keeper(self, dirs: TaskDirs) -> KeeperClient:
+        """The keeper of the tasks directory holding ``dirs``."""
+        tasks_dir = dirs.root.parent
+        keeper = self._keepers.get(tasks_dir)
+        if keeper is None:
+            keeper = self._keepers[tasks_dir] = KeeperClient(tasks_dir)
+        return keeper
+
     async def start(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle:
         """Start the task. Raise ``LaunchError`` with a user-facing reason if it cannot.
 
@@ -451,26 +416,46 @@ class ProcessExecutor:
         """
         host_ports = self._ports.reserve(launch.task_id, launch.ports)
         try:
-            # The sandbox, the records, the cgroups and the spawn are disk and kernel work that
-            # takes milliseconds per task: in a worker thread, a burst of launches never holds
-            # up the agent's channel (an agent silent for seconds is disconnected).
-            pid, pidfd, cgroup, env = await asyncio.to_thread(
-                self._spawn_task, launch, dirs, host_ports
+            # The sandbox, the record and the cgroups are disk and kernel work that takes
+            # milliseconds per task: in a worker thread, a burst of launches never holds up the
+            # agent's channel (an agent silent for seconds is disconnected).
+            request, record, cgroup, env = await asyncio.to_thread(
+                self._prepare_task, launch, dirs, host_ports
             )
         except BaseException:
             self._ports.release(launch.task_id)
             raise
-        return self._handle(launch, dirs, pid, pidfd, cgroup, env)
+        keeper = self._keeper(dirs)
+        try:
+            pid, start_time = await keeper.spawn(request)
+        except BaseException as exc:
+            os.close(record)
+            if cgroup is not None:
+                cgroup.remove()
+            self._ports.release(launch.task_id)
+            if isinstance(exc, KeeperGone):
+                raise LaunchError(f"cannot start the task: {exc}") from exc
+            raise
+        try:
+            os.write(record, task_record.line(pid=[pid, start_time]))
+        except OSError as exc:  # a full disk: this agent watches it all the same
+            log.warning("task %s: its pid is not recorded (%s)", launch.task_id, exc)
+        finally:
+            os.close(record)
+        return self._keeper_handle(launch, dirs, keeper, pid, start_time, cgroup, env)
 
-    def _spawn_task(
+    def _prepare_task(
         self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]
-    ) -> tuple[int, int, TaskCgroup | None, dict[str, str]]:
-        """Prepare the sandbox, cgroups and record and spawn the task's wrapper (blocking: runs in
-        a worker thread); answers its pid, a pidfd of it, its cgroup and its environment."""
+    ) -> tuple[dict[str, Any], int, TaskCgroup | None, dict[str, str]]:
+        """Prepare the sandbox, cgroups and record (blocking: runs in a worker thread); answers
+        the keeper's spawn request, the record's descriptor (for the pid), the task's cgroup and
+        its environment."""
         sandbox.prepare(dirs)
         env = self._env(launch, dirs, host_ports)
         workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
         argv = _task_argv(launch, env["PATH"], workdir)
+        if any("\0" in arg for arg in argv) or any("\0" in k + v for k, v in env.items()):
+            raise ValueError("embedded null byte")  # as posix_spawn would say
         cgroup = self._create_cgroup(launch)
         # Written before the spawn: an agent that dies right after it still finds the task (and
         # its cgroups, to stop what it started); the pid follows on the same descriptor.
@@ -480,6 +465,7 @@ class ProcessExecutor:
                 launch=task_record.RawJson(launch.model_dump_json()),
                 cgroup=cgroup.dump() if cgroup is not None else None,
                 ports=host_ports,
+                keeper=True,
             )
         except OSError as exc:
             if cgroup is not None:
@@ -487,27 +473,19 @@ class ProcessExecutor:
             # The agent's paths are not the user's business: say what, not where.
             why = exc.strerror or type(exc).__name__
             raise LaunchError(f"cannot write the task's record on the agent: {why}") from exc
-        try:
-            procs = [str(path) for path in cgroup.procs_files()] if cgroup is not None else []
-            wrapper = ["/bin/sh", "-c", WRAPPER, "corral-task", str(task_record.path(dirs.root))]
-            wrapper += [str(workdir), *procs, "--", *argv]
-            try:
-                pid = _spawn(wrapper, env, dirs.sandbox)
-            except BaseException as exc:  # a NUL byte in the command or environment too
-                if cgroup is not None:
-                    cgroup.remove()
-                if isinstance(exc, OSError):
-                    raise LaunchError(f"cannot start the task: {exc.strerror or exc}") from exc
-                raise
-            pidfd = os.pidfd_open(pid)
-            try:
-                # The wrapper's /proc entry stays until we reap it, however fast it ends.
-                os.write(record, task_record.line(pid=[pid, _start_time(pid)]))
-            except OSError as exc:  # a full disk: this agent watches it all the same
-                log.warning("task %s: its pid is not recorded (%s)", launch.task_id, exc)
-        finally:
-            os.close(record)
-        return pid, pidfd, cgroup, env
+        request = {
+            "argv": argv,
+            "env": env,
+            "cwd": str(workdir),
+            "stdout": str(dirs.sandbox / "stdout"),
+            "stderr": str(dirs.sandbox / "stderr"),
+            "join": [str(path) for path in cgroup.procs_files()] if cgroup is not None else [],
+            "home": [
+                str(parent.parent / "cgroup.procs") for parent in self._cgroups.parents.values()
+            ],
+            "record": str(task_record.path(dirs.root)),
+        }
+        return request, record, cgroup, env
 
     def _env(self, launch: TaskLaunch, dirs: TaskDirs, host_ports: list[int]) -> dict[str, str]:
         """The task's environment; the ports are the agent's facts, so they come last."""
@@ -517,38 +495,70 @@ class ProcessExecutor:
             env.update(port_env(launch.ports, host_ports))
         return env
 
-    def _handle(
+    def _context(self, launch: TaskLaunch, dirs: TaskDirs, env: dict[str, str]) -> TaskContext:
+        return TaskContext(env, dirs.sandbox, _workdir(launch, dirs))
+
+    def _keeper_handle(
         self,
         launch: TaskLaunch,
         dirs: TaskDirs,
+        keeper: KeeperClient,
         pid: int,
-        pidfd: int,
+        start_time: int | None,
         cgroup: TaskCgroup | None,
         env: dict[str, str],
     ) -> ProcessHandle:
+        told = keeper.exited(pid)
+        told.add_done_callback(lambda _: keeper.forget(pid))
         return ProcessHandle(
             launch.task_id,
             pid,
-            pidfd,
             dirs.root,
             cgroup,
-            context=TaskContext(env, dirs.sandbox, _workdir(launch, dirs)),
+            keeper_exit=told,
+            start_time=start_time,
+            context=self._context(launch, dirs, env),
             on_end=lambda: self._ports.release(launch.task_id),
         )
 
     async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle | TaskExit:
         """Re-attach to a task started by an earlier agent process.
 
-        Answer a handle if its wrapper still runs (its host ports held again), else how it
-        ended from its record (FAILED with ``LOST_REASON`` if the wrapper could not record it).
+        Answer a handle if it still runs (its host ports held again): its end told by the keeper
+        that started it, or, if that keeper is gone or an older agent's ``sh`` wrapper leads
+        it, seen through a pidfd. Else how it ended, from its record (FAILED with
+        ``LOST_REASON`` if nobody recorded it).
         """
         record = task_record.read(dirs.root)
         cgroup = _load_cgroup(record)
-        pidfd = _open_same_process(*record.pid) if record.pid is not None else None
-        if record.pid is not None and pidfd is not None:
-            self._ports.adopt(launch.task_id, record.ports)
+        if record.exit is None and record.pid is not None:
+            pid, start_time = record.pid
             env = self._env(launch, dirs, record.ports)
-            return self._handle(launch, dirs, record.pid[0], pidfd, cgroup, env)
+            if record.keeper:
+                keeper = self._keeper(dirs)
+                told = keeper.exited(pid)  # claimed first: an end told meanwhile is kept
+                try:
+                    watched = await keeper.watch(pid)
+                except KeeperGone:
+                    watched = False
+                if watched:
+                    self._ports.adopt(launch.task_id, record.ports)
+                    return self._keeper_handle(launch, dirs, keeper, pid, start_time, cgroup, env)
+                if not told.done():
+                    keeper.forget(pid)
+                record = task_record.read(dirs.root)  # its end may have been recorded meanwhile
+            pidfd = _open_same_process(pid, start_time) if record.exit is None else None
+            if pidfd is not None:  # running, and nobody will record its end but its wrapper
+                self._ports.adopt(launch.task_id, record.ports)
+                return ProcessHandle(
+                    launch.task_id,
+                    pid,
+                    dirs.root,
+                    cgroup,
+                    pidfd=pidfd,
+                    context=self._context(launch, dirs, env),
+                    on_end=lambda: self._ports.release(launch.task_id),
+                )
         status = shell_status(record.exit) if record.exit is not None else None
         ended = describe_exit(status, None, _oom_mib(cgroup, status))
         if cgroup is not None:
