@@ -24,6 +24,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ def start_time(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as stat:
         text = stat.read()
     return int(text[text.rindex(")") + 2 :].split()[19])
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a unix socket (as the kernel says)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def _write(path: str, text: str) -> None:
@@ -147,6 +155,13 @@ class Keeper:
         try:
             sock, _addr = self.listener.accept()
         except BlockingIOError:
+            return
+        # Anyone on the machine can reach an abstract socket, and this process spawns what it
+        # is asked as its own user (root, usually): only that user's processes are served.
+        uid = peer_uid(sock)
+        if uid != os.getuid():
+            print(f"corral keeper: refused a connection of uid {uid}", file=sys.stderr)
+            sock.close()
             return
         sock.setblocking(True)
         self.agents[sock.fileno()] = Agent(sock)

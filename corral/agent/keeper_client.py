@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.agent.executors.base import LaunchError
+from corral.agent.keeper import peer_uid
 
 
 class KeeperGone(Exception):
@@ -147,6 +148,12 @@ class KeeperClient:
                 reader, writer = await asyncio.open_unix_connection("\0" + self.name)
             except OSError as exc:
                 raise KeeperGone(f"cannot reach the task keeper: {exc}") from exc
+        # Whoever binds the name first holds it: a keeper of another user would be handed the
+        # tasks' commands and environments.
+        uid = peer_uid(writer.get_extra_info("socket"))
+        if uid != os.getuid():
+            writer.close()
+            raise KeeperGone(f"the task keeper's socket {self.name} is held by uid {uid}")
         self._writer, self._loop = writer, loop
         self._reader_task = asyncio.create_task(self._read(reader, writer), name="task keeper")
         return writer
