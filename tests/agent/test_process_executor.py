@@ -654,3 +654,16 @@ def test_a_task_the_wrapper_of_an_older_agent_runs_is_recovered_with_its_status(
         return await finish(found)
 
     assert run(scenario()) == TaskExit(TaskState.FAILED, 5, "exited with status 5")
+
+
+def test_a_task_of_an_agent_whose_data_dir_is_relative_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``corral up`` keeps its state in ``./.corral``: the task's paths reach the keeper, which
+    works from ``/``, as absolute ones (a new user's first ``corral run`` failed with "No such
+    file or directory")."""
+    monkeypatch.chdir(tmp_path)
+    dirs = TaskDirs(Path(".corral/tasks/echo"))
+    ended = run(run_task(ProcessExecutor(), dirs, command=["echo", "hi"]))
+    assert ended == TaskExit(TaskState.FINISHED, 0, "exited with status 0")
+    assert (tmp_path / ".corral/tasks/echo/sandbox/stdout").read_text() == "hi\n"

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from typer.testing import Result
 
+from corral.client import Client
 from tests.support.cluster import CORRAL, corral_env, free_port
 
 START_DEADLINE = 60.0  # seconds for `corral up` to answer /health
@@ -56,6 +57,19 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     pytest.fail(f"`corral up` did not answer {url}/health in {START_DEADLINE}s:\n{log.read_text()}")
 
 
+def _wait_for_its_agent(url: str, token: str, log: Path) -> None:
+    """Until the local agent of ``corral up`` has registered (it dials once the API answers)."""
+    deadline = time.monotonic() + START_DEADLINE
+    with Client(url, token) as client:
+        while time.monotonic() < deadline:
+            if any(a.connected for a in client.agents()):
+                return
+            time.sleep(0.05)
+    pytest.fail(
+        f"the agent of `corral up` did not register in {START_DEADLINE}s:\n{log.read_text()}"
+    )
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -70,11 +84,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def corral_up(tmp: Path) -> Iterator[Server]:
-    """``corral up --data TMP/data --port FREE`` with XDG_CONFIG_HOME=TMP/xdg, until exit."""
-    data, port = tmp / "data", free_port()
+    """``corral up --port FREE`` in TMP with XDG_CONFIG_HOME=TMP/xdg, until exit. Its state goes
+    where a new user's does: the default ``./.corral``, a relative path."""
+    data, port = tmp / ".corral", free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "up.log"
-    args = [*CORRAL, "up", "--data", str(data), "--port", str(port)]
+    args = [*CORRAL, "up", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             args, cwd=tmp, env=_server_env(tmp), stdout=out, stderr=subprocess.STDOUT
@@ -82,6 +97,7 @@ def corral_up(tmp: Path) -> Iterator[Server]:
     try:
         _wait_healthy(proc, url, log)
         token = (data / "admin.token").read_text().strip()
+        _wait_for_its_agent(url, token, log)
         yield Server(url=url, token=token, data=data)
     finally:
         _stop(proc)

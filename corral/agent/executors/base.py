@@ -40,6 +40,11 @@ class TaskDirs:
 
     root: Path
 
+    def __post_init__(self) -> None:
+        # Absolute: the keeper that spawns the task works from /, Docker mounts only absolute
+        # paths, and an agent's data dir may be given relative (``corral up``: ./.corral).
+        object.__setattr__(self, "root", self.root.absolute())
+
     @property
     def sandbox(self) -> Path:
         """The task's working area: ``stdout``, ``stderr`` and whatever it writes."""
