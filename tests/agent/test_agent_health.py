@@ -22,7 +22,9 @@ from corral.spec.states import TaskState
 from tests.agent.helpers import RecordingAgent, free_range, launch
 
 T = TypeVar("T")
-FAST = {"delay": 0, "interval": 0.2, "timeout": 0.2}
+# Checks come fast; each may take its time (on a loaded machine a spawn or an answer can take
+# over 0.2 s, and a check that timed out says so instead of what the tests expect).
+FAST = {"delay": 0, "interval": 0.2, "timeout": 5}
 
 # Answers 200 while a file "healthy" is in its working directory (the sandbox), else 500.
 SWITCHED = """

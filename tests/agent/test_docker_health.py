@@ -27,7 +27,9 @@ from tests.agent.helpers import DEADLINE, RecordingAgent, free_range, launch
 from tests.support.images import ensure_test_image
 
 NO_DOCKER = "dockerd is not reachable on /var/run/docker.sock: install docker.io and start dockerd"
-FAST = {"delay": 0, "interval": 0.2, "timeout": 0.2, "grace_period": 10}
+# Checks come fast; each may take its time (a `docker exec` takes over 0.2 s on a loaded machine,
+# and a check that timed out says so instead of the exit status the tests expect).
+FAST = {"delay": 0, "interval": 0.2, "timeout": 5, "grace_period": 10}
 
 
 @pytest.fixture(scope="module")
