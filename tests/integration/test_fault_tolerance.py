@@ -7,6 +7,7 @@ from pathlib import Path
 from corral.agent import task_record
 from corral.spec.jobs import JobSpec
 from tests.support.cluster import Cluster, shell_wait_for, wait_for_file
+from tests.support.services import pid_alive
 
 
 def spec(**fields: object) -> JobSpec:
@@ -65,13 +66,6 @@ def exit_code_of(index: int) -> int:
     """What a task of the 50 exits with: some succeed, the others fail with a code of their
     own, so a status lost or mixed up shows."""
     return index % 5 if index in DOWN else 0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_an_agent_killed_with_kill_9_keeps_its_50_tasks_and_loses_none_of_their_ends(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,17 +82,6 @@ def cut_cluster(link: Link, tmp_path: Path, request: pytest.FixtureRequest) -> I
     cluster = Cluster(tmp_path / "cluster", lost_after=LOST_AFTER, listen="0.0.0.0")
     with running_cluster(cluster, request) as c:
         yield c
-
-
-@pytest.fixture
-def pids(tmp_path: Path) -> Iterator[Path]:
-    """Where tasks write their pids; any process still alive at the end is killed."""
-    d = tmp_path / "pids"
-    d.mkdir()
-    yield d
-    for f in d.iterdir():
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(f.read_text().strip()), signal.SIGKILL)
 
 
 def sleeper(pids: Path) -> dict[str, Any]:

@@ -7,8 +7,6 @@ test), so a test can check that a process it expects gone really is.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,22 +32,6 @@ def sleeper(pids: Path) -> dict[str, Any]:
 def pid_of(pids: Path, task_id: str) -> int:
     """The pid a task wrote (waiting for the file: the task may only just have started)."""
     return int(wait_for_file(pids / task_id, 10, "\n").strip())
-
-
-@pytest.fixture
-def pids(tmp_path: Path) -> Iterator[Path]:
-    """Where tasks write their pids; any process still alive at the end is killed."""
-    d = tmp_path / "pids"
-    d.mkdir()
-    yield d
-    for f in d.iterdir():
-        try:
-            pid = int(f.read_text().strip())
-        except ValueError:
-            continue
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
