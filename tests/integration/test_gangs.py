@@ -19,7 +19,7 @@ from corral.client import Client
 from corral.spec.jobs import JobSpec
 from corral.spec.views import EventView, TaskView
 from tests.support.cluster import CORRAL, Cluster, corral_env, running_cluster, shell_wait_for
-from tests.support.mpi import LINE, RUN_AS_ROOT, compile_mpi_program
+from tests.support.mpi import LINE, MPI_TEST_ENV, compile_mpi_program
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_each_under_its_a
         tasks_per_node=2,
         task={
             "command": ["mpirun", "--mca", "btl", "self,tcp", str(mpi_program)],
-            "env": {**RUN_AS_ROOT, **ON_ONE_MACHINE},
+            "env": {**MPI_TEST_ENV, **ON_ONE_MACHINE},
             "cpus": 1,
             "mem": 256,
         },

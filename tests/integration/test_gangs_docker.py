@@ -15,7 +15,7 @@ from corral.spec.views import TaskView
 from tests.integration.test_gangs import corral_exec, tasks_of
 from tests.support.cluster import Cluster
 from tests.support.images import ensure_test_image
-from tests.support.mpi import LINE, RUN_AS_ROOT, compile_mpi_program
+from tests.support.mpi import LINE, MPI_TEST_ENV, compile_mpi_program
 from tests.support.mpi_image import ensure_mpi_image
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_in_their_contain
         "tasks_per_node": 2,
         "task": {
             "command": ["mpirun", "--mca", "btl", "self,tcp", f"/mpi/{program.name}"],
-            "env": RUN_AS_ROOT,
+            "env": MPI_TEST_ENV,
             "cpus": 1,
             "mem": 256,
             "docker": {
