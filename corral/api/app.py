@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
 from corral import __version__
 from corral.api import (
@@ -31,7 +32,7 @@ from corral.api import (
 )
 from corral.api.callers import Settings
 from corral.api.guard import Authorization, check_body
-from corral.api.leader import LeaderRouting
+from corral.api.leader import LeaderRouting, close_refused
 from corral.api.limits import BodyLimit, error_answer
 from corral.master.admission import Refused
 from corral.master.master import Conflict, Master, NotFound, Unavailable
@@ -93,12 +94,15 @@ def create_app(
     @app.exception_handler(StoreUnavailable)
     @app.exception_handler(Fenced)
     async def store_refused(
-        request: Request, exc: StoreFull | StoreUnavailable | Fenced
-    ) -> JSONResponse:
+        conn: HTTPConnection, exc: StoreFull | StoreUnavailable | Fenced
+    ) -> JSONResponse | None:
         # Not a bug of the request, nor of the server's code: say why, as each API's
         # clients read errors (a full disk to free; a database to bring back; a newer master
         # to ask instead).
-        return error_answer(request.url.path, 503, str(exc))
+        if isinstance(conn, WebSocket):
+            await close_refused(conn, exc)
+            return None
+        return error_answer(conn.url.path, 503, str(exc))
 
     @app.exception_handler(Unavailable)
     async def unavailable(_: Request, exc: Unavailable) -> JSONResponse:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from corral.api.leader import close_refused
 from corral.master.master import Master
 from corral.master.records import AgentRecord, AgentSession
 from corral.spec.execs import ExecCancel, ExecExit, ExecOutput, RshOpen
@@ -63,13 +64,12 @@ async def agent_channel(ws: WebSocket) -> None:
     except ValidationError as e:
         log.warning("agent sent an invalid message: %s", e)
         await ws.close(code=4400, reason="invalid message")
-    except (StoreUnavailable, StoreFull) as e:
-        # Nothing of the message was stored, nor acked: the agent dials again and replays
-        # its journal, which the store takes once it is back.
+    except (StoreUnavailable, StoreFull, Fenced) as e:
+        # Nothing of the message was stored, nor acked: the agent dials again (the leader, if
+        # this master stepped down) and replays its journal there.
         who = agent.hostname if agent is not None else "an agent"
         log.warning("the report of %s was not stored; it is asked to dial again: %s", who, e)
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await ws.close(code=1013, reason="the state store is unavailable: try again")
+        await close_refused(ws, e)
     finally:
         if agent is not None:
             master.execs.agent_gone(agent.id)

@@ -160,7 +160,9 @@ class Authorization:
         self, scope: Scope, receive: Receive, send: Send, refusal: Refusal, rule: Rule | None
     ) -> None:
         if scope["type"] == "websocket":
-            code = 4401 if refusal.status == 401 else 4403
+            # As HTTP's 401 and 403; a store down is 1013, "try again later" (RFC 6455's
+            # registry), so that a client waits instead of taking it for a refusal.
+            code = {401: 4401, 503: 1013}.get(refusal.status, 4403)
             await send({"type": "websocket.close", "code": code, "reason": str(refusal)[:120]})
             return
         answer = _answer(HTTPConnection(scope), refusal, rule)

@@ -19,10 +19,12 @@ import logging
 
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from corral.api.limits import error_answer
 from corral.master.master import Master
 from corral.spec.protocol import NOT_LEADER
+from corral.store.store import Fenced, StoreFull, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,21 @@ async def _send_to_leader(receive: Receive, send: Send, leader: str | None) -> N
         return
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": NOT_LEADER, "reason": leader or ""})
+
+
+async def close_refused(ws: WebSocket, exc: Fenced | StoreFull | StoreUnavailable) -> None:
+    """Close a WebSocket whose work the store refused, in a way its client acts on: a master
+    that stepped down names the leader (``NOT_LEADER``), as a follower does; a store down or
+    full asks for another try later (1013). An HTTP error cannot be sent on an open WebSocket."""
+    master: Master = ws.app.state.master
+    if isinstance(exc, Fenced):
+        leader = master.leader_url
+        code, reason = NOT_LEADER, leader if leader and leader != master.url else ""
+    else:
+        # A close reason holds at most 123 bytes (RFC 6455, 5.5).
+        code, reason = 1013, f"the state store is unavailable, try again: {exc}"[:120]
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):  # it may be gone
+        await ws.close(code=code, reason=reason)
 
 
 async def _refuse(scope: Scope, send: Send, why: str) -> None:

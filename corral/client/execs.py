@@ -132,6 +132,6 @@ def _receive(ws: ClientConnection, stdout: BinaryIO, stderr: BinaryIO) -> ExecRe
             last = json.loads(message)
             return ExecResult(last.get("exit_code"), last.get("error"), last.get("status"))
     except ConnectionClosed as e:
-        if e.rcvd is not None and e.rcvd.code in (4401, 4403):
+        if e.rcvd is not None and e.rcvd.code in (4401, 4403, 1013):
             raise ClientError(f"the master refused the exec: {e.rcvd.reason}") from None
     return ExecResult(None, "the connection to the master ended before the command did")
