@@ -7,6 +7,8 @@ backends Corral supports.
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -25,6 +27,8 @@ CONNECT_TIMEOUT = 5
 # (SIGSTOP, a stalled VM) in the middle of a transaction would otherwise hold its locks, the
 # leadership row's among them, so no other master could take the lead until it woke.
 IDLE_IN_TRANSACTION_MS = 10_000
+# Seconds a SQLite connection waits for another's lock before it reports the store busy.
+BUSY_SECONDS = 5
 
 
 def database_url(url: str) -> URL:
@@ -70,12 +74,27 @@ def redacted(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     cur = dbapi_conn.cursor()
-    # WAL lets readers run beside the writer; NORMAL sync survives a process crash (kill -9),
-    # which is what the master must survive; busy_timeout waits instead of failing on a lock.
-    cur.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout waits instead of failing on a lock; WAL lets readers run beside the writer;
+    # NORMAL sync survives a process crash (kill -9), which is what the master must survive.
+    cur.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+    _use_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Put a new database in WAL mode (it stays so). Connections opening a new file together
+    (masters started at once) may all ask; the switch takes an exclusive lock, and SQLite
+    refuses at once, without waiting, the one that would deadlock: it asks again."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def open_engine(url: str) -> Engine:
