@@ -86,7 +86,9 @@ class ExecRelay:
         once it has started."""
         task = self.state.tasks.get(task_id)
         if task is None:
-            if self.state.store.task(task_id) is None:
+            # The store is read off the event loop, as every store call (a network database
+            # may be slow to answer).
+            if await asyncio.to_thread(self.state.store.task, task_id) is None:
                 raise ExecRefused(404, f"task {task_id!r} not found")
             raise ExecRefused(409, f"task {task_id} has ended")
         if task.state is TaskState.PENDING or task.agent_id is None:
