@@ -71,16 +71,24 @@ class FairQueue:
         self._queues = {
             owner: deque(sorted(owned, key=within_owner)) for owner, owned in by_owner.items()
         }
+        # Each owner's share with the usage it was computed from: usage values are immutable
+        # and replaced on every change, so the same object means the same share. Most tasks
+        # of a long queue are refused (no room), which changes nothing: no need to recompute.
+        self._shares: dict[str, tuple[Resources, float]] = {}
         self._heap = [(self.share(owner), owner) for owner in self._queues]
         heapify(self._heap)
 
     def share(self, owner: str) -> float:
         """The owner's weighted dominant share, from the live usage."""
         usage = self._usage.get(owner, NOTHING)
+        known = self._shares.get(owner)
+        if known is not None and known[0] is usage:
+            return known[1]
         past = self._past.get(owner)
-        if past is not None:
-            usage = usage + past
-        return dominant_share(usage, self._capacity, self._weights.get(owner, 1.0))
+        held = usage if past is None else usage + past
+        share = dominant_share(held, self._capacity, self._weights.get(owner, 1.0))
+        self._shares[owner] = (usage, share)
+        return share
 
     def __iter__(self) -> Iterator[TaskRequest]:
         heap = self._heap
