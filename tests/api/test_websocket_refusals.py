@@ -9,7 +9,6 @@ still reach its routes, as when PostgreSQL went away under it and came back with
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,8 +17,6 @@ from starlette.websockets import WebSocketDisconnect
 from corral.api.app import create_app
 from corral.master.master import Master
 from corral.spec.protocol import NOT_LEADER, AgentResources, Hello
-from corral.store.store import Store
-from tests.api.conftest import FixedClock
 from tests.support.postgres import PostgresServer
 
 HELLO = Hello(
@@ -41,25 +38,11 @@ def test_an_agent_greeting_a_master_that_stepped_down_is_sent_to_dial_the_leader
     assert "a-1" not in master.state.agents
 
 
-@pytest.fixture
-def on_postgres(postgres: PostgresServer) -> Iterator[tuple[Master, PostgresServer]]:
-    """A master on a PostgreSQL database of its own, and the server, to stop under it."""
-    database = postgres.take_database()
-    store = Store(postgres.url(database))
-    master = Master(store, FixedClock())
-    master.agents.load()
-    master.state.load()
-    try:
-        yield master, postgres
-    finally:
-        store.close()
-        postgres.give_back(database)
-
-
+# Stopping a database server under the master: on PostgreSQL only.
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_an_exec_asked_while_the_database_is_down_is_closed_as_try_again_later(
-    on_postgres: tuple[Master, PostgresServer],
+    master: Master, postgres: PostgresServer
 ) -> None:
-    master, postgres = on_postgres
     with TestClient(create_app(master, auth_required=False)) as api:
         postgres.stop("fast")
         try:
