@@ -1,14 +1,18 @@
 """``/api/v1/events``: every committed event the caller may read, as server-sent events,
-resumable by id."""
+resumable by id; ``type`` (repeatable) and ``job`` keep only those events.
+
+A filter is applied before an event is rendered: a client that waits for one run's end does not
+cost the master a rendering of every task's every state (five events a task)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
 from corral.api.callers import master_of
 from corral.api.render import event_view
@@ -18,6 +22,20 @@ from corral.master.master import Master
 
 router = APIRouter(prefix="/api/v1")
 KEEPALIVE = 15.0
+EVENT_TYPE = r"^[a-z][a-z_]{0,63}$"  # the shape of every event type (``task_state``...)
+
+EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE)]
+EventFilter = Callable[[Mapping[str, Any]], bool]
+
+
+def event_filter(types: Collection[str], job: str | None) -> EventFilter:
+    """Whether an event is of one of ``types`` (any, if empty) and of ``job`` (any, if None)."""
+    wanted = frozenset(types)
+
+    def keep(event: Mapping[str, Any]) -> bool:
+        return (not wanted or event["type"] in wanted) and (job is None or event.get("job") == job)
+
+    return keep
 
 
 def sse(event: Mapping[Any, Any]) -> str:
@@ -47,16 +65,21 @@ async def follow(
             yield sub.take()
 
 
-async def stream(master: Master, since: int, request: Request) -> AsyncIterator[str]:
+async def stream(
+    master: Master, since: int, request: Request, keep: EventFilter
+) -> AsyncIterator[str]:
     """Missed events from the store, then live ones; ids never repeat or go backwards. Only
-    events the caller's reads show (``master`` is the master as the caller reads it)."""
+    events the caller's reads show (``master`` is the master as the caller reads it) and
+    ``keep`` accepts."""
     sub = master.bus.subscribe()  # subscribe first, so nothing falls between replay and live
     try:
         last = since
         while True:
             batch = master.queries.events_since(last, limit=1000)
             if batch:
-                yield "".join(sse(row) for row in batch)
+                replayed = "".join(sse(row) for row in batch if keep(row))
+                if replayed:
+                    yield replayed
                 last = batch[-1]["id"]
             if len(batch) < 1000:
                 break
@@ -66,7 +89,7 @@ async def stream(master: Master, since: int, request: Request) -> AsyncIterator[
                 continue
             chunk = []
             for ev in live:
-                if ev["id"] > last and master.queries.sees_event(ev):
+                if ev["id"] > last and keep(ev) and master.queries.sees_event(ev):
                     chunk.append(sse(ev))
                     last = ev["id"]
             if chunk:
@@ -82,6 +105,16 @@ async def events(
         int | None, Query(ge=0, le=MAX_ID, description="Replay events after this id.")
     ] = None,
     last_event_id: Annotated[int | None, Header(ge=0, le=MAX_ID)] = None,
+    types: Annotated[
+        list[EventType] | None,
+        Query(
+            alias="type",
+            description="Only events of this type (repeatable: any of them), e.g. run_state.",
+        ),
+    ] = None,
+    job: Annotated[
+        str | None, Query(min_length=1, max_length=512, description="Only events of this job.")
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events of every state change the caller may read. Without ``since``, only
     new events."""
@@ -90,7 +123,7 @@ async def events(
     if start is None:
         start = master.queries.last_event_id()
     return StreamingResponse(
-        stream(master, start, request),
+        stream(master, start, request, event_filter(types or (), job)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -61,9 +61,10 @@ async def follow_run(
 async def _listen(client: AsyncClient, job: str, number: int, wake: asyncio.Event) -> None:
     """Set ``wake`` on every event of this run; end quietly if the stream fails or ends."""
     try:
-        async with contextlib.aclosing(client.events()) as events:
+        # Only this job's events: a run of thousands of tasks streams five events a task.
+        async with contextlib.aclosing(client.events(job=job)) as events:
             async for event in events:
-                if event.job == job and event.run in (None, number):
+                if event.run in (None, number):
                     wake.set()
     except ClientError:
         return  # no stream (or it broke): follow_run polls faster once this task is done

@@ -357,9 +357,13 @@ def cancel_deployment(deployment_id: str, force: bool) -> Call[DeploymentView | 
     return Call("DELETE", path, _rolled_back, params=_flags(force=force))
 
 
-def events_params(since: int | None) -> Params:
-    """Query parameters of ``GET /api/v1/events``: replay from after event ``since``."""
-    return _params(since=since)
+def events_params(since: int | None, types: Sequence[str] = (), job: str | None = None) -> Params:
+    """Query parameters of ``GET /api/v1/events``: replay from after event ``since``; only
+    events of ``types`` (all, if empty) and of ``job`` (all, if None)."""
+    params = _params(since=since, job=job)
+    if types:
+        params["type"] = list(types)
+    return params
 
 
 STREAM_HEADERS = {"Accept": "text/event-stream"}

@@ -279,12 +279,15 @@ class AsyncClient:
         None (it stops where it stands)."""
         return await self._send(calls.cancel_deployment(deployment_id, force))
 
-    async def events(self, since: int | None = None) -> AsyncGenerator[EventView, None]:
-        """Follow the event stream (after event ``since`` if given) until the master ends it.
+    async def events(
+        self, since: int | None = None, types: Sequence[str] = (), job: str | None = None
+    ) -> AsyncGenerator[EventView, None]:
+        """Follow the event stream (after event ``since`` if given) until the master ends it;
+        only events of ``types`` and of ``job`` when given.
 
         Wrap it in ``contextlib.aclosing`` so that leaving the loop early closes the stream.
         """
-        params = calls.events_params(since)
+        params = calls.events_params(since, types, job)
         base = self._rotation.current
         with transport_errors(base):
             async with self._http.stream(

@@ -200,12 +200,15 @@ class Client(Blocking):
         None (it stops where it stands)."""
         return self._send(calls.cancel_deployment(deployment_id, force))
 
-    def events(self, since: int | None = None) -> Generator[EventView, None, None]:
-        """Follow the event stream (after event ``since`` if given) until the master ends it.
+    def events(
+        self, since: int | None = None, types: Sequence[str] = (), job: str | None = None
+    ) -> Generator[EventView, None, None]:
+        """Follow the event stream (after event ``since`` if given) until the master ends it;
+        only events of ``types`` and of ``job`` when given.
 
         Close the iterator (or leave the loop and let it be collected) to close the stream.
         """
-        params = calls.events_params(since)
+        params = calls.events_params(since, types, job)
         with self._http.stream(calls.EVENTS_PATH, params, calls.STREAM_HEADERS) as lines:
             decoder = EventDecoder()
             for line in lines:

@@ -12,7 +12,7 @@ import pytest
 
 from corral.spec.jobs import JobSpec
 from corral.spec.views import EventView
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, EventWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +140,32 @@ def test_a_resume_id_past_every_event_is_answered_not_dropped(
         with pytest.raises(httpx.ReadTimeout):
             lines = list(response.iter_lines())
             raise AssertionError(f"the stream ended after {len(lines)} lines")
+
+
+def test_a_stream_of_some_types_or_one_job_carries_those_events_only(cluster: Cluster) -> None:
+    runs = EventWatcher(cluster.url, cluster.token, types=["run_state"])  # live, from now on
+    try:
+        log = run_a_short_job(cluster)
+        runs.wait_event(ends_the_run, 30, "the run's end on the filtered stream")
+        assert [e.type for e in runs.snapshot()] == ["run_state"] * 3
+        assert runs.snapshot() == [e for e in log if e.type == "run_state"]
+    finally:
+        runs.close()
+    with cluster.client() as c:  # replayed from the store
+        tasks = read_until(c.events(since=0, types=["task_state", "run_state"]), ends_the_run)
+        assert tasks == [e for e in log if e.type in ("task_state", "run_state")]
+        c.create_job(JobSpec.model_validate({"name": "other", "task": {"shell": "true"}}))
+        mine = read_until(c.events(since=0, job="other"), lambda e: e.state == "SUCCEEDED")
+    assert {e.job for e in mine} == {"other"}
+    assert [e.type for e in mine][:2] == ["job_created", "run_state"]
+
+
+@pytest.mark.parametrize("params", [{"type": "Run State"}, {"type": ""}, {"job": ""}])
+def test_a_bad_filter_is_refused_naming_it(cluster: Cluster, params: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    url = f"{cluster.url}/api/v1/events"
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=10) as response:
+        response.read()
+    assert response.status_code == 422, response.text  # as every refused query of the API
+    (loc,) = [error["loc"] for error in response.json()["detail"]]
+    assert loc[:2] == ["query", next(iter(params))]

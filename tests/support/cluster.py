@@ -59,10 +59,11 @@ def corral_env(**extra: str) -> dict[str, str]:
 
 
 class EventWatcher:
-    """Follows ``/api/v1/events`` in a thread, reconnecting (with ``since``) across restarts."""
+    """Follows ``/api/v1/events`` in a thread, reconnecting (with ``since``) across restarts;
+    only events of ``types`` if given."""
 
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
+    def __init__(self, url: str, token: str, types: Sequence[str] = ()) -> None:
+        self.url, self.token, self.types = url, token, types
         self.events: list[EventView] = []
         self._cond = threading.Condition()
         self._stop = False
@@ -75,7 +76,7 @@ class EventWatcher:
         while not self._stop:
             try:
                 self._client = Client(self.url, self.token)
-                for ev in self._client.events(since=last):
+                for ev in self._client.events(since=last, types=self.types):
                     with self._cond:
                         self.events.append(ev)
                         last = ev.id
@@ -192,6 +193,9 @@ class Cluster:
     listen: str = "127.0.0.1"  # the master's address (0.0.0.0: agents in other namespaces)
     token: str = ""
     agent_token: str = ""  # what the agents join with: an agent token, not the admin's
+    # The events the cluster follows (all, if empty): a benchmark waiting for one run's end
+    # need not have the master render, and itself read, every task's every state.
+    event_types: Sequence[str] = ()
     _watcher: EventWatcher | None = None
 
     @property
@@ -243,7 +247,7 @@ class Cluster:
             with self.client() as c:
                 self.agent_token = c.accounts.create_token(role=Role.AGENT, name="agents").token
         if self._watcher is None:
-            self._watcher = EventWatcher(self.url, self.token)
+            self._watcher = EventWatcher(self.url, self.token, self.event_types)
 
     def add_agent(
         self,
