@@ -7,7 +7,7 @@ cost the master a rendering of every task's every state (five events a task)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -17,7 +17,7 @@ from pydantic import StringConstraints
 from corral.api.callers import master_of
 from corral.api.render import event_view
 from corral.api.v1 import MAX_ID
-from corral.master.events import Subscription
+from corral.master.events import EventFilter, Subscription
 from corral.master.master import Master
 
 router = APIRouter(prefix="/api/v1")
@@ -25,11 +25,13 @@ KEEPALIVE = 15.0
 EVENT_TYPE = r"^[a-z][a-z_]{0,63}$"  # the shape of every event type (``task_state``...)
 
 EventType = Annotated[str, StringConstraints(pattern=EVENT_TYPE)]
-EventFilter = Callable[[Mapping[str, Any]], bool]
 
 
-def event_filter(types: Collection[str], job: str | None) -> EventFilter:
-    """Whether an event is of one of ``types`` (any, if empty) and of ``job`` (any, if None)."""
+def event_filter(types: Collection[str], job: str | None) -> EventFilter | None:
+    """Whether an event is of one of ``types`` (any, if empty) and of ``job`` (any, if None);
+    None when that is every event."""
+    if not types and job is None:
+        return None
     wanted = frozenset(types)
 
     def keep(event: Mapping[str, Any]) -> bool:
@@ -66,18 +68,19 @@ async def follow(
 
 
 async def stream(
-    master: Master, since: int, request: Request, keep: EventFilter
+    master: Master, since: int, request: Request, keep: EventFilter | None = None
 ) -> AsyncIterator[str]:
     """Missed events from the store, then live ones; ids never repeat or go backwards. Only
     events the caller's reads show (``master`` is the master as the caller reads it) and
     ``keep`` accepts."""
-    sub = master.bus.subscribe()  # subscribe first, so nothing falls between replay and live
+    # Subscribed first, so nothing falls between replay and live.
+    sub = master.bus.subscribe(keep)
     try:
         last = since
         while True:
             batch = master.queries.events_since(last, limit=1000)
             if batch:
-                replayed = "".join(sse(row) for row in batch if keep(row))
+                replayed = "".join(sse(row) for row in batch if keep is None or keep(row))
                 if replayed:
                     yield replayed
                 last = batch[-1]["id"]
@@ -89,7 +92,7 @@ async def stream(
                 continue
             chunk = []
             for ev in live:
-                if ev["id"] > last and keep(ev) and master.queries.sees_event(ev):
+                if ev["id"] > last and master.queries.sees_event(ev):
                     chunk.append(sse(ev))
                     last = ev["id"]
             if chunk:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Event = Mapping[str, Any]
+EventFilter = Callable[[Event], bool]
 
 
 class Subscription:
     """A subscriber's events not taken yet; ``overflowed`` is set if it fell too far behind
     and was dropped."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, keep: EventFilter | None = None) -> None:
         self.size = size
+        self.keep = keep  # the events it is handed (all, if None)
         self.pending: deque[Event] = deque()
         self.ready = asyncio.Event()  # set when events are pending
         self.overflowed = asyncio.Event()
@@ -36,9 +38,10 @@ class EventBus:
         self._subs: set[Subscription] = set()
         self._size = queue_size
 
-    def subscribe(self) -> Subscription:
-        """Start receiving events published from now on."""
-        sub = Subscription(self._size)
+    def subscribe(self, keep: EventFilter | None = None) -> Subscription:
+        """Start receiving events published from now on (only those ``keep`` accepts, if
+        given: a subscriber is not woken, nor counted behind, for the others)."""
+        sub = Subscription(self._size, keep)
         self._subs.add(sub)
         return sub
 
@@ -59,9 +62,12 @@ class EventBus:
         if not events:
             return
         for sub in list(self._subs):
-            if len(sub.pending) + len(events) > sub.size:
+            handed = events if sub.keep is None else [e for e in events if sub.keep(e)]
+            if not handed:
+                continue
+            if len(sub.pending) + len(handed) > sub.size:
                 self._subs.discard(sub)
                 sub.overflowed.set()
                 continue
-            sub.pending.extend(events)
+            sub.pending.extend(handed)
             sub.ready.set()

@@ -42,3 +42,17 @@ def test_a_subscriber_more_than_its_size_behind_is_cut_off_and_the_others_go_on(
         assert [e["id"] for e in slow.take()] == [1, 2, 3, 4]  # nothing after it was cut off
 
     asyncio.run(scenario())
+
+
+def test_a_filtered_subscriber_is_handed_and_woken_for_its_events_only() -> None:
+    async def scenario() -> None:
+        bus = EventBus(queue_size=3)
+        odd = bus.subscribe(keep=lambda e: e["id"] % 2 == 1)
+        bus.publish([{"id": 2}, {"id": 4}])
+        assert not odd.ready.is_set()  # nothing for it: not woken
+        bus.publish(events(5, 4))  # 5..8; two of them are its own
+        bus.publish([{"id": 10}, {"id": 12}])  # would overflow it if counted
+        assert not odd.overflowed.is_set()
+        assert [e["id"] for e in odd.take()] == [5, 7]
+
+    asyncio.run(scenario())
