@@ -7,6 +7,7 @@ with a message instead of as an obscure exit status of the task.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,8 +55,11 @@ def resolve_workdir(launch: TaskLaunch, sandbox: Path) -> Path:
     return workdir
 
 
-def _executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
+def _executable(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
+    except (OSError, ValueError):
+        return False
 
 
 def resolve_command(name: str, search_path: str, workdir: Path) -> str:
@@ -67,13 +71,17 @@ def resolve_command(name: str, search_path: str, workdir: Path) -> str:
     """
     if not name:
         raise LaunchError("command not found: empty program name")
+    where = str(workdir)
+    # Plain strings, tried in order until one is found: this runs for every task launched.
     if "/" in name:
-        candidates = [workdir / name]
+        candidates = [os.path.join(where, name)]
     else:
-        candidates = [workdir / (entry or ".") / name for entry in search_path.split(os.pathsep)]
+        candidates = [
+            os.path.join(where, entry or ".", name) for entry in search_path.split(os.pathsep)
+        ]
     for candidate in candidates:
         if _executable(candidate):
-            return str(candidate.absolute())
-    if any(candidate.exists() for candidate in candidates):
+            return str(Path(candidate).absolute())
+    if any(os.path.exists(candidate) for candidate in candidates):
         raise LaunchError(f"not executable: {name}")
     raise LaunchError(f"command not found: {name}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -39,16 +39,14 @@ class TaskDirs:
     sees and the agent's own record of it (``corral.agent.task_record``)."""
 
     root: Path
+    # The task's working area: ``stdout``, ``stderr`` and whatever it writes.
+    sandbox: Path = field(init=False)
 
     def __post_init__(self) -> None:
         # Absolute: the keeper that spawns the task works from /, Docker mounts only absolute
         # paths, and an agent's data dir may be given relative (``corral up``: ./.corral).
         object.__setattr__(self, "root", self.root.absolute())
-
-    @property
-    def sandbox(self) -> Path:
-        """The task's working area: ``stdout``, ``stderr`` and whatever it writes."""
-        return self.root / "sandbox"
+        object.__setattr__(self, "sandbox", self.root / "sandbox")  # read often: made once
 
 
 class ExecError(Exception):

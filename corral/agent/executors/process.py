@@ -36,6 +36,7 @@ from corral.agent.executors.process_tty import TtyExec, start_tty_exec
 from corral.agent.gpus import gpu_env
 from corral.agent.keeper_client import KeeperClient, KeeperGone
 from corral.agent.ports import DEFAULT_RANGE, PortPool, port_env
+from corral.agent.thread_batch import ThreadBatch
 from corral.spec.execs import TerminalSize
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
@@ -392,6 +393,7 @@ class ProcessExecutor:
         self._agent_env = dict(os.environ if agent_env is None else agent_env)
         self._ports = port_pool if port_pool is not None else PortPool(*DEFAULT_RANGE)
         self._keepers: dict[Path, KeeperClient] = {}
+        self._prepare = ThreadBatch()
 
     def limits(self) -> str:
         """One line saying which resource limits are enforced, or why none are."""
@@ -418,8 +420,9 @@ class ProcessExecutor:
         try:
             # The sandbox, the record and the cgroups are disk and kernel work that takes
             # milliseconds per task: in a worker thread, a burst of launches never holds up the
-            # agent's channel (an agent silent for seconds is disconnected).
-            request, record, cgroup, env = await asyncio.to_thread(
+            # agent's channel (an agent silent for seconds is disconnected). A message's
+            # launches share one hop.
+            request, record, cgroup, env = await self._prepare.run(
                 self._prepare_task, launch, dirs, host_ports
             )
         except BaseException:

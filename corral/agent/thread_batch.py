@@ -1,0 +1,67 @@
+"""Blocking calls made in one turn of the event loop, run together in one worker thread.
+
+A hop to a worker thread costs the agent about 0.2 ms of CPU per call (an executor item, a
+thread woken, futures chained back to the loop): as much as preparing a task's sandbox and
+cgroups itself. A message of launches asks for dozens of preparations at once; batched, they
+take one hop, and the loop still never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Call = tuple[Callable[[], Any], asyncio.Future[Any]]
+
+
+class ThreadBatch:
+    """Runs blocking calls off the loop, those made in the same turn in one thread hop, in the
+    order they were made; each caller gets its own result or exception."""
+
+    def __init__(self) -> None:
+        self._queued: list[_Call] = []
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, with the other calls of this turn."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)  # after the other calls this turn makes
+        self._queued.append((functools.partial(fn, *args), future))
+        return await future
+
+    def _flush(self) -> None:
+        calls, self._queued = self._queued, []
+        hop = asyncio.ensure_future(asyncio.to_thread(_run_all, calls))
+        hop.add_done_callback(lambda done: _settle(calls, done))
+
+
+def _run_all(calls: list[_Call]) -> list[tuple[bool, Any]]:
+    """Each call's (succeeded, result or exception); runs in the worker thread."""
+    outcomes: list[tuple[bool, Any]] = []
+    for fn, _ in calls:
+        try:
+            outcomes.append((True, fn()))
+        except BaseException as exc:  # handed to its caller, as to_thread would
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _settle(calls: list[_Call], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+    """Hand each caller its outcome (the loop's side); a cancelled caller gets nothing."""
+    if done.cancelled() or done.exception() is not None:
+        error = asyncio.CancelledError() if done.cancelled() else done.exception()
+        outcomes: list[tuple[bool, Any]] = [(False, error)] * len(calls)
+    else:
+        outcomes = done.result()
+    for (_, future), (ok, value) in zip(calls, outcomes, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
