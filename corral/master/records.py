@@ -69,6 +69,9 @@ class LiveTask:
     # What the scheduling core was last asked to place for it (scheduling.request_of): made
     # once while it waits, not once per pass.
     request: TaskRequest | None = None
+    # Its cohort in the core's sense (scheduling.cohort_of), the same object for every task of
+    # it: a pass groups the waiting tasks by it and cuts each group to the free room.
+    cohort: object | None = None
 
     # What the scheduler asks of it: read from its row's packed launch, which tasks of one
     # array share, so a waiting task costs its record and its row only.

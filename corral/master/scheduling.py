@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
 from corral.scheduler import plan
+from corral.scheduler.cohorts import CohortKey
 from corral.scheduler.model import (
     AgentSnapshot,
     PlacedTask,
@@ -24,6 +26,7 @@ from corral.scheduler.model import (
     Snapshot,
     TaskRequest,
 )
+from corral.scheduler.window import cohort_key, windowed_plan
 from corral.spec.states import AgentState, TaskState
 from corral.store.store import Refusal
 
@@ -90,7 +93,7 @@ def request_of(task: LiveTask) -> TaskRequest:
     if made is not None and made.waiting_since == since:
         return made
     gang, gang_node, gang_size = request_fields(task)
-    task.request = TaskRequest(
+    task.request = request = TaskRequest(
         id=task.id,
         group=task.job,
         resources=task.resources,
@@ -108,7 +111,31 @@ def request_of(task: LiveTask) -> TaskRequest:
         gang_size=gang_size,
         waiting_since=since,
     )
-    return task.request
+    task.cohort = cohort_of(request)
+    return request
+
+
+class _Cohort:
+    """One cohort's identity (``cohort_of``); weakly interned, so it lives as long as some
+    waiting task refers to it."""
+
+    __slots__ = ("key", "__weakref__")
+
+    def __init__(self, key: CohortKey) -> None:
+        self.key = key
+
+
+_cohorts: weakref.WeakValueDictionary[CohortKey, _Cohort] = weakref.WeakValueDictionary()
+
+
+def cohort_of(request: TaskRequest) -> _Cohort:
+    """The object that stands for ``request``'s cohort: the same for every task of it, so that
+    a pass groups thousands of waiting tasks without hashing their keys again."""
+    key = cohort_key(request)
+    found = _cohorts.get(key)
+    if found is None:
+        found = _cohorts[key] = _Cohort(key)
+    return found
 
 
 def waiting_since(task: LiveTask) -> float:
@@ -123,8 +150,13 @@ Planner = Callable[[Snapshot, Sequence[TaskRequest]], Plan]
 def _plan_ready(planner: Planner, snapshot: Snapshot, ready: Sequence[LiveTask]) -> Plan:
     """The plan for ``ready``; runs in a worker thread. It reads of each pending task only what
     is fixed while it is pending (resources, constraints, owner...), so the loop may go on
-    changing other fields meanwhile."""
-    return planner(snapshot, [request_of(t) for t in ready])
+    changing other fields meanwhile. The planner sees each cohort cut to the free room (see
+    ``corral.scheduler.window``): a pass costs what can be placed, not what waits."""
+    cohorts: dict[object, list[TaskRequest]] = {}
+    for task in ready:
+        request = request_of(task)
+        cohorts.setdefault(task.cohort, []).append(request)
+    return windowed_plan(planner, snapshot, cohorts.values())
 
 
 class SchedulingLoop:

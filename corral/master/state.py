@@ -235,7 +235,7 @@ class ClusterState:
         task.state = TaskState.STAGING
         task.agent_id = agent.id
         task.row = task.row.placed(devices)
-        task.request = None  # placed: the core is not asked to place it again
+        task.request = task.cohort = None  # placed: the core is not asked to place it again
         self.index.moved(task)
         task.waiting = ""
         agent.used = agent.used + task.resources

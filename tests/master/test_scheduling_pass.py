@@ -110,3 +110,26 @@ def test_a_waiting_task_s_request_is_made_once_and_made_again_when_its_wait_chan
         assert task.state is TaskState.STAGING and task.request is None  # placed: let go
 
     asyncio.run(scenario())
+
+
+def test_a_pass_plans_what_the_room_can_take_and_tells_the_rest_why_they_wait(sim: Sim) -> None:
+    seen: list[int] = []
+
+    def counting(snapshot: Snapshot, requests: Sequence[TaskRequest]) -> Plan:
+        seen.append(len(requests))
+        return plan(snapshot, requests)
+
+    async def scenario() -> None:
+        agent = await sim.add_agent("a1", cpus=2)
+        spec = {"name": "sweep", "array": "0-499", "task": {"shell": "true", "cpus": 0.5}}
+        sim.master.jobs.submit(JobSpec.model_validate(spec), "alice")
+        sim.master.scheduler.planner = counting
+        await sim.master.scheduler.run_once()
+        # Room for 4: the core sees those and one more, which learns why the rest waits.
+        assert seen == [5]
+        assert sorted(agent.launched()) == [f"sweep.1.{i}.0" for i in range(4)]
+        waiting = [t for t in sim.master.state.tasks.values() if t.state is TaskState.PENDING]
+        assert len(waiting) == 496
+        assert {t.waiting for t in waiting} == {waiting[0].waiting} and waiting[0].waiting
+
+    asyncio.run(scenario())
