@@ -132,14 +132,20 @@ def _why(exc: OSError, path: Path) -> str:
     return f"cannot write {path}: {exc.strerror or exc}"
 
 
-def _write(path: Path, value: str) -> None:
-    path.write_text(value)
+def _write(path: Path | str, value: str) -> None:
+    # Path.write_text's flags, without its text layer (which costs more than the write):
+    # every task's limits go through here.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
-def _write_optional(path: Path, value: str) -> None:
+def _write_optional(path: Path | str, value: str) -> None:
     """Write a setting that helps but that some kernels do not have or refuse."""
     try:
-        path.write_text(value)
+        _write(path, value)
     except OSError:
         pass
 
@@ -263,10 +269,10 @@ class Cgroups:
         try:
             for path in dirs.values():
                 try:
-                    path.mkdir()
+                    os.mkdir(path)
                 except FileExistsError:  # left from an earlier run: its OOM counters would mislead
-                    path.rmdir()
-                    path.mkdir()
+                    os.rmdir(path)
+                    os.mkdir(path)
             if self.version == 2:
                 _limit_v2(memory_dir, mem_mib, cpus)
             else:
@@ -278,14 +284,15 @@ class Cgroups:
 
 
 def _limit_v2(path: Path, mem_mib: int, cpus: float) -> None:
+    where = str(path)  # joined as strings: this runs for every task
     if mem_mib > 0:
-        _write(path / "memory.max", str(mem_mib * 1024 * 1024))
+        _write(f"{where}/memory.max", str(mem_mib * 1024 * 1024))
     # No swap, and kill the whole task on OOM: a task half-killed or swapping at its limit
     # hangs instead of failing. Both files are optional (no swap accounting, old kernels).
-    _write_optional(path / "memory.swap.max", "0")
-    _write_optional(path / "memory.oom.group", "1")
+    _write_optional(f"{where}/memory.swap.max", "0")
+    _write_optional(f"{where}/memory.oom.group", "1")
     quota = f"{max(1000, int(cpus * CPU_PERIOD_US))} {CPU_PERIOD_US}" if cpus > 0 else "max"
-    _write(path / "cpu.max", quota)
+    _write(f"{where}/cpu.max", quota)
 
 
 def _limit_v1(memory: Path, cpu: Path, mem_mib: int, cpus: float) -> None:
@@ -293,12 +300,12 @@ def _limit_v1(memory: Path, cpu: Path, mem_mib: int, cpus: float) -> None:
     period is the kernel's default, ``CPU_PERIOD_US``."""
     if mem_mib > 0:
         limit = str(mem_mib * 1024 * 1024)
-        _write(memory / "memory.limit_in_bytes", limit)
+        _write(f"{memory}/memory.limit_in_bytes", limit)
         # memsw (memory + swap) may not go below the memory limit, so it is set second; it is
         # optional (kernels without swap accounting refuse it).
-        _write_optional(memory / "memory.memsw.limit_in_bytes", limit)
+        _write_optional(f"{memory}/memory.memsw.limit_in_bytes", limit)
     if cpus > 0:
-        _write(cpu / "cpu.cfs_quota_us", str(max(1000, int(cpus * CPU_PERIOD_US))))
+        _write(f"{cpu}/cpu.cfs_quota_us", str(max(1000, int(cpus * CPU_PERIOD_US))))
 
 
 @dataclass(frozen=True, slots=True)

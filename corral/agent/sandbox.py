@@ -6,6 +6,7 @@ with a message instead of as an obscure exit status of the task.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Mapping
@@ -22,7 +23,14 @@ AGENT_ENV_KEYS = ("PATH", "LANG", "HOME")
 def prepare(dirs: TaskDirs) -> None:
     """Create the task's directory and its sandbox."""
     try:
-        dirs.sandbox.mkdir(parents=True, exist_ok=True)
+        try:  # one call each, as a new task needs: not Path.mkdir's walk up the parents
+            os.mkdir(dirs.root)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # the tasks directory itself is new
+            os.makedirs(dirs.root, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(dirs.sandbox)
     except OSError as exc:
         raise LaunchError(f"cannot create the task's sandbox: {exc.strerror or exc}") from exc
 

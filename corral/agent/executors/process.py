@@ -476,12 +476,13 @@ class ProcessExecutor:
             # The agent's paths are not the user's business: say what, not where.
             why = exc.strerror or type(exc).__name__
             raise LaunchError(f"cannot write the task's record on the agent: {why}") from exc
+        sandbox_dir = str(dirs.sandbox)
         request = {
             "argv": argv,
             "env": env,
             "cwd": str(workdir),
-            "stdout": str(dirs.sandbox / "stdout"),
-            "stderr": str(dirs.sandbox / "stderr"),
+            "stdout": f"{sandbox_dir}/stdout",
+            "stderr": f"{sandbox_dir}/stderr",
             "join": [str(path) for path in cgroup.procs_files()] if cgroup is not None else [],
             "home": [
                 str(parent.parent / "cgroup.procs") for parent in self._cgroups.parents.values()
