@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,12 @@ RETRY_MOST = 2.0  # the longest wait between dials: a new leader is found within
 # A master that answers no ping for this long is given up on (frozen, or cut off: a dead one's
 # connection is closed by its kernel at once), so the agent finds the new leader well before
 # the new leader's loss timeout for it (8 s by default) runs out.
+# While the agent is busy (BUSY_FROM tasks or more), messages of updates go at most once per
+# COALESCE seconds: a few updates each, a master spends most of its time per message, not per
+# update (Nomad's clients batch allocation updates every 200 ms). A quiet agent's updates go
+# at once: a lone task's RUNNING is seen without delay.
+COALESCE = 0.010
+BUSY_FROM = 4
 PING_EVERY = 1.0
 PING_TIMEOUT = 4.0
 
@@ -166,6 +173,9 @@ class Agent:
         self._send_lock = asyncio.Lock()
         self._sent = 0  # highest seq sent on the current connection
         self._flusher: asyncio.Task[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._last_sent = -math.inf  # loop time of the last message of updates
+        self.coalesce, self.busy_from = COALESCE, BUSY_FROM
         self._answering: set[asyncio.Task[None]] = set()  # reads being answered
         self.execs = ExecSessions(self._send_message)  # commands run in tasks for the master
         self.rsh = RshRelays(self._send_message)  # the remote shells of gang ranks
@@ -315,6 +325,7 @@ class Agent:
             unsent = self.journal.unacked_after(self._sent)
             if unsent:
                 self._sent = unsent[-1].seq
+                self._last_sent = asyncio.get_running_loop().time()
                 await self._send(Updates(updates=unsent).model_dump_json())
 
     async def _handle(self, msg: Any) -> None:
@@ -434,9 +445,22 @@ class Agent:
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
-        """Send soon: updates made in the same turn of the loop then go in one message."""
-        if self._flusher is None or self._flusher.done():
+        """Send soon: updates made in the same turn of the loop then go in one message; while
+        the agent is busy, not before ``coalesce`` seconds after the last message."""
+        if self._flush_timer is not None or (
+            self._flusher is not None and not self._flusher.done()
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_sent + self.coalesce - loop.time()
+        if wait > 0 and len(self.tasks) >= self.busy_from:
+            self._flush_timer = loop.call_later(wait, self._flush_when_due)
+        else:
             self._flusher = asyncio.create_task(self._flush())
+
+    def _flush_when_due(self) -> None:
+        self._flush_timer = None
+        self._flusher = asyncio.create_task(self._flush())
 
     # --- tasks
 
