@@ -20,7 +20,8 @@ _Call = tuple[Callable[[], Any], asyncio.Future[Any]]
 
 class ThreadBatch:
     """Runs blocking calls off the loop, those made in the same turn in one thread hop, in the
-    order they were made; each caller gets its own result or exception."""
+    order they were made; each caller gets its own result or exception as soon as its call is
+    done (a task prepared first starts while the next is prepared)."""
 
     def __init__(self) -> None:
         self._queued: list[_Call] = []
@@ -36,32 +37,34 @@ class ThreadBatch:
 
     def _flush(self) -> None:
         calls, self._queued = self._queued, []
-        hop = asyncio.ensure_future(asyncio.to_thread(_run_all, calls))
-        hop.add_done_callback(lambda done: _settle(calls, done))
+        hop = asyncio.ensure_future(asyncio.to_thread(_run_all, calls, asyncio.get_running_loop()))
+        # Should the hop itself fail (the loop's executor shut down), its callers hear of it.
+        hop.add_done_callback(lambda done: _fail_all(calls, done))
 
 
-def _run_all(calls: list[_Call]) -> list[tuple[bool, Any]]:
-    """Each call's (succeeded, result or exception); runs in the worker thread."""
-    outcomes: list[tuple[bool, Any]] = []
-    for fn, _ in calls:
+def _run_all(calls: list[_Call], loop: asyncio.AbstractEventLoop) -> None:
+    """Run each call and hand its outcome to its caller on the loop; in the worker thread."""
+    for fn, future in calls:
         try:
-            outcomes.append((True, fn()))
+            result = fn()
         except BaseException as exc:  # handed to its caller, as to_thread would
-            outcomes.append((False, exc))
-    return outcomes
+            loop.call_soon_threadsafe(_settle, future, False, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, True, result)
 
 
-def _settle(calls: list[_Call], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
-    """Hand each caller its outcome (the loop's side); a cancelled caller gets nothing."""
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """Hand a caller its outcome (on the loop); a cancelled caller gets nothing."""
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _fail_all(calls: list[_Call], done: asyncio.Future[None]) -> None:
     if done.cancelled() or done.exception() is not None:
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
-        outcomes: list[tuple[bool, Any]] = [(False, error)] * len(calls)
-    else:
-        outcomes = done.result()
-    for (_, future), (ok, value) in zip(calls, outcomes, strict=True):
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        for _, future in calls:
+            _settle(future, False, error)

@@ -1,5 +1,6 @@
 """Blocking calls made in one turn of the loop share one worker-thread hop; each caller gets its
-own result or exception, and the loop's thread never runs them."""
+own result or exception as soon as its own call is done, and the loop's thread never runs
+them."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ def test_calls_of_one_turn_share_a_hop_in_order_each_with_its_own_outcome(
     hops: list[int] = []
     real = thread_batch._run_all
 
-    def counted(calls: list[Any]) -> list[tuple[bool, Any]]:
+    def counted(calls: list[Any], loop: asyncio.AbstractEventLoop) -> None:
         hops.append(len(calls))
-        return real(calls)
+        real(calls, loop)
 
     monkeypatch.setattr(thread_batch, "_run_all", counted)
     ran: list[tuple[int, int]] = []
@@ -45,3 +46,24 @@ def test_calls_of_one_turn_share_a_hop_in_order_each_with_its_own_outcome(
     assert hops == [5, 1]
     assert [n for n, _ in ran] == [0, 1, 2, 3, 4, 7]
     assert threading.get_ident() not in {thread for _, thread in ran}
+
+
+def test_a_caller_hears_of_its_call_before_the_later_calls_of_its_hop_are_done() -> None:
+    release = threading.Event()
+
+    def first() -> str:
+        return "first"
+
+    def held() -> str:
+        assert release.wait(10), "the first caller never heard of its result"
+        return "held"
+
+    async def scenario() -> None:
+        batch = ThreadBatch()
+        a = asyncio.ensure_future(batch.run(first))
+        b = asyncio.ensure_future(batch.run(held))
+        assert await asyncio.wait_for(a, 10) == "first"  # while ``held`` still runs
+        release.set()
+        assert await asyncio.wait_for(b, 10) == "held"
+
+    asyncio.run(scenario())
