@@ -277,6 +277,13 @@ class Cgroups:
                 _limit_v2(memory_dir, mem_mib, cpus)
             else:
                 _limit_v1(memory_dir, dirs["cpu"], mem_mib, cpus)
+            # Written above so that the kernel checks it (a quota above the agent's own is
+            # refused), then lifted until the task has started: the keeper spawns from inside
+            # the task's cgroups, and a small quota, used up by the new process's exec, would
+            # throttle the keeper itself for the rest of the period (100 ms), and with it every
+            # start of the agent. ``limit_cpu`` sets it once the keeper is out.
+            if cpus > 0:
+                cgroup.lift_cpu()
         except OSError:
             cgroup.remove()
             raise
@@ -320,6 +327,24 @@ class TaskCgroup:
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid into to join every cgroup of the task."""
         return [path / "cgroup.procs" for path in self.dirs]
+
+    def _cpu_quota(self) -> str:
+        """The file of the task's CPU quota (v1: the cpu hierarchy's directory is made last,
+        in ``V1_CONTROLLERS`` order)."""
+        if self.version == 2:
+            return f"{self.memory}/cpu.max"
+        return f"{self.dirs[-1]}/cpu.cfs_quota_us"
+
+    def lift_cpu(self) -> None:
+        """No CPU quota, until ``limit_cpu``."""
+        _write(self._cpu_quota(), "max" if self.version == 2 else "-1")
+
+    def limit_cpu(self, cpus: float) -> None:
+        """Hold the task to ``cpus`` (none: no quota). Raises ``OSError`` if refused."""
+        if cpus <= 0:
+            return
+        quota = max(1000, int(cpus * CPU_PERIOD_US))
+        _write(self._cpu_quota(), f"{quota} {CPU_PERIOD_US}" if self.version == 2 else str(quota))
 
     def oom_killed(self) -> bool:
         """Whether the kernel OOM-killed a process of the task (False if it cannot tell)."""

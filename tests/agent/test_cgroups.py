@@ -157,11 +157,18 @@ def test_a_task_cgroup_carries_the_limits_and_is_removed_after_its_processes() -
     cgroups = _host_cgroups()
     cgroup = cgroups.create(f"test-{uuid.uuid4().hex[:12]}", 64, 0.5)
     assert cgroup is not None
+    # The CPU quota waits until the task has started (its keeper spawns from inside).
+    cpu_quota = (
+        cgroup.memory / "cpu.max"
+        if cgroup.version == 2
+        else next(path for path in cgroup.dirs if path != cgroup.memory) / "cpu.cfs_quota_us"
+    )
+    assert _read(cpu_quota).split()[0] in ("-1", "max")
+    cgroup.limit_cpu(0.5)
     if cgroup.version == 1:
         assert _read(cgroup.memory / "memory.limit_in_bytes") == str(64 * 1024 * 1024)
-        cpu = next(path for path in cgroup.dirs if path != cgroup.memory)
-        period = int(_read(cpu / "cpu.cfs_period_us"))
-        assert int(_read(cpu / "cpu.cfs_quota_us")) == period // 2
+        period = int(_read(cpu_quota.with_name("cpu.cfs_period_us")))
+        assert int(_read(cpu_quota)) == period // 2
         # Taken from the parent, where the agent sets them once: no swap, the OOM killer on.
         assert _read(cgroup.memory / "memory.swappiness") == "0"
         assert "oom_kill_disable 0" in _read(cgroup.memory / "memory.oom_control")

@@ -26,6 +26,7 @@ from corral.agent.executors.process import (
     ProcessHandle,
     parse_stat_start_time,
 )
+from corral.agent.keeper_client import KeeperClient
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -374,6 +375,43 @@ def test_a_task_over_its_memory_limit_fails_naming_the_limit(dirs: TaskDirs) -> 
     assert recorded is not None
     cgroup = TaskCgroup.load(recorded)
     assert not any(path.exists() for path in cgroup.dirs)  # removed after the end
+
+
+def test_a_tasks_cpu_quota_holds_once_the_keeper_has_left_its_cgroups(
+    dirs: TaskDirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keeper spawns from inside the task's cgroups: under the task's quota (1 ms of CPU
+    # per 100 ms here), the exec of the task would throttle the keeper, and every start after.
+    executor = ProcessExecutor()
+    require_cgroups(executor)
+    quotas: list[str] = []
+    real_spawn = KeeperClient.spawn
+
+    def quota_file(request: dict[str, Any]) -> Path:
+        dirs_ = [Path(procs).parent for procs in request["join"]]
+        files = [d / "cpu.cfs_quota_us" for d in dirs_] + [d / "cpu.max" for d in dirs_]
+        return next(f for f in files if f.exists())
+
+    async def spying(self: KeeperClient, request: dict[str, Any]) -> tuple[int, int]:
+        quotas.append(quota_file(request).read_text().split()[0])
+        answer = await real_spawn(self, request)
+        quotas.append(quota_file(request).read_text().split()[0])
+        return answer
+
+    monkeypatch.setattr(KeeperClient, "spawn", spying)
+
+    async def scenario() -> tuple[str, TaskExit]:
+        handle = await executor.start(task(command=["true"], cpus=0.01), dirs)
+        assert isinstance(handle, ProcessHandle)
+        recorded = task_record.read(dirs.root).cgroup
+        assert recorded is not None
+        quota = quota_file({"join": TaskCgroup.load(recorded).procs_files()})
+        return quota.read_text().split()[0], await finish(handle)
+
+    held, ended = run(scenario())
+    assert quotas in (["-1", "-1"], ["max", "max"])  # none while the keeper was inside
+    assert held == "1000"  # 0.01 of the 100 ms period, once it had left
+    assert ended.state == TaskState.FINISHED
 
 
 def test_a_new_executor_recovers_a_running_task_and_gets_its_status(

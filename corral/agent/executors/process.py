@@ -439,6 +439,11 @@ class ProcessExecutor:
             if isinstance(exc, KeeperGone):
                 raise LaunchError(f"cannot start the task: {exc}") from exc
             raise
+        if cgroup is not None:  # the keeper has left the task's cgroups: now it may be held
+            try:
+                cgroup.limit_cpu(launch.cpus)
+            except OSError as exc:  # checked when the cgroup was made: not expected
+                log.warning("task %s runs without its cpu quota (%s)", launch.task_id, exc)
         try:
             os.write(record, task_record.line(pid=[pid, start_time]))
         except OSError as exc:  # a full disk: this agent watches it all the same
