@@ -22,6 +22,14 @@ async def _next(ws: ServerConnection, kind: str) -> dict[str, Any]:
             return msg
 
 
+async def _welcome_then_updates(ws: ServerConnection) -> dict[str, Any]:
+    """Welcome the agent that says hello; its first message of updates."""
+    hello = await _next(ws, "hello")
+    welcome = Welcome(agent_id=hello["agent_id"], heartbeat_interval=30)
+    await ws.send(welcome.model_dump_json())
+    return await _next(ws, "updates")
+
+
 def test_updates_made_while_one_message_is_unacknowledged_go_together_after_its_ack(
     tmp_path: Path,
 ) -> None:
@@ -31,10 +39,7 @@ def test_updates_made_while_one_message_is_unacknowledged_go_together_after_its_
         agent: Agent | None = None
 
         async def master(ws: ServerConnection) -> None:
-            hello = await _next(ws, "hello")
-            welcome = Welcome(agent_id=hello["agent_id"], heartbeat_interval=30)
-            await ws.send(welcome.model_dump_json())
-            first = await _next(ws, "updates")
+            first = await _welcome_then_updates(ws)
             sent.append([u["seq"] for u in first["updates"]])
             assert agent is not None
             # Made while the first message waits for its ack: none of them may be sent yet. The
@@ -76,10 +81,7 @@ def _first_updates_after_a_quiet_ack(tmp_path: Path, busy_from: int) -> list[int
         agent: Agent | None = None
 
         async def master(ws: ServerConnection) -> None:
-            hello = await _next(ws, "hello")
-            welcome = Welcome(agent_id=hello["agent_id"], heartbeat_interval=30)
-            await ws.send(welcome.model_dump_json())
-            first = await _next(ws, "updates")
+            first = await _welcome_then_updates(ws)
             await ws.send(Ack(seq=first["updates"][-1]["seq"]).model_dump_json())
             await ws.send(Read(request_id=1, task_id="t0", file="stdout").model_dump_json())
             await _next(ws, "read_result")  # the ack was taken in: nothing is in flight
