@@ -4,6 +4,7 @@ the task keeper."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from corral.agent.executors.process import (
     ProcessHandle,
     parse_stat_start_time,
 )
-from corral.agent.keeper_client import KeeperClient
+from corral.agent.keeper_client import KeeperClient, keeper_name
 from corral.spec.protocol import TaskLaunch
 from corral.spec.states import TaskState
 
@@ -412,6 +413,45 @@ def test_a_tasks_cpu_quota_holds_once_the_keeper_has_left_its_cgroups(
     assert quotas in (["-1", "-1"], ["max", "max"])  # none while the keeper was inside
     assert held == "1000"  # 0.01 of the 100 ms period, once it had left
     assert ended.state == TaskState.FINISHED
+
+
+def _keeper_pid(tasks_dir: Path) -> int:
+    name = keeper_name(tasks_dir).encode()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and name in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+    raise AssertionError("no keeper runs")
+
+
+def test_when_a_burst_of_tasks_is_started_the_keeper_is_in_none_of_their_cgroups(
+    tmp_path: Path,
+) -> None:
+    # The keeper spawns from inside each task's cgroups and goes home once per burst: before
+    # it answers, so that nobody kills a task's cgroup (or sets its quota) with it inside.
+    executor = ProcessExecutor()
+    require_cgroups(executor)
+    all_dirs = [TaskDirs(tmp_path / "tasks" / f"t{i}") for i in range(8)]
+
+    async def scenario() -> list[tuple[set[int], int, str]]:
+        handles = await asyncio.gather(
+            *(executor.start(task(command=["sleep", "30"]), d) for d in all_dirs)
+        )
+        keeper = _keeper_pid(tmp_path / "tasks")
+        seen = []
+        for handle, d in zip(handles, all_dirs, strict=True):
+            recorded = task_record.read(d.root).cgroup
+            assert recorded is not None
+            seen.append((TaskCgroup.load(recorded).pids(), handle.pid, ""))
+        home = Path(f"/proc/{keeper}/cgroup").read_text()
+        for handle in handles:
+            await handle.kill(0)
+            await finish(handle)
+        return [(pids, pid, home) for pids, pid, _ in seen]
+
+    for pids, pid, keeper_cgroups in run(scenario()):
+        assert pids == {pid}  # the task alone: not the keeper
+        assert "/corral/" not in keeper_cgroups  # home, in none of the tasks' cgroups
 
 
 def test_a_new_executor_recovers_a_running_task_and_gets_its_status(
