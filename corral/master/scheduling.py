@@ -17,7 +17,7 @@ from corral.master.gangs import gang_key, request_fields
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
 from corral.scheduler import plan
-from corral.scheduler.cohorts import CohortKey
+from corral.scheduler.cohorts import CohortKey, cohort_key
 from corral.scheduler.model import (
     AgentSnapshot,
     PlacedTask,
@@ -26,7 +26,7 @@ from corral.scheduler.model import (
     Snapshot,
     TaskRequest,
 )
-from corral.scheduler.window import cohort_key, windowed_plan
+from corral.scheduler.window import Planner, windowed_plan
 from corral.spec.states import AgentState, TaskState
 from corral.store.store import Refusal
 
@@ -119,10 +119,7 @@ class _Cohort:
     """One cohort's identity (``cohort_of``); weakly interned, so it lives as long as some
     waiting task refers to it."""
 
-    __slots__ = ("key", "__weakref__")
-
-    def __init__(self, key: CohortKey) -> None:
-        self.key = key
+    __slots__ = ("__weakref__",)
 
 
 _cohorts: weakref.WeakValueDictionary[CohortKey, _Cohort] = weakref.WeakValueDictionary()
@@ -134,7 +131,7 @@ def cohort_of(request: TaskRequest) -> _Cohort:
     key = cohort_key(request)
     found = _cohorts.get(key)
     if found is None:
-        found = _cohorts[key] = _Cohort(key)
+        found = _cohorts[key] = _Cohort()
     return found
 
 
@@ -142,9 +139,6 @@ def waiting_since(task: LiveTask) -> float:
     """When a pending task began to wait for a place: when it was made, or when its backoff
     ended."""
     return max(task.created_at, task.not_before or 0.0)
-
-
-Planner = Callable[[Snapshot, Sequence[TaskRequest]], Plan]
 
 
 def _plan_ready(planner: Planner, snapshot: Snapshot, ready: Sequence[LiveTask]) -> Plan:

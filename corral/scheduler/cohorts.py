@@ -129,6 +129,11 @@ def shape_key(task: TaskRequest) -> ShapeKey:
     )
 
 
+def cohort_key(task: TaskRequest) -> CohortKey:
+    """The cohort a pending task belongs to: its group, owner, gang and shape."""
+    return (task.group, task.owner, task.gang, shape_key(task))
+
+
 def build_cohorts(
     pending: Sequence[TaskRequest], state: PlanState, placed_ids: dict[str, str]
 ) -> tuple[dict[str, Cohort], dict[str, Status]]:
@@ -151,7 +156,7 @@ def build_cohorts(
                 Code.UNRESOLVABLE, f"already placed on agent {placed_ids[task.id]}"
             )
             continue
-        key = (task.group, task.owner, task.gang, shape_key(task))
+        key = cohort_key(task)
         cohort = by_key.get(key)
         if cohort is None:
             shape = shapes.get(task)

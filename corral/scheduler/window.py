@@ -21,16 +21,10 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from corral.scheduler.cohorts import CohortKey, shape_key
 from corral.scheduler.fairshare import within_owner
 from corral.scheduler.model import Operator, Plan, Resources, Snapshot, Status, TaskRequest
 
 Planner = Callable[[Snapshot, Sequence[TaskRequest]], Plan]
-
-
-def cohort_key(task: TaskRequest) -> CohortKey:
-    """The cohort a pending task belongs to: its group, owner, gang and shape."""
-    return (task.group, task.owner, task.gang, shape_key(task))
 
 
 def windowable(task: TaskRequest) -> bool:

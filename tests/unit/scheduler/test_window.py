@@ -21,7 +21,8 @@ from corral.scheduler import (
     TaskRequest,
     plan,
 )
-from corral.scheduler.window import cohort_key, room_for, window, windowed_plan
+from corral.scheduler.cohorts import cohort_key
+from corral.scheduler.window import room_for, window, windowed_plan
 from tests.unit.scheduler.test_properties import Work, work
 
 OWNERS = ("alice", "bob")
