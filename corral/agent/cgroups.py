@@ -274,15 +274,16 @@ class Cgroups:
                     os.rmdir(path)
                     os.mkdir(path)
             if self.version == 2:
-                _limit_v2(memory_dir, mem_mib, cpus)
+                _limit_memory_v2(memory_dir, mem_mib)
             else:
-                _limit_v1(memory_dir, dirs["cpu"], mem_mib, cpus)
-            # Written above so that the kernel checks it (a quota above the agent's own is
+                _limit_memory_v1(memory_dir, mem_mib)
+            # Written here so that the kernel checks it (a quota above the agent's own is
             # refused), then lifted until the task has started: the keeper spawns from inside
             # the task's cgroups, and a small quota, used up by the new process's exec, would
             # throttle the keeper itself for the rest of the period (100 ms), and with it every
-            # start of the agent. ``limit_cpu`` sets it once the keeper is out.
+            # start of the agent. ``limit_cpu`` sets it again once the keeper is out.
             if cpus > 0:
+                cgroup.limit_cpu(cpus)
                 cgroup.lift_cpu()
         except OSError:
             cgroup.remove()
@@ -290,7 +291,7 @@ class Cgroups:
         return cgroup
 
 
-def _limit_v2(path: Path, mem_mib: int, cpus: float) -> None:
+def _limit_memory_v2(path: Path, mem_mib: int) -> None:
     where = str(path)  # joined as strings: this runs for every task
     if mem_mib > 0:
         _write(f"{where}/memory.max", str(mem_mib * 1024 * 1024))
@@ -298,21 +299,16 @@ def _limit_v2(path: Path, mem_mib: int, cpus: float) -> None:
     # hangs instead of failing. Both files are optional (no swap accounting, old kernels).
     _write_optional(f"{where}/memory.swap.max", "0")
     _write_optional(f"{where}/memory.oom.group", "1")
-    quota = f"{max(1000, int(cpus * CPU_PERIOD_US))} {CPU_PERIOD_US}" if cpus > 0 else "max"
-    _write(f"{where}/cpu.max", quota)
 
 
-def _limit_v1(memory: Path, cpu: Path, mem_mib: int, cpus: float) -> None:
-    """Swappiness and the OOM killer come from the parent (``_setup_v1``); a new cgroup's CFS
-    period is the kernel's default, ``CPU_PERIOD_US``."""
+def _limit_memory_v1(memory: Path, mem_mib: int) -> None:
+    """Swappiness and the OOM killer come from the parent (``_setup_v1``)."""
     if mem_mib > 0:
         limit = str(mem_mib * 1024 * 1024)
         _write(f"{memory}/memory.limit_in_bytes", limit)
         # memsw (memory + swap) may not go below the memory limit, so it is set second; it is
         # optional (kernels without swap accounting refuse it).
         _write_optional(f"{memory}/memory.memsw.limit_in_bytes", limit)
-    if cpus > 0:
-        _write(f"{cpu}/cpu.cfs_quota_us", str(max(1000, int(cpus * CPU_PERIOD_US))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +336,8 @@ class TaskCgroup:
         _write(self._cpu_quota(), "max" if self.version == 2 else "-1")
 
     def limit_cpu(self, cpus: float) -> None:
-        """Hold the task to ``cpus`` (none: no quota). Raises ``OSError`` if refused."""
+        """Hold the task to ``cpus`` (none: no quota). Raises ``OSError`` if refused. A new
+        cgroup's CFS period is the kernel's default, ``CPU_PERIOD_US``."""
         if cpus <= 0:
             return
         quota = max(1000, int(cpus * CPU_PERIOD_US))

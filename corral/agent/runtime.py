@@ -64,15 +64,15 @@ AGAIN = "ended here before: "  # the reason's prefix when a launch finds the tas
 
 RETRY_FIRST = 0.2  # seconds before dialling again (the next master) after a failure
 RETRY_MOST = 2.0  # the longest wait between dials: a new leader is found within it
-# A master that answers no ping for this long is given up on (frozen, or cut off: a dead one's
-# connection is closed by its kernel at once), so the agent finds the new leader well before
-# the new leader's loss timeout for it (8 s by default) runs out.
 # While the agent is busy (BUSY_FROM tasks or more), messages of updates go at most once per
 # COALESCE seconds: a few updates each, a master spends most of its time per message, not per
 # update (Nomad's clients batch allocation updates every 200 ms). A quiet agent's updates go
 # at once: a lone task's RUNNING is seen without delay.
 COALESCE = 0.010
 BUSY_FROM = 4
+# A master that answers no ping for this long is given up on (frozen, or cut off: a dead one's
+# connection is closed by its kernel at once), so the agent finds the new leader well before
+# the new leader's loss timeout for it (8 s by default) runs out.
 PING_EVERY = 1.0
 PING_TIMEOUT = 4.0
 
