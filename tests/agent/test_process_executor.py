@@ -433,25 +433,26 @@ def test_when_a_burst_of_tasks_is_started_the_keeper_is_in_none_of_their_cgroups
     require_cgroups(executor)
     all_dirs = [TaskDirs(tmp_path / "tasks" / f"t{i}") for i in range(8)]
 
-    async def scenario() -> list[tuple[set[int], int, str]]:
+    async def scenario() -> tuple[list[tuple[set[int], int]], str]:
         handles = await asyncio.gather(
             *(executor.start(task(command=["sleep", "30"]), d) for d in all_dirs)
         )
         keeper = _keeper_pid(tmp_path / "tasks")
-        seen = []
+        members = []
         for handle, d in zip(handles, all_dirs, strict=True):
             recorded = task_record.read(d.root).cgroup
             assert recorded is not None
-            seen.append((TaskCgroup.load(recorded).pids(), handle.pid, ""))
-        home = Path(f"/proc/{keeper}/cgroup").read_text()
+            members.append((TaskCgroup.load(recorded).pids(), handle.pid))
+        keeper_cgroups = Path(f"/proc/{keeper}/cgroup").read_text()
         for handle in handles:
             await handle.kill(0)
             await finish(handle)
-        return [(pids, pid, home) for pids, pid, _ in seen]
+        return members, keeper_cgroups
 
-    for pids, pid, keeper_cgroups in run(scenario()):
+    members, keeper_cgroups = run(scenario())
+    for pids, pid in members:
         assert pids == {pid}  # the task alone: not the keeper
-        assert "/corral/" not in keeper_cgroups  # home, in none of the tasks' cgroups
+    assert "/corral/" not in keeper_cgroups  # home, in none of the tasks' cgroups
 
 
 def test_a_new_executor_recovers_a_running_task_and_gets_its_status(
