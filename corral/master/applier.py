@@ -368,7 +368,7 @@ class Applier:
             data={} if exit_code is None else {"exit_code": exit_code},
         )
         if not state.terminal:
-            ch.after(lambda: setattr(task, "state", state))
+            ch.after(lambda: self.state.move(task, state))
             return
         ch.live_delta[(task.job, task.run)] -= 1
         ch.reschedule = True  # resources were freed, or a retry waits

@@ -193,8 +193,8 @@ class SchedulingLoop:
         ready: list[LiveTask] = []
         next_due: float | None = None
         after = self.preempt_after
-        for t in self.state.tasks.values():
-            if t.state is not TaskState.PENDING or t.kill_requested:
+        for t in self.state.pending.values():
+            if t.kill_requested:
                 continue
             if t.not_before is not None and t.not_before > now:
                 when: float | None = t.not_before

@@ -75,6 +75,9 @@ class ClusterState:
         self.clock = clock
         self.tasks: dict[str, LiveTask] = {}
         self.index: TaskIndex[LiveTask] = TaskIndex()  # ``tasks`` by job, agent, owner
+        # The PENDING ones among ``tasks``, in the order they came: what a scheduling pass
+        # walks, so that it does not step over every running task to find them.
+        self.pending: dict[str, LiveTask] = {}
         self.agents: dict[str, AgentRecord] = {}
         self.runs: dict[tuple[str, int], RunState] = {}
         self.live_per_run: Counter[tuple[str, int]] = Counter()
@@ -209,6 +212,8 @@ class ClusterState:
         """Track a task that is not finished."""
         self.tasks[task.id] = task
         self.index.add(task)
+        if task.state is TaskState.PENDING:
+            self.pending[task.id] = task
         self.live_per_run[(task.job, task.run)] += 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
@@ -219,11 +224,18 @@ class ClusterState:
         """Stop tracking a task that ended."""
         self.tasks.pop(task.id, None)
         self.index.remove(task)
+        self.pending.pop(task.id, None)
         self.live_per_run[(task.job, task.run)] -= 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
             agent.used = agent.used - task.resources
             self._hold(task.owner, Resources() - task.resources)
+
+    def move(self, task: LiveTask, state: TaskState) -> None:
+        """A live task is in ``state`` now (not a terminal one: ``drop_live`` ends it)."""
+        task.state = state
+        if state is not TaskState.PENDING:
+            self.pending.pop(task.id, None)
 
     def forget_run(self, key: tuple[str, int]) -> None:
         """A run has its outcome: it is no longer open."""
@@ -232,7 +244,7 @@ class ClusterState:
     def occupy(self, task: LiveTask, agent: AgentRecord, devices: tuple[int, ...] = ()) -> None:
         """A PENDING task was placed: it now holds resources on the agent, and the GPU indices
         ``devices`` there."""
-        task.state = TaskState.STAGING
+        self.move(task, TaskState.STAGING)
         task.agent_id = agent.id
         task.row = task.row.placed(devices)
         task.request = task.cohort = None  # placed: the core is not asked to place it again
