@@ -161,12 +161,6 @@ class Applier:
         preemptor = self.state.tasks.get(by)
         return {"by": by, "by_owner": preemptor.owner if preemptor is not None else None}
 
-    def note_waiting(self, plan: Plan) -> None:
-        """Keep why each task the plan left waiting waits (memory only: nothing stores it)."""
-        for task_id, status in plan.waiting.items():
-            if (task := self.state.tasks.get(task_id)) is not None:
-                task.waiting = status.reason
-
     def _still_running(self, ending: list[tuple[str, str, Status, str | None]]) -> list[Kill]:
         """The stops and preemptions whose task still runs where the plan saw it."""
         kills = []

@@ -44,6 +44,18 @@ def _constraints(rules: tuple[Rule, ...]) -> tuple[Constraint, ...]:
     return tuple(Constraint(r.field, Operator(r.operator), r.value) for r in rules)
 
 
+class Cohort:
+    """One cohort of waiting tasks (``waiting.cohort_of``): the same object for all of them.
+    Keeps why its members that the last pass left out wait, and that pass's number: they read
+    it (``LiveTask.waiting``) instead of being told one by one."""
+
+    __slots__ = ("__weakref__", "noted", "noted_in")
+
+    def __init__(self) -> None:
+        self.noted = ""
+        self.noted_in = 0
+
+
 @dataclass(slots=True)
 class LiveTask:
     """A task that is not finished: PENDING, STAGING, STARTING or RUNNING.
@@ -63,15 +75,26 @@ class LiveTask:
     started_at: float | None = None  # when it became RUNNING
     ports: tuple[int, ...] = ()  # the host ports its agent gave it (reported with RUNNING)
     health: str | None = None  # the last health check's message
-    waiting: str = ""  # why it is not placed yet, from the last plan
     preempted_by: str | None = None  # the task it is being stopped for (a preemption)
     order: int = field(default_factory=lambda: next(_order))
-    # What the scheduling core was last asked to place for it (scheduling.request_of): made
+    # What the scheduling core was last asked to place for it (waiting.request_of): made
     # once while it waits, not once per pass.
     request: TaskRequest | None = None
-    # Its cohort in the core's sense (scheduling.cohort_of), the same object for every task of
-    # it: a pass groups the waiting tasks by it and cuts each group to the free room.
-    cohort: object | None = None
+    # Its cohort in the core's sense (waiting.cohort_of), the same object for every task of
+    # it: the waiting room files it there, and a pass cuts each cohort to the free room.
+    cohort: Cohort | None = None
+    # Why it waited when a pass last planned it, and that pass's number (``waiting``).
+    noted: str = ""
+    noted_in: int = 0
+
+    @property
+    def waiting(self) -> str:
+        """Why it is not placed yet: what the last pass said of it, or of its cohort's members
+        that pass left out ("" before any pass, and once placed)."""
+        cohort = self.cohort
+        if cohort is not None and cohort.noted_in > self.noted_in:
+            return cohort.noted
+        return self.noted
 
     # What the scheduler asks of it: read from its row's packed launch, which tasks of one
     # array share, so a waiting task costs its record and its row only.

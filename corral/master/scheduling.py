@@ -6,25 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from corral.master.agents import AgentOps
 from corral.master.applier import Applier, Outbox
 from corral.master.fairshare import FairShare, write_usage
-from corral.master.gangs import gang_key, request_fields
+from corral.master.gangs import gang_key
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.state import ClusterState
+from corral.master.waiting import waiting_since
 from corral.scheduler import plan
-from corral.scheduler.cohorts import CohortKey, cohort_key
 from corral.scheduler.model import (
     AgentSnapshot,
     PlacedTask,
     Placement,
     Plan,
     Snapshot,
-    TaskRequest,
 )
 from corral.scheduler.window import Planner, windowed_plan
 from corral.spec.states import AgentState, TaskState
@@ -84,75 +82,6 @@ def snapshot_of(state: ClusterState, preemptible: Callable[[str], bool] = _never
     return Snapshot(agents=agents, placed=tuple(placed))
 
 
-def request_of(task: LiveTask) -> TaskRequest:
-    """What the core needs to know of a pending task. Made once while it waits: all of it
-    comes from its row, which does not change while it is pending, but for when it began to
-    wait (its backoff may be lifted)."""
-    since = waiting_since(task)
-    made = task.request
-    if made is not None and made.waiting_since == since:
-        return made
-    gang, gang_node, gang_size = request_fields(task)
-    task.request = request = TaskRequest(
-        id=task.id,
-        group=task.job,
-        resources=task.resources,
-        driver=task.driver,
-        constraints=task.constraints,
-        strategy=task.strategy,
-        owner=task.owner,
-        priority=task.priority,
-        order=task.order,
-        host_paths=task.host_paths,
-        privileged=task.privileged,
-        host_ports=task.host_ports,
-        gang=gang,
-        gang_node=gang_node,
-        gang_size=gang_size,
-        waiting_since=since,
-    )
-    task.cohort = cohort_of(request)
-    return request
-
-
-class _Cohort:
-    """One cohort's identity (``cohort_of``); weakly interned, so it lives as long as some
-    waiting task refers to it."""
-
-    __slots__ = ("__weakref__",)
-
-
-_cohorts: weakref.WeakValueDictionary[CohortKey, _Cohort] = weakref.WeakValueDictionary()
-
-
-def cohort_of(request: TaskRequest) -> _Cohort:
-    """The object that stands for ``request``'s cohort: the same for every task of it, so that
-    a pass groups thousands of waiting tasks without hashing their keys again."""
-    key = cohort_key(request)
-    found = _cohorts.get(key)
-    if found is None:
-        found = _cohorts[key] = _Cohort()
-    return found
-
-
-def waiting_since(task: LiveTask) -> float:
-    """When a pending task began to wait for a place: when it was made, or when its backoff
-    ended."""
-    return max(task.created_at, task.not_before or 0.0)
-
-
-def _plan_ready(planner: Planner, snapshot: Snapshot, ready: Sequence[LiveTask]) -> Plan:
-    """The plan for ``ready``; runs in a worker thread. It reads of each pending task only what
-    is fixed while it is pending (resources, constraints, owner...), so the loop may go on
-    changing other fields meanwhile. The planner sees each cohort cut to the free room (see
-    ``corral.scheduler.window``): a pass costs what can be placed, not what waits."""
-    cohorts: dict[object, list[TaskRequest]] = {}
-    for task in ready:
-        request = request_of(task)
-        cohorts.setdefault(task.cohort, []).append(request)
-    return windowed_plan(planner, snapshot, cohorts.values())
-
-
 class SchedulingLoop:
     """Runs a pass whenever something changed (``state.wake``) or a retry's backoff ends."""
 
@@ -179,52 +108,54 @@ class SchedulingLoop:
         self.applier = applier
         self.planner = planner
         # Whatever may let waiting work in wakes the loop (work added, a task ending, an agent
-        # joining or changing state, a backoff ending): the tick is only a safety net, and a
-        # rare one, since a pass over 100,000 waiting tasks costs a third of a second of CPU.
+        # joining or changing state, a backoff ending): the tick is only a safety net.
         self.tick = tick
         # Passes are at least this far apart, so a burst of status updates makes one pass,
         # not one each; an idle cluster plans at once. A long pass spaces the next one as
         # far: planning takes at most about half of the master's time, whatever the churn.
         self.spacing = spacing
 
-    def due(self, now: float) -> tuple[list[LiveTask], float | None]:
-        """Pending tasks whose backoff is over, and when the next pass is due: the next
-        backoff's end, or (with preemption) the next waiting task reaching the threshold."""
-        ready: list[LiveTask] = []
-        next_due: float | None = None
+    def due(self, now: float) -> float | None:
+        """When the next pass is due: the next backoff's end, or (with preemption) the next
+        waiting task reaching the threshold. Files the tasks whose backoff is over with the
+        ready ones."""
+        next_due = self.state.waiting.release(now)
         after = self.preempt_after
-        for t in self.state.pending.values():
-            if t.kill_requested:
+        if after is None:
+            return next_due
+        # Past the threshold a task may preempt: plan then, not at the next tick. A plan that
+        # looks for preemptions weighs every waiting task anyway.
+        for t in self.state.waiting.tasks.values():
+            if t.kill_requested or (t.not_before is not None and t.not_before > now):
                 continue
-            if t.not_before is not None and t.not_before > now:
-                when: float | None = t.not_before
-            else:
-                ready.append(t)
-                # Past the threshold it may preempt: plan then, not at the next tick.
-                late = None if after is None else waiting_since(t) + after
-                when = late if late is not None and late > now else None
-            if when is not None:
-                next_due = when if next_due is None else min(next_due, when)
-        return ready, next_due
+            late = waiting_since(t) + after
+            if late > now:
+                next_due = late if next_due is None else min(next_due, late)
+        return next_due
 
     async def run_once(self) -> Plan | None:
         """One pass. Answers the plan, or None if nothing was pending."""
         now = self.state.clock.now()
-        ready, _ = self.due(now)
-        if not ready:
+        self.due(now)
+        taken = None
+        if self.state.waiting.any_ready():
+            snapshot = snapshot_of(self.state, self.preemptible)
+            if self.fair_share is not None:
+                snapshot = self.fair_share.fill(snapshot, now, self.state.held)
+            if self.preempt_after is not None:
+                snapshot = replace(
+                    snapshot, preemption=True, preempt_after=self.preempt_after, now=now
+                )
+            taken = self.state.waiting.take(snapshot, now)
+        if taken is None or not taken.cohorts:
             if self.fair_share is not None:  # usage counts what ran while nothing waited
                 self.fair_share.track(now, self.state.held)
                 await self._save_usage(now)
             return None
-        snapshot = snapshot_of(self.state, self.preemptible)
-        if self.fair_share is not None:
-            snapshot = self.fair_share.fill(snapshot, now, self.state.held)
-        if self.preempt_after is not None:
-            snapshot = replace(snapshot, preemption=True, preempt_after=self.preempt_after, now=now)
-        # The pure core plans in a worker thread: a pass over 100,000 pending tasks takes
-        # seconds, in which the loop must go on answering /health, agents and the API.
-        result = await asyncio.to_thread(_plan_ready, self.planner, snapshot, ready)
-        self.applier.note_waiting(result)
+        # The pure core plans in a worker thread: a pass that looks for preemptions weighs
+        # every waiting task, in which the loop must go on answering /health, agents and the API.
+        result = await asyncio.to_thread(windowed_plan, self.planner, snapshot, taken.cohorts)
+        self.state.waiting.note(result, taken)
         out, all_placed = await self.state.write(self._commit, result, snapshot, now)
         if not all_placed:
             self.state.wake.set()  # what changed meanwhile is planned again at once
@@ -280,7 +211,7 @@ class SchedulingLoop:
         loop = asyncio.get_running_loop()
         last, gap = -math.inf, self.spacing
         while True:
-            _, next_due = self.due(self.state.clock.now())
+            next_due = self.due(self.state.clock.now())
             timeout = self.tick
             if next_due is not None:
                 timeout = max(0.0, min(timeout, next_due - self.state.clock.now()))

@@ -28,6 +28,7 @@ from corral.clock import Clock
 from corral.master.events import EventBus
 from corral.master.records import AgentRecord, LiveTask
 from corral.master.view import TaskIndex
+from corral.master.waiting import WaitingRoom
 from corral.scheduler.model import Resources
 from corral.spec.jobs import JobSpec
 from corral.spec.services import HealthCheckStatus
@@ -75,9 +76,8 @@ class ClusterState:
         self.clock = clock
         self.tasks: dict[str, LiveTask] = {}
         self.index: TaskIndex[LiveTask] = TaskIndex()  # ``tasks`` by job, agent, owner
-        # The PENDING ones among ``tasks``, in the order they came: what a scheduling pass
-        # walks, so that it does not step over every running task to find them.
-        self.pending: dict[str, LiveTask] = {}
+        # The PENDING ones among ``tasks``, filed by cohort for the scheduling pass.
+        self.waiting = WaitingRoom()
         self.agents: dict[str, AgentRecord] = {}
         self.runs: dict[tuple[str, int], RunState] = {}
         self.live_per_run: Counter[tuple[str, int]] = Counter()
@@ -213,7 +213,7 @@ class ClusterState:
         self.tasks[task.id] = task
         self.index.add(task)
         if task.state is TaskState.PENDING:
-            self.pending[task.id] = task
+            self.waiting.add(task)
         self.live_per_run[(task.job, task.run)] += 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
@@ -224,7 +224,7 @@ class ClusterState:
         """Stop tracking a task that ended."""
         self.tasks.pop(task.id, None)
         self.index.remove(task)
-        self.pending.pop(task.id, None)
+        self.waiting.remove(task)
         self.live_per_run[(task.job, task.run)] -= 1
         agent = self.agents.get(task.agent_id or "")
         if agent is not None and task.state.active:
@@ -235,7 +235,7 @@ class ClusterState:
         """A live task is in ``state`` now (not a terminal one: ``drop_live`` ends it)."""
         task.state = state
         if state is not TaskState.PENDING:
-            self.pending.pop(task.id, None)
+            self.waiting.remove(task)
 
     def forget_run(self, key: tuple[str, int]) -> None:
         """A run has its outcome: it is no longer open."""
@@ -247,9 +247,9 @@ class ClusterState:
         self.move(task, TaskState.STAGING)
         task.agent_id = agent.id
         task.row = task.row.placed(devices)
-        task.request = task.cohort = None  # placed: the core is not asked to place it again
+        task.request = None  # placed: the core is not asked to place it again
         self.index.moved(task)
-        task.waiting = ""
+        task.noted = ""
         agent.used = agent.used + task.resources
         self._hold(task.owner, task.resources)
 

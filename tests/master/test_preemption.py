@@ -60,7 +60,7 @@ def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_onc
         a1 = await alice_holds_the_agent(sim)
         # Before the threshold: bob waits, and the next pass is due when it is reached.
         assert killing(sim) == [] and sim.master.state.tasks["urgent.1.0.0"].agent_id is None
-        assert sim.master.scheduler.due(sim.clock.now())[1] == T0 + AFTER
+        assert sim.master.scheduler.due(sim.clock.now()) == T0 + AFTER
 
         sim.clock.t = T0 + 75
         await sim.settle()
@@ -128,7 +128,7 @@ def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_onc
 def test_with_preemption_off_nothing_is_evicted(sim: Sim) -> None:
     async def scenario() -> None:
         await alice_holds_the_agent(sim, preempt_after=None)
-        assert sim.master.scheduler.due(sim.clock.now())[1] is None
+        assert sim.master.scheduler.due(sim.clock.now()) is None
         sim.clock.t = T0 + 3600
         await sim.settle()
         assert killing(sim) == []

@@ -8,15 +8,22 @@ had it run on the loop, nothing there could run and the hold would time out.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from corral.master.scheduling import request_of
+from corral.master.waiting import request_of
 from corral.scheduler import plan
 from corral.scheduler.model import Plan, Snapshot, TaskRequest
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
 from tests.master.sim import Sim
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
 
 HOLD = 10.0  # seconds; the deadline of every wait
 
@@ -131,5 +138,47 @@ def test_a_pass_plans_what_the_room_can_take_and_tells_the_rest_why_they_wait(si
         waiting = [t for t in sim.master.state.tasks.values() if t.state is TaskState.PENDING]
         assert len(waiting) == 496
         assert {t.waiting for t in waiting} == {waiting[0].waiting} and waiting[0].waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_pass_costs_what_the_room_takes_not_what_waits(sim: Sim) -> None:
+    """With 20,000 tasks waiting and room for 2, a pass runs some thousands of lines of Python
+    (as many with 40,000), not some for every waiting task (as it did when it walked them all
+    to find the ready ones, grouped them and noted each one's reason)."""
+    lines = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> TraceFunction:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return trace
+
+    async def scenario() -> None:
+        nonlocal lines
+        agent = await sim.add_agent("a1", cpus=2)
+        spec = {"name": "sweep", "array": "0-19999", "task": {"shell": "true", "cpus": 1}}
+        sim.master.jobs.submit(JobSpec.model_validate(spec), "alice")
+        await sim.master.scheduler.run_once()
+        first = agent.launched()
+        assert len(first) == 2
+        for task_id in first:
+            agent.report(task_id, TaskState.FINISHED)
+        await asyncio.sleep(0)
+        lines = 0
+        threading.settrace(trace)  # the plan is made in a worker thread, started from now on
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
+        sys.settrace(trace)
+        try:
+            await sim.master.scheduler.run_once()
+        finally:
+            sys.settrace(None)
+            threading.settrace(None)
+        assert len(agent.launched()) == 4
+        assert lines < 10_000, lines  # 545,000 when it walked them
+        waiting = list(sim.master.state.waiting.tasks.values())
+        assert len(waiting) == 19_996
+        reasons = {t.waiting for t in waiting}
+        assert len(reasons) == 1 and reasons.pop()  # the rest learned why they wait, too
 
     asyncio.run(scenario())

@@ -1,6 +1,6 @@
 """The master's ClusterView follows its live tasks through submit, placement, kills and ends:
-by job, by agent and by owner, it lists what a scan of the live tasks would; and the pending
-tasks a scheduling pass walks are those a scan would find PENDING, in the order they came."""
+by job, by agent and by owner, it lists what a scan of the live tasks would; and the waiting
+room holds the tasks a scan would find PENDING, in the order they came."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def submit(sim: Sim, name: str, array: str, owner: str) -> None:
 
 def assert_view_matches_a_scan(master: Master) -> None:
     live = list(master.state.tasks.values())
-    assert list(master.state.pending) == [t.id for t in live if t.state is TaskState.PENDING]
+    assert list(master.state.waiting.tasks) == [t.id for t in live if t.state is TaskState.PENDING]
     view = master.view
     assert {t.id for t in view.tasks()} == {t.id for t in live}
     for job in {t.job for t in live} | set(view.jobs_with_tasks()):
@@ -95,7 +95,7 @@ def test_a_reloaded_master_files_its_tasks_once(sim: Sim) -> None:
     sim.master.state.load()  # as when a master takes over: every live task is added again
     assert len(sim.master.view.tasks_of_job("sweep")) == 3
     assert len(sim.master.view.tasks_of_owner("alice")) == 3
-    assert len(sim.master.state.pending) == 3
+    assert len(sim.master.state.waiting.tasks) == 3
 
 
 def test_retries_waiting_out_their_backoff_are_pending_and_a_pass_skips_them(sim: Sim) -> None:
@@ -111,14 +111,15 @@ def test_retries_waiting_out_their_backoff_are_pending_and_a_pass_skips_them(sim
         await sim.settle()
         (retry,) = sim.master.view.tasks_of_job("flaky")
         assert retry.id != first.id and retry.state is TaskState.PENDING
-        assert list(sim.master.state.pending) == [retry.id]
+        assert list(sim.master.state.waiting.tasks) == [retry.id]
         assert_view_matches_a_scan(sim.master)
         now = sim.master.state.clock.now()
-        ready, next_due = sim.master.scheduler.due(now)
-        assert ready == [] and next_due == sim.master.state.pending[retry.id].not_before
+        next_due = sim.master.scheduler.due(now)
+        assert next_due == sim.master.state.waiting.tasks[retry.id].not_before
+        assert await sim.master.scheduler.run_once() is None  # nothing ready: no plan
         await sim.master.kill_job("flaky")
         await sim.settle()
-        assert sim.master.state.pending == {}
+        assert sim.master.state.waiting.tasks == {}
         assert_view_matches_a_scan(sim.master)
         sim.close()
 
