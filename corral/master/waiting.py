@@ -7,7 +7,8 @@ GROUP_BY, tasks asking for nothing; all of them when the plan looks for preempti
 as they arrive, those are found without a walk over every waiting task, and the members a pass
 leaves out learn why they wait through their cohort (``Cohort.noted``), not one by one: a pass
 costs what the room takes, not what waits. Tasks in a retry's backoff are kept aside until it
-ends.
+ends. A task's request for the core (``request_of``) is made when a pass first takes it: the
+tasks that wait their turn do not hold one.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from corral.master.gangs import request_fields
+from corral.master.gangs import gang_key, request_fields
 from corral.master.records import Cohort, LiveTask
-from corral.scheduler.cohorts import CohortKey, cohort_key
+from corral.scheduler.cohorts import CohortKey
 from corral.scheduler.model import Plan, Resources, Snapshot, TaskRequest
 from corral.scheduler.window import room_for, windowable
 
@@ -63,10 +64,25 @@ def request_of(task: LiveTask) -> TaskRequest:
 _cohorts: weakref.WeakValueDictionary[CohortKey, Cohort] = weakref.WeakValueDictionary()
 
 
-def cohort_of(request: TaskRequest) -> Cohort:
-    """The object that stands for ``request``'s cohort: the same for every task of it (weakly
+def key_of(task: LiveTask) -> CohortKey:
+    """``cohort_key`` of the task's request, read off the task itself: a waiting task is filed
+    without a request, made only when a pass takes it."""
+    shape = (
+        task.resources,
+        task.driver,
+        task.constraints,
+        task.strategy,
+        task.host_paths,
+        task.privileged,
+        task.host_ports,
+    )
+    return (task.job, task.owner, gang_key(task), shape)
+
+
+def cohort_of(task: LiveTask) -> Cohort:
+    """The object that stands for ``task``'s cohort: the same for every task of it (weakly
     interned: it lives while some waiting task is filed under it)."""
-    key = cohort_key(request)
+    key = key_of(task)
     found = _cohorts.get(key)
     if found is None:
         found = _cohorts[key] = Cohort()
@@ -156,7 +172,7 @@ class WaitingRoom:
         task.cohort = None
 
     def _file(self, task: LiveTask) -> None:
-        task.cohort = cohort = cohort_of(request_of(task))
+        task.cohort = cohort = cohort_of(task)
         members = self._ready.get(cohort)
         if members is None:
             members = self._ready[cohort] = _Members()

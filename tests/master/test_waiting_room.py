@@ -8,8 +8,9 @@ import asyncio
 from typing import Any
 
 from corral.master.scheduling import snapshot_of
-from corral.master.waiting import request_of
+from corral.master.waiting import key_of, request_of
 from corral.scheduler import plan
+from corral.scheduler.cohorts import cohort_key
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
 from tests.master.sim import Sim
@@ -86,5 +87,34 @@ def test_a_task_killed_while_waiting_leaves_the_room_and_its_cohort(sim: Sim) ->
         sim.master.jobs.start_run("sweep")
         await sim.settle()
         assert agent.launched()[-1] == "sweep.2.0.0"
+
+    asyncio.run(scenario())
+
+
+def test_a_task_is_filed_under_the_cohort_the_core_would_give_its_request(sim: Sim) -> None:
+    """The room files a task without making its request (a pass makes it when it takes the
+    task): the key it reads off the task must be the core's ``cohort_key`` of that request, or
+    a cohort cut to the room would not be the core's."""
+    port = {"portMappings": [{"containerPort": 80, "hostPort": 18480}]}
+    specs = [
+        sweep("0-1"),
+        sweep("0-1", constraints=[["hostname", "UNIQUE"]], name="spread"),
+        JobSpec.model_validate({"name": "mpi", "nodes": 2, "task": {"shell": "true", "cpus": 1}}),
+        JobSpec.model_validate(
+            {"name": "web", "task": {"docker": {"image": "web", **port}, "cpus": 1}}
+        ),
+    ]
+
+    async def scenario() -> None:
+        for name in ("a1", "a2"):  # a gang is admitted only where its nodes could go
+            await sim.add_agent(name, cpus=1, drivers=["process", "docker"])
+        for spec in specs:
+            sim.master.jobs.submit(spec, "alice")
+        waiting = list(sim.master.state.waiting.tasks.values())
+        assert len(waiting) == 2 + 2 + 2 + 1
+        assert {t.job for t in waiting if request_of(t).gang} == {"mpi"}
+        for task in waiting:
+            assert key_of(task) == cohort_key(request_of(task))
+        assert len({key_of(t) for t in waiting}) == 4  # one cohort per job: its tasks are alike
 
     asyncio.run(scenario())
