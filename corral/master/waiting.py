@@ -158,18 +158,20 @@ class WaitingRoom:
             self._file(task)
 
     def remove(self, task: LiveTask) -> None:
-        """A task is PENDING no more (placed, ended); one not filed is ignored."""
-        if self.tasks.pop(task.id, None) is None:
+        """A task is PENDING no more (placed, ended); one not filed is ignored. The record
+        filed under the task's id goes: a master loading its tasks again files new ones."""
+        filed = self.tasks.pop(task.id, None)
+        if filed is None:
             return
         if self._backoff.pop(task.id, None) is not None:
             return
-        cohort = task.cohort
+        cohort = filed.cohort
         members = self._ready.get(cohort) if cohort is not None else None
         if members is not None:
             members.discard(task.id)
             if not members:
                 del self._ready[cohort]  # type: ignore[arg-type]  # not None: it was found
-        task.cohort = None
+        filed.cohort = None
 
     def _file(self, task: LiveTask) -> None:
         task.cohort = cohort = cohort_of(task)

@@ -118,3 +118,20 @@ def test_a_task_is_filed_under_the_cohort_the_core_would_give_its_request(sim: S
         assert len({key_of(t) for t in waiting}) == 4  # one cohort per job: its tasks are alike
 
     asyncio.run(scenario())
+
+
+def test_a_master_loading_its_tasks_again_files_each_once_whatever_their_priorities(
+    sim: Sim,
+) -> None:
+    async def scenario() -> None:
+        sim.master.jobs.submit(sweep("0-2"), "alice")
+        # A later run of lower priority: the same cohort, filed after the first one's tasks.
+        sim.master.jobs.apply(sweep("0-2", priority=-1), "alice")
+        sim.master.state.load()  # as when a master takes over: every live task is added again
+        assert len(sim.master.state.waiting.tasks) == 6
+        agent = await sim.add_agent("a1", cpus=6)
+        result = await sim.master.scheduler.run_once()  # the core refuses a task given twice
+        assert result is not None and len(result.placements) == 6
+        assert sorted(agent.launched()) == [f"sweep.{r}.{i}.0" for r in (1, 2) for i in range(3)]
+
+    asyncio.run(scenario())
