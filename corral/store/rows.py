@@ -180,9 +180,15 @@ class TaskRow:
     def stored(cls, row: Mapping[str, Any]) -> TaskRow:
         """The task row of a ``tasks`` row read back from the store (its launch checked as it
         was admitted, see ``JobSpec.stored``)."""
-        placement = row["placement"] or {}
+        stored, placement = row["launch"], row["placement"] or {}
         with limits.reading_stored():
-            launch = TaskLaunch.model_validate(row["launch"])
+            if isinstance(stored, str):  # the JSON text itself (``Store.active_tasks``)
+                launch = TaskLaunch.model_validate_json(stored)
+            else:
+                launch = TaskLaunch.model_validate(stored)
+        strategy, rules = (
+            _placement_of(placement) if isinstance(placement, str) else _placement(placement)
+        )
         return cls(
             id=row["id"],
             job=row["job"],
@@ -193,16 +199,27 @@ class TaskRow:
             owner=row["owner"],
             priority=row["priority"],
             launch=PackedLaunch.of(launch),
-            strategy=placement.get("strategy", "binpack"),
-            rules=tuple(
-                Rule(c["field"], c["operator"], c.get("value"))
-                for c in placement.get("constraints", ())
-            ),
+            strategy=strategy,
+            rules=rules,
             created_at=row.get("created_at") or 0.0,
             not_before=row.get("not_before"),
             devices=tuple(row.get("devices") or ()),
             requeues=row.get("requeues") or 0,
         )
+
+
+def _placement(placement: Mapping[str, Any]) -> tuple[str, tuple[Rule, ...]]:
+    """The strategy and rules of a ``placement`` column."""
+    rules = tuple(
+        Rule(c["field"], c["operator"], c.get("value")) for c in placement.get("constraints", ())
+    )
+    return placement.get("strategy", "binpack"), rules
+
+
+@functools.lru_cache(maxsize=1024)
+def _placement_of(text: str) -> tuple[str, tuple[Rule, ...]]:
+    """``_placement`` of a ``placement`` column's JSON text (an array's tasks share one)."""
+    return _placement(json.loads(text) or {})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -22,7 +22,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    Text,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -638,8 +640,12 @@ class Store:
         return self._all(usage_query(since, until, owner))
 
     def active_tasks(self) -> list[RowMapping]:
-        """Tasks that are not in a terminal state."""
-        return self._all(select(tasks).where(tasks.c.state.in_(ACTIVE_STATES)))
+        """Tasks that are not in a terminal state, their ``launch`` and ``placement`` as the JSON
+        text they are stored as: a master taking the lead validates each launch straight from
+        it (``TaskRow.stored``), which costs a fraction of decoding it into Python first."""
+        as_stored = [cast(tasks.c[name], Text).label(name) for name in ("launch", "placement")]
+        columns = [c for c in tasks.c if c.name not in ("launch", "placement")]
+        return self._all(select(*columns, *as_stored).where(tasks.c.state.in_(ACTIVE_STATES)))
 
     def task_events(self, task_id: str) -> list[RowMapping]:
         """The state history of a task, oldest first."""

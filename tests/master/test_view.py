@@ -12,6 +12,7 @@ from corral.master.master import Master
 from corral.master.scheduling import snapshot_of
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
+from corral.store.rows import TaskRow
 from tests.master.sim import Sim
 
 
@@ -122,5 +123,34 @@ def test_retries_waiting_out_their_backoff_are_pending_and_a_pass_skips_them(sim
         assert sim.master.state.waiting.tasks == {}
         assert_view_matches_a_scan(sim.master)
         sim.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_master_taking_the_lead_reads_back_each_task_as_it_was_made(sim: Sim) -> None:
+    """The live tasks are read back from their launches' stored JSON text, validated as it is
+    (``Store.active_tasks``): every row read equals the row made at submission."""
+
+    async def scenario() -> None:
+        for name in ("a1", "a2"):
+            await sim.add_agent(name, cpus=1, drivers=["process", "docker"])
+        port = {"portMappings": [{"containerPort": 80, "hostPort": 18480}]}
+        for doc in (
+            {
+                "name": "sweep",
+                "array": "0-2",
+                "params": {"e": ["lo", "hi"]},
+                "constraints": [["hostname", "UNIQUE"]],
+                "placement": "spread",
+                "task": {"shell": "echo {e}", "cpus": 1, "env": {"X": "1"}},
+            },
+            {"name": "web", "priority": 3, "task": {"docker": {"image": "web", **port}}},
+            {"name": "mpi", "nodes": 2, "task": {"shell": "mpirun x", "cpus": 1}},
+        ):
+            sim.master.jobs.submit(JobSpec.model_validate(doc), "alice")
+        made = {t.id: t.row for t in sim.master.state.tasks.values()}
+        read = {row["id"]: TaskRow.stored(dict(row)) for row in sim.store.active_tasks()}
+        assert len(made) == 6 + 1 + 2
+        assert read == made
 
     asyncio.run(scenario())
