@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from corral.master.gangs import gang_key, request_fields
 from corral.master.records import Cohort, LiveTask
-from corral.scheduler.cohorts import CohortKey
+from corral.scheduler.cohorts import CohortKey, shape_key
 from corral.scheduler.model import Plan, Resources, Snapshot, TaskRequest
 from corral.scheduler.window import room_for, windowable
 
@@ -67,16 +67,7 @@ _cohorts: weakref.WeakValueDictionary[CohortKey, Cohort] = weakref.WeakValueDict
 def key_of(task: LiveTask) -> CohortKey:
     """``cohort_key`` of the task's request, read off the task itself: a waiting task is filed
     without a request, made only when a pass takes it."""
-    shape = (
-        task.resources,
-        task.driver,
-        task.constraints,
-        task.strategy,
-        task.host_paths,
-        task.privileged,
-        task.host_ports,
-    )
-    return (task.job, task.owner, gang_key(task), shape)
+    return (task.job, task.owner, gang_key(task), shape_key(task))
 
 
 def cohort_of(task: LiveTask) -> Cohort:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from corral.scheduler.feasibility import (
     InvalidConstraint,
@@ -116,7 +117,27 @@ class Cohort:
         return not self.spreads
 
 
-def shape_key(task: TaskRequest) -> ShapeKey:
+class Shaped(Protocol):
+    """What a shape is read from: a ``TaskRequest``, or the master's record of a waiting task
+    (which files tasks by cohort before it makes their requests)."""
+
+    @property
+    def resources(self) -> Resources: ...
+    @property
+    def driver(self) -> str: ...
+    @property
+    def constraints(self) -> tuple[Constraint, ...]: ...
+    @property
+    def strategy(self) -> Strategy: ...
+    @property
+    def host_paths(self) -> tuple[str, ...]: ...
+    @property
+    def privileged(self) -> bool: ...
+    @property
+    def host_ports(self) -> tuple[int, ...]: ...
+
+
+def shape_key(task: Shaped) -> ShapeKey:
     """What makes two tasks place alike, apart from their group."""
     return (
         task.resources,
