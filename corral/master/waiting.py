@@ -14,6 +14,7 @@ tasks that wait their turn do not hold one.
 from __future__ import annotations
 
 import heapq
+import itertools
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,8 +195,10 @@ class WaitingRoom:
         cut: list[tuple[Cohort, str]] = []
         rooms: dict[Resources, int | None] = {}
         for cohort, members in self._ready.items():
-            # The members of a cohort share its size, gang and constraints: ask any of them.
-            example = request_of(next(members.in_order()))
+            in_order = members.in_order()  # merged once: ``late`` is sorted for it
+            first = next(in_order)
+            # The members of a cohort share its size, gang and constraints: ask the first.
+            example = request_of(first)
             cap: int | None = None
             if not snapshot.preemption and windowable(example):
                 size = example.resources
@@ -204,7 +207,7 @@ class WaitingRoom:
                 room = rooms[size]
                 cap = None if room is None else room + 1
             part: list[TaskRequest] = []
-            for task in members.in_order():
+            for task in itertools.chain((first,), in_order):
                 if task.kill_requested or (task.not_before is not None and task.not_before > now):
                     continue
                 if len(part) == cap:
