@@ -141,7 +141,9 @@ class Tx:
         if self._new_events:
             rows, self._new_events = self._new_events, []
             ids = insert_numbered(self._conn, events, rows, json_columns=("data",))
-            self.events.extend({**r, "id": i} for r, i in zip(rows, ids, strict=True))
+            for row, event_id in zip(rows, ids, strict=True):
+                row["id"] = event_id  # the rows are this transaction's own copies
+            self.events.extend(rows)
 
     def add_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append events (time, type, job, run, task_id, agent_id, state, reason, data)."""
@@ -204,13 +206,12 @@ class Tx:
         if not rows:
             return
         first = self._seqs(self.conn, len(rows))
-        insert_many(
-            self._conn, tasks, [{**r, "seq": first + i} for i, r in enumerate(rows)], JSON_TEXT
-        )
-        for r in rows:
-            self.task_counts[(r["owner"], "PENDING")] += 1
-            if not r["job"].startswith("/"):  # a service's tasks have no run to count in
-                self._run_counts.move(r["job"], r["run"], None, "PENDING")
+        insert_many(self._conn, tasks, rows, JSON_TEXT, numbered=("seq", first))
+        runs = Counter((r["owner"], r["job"], r["run"]) for r in rows)
+        for (owner, job, run), n in runs.items():
+            self.task_counts[(owner, "PENDING")] += n
+            if not job.startswith("/"):  # a service's tasks have no run to count in
+                self._run_counts.move(job, run, None, "PENDING", n)
 
     def task_moved(self, job: str, run: int, owner: str, old: str, new: str) -> None:
         """Count a task of ``owner`` (the newest attempt of its slot) that went from state
