@@ -168,17 +168,17 @@ class Master:
                 self.leadership.lost(f"changing role failed: {e}")
 
     async def _lead(self) -> None:
-        """Taken the lead: load the state from the store, start the loops. Agents load first:
-        tasks count against them. The agents dial in and are reconciled as they come."""
+        """Taken the lead: load the state from the store, start the loops. The agents dial in
+        and are reconciled as they come."""
         await self._stop_loops()
         self._loaded = False
         self._build()
         self.state.attach(asyncio.get_running_loop())  # memory updates run on this loop
         try:
-            self.agents.load()
-            self.state.load()
-            self.services.load()
-            self.fair_share.load()
+            # In a worker thread: 100,000 waiting tasks take seconds to load, and the loop goes
+            # on answering meanwhile (``/health``, the agents' pings). Nothing reads the new
+            # state before it is loaded: the API answers "taking the lead" until ``_loaded``.
+            await asyncio.to_thread(self._load)
         except (StoreUnavailable, StoreFull, Fenced) as e:
             assert self.leadership is not None
             self.leadership.lost(f"could not load the state: {e}")
@@ -194,6 +194,14 @@ class Master:
             for name, loop in loops.items()
         ]
         self._loaded = True
+
+    def _load(self) -> None:
+        """Fill the new term's records from the store. Agents load first: tasks count against
+        them."""
+        self.agents.load()
+        self.state.load()
+        self.services.load()
+        self.fair_share.load()
 
     async def _follow(self, reason: str) -> None:
         """Stepped down: stop the loops and hang up on the agents, which dial again and are
