@@ -251,6 +251,21 @@ class Cgroups:
         """No limits, for the given reason."""
         return cls(None, {}, f"none: {reason} (limits not enforced)")
 
+    def release(self) -> bool:
+        """Remove the directories holding the task cgroups, once every task's is gone (the
+        agent stops): an agent whose data dir is thrown away (a test cluster) would leave them
+        behind for good, and every CPU quota written on the host walks all cgroups. False if
+        some stay (a task's cgroup still there)."""
+        released = True
+        for parent in self.parents.values():
+            try:
+                parent.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                released = False
+        return released
+
     @property
     def enabled(self) -> bool:
         """True when task cgroups are created and limits enforced."""

@@ -710,6 +710,8 @@ class Agent:
         deadline = loop.time() + timeout
         if watchers:
             await asyncio.wait(watchers, timeout=timeout)
+        for executor in self.executors.values():
+            executor.close()
         while self.journal.unacked() and self._ws is not None and loop.time() < deadline:
             await asyncio.sleep(0.02)  # acks arrive on the connection's reader task
         ws = self._ws

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,6 +22,10 @@ from corral.agent.cgroups import (
     parse_mountinfo,
     parse_proc_cgroup,
 )
+from corral.agent.executors.process import ProcessExecutor
+from corral.agent.ports import PortPool
+from corral.spec.states import TaskState
+from tests.agent.helpers import RecordingAgent, free_range, launch
 
 MOUNTINFO = """\
 24 31 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
@@ -139,8 +144,8 @@ def test_v2_is_preferred_when_it_offers_memory_and_cpu(tmp_path: Path) -> None:
     assert enabled == "+memory +cpu"
 
 
-def _host_cgroups() -> Cgroups:
-    cgroups = Cgroups.detect()
+def _host_cgroups(name: str = "corral") -> Cgroups:
+    cgroups = Cgroups.detect(name)
     if not cgroups.enabled:
         reason = f"needs writable cgroups with memory and cpu; here: {cgroups.description}"
         if os.environ.get("CI") == "true":
@@ -193,3 +198,26 @@ def test_a_task_cgroup_carries_the_limits_and_is_removed_after_its_processes() -
         if member.stdout is not None:
             member.stdout.close()
         cgroup.remove()
+
+
+def test_a_stopped_agent_takes_its_cgroups_with_it(tmp_path: Path) -> None:
+    # Each agent's task cgroups go below directories of its own; a test cluster's agents, whose
+    # data dirs are thrown away, left theirs on the host for good, hundreds per test run.
+    cgroups = _host_cgroups(f"corral-test-{uuid.uuid4().hex[:12]}")
+    parents = list(cgroups.parents.values())
+    task = launch(shell="exec sleep 1000")
+
+    async def scenario() -> None:
+        executor = ProcessExecutor(cgroups=cgroups, port_pool=PortPool(*free_range(2)))
+        agent = RecordingAgent(tmp_path, {"process": executor})
+        try:
+            await agent.launch(task)
+            await agent.update(task.task_id, lambda u: u.state == TaskState.RUNNING, "RUNNING")
+            assert not cgroups.release()  # the running task's cgroup is there: kept
+            assert all((parent / task.task_id).is_dir() for parent in parents)
+        finally:
+            await agent.stop(timeout=10)
+        assert (await agent.ended(task.task_id)).state == TaskState.KILLED
+
+    asyncio.run(scenario())
+    assert not [parent for parent in parents if parent.exists()]

@@ -86,6 +86,7 @@ def test_an_exec_runs_in_the_task_s_directory_environment_and_cgroup(tmp_path: P
             memory = memory or [line for line in cgroups if line.startswith("0::")]
             assert memory and launch.task_id in memory[0], cgroups
         await release(tmp_path, handle)
+        executor.close()  # the cgroups of its own this test's executor made
 
     asyncio.run(scenario())
 

@@ -280,12 +280,12 @@ class HeldCgroups(Cgroups):
     def __init__(self, loop: asyncio.AbstractEventLoop, entered: asyncio.Event) -> None:
         super().__init__(None, {}, "none: held by the test")
         self.loop, self.entered = loop, entered
-        self.release = threading.Event()
-        self.released_in_time = False
+        self.let_go = threading.Event()
+        self.let_go_in_time = False
 
     def create(self, task_id: str, mem_mib: int, cpus: float) -> TaskCgroup | None:
         self.loop.call_soon_threadsafe(self.entered.set)
-        self.released_in_time = self.release.wait(DEADLINE)
+        self.let_go_in_time = self.let_go.wait(DEADLINE)
         return None
 
 
@@ -301,12 +301,12 @@ def test_starting_a_task_leaves_the_event_loop_free_while_its_files_and_cgroups_
             ProcessExecutor(cgroups=cgroups).start(task(shell="true"), dirs)
         )
         await asyncio.wait_for(entered.wait(), DEADLINE)  # the loop runs while create waits
-        cgroups.release.set()
+        cgroups.let_go.set()
         ended = await finish(await starting)
-        return cgroups.released_in_time, ended
+        return cgroups.let_go_in_time, ended
 
-    released, ended = run(scenario())
-    assert released
+    let_go, ended = run(scenario())
+    assert let_go
     assert ended.state is TaskState.FINISHED
 
 

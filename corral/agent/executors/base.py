@@ -139,3 +139,8 @@ class Executor(Protocol):
         Answer a handle if it still runs, or how it ended if it has ended meanwhile.
         """
         ...
+
+    def close(self) -> None:
+        """Give back what the driver holds on the host for its tasks; called when the agent
+        stops, once its tasks have ended."""
+        ...

@@ -494,6 +494,9 @@ class DockerExecutor:
             await _remove(handle)
         return describe_end(state, None, launch.mem)
 
+    def close(self) -> None:
+        """Nothing to give back: dockerd owns the containers' cgroups, and each call its client."""
+
     def _private(self, dirs: TaskDirs, staged: StagedVolumes) -> dict[str, str]:
         """The agent's own paths a launch touches, and what a user is told instead."""
         names = {str(dirs.sandbox): "the task's sandbox", str(dirs.root): "the task's files"}

@@ -574,6 +574,13 @@ class ProcessExecutor:
             await remove_cgroup(cgroup)
         return ended
 
+    def close(self) -> None:
+        """Remove the agent's directories of task cgroups (kept if a task's is still there)."""
+        if not self._cgroups.release():
+            log.info(
+                "task cgroups remain; kept: %s", ", ".join(map(str, self._cgroups.parents.values()))
+            )
+
     def _create_cgroup(self, launch: TaskLaunch) -> TaskCgroup | None:
         """Create the task's cgroups (None if this host gives none)."""
         try:
