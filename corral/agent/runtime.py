@@ -169,6 +169,7 @@ class Agent:
         self.id = load_agent_id(config.data_dir)
         self.tasks: dict[str, RunningTask] = {}
         self.journal = Journal(config.data_dir / "journal.jsonl")
+        self.tasks_dir = config.data_dir.absolute() / "tasks"  # where task sandboxes live
         self._ws: ClientConnection | None = None
         self._send_lock = asyncio.Lock()
         self._sent = 0  # highest seq sent on the current connection
@@ -182,11 +183,6 @@ class Agent:
         self._stopping = False
         self.connected = asyncio.Event()
         self.heartbeat_interval = 1.0
-
-    @property
-    def tasks_dir(self) -> Path:
-        """Where task sandboxes live."""
-        return self.config.data_dir / "tasks"
 
     # --- connection
 

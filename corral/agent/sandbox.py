@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from corral.agent.executors.base import LaunchError, TaskDirs
@@ -93,3 +94,35 @@ def resolve_command(name: str, search_path: str, workdir: Path) -> str:
     if any(os.path.exists(candidate) for candidate in candidates):
         raise LaunchError(f"not executable: {name}")
     raise LaunchError(f"command not found: {name}")
+
+
+class CommandCache:
+    """Where each program was found on a search path, kept like a shell's ``hash`` table.
+
+    Looking a name up tries every directory of ``PATH`` before the one holding it, a failed
+    ``stat`` each: on an agent starting hundreds of tasks a second that is a few percent of its
+    CPU. A program found is taken again for ``ttl`` seconds, once checked to be still there; one
+    installed earlier in the path meanwhile is found when the entry expires. Lookups that depend
+    on the working directory (a name with a slash, a relative entry in the path) are never kept.
+    """
+
+    MAX_ENTRIES = 1024  # many names or paths (each task its own PATH): start again
+
+    def __init__(self, ttl: float = 10.0, now: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._now = now
+        self._found: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def resolve(self, name: str, search_path: str, workdir: Path) -> str:
+        """``resolve_command``, answered from the table while its entry holds."""
+        key = (name, search_path)
+        kept = self._found.get(key)
+        now = self._now()
+        if kept is not None and now < kept[1] and _executable(kept[0]):
+            return kept[0]
+        found = resolve_command(name, search_path, workdir)
+        if "/" not in name and all(entry.startswith("/") for entry in search_path.split(":")):
+            if len(self._found) >= self.MAX_ENTRIES:
+                self._found.clear()
+            self._found[key] = (found, now + self._ttl)
+        return found

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from corral.agent.executors.base import LaunchError
-from corral.agent.sandbox import DEFAULT_PATH, resolve_command, resolve_workdir, task_env
+from corral.agent.sandbox import (
+    DEFAULT_PATH,
+    CommandCache,
+    resolve_command,
+    resolve_workdir,
+    task_env,
+)
 from corral.spec.protocol import TaskLaunch
 
 
@@ -60,3 +66,56 @@ def test_a_program_that_is_missing_or_not_executable_is_refused(tmp_path: Path) 
         resolve_command("nope", os.defpath, tmp_path)
     with pytest.raises(LaunchError, match="command not found"):
         resolve_command("", os.defpath, tmp_path)
+
+
+class Ticks:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def program(where: Path) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    tool = where / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    return tool
+
+
+def test_a_program_found_is_taken_again_until_its_entry_expires_or_it_is_gone(
+    tmp_path: Path,
+) -> None:
+    early, late = tmp_path / "early", tmp_path / "late"
+    early.mkdir()
+    search = f"{early}:{late}"
+    ticks = Ticks()
+    commands = CommandCache(ttl=10.0, now=ticks)
+    installed = program(late)
+    assert commands.resolve("tool", search, tmp_path) == str(installed)
+    # Installed earlier in PATH: a shell's hash would keep the old one too, until it expires.
+    program(early)
+    ticks.now = 9.0
+    assert commands.resolve("tool", search, tmp_path) == str(late / "tool")
+    ticks.now = 10.5
+    assert commands.resolve("tool", search, tmp_path) == str(early / "tool")
+    (early / "tool").unlink()  # gone: looked up again at once
+    assert commands.resolve("tool", search, tmp_path) == str(late / "tool")
+    (late / "tool").unlink()
+    with pytest.raises(LaunchError, match="^command not found: tool$"):
+        commands.resolve("tool", search, tmp_path)
+
+
+def test_a_lookup_relative_to_the_working_directory_is_never_kept(tmp_path: Path) -> None:
+    commands = CommandCache(ttl=10.0, now=Ticks())
+    one, two = tmp_path / "one", tmp_path / "two"
+    program(one / "bin")
+    program(two / "bin")
+    # Through a relative PATH entry, and through a name with a slash: both per workdir.
+    assert commands.resolve("tool", "bin", one) == str(one / "bin" / "tool")
+    assert commands.resolve("tool", "bin", two) == str(two / "bin" / "tool")
+    assert commands.resolve("./bin/tool", "", one) == str(one / "bin" / "tool")
+    assert commands.resolve("./bin/tool", "", two) == str(two / "bin" / "tool")

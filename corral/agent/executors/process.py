@@ -327,7 +327,9 @@ class ProcessHandle:
             self._timer = None
 
 
-def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]:
+def _task_argv(
+    launch: TaskLaunch, commands: sandbox.CommandCache, search_path: str, workdir: Path
+) -> list[str]:
     """What the task runs: the resolved command, or the shell string under ``/bin/sh -c``."""
     if launch.command is not None and launch.shell is not None:
         raise LaunchError("give either command or shell, not both")
@@ -335,7 +337,7 @@ def _task_argv(launch: TaskLaunch, search_path: str, workdir: Path) -> list[str]
         return ["/bin/sh", "-c", launch.shell]
     if not launch.command:
         raise LaunchError("nothing to run: neither command nor shell given")
-    program = sandbox.resolve_command(launch.command[0], search_path, workdir)
+    program = commands.resolve(launch.command[0], search_path, workdir)
     return [program, *launch.command[1:]]
 
 
@@ -394,6 +396,7 @@ class ProcessExecutor:
         self._ports = port_pool if port_pool is not None else PortPool(*DEFAULT_RANGE)
         self._keepers: dict[Path, KeeperClient] = {}
         self._prepare = ThreadBatch()
+        self._commands = sandbox.CommandCache()
 
     def limits(self) -> str:
         """One line saying which resource limits are enforced, or why none are."""
@@ -461,7 +464,7 @@ class ProcessExecutor:
         sandbox.prepare(dirs)
         env = self._env(launch, dirs, host_ports)
         workdir = sandbox.resolve_workdir(launch, dirs.sandbox)
-        argv = _task_argv(launch, env["PATH"], workdir)
+        argv = _task_argv(launch, self._commands, env["PATH"], workdir)
         if any("\0" in arg for arg in argv) or any("\0" in k + v for k, v in env.items()):
             raise ValueError("embedded null byte")  # as posix_spawn would say
         cgroup = self._create_cgroup(launch)
