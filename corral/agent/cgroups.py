@@ -251,6 +251,11 @@ class Cgroups:
         """No limits, for the given reason."""
         return cls(None, {}, f"none: {reason} (limits not enforced)")
 
+    def home_files(self) -> list[Path]:
+        """``TaskCgroup.join_files`` of the agent's own cgroups (where its keeper lives)."""
+        assert self.version is not None, "no cgroups in use"
+        return [parent.parent / join_file(self.version) for parent in self.parents.values()]
+
     def release(self) -> bool:
         """Remove the directories holding the task cgroups, once every task's is gone (the
         agent stops): an agent whose data dir is thrown away (a test cluster) would leave them
@@ -306,6 +311,16 @@ class Cgroups:
         return cgroup
 
 
+def join_file(version: int) -> str:
+    """The file of a cgroup that a thread writes ``0`` into to move there (its children start
+    there). On v1 ``tasks``, which moves the writing thread alone: the kernel (6.x) moves a
+    thread moving itself without the lock every fork, exec and exit of the machine takes, which
+    a process's move waits for, and takes it for the first time in a while only after an RCU
+    grace period (6-25 ms on this project's test host, a task's whole start several times
+    over). On v2 a cgroup of the usual kind takes whole processes only: ``cgroup.procs``."""
+    return "tasks" if version == 1 else "cgroup.procs"
+
+
 def _limit_memory_v2(path: Path, mem_mib: int) -> None:
     where = str(path)  # joined as strings: this runs for every task
     if mem_mib > 0:
@@ -338,6 +353,10 @@ class TaskCgroup:
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid into to join every cgroup of the task."""
         return [path / "cgroup.procs" for path in self.dirs]
+
+    def join_files(self) -> list[Path]:
+        """The files the task's keeper writes ``0`` into to join every cgroup of the task."""
+        return [path / join_file(self.version) for path in self.dirs]
 
     def _cpu_quota(self) -> str:
         """The file of the task's CPU quota (v1: the cpu hierarchy's directory is made last,

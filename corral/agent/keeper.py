@@ -5,11 +5,11 @@ Without it each task ran under a ``sh`` wrapper that joined its cgroups, changed
 wrote the exit status, so that a task ending while no agent ran kept its status: a second
 process per task, about 1 ms of CPU (docs/performance.md). The keeper does that work itself: it
 moves into the task's cgroups (a process may move; its child starts there, so limits hold from
-the first instruction), changes into the working directory and ``posix_spawn``s the command,
-and moves back once the requests it read together are done, before it answers them; once a
-task has ended it appends ``{"exit": status}`` to the task's record (the shell's encoding,
-128 + N for signal N, as the wrapper did), kills what is left of its process group, and tells
-the agents connected.
+the first instruction; the keeper is single-threaded, so its thread's move moves it whole),
+changes into the working directory and ``posix_spawn``s the command, and moves back once the
+requests it read together are done, before it answers them; once a task has ended it appends
+``{"exit": status}`` to the task's record (the shell's encoding, 128 + N for signal N, as the
+wrapper did), kills what is left of its process group, and tells the agents connected.
 
 It listens on an abstract unix socket named after the agent's tasks directory, speaks JSON lines
 (requests ``spawn`` and ``watch``, answered in order; ``exited`` notices between them), and
@@ -72,18 +72,17 @@ def spawn(request: dict[str, Any]) -> int:
 
     The keeper joins the task's cgroups (a process may move; its child starts there, so limits
     hold from the first instruction) and stays there: ``go_home`` takes it back once the burst
-    of spawns it is answering is done, which saves two moves per task (each waits for the lock
-    every fork, exec and exit of the machine takes). Raises ``OSError`` (the reason in
+    of spawns it is answering is done, which saves two moves per task (see
+    ``corral.agent.cgroups.join_file`` for what a move costs). Raises ``OSError`` (the reason in
     ``strerror``) if it cannot start; the keeper is back in its own directory either way.
     """
     fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)]
     try:
         for name in ("stdout", "stderr"):
             fds.append(os.open(request[name], _OUTPUT_FLAGS, 0o644))
-        me = str(os.getpid())
-        for procs in request["join"]:
+        for join in request["join"]:
             try:
-                _write(procs, me)
+                _write(join, "0")  # "me": this thread on v1 (``tasks``), this process on v2
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot join the task's cgroup: {exc.strerror}") from exc
         try:
@@ -108,13 +107,12 @@ def spawn(request: dict[str, Any]) -> int:
 
 
 def go_home(home: list[str]) -> None:
-    """Move the keeper back into its own cgroups (``home``: their ``cgroup.procs`` files)."""
-    me = str(os.getpid())
-    for procs in home:
+    """Move the keeper back into its own cgroups (``home``: the files to write ``0`` into)."""
+    for join in home:
         try:
-            _write(procs, me)
+            _write(join, "0")
         except OSError as exc:  # left in a task's cgroup: its kill would hit the keeper
-            print(f"corral keeper: cannot go back to {procs}: {exc}", file=sys.stderr)
+            print(f"corral keeper: cannot go back to {join}: {exc}", file=sys.stderr)
 
 
 @dataclass

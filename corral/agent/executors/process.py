@@ -491,10 +491,10 @@ class ProcessExecutor:
             "cwd": str(workdir),
             "stdout": f"{sandbox_dir}/stdout",
             "stderr": f"{sandbox_dir}/stderr",
-            "join": [str(path) for path in cgroup.procs_files()] if cgroup is not None else [],
-            "home": [
-                str(parent.parent / "cgroup.procs") for parent in self._cgroups.parents.values()
-            ],
+            "join": [str(path) for path in cgroup.join_files()] if cgroup is not None else [],
+            "home": [str(path) for path in self._cgroups.home_files()]
+            if cgroup is not None
+            else [],
             "record": str(task_record.path(dirs.root)),
         }
         return request, record, cgroup, env
