@@ -313,11 +313,12 @@ class Cgroups:
 
 def join_file(version: int) -> str:
     """The file of a cgroup that a thread writes ``0`` into to move there (its children start
-    there). On v1 ``tasks``, which moves the writing thread alone: the kernel (6.x) moves a
-    thread moving itself without the lock every fork, exec and exit of the machine takes, which
-    a process's move waits for, and takes it for the first time in a while only after an RCU
-    grace period (6-25 ms on this project's test host, a task's whole start several times
-    over). On v2 a cgroup of the usual kind takes whole processes only: ``cgroup.procs``."""
+    there). On v1 ``tasks``, which moves the writing thread alone. A process's move takes the
+    lock every fork, exec and exit of the machine takes, and when no move came just before,
+    waits for an RCU grace period first: 5-16 ms on the test host, a lone task's start several
+    times over. A thread moving itself is moved without that lock (Linux 6.18 here; a kernel
+    that takes it all the same costs what a process's move does). On v2 a cgroup of the usual
+    kind takes whole processes only: ``cgroup.procs``."""
     return "tasks" if version == 1 else "cgroup.procs"
 
 
