@@ -121,7 +121,9 @@ class CommandCache:
         if kept is not None and now < kept[1] and _executable(kept[0]):
             return kept[0]
         found = resolve_command(name, search_path, workdir)
-        if "/" not in name and all(entry.startswith("/") for entry in search_path.split(":")):
+        if "/" not in name and all(
+            entry.startswith("/") for entry in search_path.split(os.pathsep)
+        ):
             if len(self._found) >= self.MAX_ENTRIES:
                 self._found.clear()
             self._found[key] = (found, now + self._ttl)
