@@ -47,7 +47,10 @@ def test_usage_counts_a_users_tasks_by_their_running_time_and_outcome(
         ).total_seconds()
         for t in tasks
     )
-    assert seconds >= 1.0  # the sleep ran for a second at least
+    # The sleep ran for a second; its times are the agent's, each taken a few ms after the fact
+    # it stamps (the keeper's answer, its exit notice), so they may span a little less (a CI
+    # run read 0.995 s).
+    assert seconds >= 0.9
     found = json.loads(ok(corral("usage", "--since", "1h", "--json")))
     mine = row_of(found, name)
     # The tasks' times as the test reads them are whole microseconds, four of them: the running
