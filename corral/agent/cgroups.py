@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,15 +262,7 @@ class Cgroups:
         agent stops): an agent whose data dir is thrown away (a test cluster) would leave them
         behind for good, and every CPU quota written on the host walks all cgroups. False if
         some stay (a task's cgroup still there)."""
-        released = True
-        for parent in self.parents.values():
-            try:
-                parent.rmdir()
-            except FileNotFoundError:
-                continue
-            except OSError:
-                released = False
-        return released
+        return _remove_dirs(self.parents.values())
 
     @property
     def enabled(self) -> bool:
@@ -309,6 +302,19 @@ class Cgroups:
             cgroup.remove()
             raise
         return cgroup
+
+
+def _remove_dirs(paths: Iterable[Path]) -> bool:
+    """Remove each cgroup directory that is still there; False if some are busy."""
+    removed = True
+    for path in paths:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            removed = False
+    return removed
 
 
 def join_file(version: int) -> str:
@@ -419,15 +425,7 @@ class TaskCgroup:
 
     def remove(self) -> bool:
         """Remove the task's cgroups; False while some are busy (processes still exiting)."""
-        removed = True
-        for path in self.dirs:
-            try:
-                path.rmdir()
-            except FileNotFoundError:
-                continue
-            except OSError:
-                removed = False
-        return removed
+        return _remove_dirs(self.dirs)
 
     def dump(self) -> str:
         """JSON for the task's meta directory, so a restarted agent finds the cgroups again."""

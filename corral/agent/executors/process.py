@@ -392,6 +392,10 @@ class ProcessExecutor:
         other executors; default: a pool of its own over ``DEFAULT_RANGE``).
         """
         self._cgroups = cgroups if cgroups is not None else Cgroups.detect(cgroup_name)
+        # Where the keeper goes back to after a burst of spawns: the same for every task.
+        self._home = (
+            [str(path) for path in self._cgroups.home_files()] if self._cgroups.enabled else []
+        )
         self._agent_env = dict(os.environ if agent_env is None else agent_env)
         self._ports = port_pool if port_pool is not None else PortPool(*DEFAULT_RANGE)
         self._keepers: dict[Path, KeeperClient] = {}
@@ -492,9 +496,7 @@ class ProcessExecutor:
             "stdout": f"{sandbox_dir}/stdout",
             "stderr": f"{sandbox_dir}/stderr",
             "join": [str(path) for path in cgroup.join_files()] if cgroup is not None else [],
-            "home": [str(path) for path in self._cgroups.home_files()]
-            if cgroup is not None
-            else [],
+            "home": self._home,
             "record": str(task_record.path(dirs.root)),
         }
         return request, record, cgroup, env
