@@ -1,24 +1,37 @@
 """Resource limits for process tasks: cgroups v2 or v1, when the host lets the agent write them.
 
-Task cgroups live below the agent's own cgroup (``<agent's cgroup>/corral/<task>``) so whatever
-limits the agent itself runs under (a systemd slice, a container) still cover its tasks, and the
-agent needs write access to its own subtree only. On v2 this needs a delegated cgroup whose
-processes allow enabling controllers below it; detection says why when it does not.
+Task cgroups live below the agent's own cgroup (``<agent's cgroup>/corral-<agent id>/<n>-<tag>``)
+so whatever limits the agent itself runs under (a systemd slice, a container) still cover its
+tasks, and the agent needs write access to its own subtree only. On v2 this needs a delegated
+cgroup whose processes allow enabling controllers below it; detection says why when it does not.
+
+An ended task's cgroups go to a later task when they are empty and hold little memory
+(``Cgroups.reuse``): making and removing a cgroup (its control files, and the kernel's work after
+the ``rmdir``) took a tenth of the CPU of a burst of short tasks.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import re
+import secrets
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 V1_CONTROLLERS = ("memory", "cpu")
 CPU_PERIOD_US = 100_000  # the kernel's default CFS period; quota = cpus * period
+MIB = 1024 * 1024
+# An ended task's cgroups are kept for a later task only if they hold at most this much memory.
+# What a task leaves charged there (page cache, tmpfs files) stays charged and counts against
+# the next task's limit (cache the kernel reclaims at the limit; tmpfs it cannot, without swap).
+# The kernel's per-CPU charge stock alone is 0.25 MiB a CPU the task ran on.
+REUSE_MAX_CHARGED = 2 * MIB
+REUSE_MAX_KEPT = 64  # empty cgroups an agent keeps at most; more are removed
 
 
 class CgroupUnavailable(Exception):
@@ -91,27 +104,26 @@ def parse_flat_keyed(text: str) -> dict[str, int]:
     return values
 
 
-def oom_killed_v1(oom_control: str, failcnt: int, max_usage: int, limit: int) -> bool:
-    """Whether the OOM killer struck in a v1 memory cgroup.
+def oom_killed_v1(
+    oom_control: str, failcnt: int, max_usage: int, limit: int, before: int = 0
+) -> bool:
+    """Whether the OOM killer struck in a v1 memory cgroup, after the ``before`` kills it had
+    counted when the task got it.
 
     Kernels since 4.13 count kills in ``oom_control``; older ones only show that the limit was
-    reached (``failcnt`` > 0 with peak usage at the limit), the best evidence they give.
+    reached (``failcnt`` > 0 with peak usage at the limit), the best evidence they give (both
+    are reset when the cgroup is kept for another task).
     """
     counters = parse_flat_keyed(oom_control)
     if "oom_kill" in counters:
-        return counters["oom_kill"] > 0
+        return counters["oom_kill"] > before
     return failcnt > 0 and max_usage >= limit
 
 
-def oom_killed_v2(memory_events: str) -> bool:
-    """Whether the OOM killer struck in a v2 cgroup, from its ``memory.events``."""
-    return parse_flat_keyed(memory_events).get("oom_kill", 0) > 0
-
-
-def cgroup_dir_name(task_id: str) -> str:
-    """A directory name for a task id: path separators and odd characters become ``_``."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)
-    return "_" + name if name in ("", ".", "..") else name
+def oom_killed_v2(memory_events: str, before: int = 0) -> bool:
+    """Whether the OOM killer struck in a v2 cgroup after its first ``before`` kills, from its
+    ``memory.events``."""
+    return parse_flat_keyed(memory_events).get("oom_kill", 0) > before
 
 
 def _own_dir(hierarchy: Hierarchy, own_path: str) -> Path:
@@ -149,6 +161,15 @@ def _write_optional(path: Path | str, value: str) -> None:
         _write(path, value)
     except OSError:
         pass
+
+
+def _read_text(path: Path) -> str:
+    # Path.read_text's text layer costs more than the read: ``reuse`` reads for every task.
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
 
 
 def _read_int(path: Path, default: int = 0) -> int:
@@ -223,6 +244,11 @@ class Cgroups:
         self.version = version
         self.parents = parents  # controller ("" on v2) -> directory holding the task cgroups
         self.description = description
+        self._kept: list[TaskCgroup] = []  # empty cgroups of ended tasks, for the next ones
+        self._numbers = itertools.count(1)
+        # In the names of the cgroups this process makes: never those of an earlier agent
+        # process, still used by the tasks it started.
+        self._tag = secrets.token_hex(4)
 
     @classmethod
     def detect(
@@ -258,10 +284,17 @@ class Cgroups:
         return [parent.parent / join_file(self.version) for parent in self.parents.values()]
 
     def release(self) -> bool:
-        """Remove the directories holding the task cgroups, once every task's is gone (the
+        """Remove the directories holding the task cgroups, with the empty cgroups kept for
+        later tasks (those an earlier agent process kept too), once every task's is gone (the
         agent stops): an agent whose data dir is thrown away (a test cluster) would leave them
         behind for good, and every CPU quota written on the host walks all cgroups. False if
         some stay (a task's cgroup still there)."""
+        self._kept.clear()
+        for parent in self.parents.values():
+            try:
+                _remove_dirs(path for path in parent.iterdir() if path.is_dir())
+            except OSError:
+                continue
         return _remove_dirs(self.parents.values())
 
     @property
@@ -269,39 +302,103 @@ class Cgroups:
         """True when task cgroups are created and limits enforced."""
         return self.version is not None
 
-    def create(self, task_id: str, mem_mib: int, cpus: float) -> TaskCgroup | None:
-        """Create the task's cgroups with its limits; None when cgroups are not in use.
+    def create(self, mem_mib: int, cpus: float) -> TaskCgroup | None:
+        """Cgroups for a task, with its limits: those of an ended task if some are kept
+        (``reuse``), else new ones; None when cgroups are not in use.
 
         Raises ``OSError`` if the kernel refuses; nothing is left behind then.
         """
         if self.version is None:
             return None
-        dirs = {c: parent / cgroup_dir_name(task_id) for c, parent in self.parents.items()}
-        memory_dir = dirs["" if self.version == 2 else "memory"]
-        cgroup = TaskCgroup(self.version, tuple(dirs.values()), memory_dir, mem_mib)
+        while self._kept:
+            try:
+                kept = self._kept.pop()  # the last one kept: the likeliest in the CPU's caches
+            except IndexError:  # taken meanwhile (reuse runs on the agent's loop)
+                break
+            if not os.path.isdir(kept.memory):
+                continue  # removed meanwhile (by hand, or by the release of another agent)
+            try:
+                return _limit(kept, mem_mib, cpus)
+            except OSError:  # e.g. what is charged there is over the new limit: new ones
+                kept.remove()
+        cgroup = self._make()
+        try:
+            return _limit(cgroup, mem_mib, cpus)
+        except OSError:
+            cgroup.remove()
+            raise
+
+    def _make(self) -> TaskCgroup:
+        """New empty cgroups (no memory limit, no CPU quota)."""
+        assert self.version is not None
+        name = f"{next(self._numbers)}-{self._tag}"
+        dirs = {c: parent / name for c, parent in self.parents.items()}
+        cgroup = TaskCgroup(
+            self.version, tuple(dirs.values()), dirs["" if self.version == 2 else "memory"], 0
+        )
         try:
             for path in dirs.values():
-                try:
-                    os.mkdir(path)
-                except FileExistsError:  # left from an earlier run: its OOM counters would mislead
-                    os.rmdir(path)
-                    os.mkdir(path)
+                os.mkdir(path)
             if self.version == 2:
-                _limit_memory_v2(memory_dir, mem_mib)
-            else:
-                _limit_memory_v1(memory_dir, mem_mib)
-            # Written here so that the kernel checks it (a quota above the agent's own is
-            # refused), then lifted until the task has started: the keeper spawns from inside
-            # the task's cgroups, and a small quota, used up by the new process's exec, would
-            # throttle the keeper itself for the rest of the period (100 ms), and with it every
-            # start of the agent. ``limit_cpu`` sets it again once the keeper is out.
-            if cpus > 0:
-                cgroup.limit_cpu(cpus)
-                cgroup.lift_cpu()
+                # No swap, and kill the whole task on OOM: a task half-killed or swapping at
+                # its limit hangs instead of failing. Both files are optional (no swap
+                # accounting, old kernels). On v1 both come from the parent (``_setup_v1``).
+                _write_optional(f"{cgroup.memory}/memory.swap.max", "0")
+                _write_optional(f"{cgroup.memory}/memory.oom.group", "1")
         except OSError:
             cgroup.remove()
             raise
         return cgroup
+
+    def reuse(self, cgroup: TaskCgroup) -> bool:
+        """Keep an ended task's cgroups for a later task: only if no process is left there,
+        little memory is charged there (``REUSE_MAX_CHARGED``) and fewer than
+        ``REUSE_MAX_KEPT`` are kept. False if not kept: the caller removes them."""
+        if (
+            self.version is None
+            or len(self._kept) >= REUSE_MAX_KEPT
+            or cgroup.version != self.version
+            or [path.parent for path in cgroup.dirs] != list(self.parents.values())
+        ):
+            return False
+        try:
+            if any(_read_text(procs).strip() for procs in cgroup.procs_files()):
+                return False
+            if self.version == 2:
+                charged = int(_read_text(cgroup.memory / "memory.current"))
+                kills = parse_flat_keyed(_read_text(cgroup.memory / "memory.events"))
+            else:
+                charged = int(_read_text(cgroup.memory / "memory.usage_in_bytes"))
+                kills = parse_flat_keyed(_read_text(cgroup.memory / "memory.oom_control"))
+                if "oom_kill" not in kills:  # an old kernel: what tells an OOM kill starts over
+                    _write(cgroup.memory / "memory.failcnt", "0")
+                    _write(cgroup.memory / "memory.max_usage_in_bytes", "0")
+        except (OSError, ValueError):
+            return False
+        if charged > REUSE_MAX_CHARGED:
+            return False
+        self._kept.append(replace(cgroup, oom_kills_before=kills.get("oom_kill", 0)))
+        return True
+
+
+def _limit(cgroup: TaskCgroup, mem_mib: int, cpus: float) -> TaskCgroup:
+    """Give the task's limits to its cgroups (answered with ``mem_mib`` in place). Raises
+    ``OSError`` if the kernel refuses."""
+    if mem_mib != cgroup.mem_mib:
+        if cgroup.version == 2:
+            _write(f"{cgroup.memory}/memory.max", str(mem_mib * MIB) if mem_mib > 0 else "max")
+        else:
+            _limit_memory_v1(cgroup.memory, cgroup.mem_mib, mem_mib)
+        cgroup = replace(cgroup, mem_mib=mem_mib)
+    # Written here so that the kernel checks it (a quota above the agent's own is refused),
+    # then lifted until the task has started: the keeper spawns from inside the task's
+    # cgroups, and a small quota, used up by the new process's exec, would throttle the keeper
+    # itself for the rest of the period (100 ms), and with it every start of the agent.
+    # ``limit_cpu`` sets it again once the keeper is out.
+    if cpus > 0:
+        cgroup.limit_cpu(cpus)
+        cgroup.lift_cpu()
+    return cgroup
 
 
 def _remove_dirs(paths: Iterable[Path]) -> bool:
@@ -328,24 +425,17 @@ def join_file(version: int) -> str:
     return "tasks" if version == 1 else "cgroup.procs"
 
 
-def _limit_memory_v2(path: Path, mem_mib: int) -> None:
-    where = str(path)  # joined as strings: this runs for every task
-    if mem_mib > 0:
-        _write(f"{where}/memory.max", str(mem_mib * 1024 * 1024))
-    # No swap, and kill the whole task on OOM: a task half-killed or swapping at its limit
-    # hangs instead of failing. Both files are optional (no swap accounting, old kernels).
-    _write_optional(f"{where}/memory.swap.max", "0")
-    _write_optional(f"{where}/memory.oom.group", "1")
-
-
-def _limit_memory_v1(memory: Path, mem_mib: int) -> None:
-    """Swappiness and the OOM killer come from the parent (``_setup_v1``)."""
-    if mem_mib > 0:
-        limit = str(mem_mib * 1024 * 1024)
-        _write(f"{memory}/memory.limit_in_bytes", limit)
-        # memsw (memory + swap) may not go below the memory limit, so it is set second; it is
-        # optional (kernels without swap accounting refuse it).
-        _write_optional(f"{memory}/memory.memsw.limit_in_bytes", limit)
+def _limit_memory_v1(memory: Path, old_mib: int, mem_mib: int) -> None:
+    """Change a v1 memory limit (0: none). Swappiness and the OOM killer come from the parent
+    (``_setup_v1``)."""
+    limit = str(mem_mib * MIB) if mem_mib > 0 else "-1"
+    writes = [("memory.limit_in_bytes", _write), ("memory.memsw.limit_in_bytes", _write_optional)]
+    # memsw (memory + swap) may never be below the memory limit: a limit going up moves memsw
+    # first, one going down moves it second. It is optional (no swap accounting).
+    if mem_mib <= 0 or 0 < old_mib < mem_mib:
+        writes.reverse()
+    for name, write in writes:
+        write(f"{memory}/{name}", limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +445,8 @@ class TaskCgroup:
     version: int
     dirs: tuple[Path, ...]
     memory: Path
-    mem_mib: int
+    mem_mib: int  # the memory limit in place (0: none)
+    oom_kills_before: int = 0  # OOM kills the cgroups had counted for earlier tasks
 
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid into to join every cgroup of the task."""
@@ -388,12 +479,15 @@ class TaskCgroup:
         """Whether the kernel OOM-killed a process of the task (False if it cannot tell)."""
         try:
             if self.version == 2:
-                return oom_killed_v2((self.memory / "memory.events").read_text())
+                return oom_killed_v2(
+                    (self.memory / "memory.events").read_text(), self.oom_kills_before
+                )
             return oom_killed_v1(
                 (self.memory / "memory.oom_control").read_text(),
                 _read_int(self.memory / "memory.failcnt"),
                 _read_int(self.memory / "memory.max_usage_in_bytes"),
                 _read_int(self.memory / "memory.limit_in_bytes", -1),
+                self.oom_kills_before,
             )
         except OSError:
             return False
@@ -435,6 +529,7 @@ class TaskCgroup:
                 "dirs": [str(d) for d in self.dirs],
                 "memory": str(self.memory),
                 "mem_mib": self.mem_mib,
+                "oom_kills_before": self.oom_kills_before,
             }
         )
 
@@ -448,6 +543,7 @@ class TaskCgroup:
                 tuple(Path(d) for d in data["dirs"]),
                 Path(data["memory"]),
                 int(data["mem_mib"]),
+                int(data.get("oom_kills_before", 0)),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a task cgroup record: {exc}") from exc

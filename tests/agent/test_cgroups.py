@@ -16,7 +16,6 @@ from corral.agent.cgroups import (
     Cgroups,
     Hierarchy,
     TaskCgroup,
-    cgroup_dir_name,
     oom_killed_v1,
     oom_killed_v2,
     parse_flat_keyed,
@@ -79,22 +78,25 @@ def test_v1_oom_kills_come_from_the_counter_or_else_from_hitting_the_limit(
     oom_control: str, failcnt: int, max_usage: int, limit: int, killed: bool
 ) -> None:
     assert oom_killed_v1(oom_control, failcnt, max_usage, limit) is killed
+    # In cgroups kept from an earlier task, only kills after the ones counted then are the task's.
+    assert oom_killed_v1(oom_control, failcnt, max_usage, limit, before=1) is (
+        killed and "oom_kill" not in parse_flat_keyed(oom_control)
+    )
 
 
 def test_v2_oom_kills_come_from_memory_events() -> None:
     assert oom_killed_v2("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert not oom_killed_v2("low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\n")
-
-
-def test_task_ids_become_safe_directory_names() -> None:
-    assert cgroup_dir_name("web.abc-1_2") == "web.abc-1_2"
-    assert cgroup_dir_name("a/b c") == "a_b_c"
-    assert cgroup_dir_name("..") == "_.."
+    assert not oom_killed_v2("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n", before=1)
+    assert oom_killed_v2("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n", before=1)
 
 
 def test_a_task_cgroup_record_round_trips_and_rejects_garbage() -> None:
-    cgroup = TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64)
+    cgroup = TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64, oom_kills_before=2)
     assert TaskCgroup.load(cgroup.dump()) == cgroup
+    # Written by an agent that made a cgroup per task: no kills before the task.
+    older = '{"version": 1, "dirs": ["/m/t", "/c/t"], "memory": "/m/t", "mem_mib": 64}'
+    assert TaskCgroup.load(older) == TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64)
     with pytest.raises(ValueError):
         TaskCgroup.load('{"version": 1}')
     with pytest.raises(ValueError):
@@ -161,7 +163,7 @@ def _read(path: Path) -> str:
 
 def test_a_task_cgroup_carries_the_limits_and_is_removed_after_its_processes() -> None:
     cgroups = _host_cgroups()
-    cgroup = cgroups.create(f"test-{uuid.uuid4().hex[:12]}", 64, 0.5)
+    cgroup = cgroups.create(64, 0.5)
     assert cgroup is not None
     # The CPU quota waits until the task has started (its keeper spawns from inside).
     cpu_quota = (
@@ -207,15 +209,19 @@ def test_a_stopped_agent_takes_its_cgroups_with_it(tmp_path: Path) -> None:
     cgroups = _host_cgroups(f"corral-test-{uuid.uuid4().hex[:12]}")
     parents = list(cgroups.parents.values())
     task = launch(shell="exec sleep 1000")
+    short = launch(command=["true"])
 
     async def scenario() -> None:
         executor = ProcessExecutor(cgroups=cgroups, port_pool=PortPool(*free_range(2)))
         agent = RecordingAgent(tmp_path, {"process": executor})
         try:
+            # Its cgroups are kept for the next task once it has ended; they go too.
+            await agent.launch(short)
+            assert (await agent.ended(short.task_id)).state == TaskState.FINISHED
             await agent.launch(task)
             await agent.update(task.task_id, lambda u: u.state == TaskState.RUNNING, "RUNNING")
             assert not cgroups.release()  # the running task's cgroup is there: kept
-            assert all((parent / task.task_id).is_dir() for parent in parents)
+            assert all(any(p.is_dir() for p in parent.iterdir()) for parent in parents)
         finally:
             await agent.stop(timeout=10)
         assert (await agent.ended(task.task_id)).state == TaskState.KILLED
@@ -229,7 +235,7 @@ def test_the_keeper_s_way_in_moves_the_writing_thread_alone_on_v1() -> None:
     # start took 14-26 ms instead of 3 after a pause); the keeper is single-threaded, so its
     # thread's move is the keeper's. On v2 ``cgroup.procs``: the whole process.
     cgroups = _host_cgroups()
-    cgroup = cgroups.create(f"test-{uuid.uuid4().hex[:12]}", 64, 0)
+    cgroup = cgroups.create(64, 0)
     assert cgroup is not None
     # A helper thread joins; then each thread says how many of the task's cgroups it is in.
     joins = [str(path) for path in cgroup.join_files()]
@@ -260,3 +266,96 @@ print(found[0], where())
             assert main == 1  # the process moved whole
     finally:
         cgroup.remove()
+
+
+def _join_and_run(cgroup: TaskCgroup, command: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``sh -c command`` inside the task's cgroups (joined as the keeper's children start)."""
+    join = "; ".join(f'echo $$ > "{procs}"' for procs in cgroup.procs_files())
+    return subprocess.run(["/bin/sh", "-c", f"{join}; {command}"], capture_output=True)
+
+
+def _memory_limit(cgroup: TaskCgroup) -> str:
+    return _read(cgroup.memory / ("memory.max" if cgroup.version == 2 else "memory.limit_in_bytes"))
+
+
+def test_an_ended_task_s_cgroups_go_to_the_next_task_with_its_own_limits() -> None:
+    # A mkdir and an rmdir of a cgroup, and the kernel's work after it, were a tenth of the CPU
+    # a burst of short tasks took: an ended task's empty cgroups are the next task's.
+    cgroups = _host_cgroups(f"corral-test-{uuid.uuid4().hex[:12]}")
+    try:
+        first = cgroups.create(64, 0.5)
+        assert first is not None
+        first.limit_cpu(0.5)
+        assert _join_and_run(first, "true").returncode == 0
+        assert cgroups.reuse(first)
+        lower = cgroups.create(32, 0.25)
+        assert lower is not None and lower.dirs == first.dirs
+        assert lower.mem_mib == 32 and _memory_limit(lower) == str(32 * 1024 * 1024)
+        quota = (
+            lower.memory / "cpu.max" if lower.version == 2 else lower.dirs[-1] / "cpu.cfs_quota_us"
+        )
+        assert _read(quota).split()[0] in ("-1", "max")  # lifted until the task has started
+        other = cgroups.create(16, 0)  # none is kept now: new ones
+        assert other is not None and other.dirs != first.dirs
+        # Back, then to a task with a higher limit, and to one with none.
+        assert cgroups.reuse(lower)
+        higher = cgroups.create(128, 0)
+        assert higher is not None and higher.dirs == first.dirs
+        assert _memory_limit(higher) == str(128 * 1024 * 1024)
+        assert _join_and_run(higher, "true").returncode == 0
+        assert cgroups.reuse(higher)
+        unlimited = cgroups.create(0, 0)
+        assert unlimited is not None and unlimited.dirs == first.dirs
+        assert int(_memory_limit(unlimited).replace("max", str(2**63))) > 2**40
+        assert cgroups.reuse(unlimited) and cgroups.reuse(other)
+    finally:
+        assert cgroups.release()  # the kept ones go with the agent's directories
+    assert not [parent for parent in cgroups.parents.values() if parent.exists()]
+
+
+def test_a_kept_cgroup_does_not_blame_the_next_task_for_an_earlier_oom_kill() -> None:
+    cgroups = _host_cgroups(f"corral-test-{uuid.uuid4().hex[:12]}")
+    try:
+        killed = cgroups.create(16, 0)
+        assert killed is not None
+        hog = _join_and_run(killed, f"exec {sys.executable} -c 'bytearray(256 << 20)'")
+        assert hog.returncode == -signal.SIGKILL or hog.returncode == 128 + signal.SIGKILL
+        assert killed.oom_killed()
+        assert cgroups.reuse(killed)
+        after = cgroups.create(16, 0)
+        assert after is not None and after.dirs == killed.dirs
+        assert not after.oom_killed()
+        assert _join_and_run(after, f"exec {sys.executable} -c 'bytearray(256 << 20)'").returncode
+        assert after.oom_killed()  # its own kill is still seen
+        assert cgroups.reuse(after)
+    finally:
+        assert cgroups.release()
+
+
+def test_a_cgroup_holding_a_process_or_much_memory_is_not_kept(tmp_path: Path) -> None:
+    cgroups = _host_cgroups(f"corral-test-{uuid.uuid4().hex[:12]}")
+    busy = cgroups.create(64, 0)
+    assert busy is not None
+    join = "; ".join(f'echo $$ > "{procs}"' for procs in busy.procs_files())
+    member = subprocess.Popen(["/bin/sh", "-c", f"{join}; echo in; exec sleep 1000"], stdout=-1)
+    try:
+        assert member.stdout is not None and member.stdout.readline() == b"in\n"
+        assert not cgroups.reuse(busy)  # a later task would share it with this process
+    finally:
+        member.kill()
+        member.wait()
+        if member.stdout is not None:
+            member.stdout.close()
+    # Memory charged to it stays with it (tmpfs, here): it would count against the next task.
+    shm = Path("/dev/shm") / f"corral-test-{uuid.uuid4().hex[:12]}"
+    charged = cgroups.create(64, 0)
+    assert charged is not None and charged.dirs != busy.dirs
+    try:
+        written = _join_and_run(charged, f"head -c {16 << 20} /dev/zero > {shm}")
+        assert written.returncode == 0, written.stderr
+        assert not cgroups.reuse(charged)
+    finally:
+        shm.unlink(missing_ok=True)
+        charged.remove()
+        busy.remove()
+        assert cgroups.release()

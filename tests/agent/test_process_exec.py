@@ -81,10 +81,13 @@ def test_an_exec_runs_in_the_task_s_directory_environment_and_cgroup(tmp_path: P
         first, *cgroups = out.decode().splitlines()
         assert first == f"hi {launch.task_id} {dirs.sandbox / 'work'}"
         if executor.limits().startswith("cgroup"):
+            # In the task's cgroups: where its own process is, and not where the agent is.
+            task_cgroups = Path(f"/proc/{handle.pid}/cgroup").read_text().splitlines()
+            own_cgroups = Path("/proc/self/cgroup").read_text().splitlines()
             # v1 keeps memory in a hierarchy of its own; v2 has one line, "0::".
             memory = [line for line in cgroups if ":memory:" in line]
             memory = memory or [line for line in cgroups if line.startswith("0::")]
-            assert memory and launch.task_id in memory[0], cgroups
+            assert memory and memory[0] in task_cgroups and memory[0] not in own_cgroups
         await release(tmp_path, handle)
         executor.close()  # the cgroups of its own this test's executor made
 

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,11 +180,13 @@ class ProcessHandle:
         start_time: int | None = None,
         context: TaskContext | None = None,
         on_end: Callable[[], None] | None = None,
+        release_cgroup: Callable[[TaskCgroup], Awaitable[bool]] = remove_cgroup,
     ) -> None:
         """Watch the task led by ``pid``: through ``keeper_exit`` (its status, None if the
         keeper went away: then through a pidfd of ``pid`` if it still is the process that
         started at ``start_time``), or through ``pidfd`` (owned by the handle from now on).
-        ``root`` is the task's directory, where its record is.
+        ``root`` is the task's directory, where its record is. Its ``cgroup`` goes to
+        ``release_cgroup`` once it has ended.
 
         ``on_end`` is called once the task has ended, before ``wait`` answers (not on detach).
         """
@@ -195,6 +197,7 @@ class ProcessHandle:
         self._watching = True  # until it ended, or the handle was detached
         self._root = root
         self._cgroup = cgroup
+        self._release_cgroup = release_cgroup
         self._context = context
         self._on_end = on_end
         self._loop = asyncio.get_running_loop()
@@ -308,7 +311,7 @@ class ProcessHandle:
 
     async def _settle(self, cgroup: TaskCgroup, ended: TaskExit) -> None:
         """Answer once the task's last process has left: only then are its resources free."""
-        await remove_cgroup(cgroup)
+        await self._release_cgroup(cgroup)
         self._answer(ended)
 
     def _answer(self, ended: TaskExit) -> None:
@@ -533,6 +536,7 @@ class ProcessExecutor:
             start_time=start_time,
             context=self._context(launch, dirs, env),
             on_end=lambda: self._ports.release(launch.task_id),
+            release_cgroup=self._release_cgroup,
         )
 
     async def recover(self, launch: TaskLaunch, dirs: TaskDirs) -> ProcessHandle | TaskExit:
@@ -572,12 +576,18 @@ class ProcessExecutor:
                     pidfd=pidfd,
                     context=self._context(launch, dirs, env),
                     on_end=lambda: self._ports.release(launch.task_id),
+                    release_cgroup=self._release_cgroup,
                 )
         status = shell_status(record.exit) if record.exit is not None else None
         ended = describe_exit(status, None, _oom_mib(cgroup, status))
         if cgroup is not None:
-            await remove_cgroup(cgroup)
+            await self._release_cgroup(cgroup)
         return ended
+
+    async def _release_cgroup(self, cgroup: TaskCgroup) -> bool:
+        """Keep an ended task's cgroups for a later task if they may be (``Cgroups.reuse``),
+        else kill what is left there and remove them (``remove_cgroup``)."""
+        return self._cgroups.reuse(cgroup) or await remove_cgroup(cgroup)
 
     def close(self) -> None:
         """Remove the agent's directories of task cgroups (kept if a task's is still there)."""
@@ -589,6 +599,6 @@ class ProcessExecutor:
     def _create_cgroup(self, launch: TaskLaunch) -> TaskCgroup | None:
         """Create the task's cgroups (None if this host gives none)."""
         try:
-            return self._cgroups.create(launch.task_id, launch.mem, launch.cpus)
+            return self._cgroups.create(launch.mem, launch.cpus)
         except OSError as exc:
             raise LaunchError(f"cannot set resource limits: {exc.strerror or exc}") from exc
