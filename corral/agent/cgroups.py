@@ -32,6 +32,7 @@ MIB = 1024 * 1024
 # The kernel's per-CPU charge stock alone is 0.25 MiB a CPU the task ran on.
 REUSE_MAX_CHARGED = 2 * MIB
 REUSE_MAX_KEPT = 64  # empty cgroups an agent keeps at most; more are removed
+_UNKNOWN_QUOTA = -1  # ``TaskCgroup.checked_quota`` of cgroups that may hold any quota
 
 
 class CgroupUnavailable(Exception):
@@ -382,23 +383,32 @@ class Cgroups:
 
 
 def _limit(cgroup: TaskCgroup, mem_mib: int, cpus: float) -> TaskCgroup:
-    """Give the task's limits to its cgroups (answered with ``mem_mib`` in place). Raises
-    ``OSError`` if the kernel refuses."""
+    """Give the task's limits to its cgroups (answered with them in place, ``mem_mib`` and
+    ``checked_quota``). Raises ``OSError`` if the kernel refuses."""
     if mem_mib != cgroup.mem_mib:
         if cgroup.version == 2:
             _write(f"{cgroup.memory}/memory.max", str(mem_mib * MIB) if mem_mib > 0 else "max")
         else:
             _limit_memory_v1(cgroup.memory, cgroup.mem_mib, mem_mib)
         cgroup = replace(cgroup, mem_mib=mem_mib)
-    # Written here so that the kernel checks it (a quota above the agent's own is refused),
-    # then lifted until the task has started: the keeper spawns from inside the task's
-    # cgroups, and a small quota, used up by the new process's exec, would throttle the keeper
-    # itself for the rest of the period (100 ms), and with it every start of the agent.
-    # ``limit_cpu`` sets it again once the keeper is out.
-    if cpus > 0:
+    # The quota is written here so that the kernel checks it (one above the agent's own is
+    # refused), unless these cgroups took it before; then lifted until the task has started:
+    # the keeper spawns from inside the task's cgroups, and a small quota, used up by the new
+    # process's exec, would throttle the keeper itself for the rest of the period (100 ms), and
+    # with it every start of the agent. ``limit_cpu`` sets it again once the keeper is out. An
+    # earlier task's cgroups hold its quota: lifted too.
+    quota = cpu_quota(cpus)
+    if quota is not None and quota != cgroup.checked_quota:
         cgroup.limit_cpu(cpus)
+        cgroup = replace(cgroup, checked_quota=quota)
+    if quota is not None or cgroup.checked_quota is not None:
         cgroup.lift_cpu()
     return cgroup
+
+
+def cpu_quota(cpus: float) -> int | None:
+    """The CFS quota (µs per ``CPU_PERIOD_US``) holding a task to ``cpus``; None for none."""
+    return max(1000, int(cpus * CPU_PERIOD_US)) if cpus > 0 else None
 
 
 def _remove_dirs(paths: Iterable[Path]) -> bool:
@@ -447,6 +457,8 @@ class TaskCgroup:
     memory: Path
     mem_mib: int  # the memory limit in place (0: none)
     oom_kills_before: int = 0  # OOM kills the cgroups had counted for earlier tasks
+    # The CPU quota the kernel took for them (None: none ever set); a later task's may differ.
+    checked_quota: int | None = None
 
     def procs_files(self) -> list[Path]:
         """The files a process writes its pid into to join every cgroup of the task."""
@@ -470,9 +482,9 @@ class TaskCgroup:
     def limit_cpu(self, cpus: float) -> None:
         """Hold the task to ``cpus`` (none: no quota). Raises ``OSError`` if refused. A new
         cgroup's CFS period is the kernel's default, ``CPU_PERIOD_US``."""
-        if cpus <= 0:
+        quota = cpu_quota(cpus)
+        if quota is None:
             return
-        quota = max(1000, int(cpus * CPU_PERIOD_US))
         _write(self._cpu_quota(), f"{quota} {CPU_PERIOD_US}" if self.version == 2 else str(quota))
 
     def oom_killed(self) -> bool:
@@ -530,6 +542,7 @@ class TaskCgroup:
                 "memory": str(self.memory),
                 "mem_mib": self.mem_mib,
                 "oom_kills_before": self.oom_kills_before,
+                "checked_quota": self.checked_quota,
             }
         )
 
@@ -538,12 +551,15 @@ class TaskCgroup:
         """Read what ``dump`` wrote. Raises ``ValueError`` if it is not that."""
         try:
             data = json.loads(text)
+            # An agent that made cgroups per task did not say: a quota may be in place.
+            quota = data.get("checked_quota", _UNKNOWN_QUOTA)
             return cls(
                 int(data["version"]),
                 tuple(Path(d) for d in data["dirs"]),
                 Path(data["memory"]),
                 int(data["mem_mib"]),
                 int(data.get("oom_kills_before", 0)),
+                None if quota is None else int(quota),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a task cgroup record: {exc}") from exc

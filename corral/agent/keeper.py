@@ -67,16 +67,17 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def spawn(request: dict[str, Any]) -> int:
+def spawn(request: dict[str, Any], stdin: int) -> int:
     """Start the task described by ``request`` in its cgroups and working directory; its pid.
 
     The keeper joins the task's cgroups (a process may move; its child starts there, so limits
     hold from the first instruction) and stays there: ``go_home`` takes it back once the burst
     of spawns it is answering is done, which saves two moves per task (see
     ``corral.agent.cgroups.join_file`` for what a move costs). Raises ``OSError`` (the reason in
-    ``strerror``) if it cannot start; the keeper is back in its own directory either way.
+    ``strerror``) if it cannot start; the keeper is back in its own directory either way. The
+    task reads ``stdin`` (the keeper's ``/dev/null``, opened once).
     """
-    fds = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)]
+    fds = [stdin]
     try:
         for name in ("stdout", "stderr"):
             fds.append(os.open(request[name], _OUTPUT_FLAGS, 0o644))
@@ -102,7 +103,7 @@ def spawn(request: dict[str, Any]) -> int:
         finally:
             os.chdir("/")
     finally:
-        for fd in fds:
+        for fd in fds[1:]:
             os.close(fd)
 
 
@@ -140,6 +141,7 @@ class Keeper:
     selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
     children: dict[int, Child] = field(default_factory=dict)
     agents: dict[int, Agent] = field(default_factory=dict)  # by socket fd
+    devnull: int = field(default_factory=lambda: os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC))
 
     def serve(self) -> None:
         """Run until idle for ``IDLE`` seconds."""
@@ -205,7 +207,7 @@ class Keeper:
             pid = int(request["pid"])
             return {"op": "watching" if pid in self.children else "unknown", "pid": pid}
         try:
-            pid = spawn(request)
+            pid = spawn(request, self.devnull)
         except OSError as exc:
             return {"op": "failed", "error": exc.strerror or str(exc)}
         pidfd = os.pidfd_open(pid)

@@ -92,11 +92,15 @@ def test_v2_oom_kills_come_from_memory_events() -> None:
 
 
 def test_a_task_cgroup_record_round_trips_and_rejects_garbage() -> None:
-    cgroup = TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64, oom_kills_before=2)
+    dirs = (Path("/m/t"), Path("/c/t"))
+    cgroup = TaskCgroup(1, dirs, Path("/m/t"), 64, oom_kills_before=2, checked_quota=5000)
     assert TaskCgroup.load(cgroup.dump()) == cgroup
-    # Written by an agent that made a cgroup per task: no kills before the task.
+    # Written by an agent that made cgroups per task: no kills before the task, and whatever
+    # quota is in place is taken for one to lift before the next task.
     older = '{"version": 1, "dirs": ["/m/t", "/c/t"], "memory": "/m/t", "mem_mib": 64}'
-    assert TaskCgroup.load(older) == TaskCgroup(1, (Path("/m/t"), Path("/c/t")), Path("/m/t"), 64)
+    loaded = TaskCgroup.load(older)
+    assert (loaded.dirs, loaded.mem_mib, loaded.oom_kills_before) == (dirs, 64, 0)
+    assert loaded.checked_quota not in (None, 5000)
     with pytest.raises(ValueError):
         TaskCgroup.load('{"version": 1}')
     with pytest.raises(ValueError):
@@ -307,7 +311,19 @@ def test_an_ended_task_s_cgroups_go_to_the_next_task_with_its_own_limits() -> No
         unlimited = cgroups.create(0, 0)
         assert unlimited is not None and unlimited.dirs == first.dirs
         assert int(_memory_limit(unlimited).replace("max", str(2**63))) > 2**40
-        assert cgroups.reuse(unlimited) and cgroups.reuse(other)
+        # A task given no CPU quota runs without the one its cgroups' last task had.
+        unlimited.limit_cpu(1.5)
+        assert cgroups.reuse(unlimited)
+        unquoted = cgroups.create(0, 0)
+        assert unquoted is not None and unquoted.dirs == first.dirs
+        assert _read(quota).split()[0] in ("-1", "max")
+        # One given the same quota is lifted until it has started too.
+        unquoted.limit_cpu(0.25)
+        assert cgroups.reuse(unquoted)
+        same = cgroups.create(0, 0.25)
+        assert same is not None and same.dirs == first.dirs
+        assert _read(quota).split()[0] in ("-1", "max")
+        assert cgroups.reuse(same) and cgroups.reuse(other)
     finally:
         assert cgroups.release()  # the kept ones go with the agent's directories
     assert not [parent for parent in cgroups.parents.values() if parent.exists()]
