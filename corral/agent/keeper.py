@@ -67,6 +67,21 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
+def join(path: str) -> None:
+    """Move into a cgroup through its join file (``corral.agent.cgroups.join_file``): ``0`` in
+    v1's ``tasks`` moves this thread, in ``cgroup.procs`` this process. A v1 subtree delegated
+    to an agent that is not root may leave ``tasks`` read-only and ``cgroup.procs`` writable:
+    then the keeper's pid goes into ``cgroup.procs``, which moves it all the same (it has one
+    thread), at the cost of the lock a process's move takes."""
+    try:
+        _write(path, "0")
+    except PermissionError:
+        where, _, name = path.rpartition("/")
+        if name != "tasks":
+            raise
+        _write(f"{where}/cgroup.procs", str(os.getpid()))
+
+
 def spawn(request: dict[str, Any], stdin: int) -> int:
     """Start the task described by ``request`` in its cgroups and working directory; its pid.
 
@@ -81,9 +96,9 @@ def spawn(request: dict[str, Any], stdin: int) -> int:
     try:
         for name in ("stdout", "stderr"):
             fds.append(os.open(request[name], _OUTPUT_FLAGS, 0o644))
-        for join in request["join"]:
+        for path in request["join"]:
             try:
-                _write(join, "0")  # "me": this thread on v1 (``tasks``), this process on v2
+                join(path)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot join the task's cgroup: {exc.strerror}") from exc
         try:
@@ -109,11 +124,11 @@ def spawn(request: dict[str, Any], stdin: int) -> int:
 
 def go_home(home: list[str]) -> None:
     """Move the keeper back into its own cgroups (``home``: the files to write ``0`` into)."""
-    for join in home:
+    for path in home:
         try:
-            _write(join, "0")
+            join(path)
         except OSError as exc:  # left in a task's cgroup: its kill would hit the keeper
-            print(f"corral keeper: cannot go back to {join}: {exc}", file=sys.stderr)
+            print(f"corral keeper: cannot go back to {path}: {exc}", file=sys.stderr)
 
 
 @dataclass

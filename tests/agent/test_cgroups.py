@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
+from corral.agent import keeper
 from corral.agent.cgroups import (
     Cgroups,
     Hierarchy,
@@ -375,3 +378,28 @@ def test_a_cgroup_holding_a_process_or_much_memory_is_not_kept(tmp_path: Path) -
         charged.remove()
         busy.remove()
         assert cgroups.release()
+
+
+def test_the_keeper_moves_whole_where_it_may_write_cgroup_procs_and_not_tasks() -> None:
+    # A v1 subtree delegated to an agent that is not root may let it write ``cgroup.procs``
+    # and not ``tasks``: the keeper must still get home (a task's kill would hit it there).
+    # Root writes any cgroup file, so regular files stand in, ``tasks`` made immutable.
+    chattr = shutil.which("chattr")
+    if chattr is None or os.geteuid() != 0:
+        reason = "needs root and chattr (apt-get install e2fsprogs)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cgroup = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    tasks, procs = cgroup / "tasks", cgroup / "cgroup.procs"
+    tasks.touch()
+    procs.touch()
+    subprocess.run([chattr, "+i", str(tasks)], check=True)
+    try:
+        with pytest.raises(PermissionError):
+            tasks.write_text("0")
+        keeper.go_home([str(tasks)])
+        assert procs.read_text() == str(os.getpid())
+    finally:
+        subprocess.run([chattr, "-i", str(tasks)], check=True)
+        shutil.rmtree(cgroup)
