@@ -566,7 +566,8 @@ class Agent:
         assert rt.handle is not None
         limit = rt.launch.max_runtime
         try:
-            ended = await asyncio.wait_for(asyncio.shield(rt.handle.wait()), limit)
+            async with asyncio.timeout(limit):  # not wait_for: see corral.waits
+                ended = await asyncio.shield(rt.handle.wait())
         except TimeoutError:
             await self._stop_over_limit(rt, f"max run time of {limit:g}s exceeded")
             ended = await rt.handle.wait()

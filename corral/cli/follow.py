@@ -29,6 +29,7 @@ from corral.cli.views import latest_attempts
 from corral.client import AsyncClient, ClientError
 from corral.spec.states import RunState, TaskState
 from corral.spec.views import RunView, TaskView
+from corral.waits import wait_event
 
 POLL = 0.5  # seconds between fetches when there is no event stream
 SAFETY_POLL = 1.0  # with a stream: fetch at least this often, in case an event was missed
@@ -72,9 +73,7 @@ async def _listen(client: AsyncClient, job: str, number: int, wake: asyncio.Even
 
 async def nap(wake: asyncio.Event, timeout: float) -> None:
     """Sleep until ``wake`` is set (then a little longer, to take in the burst) or ``timeout``."""
-    try:
-        await asyncio.wait_for(wake.wait(), timeout)
-    except TimeoutError:
+    if not await wait_event(wake, timeout):
         return
     await asyncio.sleep(COALESCE)
     wake.clear()

@@ -153,7 +153,9 @@ class Master:
         changes = self.leadership.changes
         while True:
             try:
-                change = await asyncio.wait_for(changes.get(), renew_every(self.lease) / 2)
+                # Not asyncio.wait_for: it may lose a cancellation (see corral.waits).
+                async with asyncio.timeout(renew_every(self.lease) / 2):
+                    change = await changes.get()
             except TimeoutError:
                 self.leadership.check("the lease was not renewed in time")
                 continue

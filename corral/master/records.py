@@ -260,7 +260,8 @@ class AgentSession:
         self._reads[rid] = fut
         try:
             await self.send({**message, "request_id": rid})
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see corral.waits
+                return await fut
         finally:
             self._reads.pop(rid, None)
 

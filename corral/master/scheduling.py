@@ -27,6 +27,7 @@ from corral.scheduler.model import (
 from corral.scheduler.window import Planner, windowed_plan
 from corral.spec.states import AgentState, TaskState
 from corral.store.store import Refusal
+from corral.waits import wait_event
 
 log = logging.getLogger(__name__)
 RETRY = 1.0  # seconds before a pass the store refused is tried again
@@ -215,10 +216,7 @@ class SchedulingLoop:
             timeout = self.tick
             if next_due is not None:
                 timeout = max(0.0, min(timeout, next_due - self.state.clock.now()))
-            try:
-                await asyncio.wait_for(self.state.wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_event(self.state.wake, timeout)
             if loop.time() - last < gap:
                 await asyncio.sleep(gap - (loop.time() - last))
             self.state.wake.clear()

@@ -24,6 +24,7 @@ from corral.master.state import ClusterState
 from corral.scheduler.reconcile import Decision, Instance
 from corral.spec.states import TaskState
 from corral.store.store import Refusal
+from corral.waits import wait_event
 
 log = logging.getLogger(__name__)
 RETRY = 1.0  # seconds before a pass the store refused is tried again
@@ -138,10 +139,7 @@ class ServiceLoop:
     async def run_forever(self) -> None:
         """Reconcile on every wake-up, and at least every ``tick`` seconds."""
         while True:
-            try:
-                await asyncio.wait_for(self.ops.wake.wait(), self.tick)
-            except TimeoutError:
-                pass
+            await wait_event(self.ops.wake, self.tick)
             self.ops.wake.clear()
             try:
                 await self.run_once()

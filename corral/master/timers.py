@@ -22,6 +22,7 @@ from corral.spec.firings import Skip, SkipKind, decide
 from corral.spec.jobs import JobSpec
 from corral.spec.schedules import Firing, parse_schedule
 from corral.store.store import Refusal
+from corral.waits import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,5 @@ class ScheduleLoop:
                 timeout = min(timeout, RETRY)
             except Exception:  # one bad job must not stop every schedule
                 log.exception("schedule pass failed")
-            try:
-                await asyncio.wait_for(self.state.timers.wait(), timeout)
-            except TimeoutError:
-                pass
+            await wait_event(self.state.timers, timeout)
             self.state.timers.clear()

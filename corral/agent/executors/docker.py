@@ -237,7 +237,8 @@ class DockerHandle:
     async def _drain(self, follower: asyncio.Task[bool]) -> None:
         """Make sure all output is in the sandbox: the stream's end, or a last copy if it broke."""
         try:
-            complete = await asyncio.wait_for(asyncio.shield(follower), LOG_DRAIN_TIMEOUT)
+            async with asyncio.timeout(LOG_DRAIN_TIMEOUT):  # not wait_for: see corral.waits
+                complete = await asyncio.shield(follower)
         except TimeoutError:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
