@@ -566,8 +566,9 @@ class Agent:
         assert rt.handle is not None
         limit = rt.launch.max_runtime
         try:
-            async with asyncio.timeout(limit):  # not wait_for: see corral.waits
-                ended = await asyncio.shield(rt.handle.wait())
+            # Not wait_for (see corral.waits); a handle's wait outlives a cancelled call.
+            async with asyncio.timeout(limit):
+                ended = await rt.handle.wait()
         except TimeoutError:
             await self._stop_over_limit(rt, f"max run time of {limit:g}s exceeded")
             ended = await rt.handle.wait()
