@@ -121,6 +121,14 @@ class KeeperClient:
         answer = await self._request({"op": "watch", "pid": pid})
         return answer.get("op") == "watching"
 
+    async def connect(self) -> None:
+        """Connect now, starting a keeper if none runs. ``KeeperGone`` if it cannot."""
+        try:
+            async with self._lock:
+                await self._connection()
+        except (OSError, ConnectionError) as exc:
+            raise KeeperGone(f"cannot reach the task keeper: {exc}") from exc
+
     async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:

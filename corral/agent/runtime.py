@@ -188,6 +188,8 @@ class Agent:
 
     async def run(self) -> None:
         """Recover tasks of an earlier run, then stay connected to the master until stopped."""
+        for executor in self.executors.values():
+            await executor.open(self.tasks_dir)
         await self.recover()
         collector = asyncio.create_task(self._collect_sandboxes(), name="sandbox collector")
         police = asyncio.create_task(self._police_output(), name="output limit")

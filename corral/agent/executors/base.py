@@ -140,6 +140,12 @@ class Executor(Protocol):
         """
         ...
 
+    async def open(self, tasks_dir: Path) -> None:
+        """Get ready to start tasks whose directories go in ``tasks_dir``: called when the
+        agent starts, before it recovers or launches any. Raises nothing (what failed is
+        tried again at the first launch)."""
+        ...
+
     def close(self) -> None:
         """Give back what the driver holds on the host for its tasks; called when the agent
         stops, once its tasks have ended."""

@@ -495,6 +495,9 @@ class DockerExecutor:
             await _remove(handle)
         return describe_end(state, None, launch.mem)
 
+    async def open(self, tasks_dir: Path) -> None:
+        """Nothing to get ready: each call opens its client."""
+
     def close(self) -> None:
         """Nothing to give back: dockerd owns the containers' cgroups, and each call its client."""
 

@@ -413,9 +413,16 @@ class ProcessExecutor:
         """The host ports given to a running task (``PORT0..n``), in the order asked for."""
         return self._ports.held(task_id)
 
-    def _keeper(self, dirs: TaskDirs) -> KeeperClient:
-        """The keeper of the tasks directory holding ``dirs``."""
-        tasks_dir = dirs.root.parent
+    async def open(self, tasks_dir: Path) -> None:
+        """Start (or reach) the task keeper of ``tasks_dir`` now: it takes 30-50 ms to start,
+        which the agent's first task would wait for."""
+        try:
+            await self._keeper(tasks_dir).connect()
+        except KeeperGone as exc:
+            log.warning("the task keeper did not start (%s); tried again at a launch", exc)
+
+    def _keeper(self, tasks_dir: Path) -> KeeperClient:
+        """The keeper of the tasks directory ``tasks_dir``."""
         keeper = self._keepers.get(tasks_dir)
         if keeper is None:
             keeper = self._keepers[tasks_dir] = KeeperClient(tasks_dir)
@@ -438,7 +445,7 @@ class ProcessExecutor:
         except BaseException:
             self._ports.release(launch.task_id)
             raise
-        keeper = self._keeper(dirs)
+        keeper = self._keeper(dirs.root.parent)
         try:
             pid, start_time = await keeper.spawn(request)
         except BaseException as exc:
@@ -553,7 +560,7 @@ class ProcessExecutor:
             pid, start_time = record.pid
             env = self._env(launch, dirs, record.ports)
             if record.keeper:
-                keeper = self._keeper(dirs)
+                keeper = self._keeper(dirs.root.parent)
                 told = keeper.exited(pid)  # claimed first: an end told meanwhile is kept
                 try:
                     watched = await keeper.watch(pid)
