@@ -110,6 +110,8 @@ async def run(data_dir: Path, tasks: int, slots: int) -> tuple[float, list[TaskS
         ends.append(await agent.ended.get())
     took = time.perf_counter() - started
     agent.journal.close()
+    for executor in agent.executors.values():
+        executor.close()  # the cgroups kept for later tasks, as a stopping agent does
     return took, ends
 
 

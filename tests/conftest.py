@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.agent.cgroups import Cgroups
 from corral.store.store import Store
 from tests.support.cluster import Cluster, running_cluster
 from tests.support.postgres import INSTALL, PostgresServer, remove_server, start_server
@@ -22,6 +23,14 @@ def pytest_runtest_makereport(
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _default_task_cgroups_removed() -> Iterator[None]:
+    """Executors made with the default cgroup name (``corral``) keep their ended tasks' cgroups
+    for later tasks, and tests seldom close them as an agent does: the session removes them."""
+    yield
+    Cgroups.detect().release()
 
 
 @pytest.fixture
