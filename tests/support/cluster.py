@@ -7,6 +7,7 @@ every event; each wait has a deadline and says what it waited for when it runs o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -23,6 +24,8 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from corral.agent.cgroups import Cgroups, TaskCgroup
+from corral.agent.executors.process import remove_cgroup
 from corral.client import Client, ClientError
 from corral.spec.accounts import Role
 from corral.spec.states import TaskState
@@ -398,6 +401,26 @@ class Cluster:
             proc.wait(30)
         if self.master is not None and self.master.running:
             self.master.signal(signal.SIGTERM)
+        self._remove_cgroups_of_killed_agents()
+
+    def _remove_cgroups_of_killed_agents(self) -> None:
+        """Kill what runs in the task cgroups of agents killed with SIGKILL, and remove them,
+        as a stopping agent does: nobody comes back for them once the test's data dirs are
+        gone."""
+        for name, proc in self.agents.items():
+            id_file = self.root / "agents" / name / "agent.id"
+            if proc.popen is None or proc.popen.returncode != -signal.SIGKILL:
+                continue
+            if not id_file.exists():
+                continue
+            cgroups = Cgroups.detect(f"corral-{id_file.read_text().strip()}")
+            if cgroups.version is None:
+                continue
+            parents = list(cgroups.parents.values())
+            for child in [path.name for path in parents[0].iterdir() if path.is_dir()]:
+                dirs = tuple(parent / child for parent in parents)
+                asyncio.run(remove_cgroup(TaskCgroup(cgroups.version, dirs, dirs[0], 0)))
+            cgroups.release()
 
     def dump_stacks(self) -> None:
         """Have the master and every agent print their threads' stacks into their logs
