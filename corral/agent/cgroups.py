@@ -329,16 +329,30 @@ class Cgroups:
             cgroup.remove()
             raise
 
+    def _named(self, name: str) -> TaskCgroup:
+        """The task cgroups called ``name``, one per hierarchy (with no memory limit known)."""
+        assert self.version is not None
+        dirs = {c: parent / name for c, parent in self.parents.items()}
+        memory = dirs["" if self.version == 2 else "memory"]
+        return TaskCgroup(self.version, tuple(dirs.values()), memory, 0)
+
+    def found(self) -> list[TaskCgroup]:
+        """The task cgroups below the agent's directories now, whichever agent process made
+        them (running tasks' or kept ones); none when cgroups are not in use."""
+        if self.version is None:
+            return []
+        first = next(iter(self.parents.values()))
+        try:
+            names = [path.name for path in first.iterdir() if path.is_dir()]
+        except OSError:
+            return []
+        return [self._named(name) for name in names]
+
     def _make(self) -> TaskCgroup:
         """New empty cgroups (no memory limit, no CPU quota)."""
-        assert self.version is not None
-        name = f"{next(self._numbers)}-{self._tag}"
-        dirs = {c: parent / name for c, parent in self.parents.items()}
-        cgroup = TaskCgroup(
-            self.version, tuple(dirs.values()), dirs["" if self.version == 2 else "memory"], 0
-        )
+        cgroup = self._named(f"{next(self._numbers)}-{self._tag}")
         try:
-            for path in dirs.values():
+            for path in cgroup.dirs:
                 os.mkdir(path)
             if self.version == 2:
                 # No swap, and kill the whole task on OOM: a task half-killed or swapping at

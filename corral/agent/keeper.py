@@ -92,10 +92,10 @@ def spawn(request: dict[str, Any], stdin: int) -> int:
     ``strerror``) if it cannot start; the keeper is back in its own directory either way. The
     task reads ``stdin`` (the keeper's ``/dev/null``, opened once).
     """
-    fds = [stdin]
+    outputs: list[int] = []
     try:
         for name in ("stdout", "stderr"):
-            fds.append(os.open(request[name], _OUTPUT_FLAGS, 0o644))
+            outputs.append(os.open(request[name], _OUTPUT_FLAGS, 0o644))
         for path in request["join"]:
             try:
                 join(path)
@@ -111,14 +111,16 @@ def spawn(request: dict[str, Any], stdin: int) -> int:
                 argv[0],
                 argv,
                 request["env"],
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)],
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate([stdin, *outputs])
+                ],
                 setsid=True,
                 setsigdef=_PYTHON_IGNORES,
             )
         finally:
             os.chdir("/")
     finally:
-        for fd in fds[1:]:
+        for fd in outputs:
             os.close(fd)
 
 

@@ -295,6 +295,7 @@ def test_an_ended_task_s_cgroups_go_to_the_next_task_with_its_own_limits() -> No
         first.limit_cpu(0.5)
         assert _join_and_run(first, "true").returncode == 0
         assert cgroups.reuse(first)
+        assert [found.dirs for found in cgroups.found()] == [first.dirs]  # kept, still there
         lower = cgroups.create(32, 0.25)
         assert lower is not None and lower.dirs == first.dirs
         assert lower.mem_mib == 32 and _memory_limit(lower) == str(32 * 1024 * 1024)

@@ -24,7 +24,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from corral.agent.cgroups import Cgroups, TaskCgroup
+from corral.agent.cgroups import Cgroups
 from corral.agent.executors.process import remove_cgroup
 from corral.client import Client, ClientError
 from corral.spec.accounts import Role
@@ -414,12 +414,8 @@ class Cluster:
             if not id_file.exists():
                 continue
             cgroups = Cgroups.detect(f"corral-{id_file.read_text().strip()}")
-            if cgroups.version is None:
-                continue
-            parents = list(cgroups.parents.values())
-            for child in [path.name for path in parents[0].iterdir() if path.is_dir()]:
-                dirs = tuple(parent / child for parent in parents)
-                asyncio.run(remove_cgroup(TaskCgroup(cgroups.version, dirs, dirs[0], 0)))
+            for cgroup in cgroups.found():
+                asyncio.run(remove_cgroup(cgroup))
             cgroups.release()
 
     def dump_stacks(self) -> None:
