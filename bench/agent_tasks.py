@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from corral.agent.executors.process import ProcessExecutor  # noqa: E402
 from corral.agent.runtime import Agent, AgentConfig  # noqa: E402
+from corral.cli import event_loop  # noqa: E402
 from corral.spec.protocol import AgentResources, TaskLaunch  # noqa: E402
 from corral.spec.services import HealthCheckStatus  # noqa: E402
 from corral.spec.states import TaskState  # noqa: E402
@@ -123,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         before = cpu()
-        took, ends = asyncio.run(run(data_dir, args.tasks, args.slots))
+        took, ends = event_loop.run(run(data_dir, args.tasks, args.slots))
         after = cpu()
         one = next((data_dir / "tasks").iterdir())
         left = sorted(str(p.relative_to(one)) for p in one.rglob("*"))

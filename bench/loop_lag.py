@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from corral.cli import event_loop  # noqa: E402
 from corral.master.master import Master  # noqa: E402
 from corral.master.records import AgentSession, LiveTask  # noqa: E402
 from corral.spec.jobs import JobSpec  # noqa: E402
@@ -196,7 +197,7 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
-    asyncio.run(main_async(parser.parse_args().tasks))
+    event_loop.run(main_async(parser.parse_args().tasks))
 
 
 if __name__ == "__main__":

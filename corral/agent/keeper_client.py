@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,19 @@ async def _start_keeper(name: str) -> None:
         os.close(read)
     if said.strip() not in (b"ready", b"taken"):
         raise KeeperGone("the task keeper did not start")
+
+
+async def _connected(name: str) -> socket.socket:
+    """A socket connected to the abstract unix socket ``name``, for the loop's streams to take
+    over: uvloop's ``open_unix_connection`` takes no abstract names (its path gets EINVAL)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, "\0" + name)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class KeeperClient:
@@ -149,11 +163,13 @@ class KeeperClient:
             self._answers.clear()
             self._exits = {pid: f for pid, f in self._exits.items() if f.get_loop() is loop}
         try:
-            reader, writer = await asyncio.open_unix_connection("\0" + self.name)
+            reader, writer = await asyncio.open_unix_connection(sock=await _connected(self.name))
         except (ConnectionRefusedError, FileNotFoundError):
             await _start_keeper(self.name)
             try:
-                reader, writer = await asyncio.open_unix_connection("\0" + self.name)
+                reader, writer = await asyncio.open_unix_connection(
+                    sock=await _connected(self.name)
+                )
             except OSError as exc:
                 raise KeeperGone(f"cannot reach the task keeper: {exc}") from exc
         # Whoever binds the name first holds it: a keeper of another user would be handed the

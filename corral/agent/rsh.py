@@ -86,11 +86,18 @@ class _Relay:
 
     def finish(self, code: int | None, error: str | None) -> None:
         if error:
-            self.err.write(f"corral rsh: {error}\n".encode())
+            _write(self.err, f"corral rsh: {error}\n".encode())
         self.out.close()
         self.err.close()
-        self.status.write(f"{255 if code is None else code}\n".encode())
+        _write(self.status, f"{255 if code is None else code}\n".encode())
         self.status.close()
+
+
+def _write(fifo: asyncio.WriteTransport, data: bytes) -> None:
+    """Write to a FIFO of a remote shell, unless its reader has gone (the transport closed
+    itself then; uvloop raises where asyncio's own transport drops what is written)."""
+    if not fifo.is_closing():
+        fifo.write(data)
 
 
 @dataclass(eq=False)
@@ -145,7 +152,7 @@ class RshRelays:
         """Output of one of our remote shells."""
         relay = self._relays.get(msg.exec_id)
         if relay is not None:
-            (relay.err if msg.stream == STDERR else relay.out).write(msg.data)
+            _write(relay.err if msg.stream == STDERR else relay.out, msg.data)
 
     async def exited(self, msg: ExecExit) -> None:
         """The end of one of our remote shells."""

@@ -20,7 +20,7 @@ from corral.agent.executors.docker import DockerExecutor
 from corral.agent.executors.process import ProcessExecutor
 from corral.agent.ports import PortPool
 from corral.agent.runtime import Agent, AgentConfig, load_agent_id
-from corral.cli import stack_dumps
+from corral.cli import event_loop, stack_dumps
 from corral.spec.protocol import AgentResources
 
 log = logging.getLogger("corral")
@@ -111,7 +111,7 @@ def agent(
         max_output=max_output,
         gpus=devices,
     )
-    asyncio.run(_run_agent(config))
+    event_loop.run(_run_agent(config))
 
 
 async def _run_agent(config: AgentConfig) -> None:

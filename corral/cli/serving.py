@@ -19,7 +19,7 @@ import uvicorn
 from corral.agent import gpus
 from corral.agent.runtime import Agent, AgentConfig
 from corral.api.app import create_app
-from corral.cli import stack_dumps
+from corral.cli import event_loop, stack_dumps
 from corral.cli.agent_serving import claim, executors, host_resources
 from corral.client.config import user_config_path, write_config
 from corral.master.heap import tune_collector
@@ -119,7 +119,7 @@ def up(
     if token:
         typer.echo(f"admin token: {token}  (also in {data_dir / 'admin.token'})")
     typer.echo("Ctrl-C stops it; running tasks are killed and recorded.")
-    asyncio.run(_serve(master, "127.0.0.1", port, access, agent))
+    event_loop.run(_serve(master, "127.0.0.1", port, access, agent))
 
 
 def default_lease(store: Store) -> float:
@@ -157,7 +157,7 @@ def master(
         typer.echo(f"admin token in {data_dir / 'admin.token'}")
         write_config(data_dir / "client.json", url, token)
     typer.echo(f"Corral master listening on http://{host}:{port} as {url} (lease {m.lease:g}s)")
-    asyncio.run(_serve(m, host, port, access, None))
+    event_loop.run(_serve(m, host, port, access, None))
 
 
 async def _serve(
