@@ -105,6 +105,9 @@ class SchedulingLoop:
         # tasks may be evicted.
         self.preempt_after = preempt_after
         self.preemptible = preemptible
+        # The clock's time the last pass planned at: a task that reached the threshold after
+        # it has not been weighed for preemption yet (a timer may fire a moment early).
+        self._planned_at = -math.inf
         self.agents = agents
         self.applier = applier
         self.planner = planner
@@ -118,8 +121,9 @@ class SchedulingLoop:
 
     def due(self, now: float) -> float | None:
         """When the next pass is due: the next backoff's end, or (with preemption) the next
-        waiting task reaching the threshold. Files the tasks whose backoff is over with the
-        ready ones."""
+        waiting task reaching the threshold (in the past if one reached it after the last
+        pass planned: due at once). Files the tasks whose backoff is over with the ready
+        ones."""
         next_due = self.state.waiting.release(now)
         after = self.preempt_after
         if after is None:
@@ -130,7 +134,7 @@ class SchedulingLoop:
             if t.kill_requested or (t.not_before is not None and t.not_before > now):
                 continue
             late = waiting_since(t) + after
-            if late > now:
+            if late > self._planned_at:
                 next_due = late if next_due is None else min(next_due, late)
         return next_due
 
@@ -138,6 +142,7 @@ class SchedulingLoop:
         """One pass. Answers the plan, or None if nothing was pending."""
         now = self.state.clock.now()
         self.due(now)
+        self._planned_at = now
         taken = None
         if self.state.waiting.any_ready():
             snapshot = snapshot_of(self.state, self.preemptible)

@@ -125,6 +125,27 @@ def test_a_starved_users_task_evicts_one_task_which_is_requeued_and_finishes_onc
     asyncio.run(scenario())
 
 
+def test_a_pass_a_moment_before_the_threshold_leaves_the_next_pass_due_at_it(sim: Sim) -> None:
+    """A timer may fire a moment before the wall clock reaches what it was set for (uvloop's
+    count whole milliseconds from the loop's cached time): the pass it starts is too early to
+    preempt, and the next one is due at the threshold all the same, not at the next tick."""
+
+    async def scenario() -> None:
+        await alice_holds_the_agent(sim)
+        sim.clock.t = T0 + AFTER - 0.0005
+        await sim.settle()
+        assert killing(sim) == []
+        sim.clock.t = T0 + AFTER + 0.0005
+        assert sim.master.scheduler.due(sim.clock.now()) == T0 + AFTER  # overdue: at once
+        await sim.settle()
+        (victim,) = killing(sim)
+        assert victim.preempted_by == "urgent.1.0.0"
+        # Considered past the threshold by that pass: not due again (the tick plans anew).
+        assert sim.master.scheduler.due(sim.clock.now()) is None
+
+    asyncio.run(scenario())
+
+
 def test_with_preemption_off_nothing_is_evicted(sim: Sim) -> None:
     async def scenario() -> None:
         await alice_holds_the_agent(sim, preempt_after=None)
