@@ -20,7 +20,6 @@ corral.agent.keeper NAME``; it writes ``ready`` on stdout once it listens.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -30,6 +29,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 IDLE = 2.0  # seconds without tasks or agents before the keeper exits
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
@@ -205,7 +206,7 @@ class Keeper:
         try:
             for line in lines:
                 try:
-                    request = json.loads(line)
+                    request = orjson.loads(line)
                     if request.get("op") != "watch":
                         home = request["home"]
                     answers.append(self._answer(request))
@@ -245,7 +246,7 @@ class Keeper:
             with contextlib.suppress(OSError):
                 fd = os.open(child.record, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
                 try:
-                    os.write(fd, json.dumps({"exit": code}).encode() + b"\n")
+                    os.write(fd, orjson.dumps({"exit": code}) + b"\n")
                 finally:
                     os.close(fd)
         # A task's processes do not outlive it; its pid is pinned as the group's id while any
@@ -257,7 +258,7 @@ class Keeper:
 
     def _send(self, agent: Agent, message: dict[str, Any]) -> None:
         try:
-            agent.sock.sendall(json.dumps(message).encode() + b"\n")
+            agent.sock.sendall(orjson.dumps(message) + b"\n")
         except OSError:
             self._drop(agent)
 

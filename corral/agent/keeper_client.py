@@ -11,12 +11,13 @@ import asyncio
 import collections
 import contextlib
 import hashlib
-import json
 import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from corral.agent.executors.base import LaunchError
 from corral.agent.keeper import peer_uid
@@ -149,7 +150,7 @@ class KeeperClient:
             async with self._lock:
                 writer = await self._connection()
                 self._answers.append(answer)
-                writer.write(json.dumps(message).encode() + b"\n")
+                writer.write(orjson.dumps(message) + b"\n")
             said = await answer
         except (OSError, ConnectionError) as exc:
             raise KeeperGone(f"the task keeper went away: {exc}") from exc
@@ -185,7 +186,7 @@ class KeeperClient:
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                message = json.loads(line)
+                message = orjson.loads(line)
                 if message.get("op") == "exited":
                     future = self.exited(int(message["pid"]))
                     if not future.done():

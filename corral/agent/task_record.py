@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 RECORD = "task.jsonl"
 LEGACY_DIR = "meta"  # where agents before the record kept these facts, one file each
 
@@ -59,10 +61,12 @@ class RawJson(str):
 def line(**facts: object) -> bytes:
     """One line of the record holding ``facts``."""
     parts = (
-        f"{json.dumps(key)}:{value if isinstance(value, RawJson) else json.dumps(value)}"
+        orjson.dumps(key)
+        + b":"
+        + (value.encode() if isinstance(value, RawJson) else orjson.dumps(value))
         for key, value in facts.items()
     )
-    return ("{" + ",".join(parts) + "}\n").encode()
+    return b"{" + b",".join(parts) + b"}\n"
 
 
 def create(root: Path, **facts: object) -> int:

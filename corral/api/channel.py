@@ -7,6 +7,7 @@ import contextlib
 import logging
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
@@ -37,7 +38,9 @@ async def agent_channel(ws: WebSocket) -> None:
     await ws.accept()
 
     async def send(message: dict[str, Any]) -> None:
-        await ws.send_json(message)
+        # orjson, not send_json's json.dumps: a message of launches is most of what the master
+        # writes per task.
+        await ws.send_text(orjson.dumps(message).decode())
 
     async def hangup() -> None:
         # It may be closing already, or gone.

@@ -4,10 +4,11 @@ loss detection."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+import orjson
 
 from corral.master.applier import Applier, Outbox
 from corral.master.dispatch import Dispatcher
@@ -279,7 +280,7 @@ class AgentOps:
             return launch.model_dump(mode="json")
         # Stored as a TaskLaunch's JSON when admitted: read as it is, not validated and dumped
         # again for every launch (the agent validates what it is sent).
-        document: dict[str, Any] = json.loads(task.row.launch.json)
+        document: dict[str, Any] = orjson.loads(task.row.launch.json)
         if task.devices:
             document["gpu_devices"] = list(task.devices)
         return document
