@@ -5,12 +5,13 @@ separate processes (SQLite store, process executor), then:
 
 1. runs 1,000 trivial tasks (``true``) as one array, and times submit -> run SUCCEEDED;
 2. spawns the same 1,000 ``true`` processes with 2 workers and no scheduler (the baseline);
-3. on the idle cluster, submits single-task jobs one at a time and measures submit -> RUNNING.
+3. repeats 1 and 2 alternately, three rounds in all (``BENCH_ROUNDS``): the speed of a shared
+   host drifts by a fifth within a minute, and the median of alternated rounds moves less;
+4. on the idle cluster, submits single-task jobs one at a time and measures submit -> RUNNING.
 
-Prints tasks/s of both, their ratio, the CPU time each spends per task (the master, the agents
-with their task keepers, the tasks' processes; the bare loop and its processes), and latency
-percentiles. CPU per task does not depend on what else the machine runs, which its rate does.
-Not a pass/fail test.
+Prints tasks/s of both and their ratio, each round's and the median, the CPU time each spends
+per task over all rounds (the master, the agents with their task keepers, the tasks'
+processes; the bare loop and its processes), and latency percentiles. Not a pass/fail test.
 
 ``BENCH_PROFILE=DIR`` also profiles the master and the first agent during the array with
 ``py-spy record --gil`` (``pip install py-spy``) into ``DIR/master.txt`` and ``DIR/agent.txt``
@@ -44,6 +45,7 @@ from corral.spec.views import EventView  # noqa: E402
 from tests.support.cluster import Cluster  # noqa: E402
 
 TASKS = int(os.environ.get("BENCH_TASKS", "1000"))  # more for a profile with more samples
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 LATENCY_SAMPLES = 50
 
 
@@ -69,18 +71,18 @@ def own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def corral_array(cluster: Cluster) -> float:
-    """Seconds from submitting the array to its run's success."""
+def corral_array(cluster: Cluster, name: str) -> float:
+    """Seconds from submitting the array ``name`` to its run's success."""
     spec = JobSpec.model_validate(
         {
-            "name": "throughput",
+            "name": name,
             "array": f"0-{TASKS - 1}",
             "task": {"command": ["true"], "cpus": 0.1, "mem": 16},
         }
     )
 
     def run_ended(ev: EventView) -> bool:
-        if ev.type != "run_state" or ev.job != "throughput":
+        if ev.type != "run_state" or ev.job != name:
             return False
         return RunState(ev.state or "").terminal
 
@@ -151,6 +153,11 @@ def profiled(pids: dict[str, int]) -> Iterator[None]:
             rec.wait(timeout=60)
 
 
+def rounded(rates: list[float]) -> str:
+    """Rates of the rounds, in order, and their median."""
+    return f"{' '.join(f'{r:.0f}' for r in rates)} (median {statistics.median(rates):.0f})"
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (nearest rank)."""
     ordered = sorted(values)
@@ -170,30 +177,38 @@ def main() -> None:
             procs = {"master": cluster.master, **cluster.agents}
             pids = {name: proc.popen.pid for name, proc in procs.items() if proc and proc.popen}
             before = {name: with_keepers(pid) for name, pid in pids.items()}
+            corral_s, base_s, base_cpu = [], [], 0.0
             with profiled({"master": pids["master"], "agent": pids["bench-1"]}):
-                corral_s = corral_array(cluster)
+                for r in range(ROUNDS):
+                    corral_s.append(corral_array(cluster, f"throughput-{r}"))
+                    spent_before = own_cpu()
+                    base_s.append(bare_baseline())
+                    base_cpu += own_cpu() - spent_before
             after = {name: with_keepers(pid) for name, pid in pids.items()}
-            base_cpu = own_cpu()
-            base_s = bare_baseline()
-            base_cpu = own_cpu() - base_cpu
             lat = latencies(cluster)
         finally:
             cluster.stop()
-    corral_rate, base_rate = TASKS / corral_s, TASKS / base_s
+    corral_rates = [TASKS / s for s in corral_s]
+    base_rates = [TASKS / s for s in base_s]
+    ratios = [c / b for c, b in zip(corral_rates, base_rates, strict=True)]
     print(
-        f"corral: {TASKS} tasks in {corral_s:.2f}s = {corral_rate:.0f} tasks/s "
+        f"corral: {TASKS} tasks per round, tasks/s {rounded(corral_rates)} "
         "(master + 2 agents, 20 slots each)"
     )
-    print(f"bare:   {TASKS} processes in {base_s:.2f}s = {base_rate:.0f} tasks/s (2 workers)")
-    print(f"ratio corral/bare: {corral_rate / base_rate:.2f} (target >= 0.33)")
+    print(f"bare:   {TASKS} processes per round, tasks/s {rounded(base_rates)} (2 workers)")
+    print(
+        f"ratio corral/bare: {statistics.median(ratios):.2f} median of "
+        f"{' '.join(f'{r:.2f}' for r in ratios)} (target >= 0.33)"
+    )
+    done = TASKS * ROUNDS
     spent = {name: [a - b for a, b in zip(after[name], before[name], strict=True)] for name in pids}
-    master_ms = spent.pop("master")[0] / TASKS * 1000
-    agents_ms = sum(own for own, _ in spent.values()) / TASKS * 1000
-    tasks_ms = sum(kids for _, kids in spent.values()) / TASKS * 1000
+    master_ms = spent.pop("master")[0] / done * 1000
+    agents_ms = sum(own for own, _ in spent.values()) / done * 1000
+    tasks_ms = sum(kids for _, kids in spent.values()) / done * 1000
     print(
         f"CPU per task: master {master_ms:.2f} ms, agents (and keepers) {agents_ms:.2f} ms, "
         f"the tasks' processes {tasks_ms:.2f} ms, total {master_ms + agents_ms + tasks_ms:.2f} ms; "
-        f"bare: {base_cpu / TASKS * 1000:.2f} ms per process (its loop and the process)"
+        f"bare: {base_cpu / done * 1000:.2f} ms per process (its loop and the process)"
     )
     print(
         f"submit->RUNNING latency over {len(lat)} single tasks: "
