@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from corral.agent import gangs
 from corral.agent.cgroups import Cgroups
 from corral.agent.executors.process import ProcessExecutor
 from corral.agent.rsh import RshRelays
+from corral.cli import event_loop
 from corral.spec.execs import ExecCancel, ExecExit, ExecOutput, RshOpen
 from corral.spec.protocol import GangMember, TaskLaunch
 from corral.spec.states import TaskState
@@ -154,6 +159,39 @@ def test_a_remote_shell_of_a_task_that_ends_ends_with_255_and_is_cancelled(tmp_p
         assert ExecCancel(exec_id=opened.exec_id) in master.sent
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("run", [asyncio.run, event_loop.run], ids=["asyncio", "uvloop"])
+def test_an_answer_to_a_remote_shell_that_went_away_is_dropped(
+    tmp_path: Path, run: Callable[[Coroutine[Any, Any, None]], None]
+) -> None:
+    """mpirun may kill a remote shell before its answer comes: what the answer would have
+    written goes nowhere, on the daemons' loop (uvloop raises writing to a closed transport)
+    as on asyncio's own."""
+
+    async def scenario() -> None:
+        master = PlayedMaster()
+        master.hold = True
+        relays = master.relays = RshRelays(master.send)
+        member = rank(0).gang
+        assert member is not None
+        directory = gangs.prepare(member, tmp_path / "sandbox")
+        relays.watch("mpi.1.0.0", directory)
+        proc = await asyncio.create_subprocess_exec(
+            str(directory / gangs.RSH), "node-b", "sleep", "60", start_new_session=True
+        )
+        await asyncio.wait_for(master.opened.wait(), DEADLINE)
+        os.killpg(proc.pid, signal.SIGKILL)  # the script and the readers of its FIFOs
+        await asyncio.wait_for(proc.wait(), DEADLINE)
+        opened = next(m for m in master.sent if isinstance(m, RshOpen))
+        # Twice on each stream: the first write finds the reader gone and closes the transport.
+        for stream in (1, 1, 2, 2):
+            await relays.output(ExecOutput(exec_id=opened.exec_id, stream=stream, data=b"late"))
+        await relays.exited(ExecExit(exec_id=opened.exec_id, exit_code=0))
+        await relays.unwatch("mpi.1.0.0")
+        assert not [m for m in master.sent if isinstance(m, ExecCancel)]  # it had ended
+
+    run(scenario())
 
 
 def test_a_waiting_rank_asked_to_finish_ends_finished_and_one_killed_ends_killed(
