@@ -121,10 +121,12 @@ class SchedulingLoop:
 
     def due(self, now: float) -> float | None:
         """When the next pass is due: the next backoff's end, or (with preemption) the next
-        waiting task reaching the threshold (in the past if one reached it after the last
-        pass planned: due at once). Files the tasks whose backoff is over with the ready
-        ones."""
-        next_due = self.state.waiting.release(now)
+        waiting task reaching the threshold; at once (``now`` or before) if a backoff ended
+        or a task reached the threshold after the last pass planned. Files the tasks whose
+        backoff is over with the ready ones."""
+        released, next_due = self.state.waiting.release(now)
+        if released:  # ready since the last pass (which a timer may start a moment early)
+            next_due = now
         after = self.preempt_after
         if after is None:
             return next_due

@@ -188,17 +188,18 @@ class WaitingRoom:
         """Whether some task waits with no backoff to wait out."""
         return bool(self._ready)
 
-    def release(self, now: float) -> float | None:
-        """File the tasks whose backoff is over with the ready ones; answer when the next
-        backoff ends (None: no task waits for one)."""
-        next_end: float | None = None
+    def release(self, now: float) -> tuple[int, float | None]:
+        """File the tasks whose backoff is over with the ready ones; answer how many were
+        filed, and when the next backoff ends (None: no task waits for one)."""
+        filed, next_end = 0, None
         for task in list(self._backoff.values()):  # few: the retries waiting to be tried
             if task.not_before is None or task.not_before <= now:
                 del self._backoff[task.id]
                 self._file(task)
+                filed += 1
             else:
                 next_end = task.not_before if next_end is None else min(next_end, task.not_before)
-        return next_end
+        return filed, next_end
 
     def take(self, snapshot: Snapshot, now: float) -> Taken:
         """The ready tasks a plan on ``snapshot`` needs to see (see the module docstring); a

@@ -127,6 +127,38 @@ def test_retries_waiting_out_their_backoff_are_pending_and_a_pass_skips_them(sim
     asyncio.run(scenario())
 
 
+def test_a_pass_a_moment_before_a_backoff_ends_leaves_the_next_pass_due_at_its_end(
+    sim: Sim,
+) -> None:
+    """A timer may fire a moment before the wall clock reaches what it was set for (uvloop's
+    count whole milliseconds from the loop's cached time): the pass it starts finds the retry
+    still backing off, and a pass is due as soon as the backoff is over, not at the tick."""
+
+    async def scenario() -> None:
+        a1 = await sim.add_agent("a1", cpus=1)
+        spec = JobSpec.model_validate(
+            {"name": "flaky", "retries": 2, "retry_backoff": 60, "task": {"shell": "false"}}
+        )
+        sim.master.jobs.submit(spec, "alice")
+        await sim.settle()
+        (first,) = sim.master.view.tasks_on_agent("a1")
+        a1.report(first.id, TaskState.FAILED)
+        await sim.settle()
+        (retry,) = sim.master.view.tasks_of_job("flaky")
+        ends = sim.master.state.waiting.tasks[retry.id].not_before
+        assert ends is not None
+        sim.clock.t = ends - 0.0005
+        assert await sim.master.scheduler.run_once() is None  # still backing off
+        sim.clock.t = ends + 0.0005
+        next_due = sim.master.scheduler.due(sim.clock.now())
+        assert next_due is not None and next_due <= sim.clock.now()  # at once
+        assert await sim.master.scheduler.run_once() is not None
+        assert sim.master.state.tasks[retry.id].agent_id == "a1"
+        sim.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_master_taking_the_lead_reads_back_each_task_as_it_was_made(sim: Sim) -> None:
     """The live tasks are read back from their launches' stored JSON text, validated as it is
     (``Store.active_tasks``): every row read equals the row made at submission."""
