@@ -141,15 +141,22 @@ def test_the_remote_shell_runs_the_command_on_the_host_as_ssh_would(tmp_path: Pa
     asyncio.run(scenario())
 
 
+def unanswered_relays(tmp_path: Path) -> tuple[PlayedMaster, RshRelays, Path]:
+    """Rank 0's relays watching its gang directory, with a master that answers no remote shell
+    (on the running loop)."""
+    master = PlayedMaster()
+    master.hold = True
+    relays = master.relays = RshRelays(master.send)
+    member = rank(0).gang
+    assert member is not None
+    directory = gangs.prepare(member, tmp_path / "sandbox")
+    relays.watch("mpi.1.0.0", directory)
+    return master, relays, directory
+
+
 def test_a_remote_shell_of_a_task_that_ends_ends_with_255_and_is_cancelled(tmp_path: Path) -> None:
     async def scenario() -> None:
-        master = PlayedMaster()
-        master.hold = True
-        relays = master.relays = RshRelays(master.send)
-        member = rank(0).gang
-        assert member is not None
-        directory = gangs.prepare(member, tmp_path / "sandbox")
-        relays.watch("mpi.1.0.0", directory)
+        master, relays, directory = unanswered_relays(tmp_path)
         proc = await rsh(directory, "node-b", "sleep", "60")
         await asyncio.wait_for(master.opened.wait(), DEADLINE)
         await relays.unwatch("mpi.1.0.0")
@@ -170,13 +177,7 @@ def test_an_answer_to_a_remote_shell_that_went_away_is_dropped(
     as on asyncio's own."""
 
     async def scenario() -> None:
-        master = PlayedMaster()
-        master.hold = True
-        relays = master.relays = RshRelays(master.send)
-        member = rank(0).gang
-        assert member is not None
-        directory = gangs.prepare(member, tmp_path / "sandbox")
-        relays.watch("mpi.1.0.0", directory)
+        master, relays, directory = unanswered_relays(tmp_path)
         proc = await asyncio.create_subprocess_exec(
             str(directory / gangs.RSH), "node-b", "sleep", "60", start_new_session=True
         )

@@ -10,6 +10,7 @@ import pytest
 
 from corral.master.master import Master
 from corral.master.scheduling import snapshot_of
+from corral.master.view import TaskInfo
 from corral.spec.jobs import JobSpec
 from corral.spec.states import TaskState
 from corral.store.rows import TaskRow
@@ -99,18 +100,24 @@ def test_a_reloaded_master_files_its_tasks_once(sim: Sim) -> None:
     assert len(sim.master.state.waiting.tasks) == 3
 
 
+async def a_retry_backing_off(sim: Sim) -> tuple[TaskInfo, TaskInfo]:
+    """A task of agent a1 (1 cpu) that failed, and its retry waiting out a 60 s backoff."""
+    a1 = await sim.add_agent("a1", cpus=1)
+    spec = JobSpec.model_validate(
+        {"name": "flaky", "retries": 2, "retry_backoff": 60, "task": {"shell": "false"}}
+    )
+    sim.master.jobs.submit(spec, "alice")
+    await sim.settle()
+    (first,) = sim.master.view.tasks_on_agent("a1")
+    a1.report(first.id, TaskState.FAILED)
+    await sim.settle()
+    (retry,) = sim.master.view.tasks_of_job("flaky")
+    return first, retry
+
+
 def test_retries_waiting_out_their_backoff_are_pending_and_a_pass_skips_them(sim: Sim) -> None:
     async def scenario() -> None:
-        a1 = await sim.add_agent("a1", cpus=1)
-        spec = JobSpec.model_validate(
-            {"name": "flaky", "retries": 2, "retry_backoff": 60, "task": {"shell": "false"}}
-        )
-        sim.master.jobs.submit(spec, "alice")
-        await sim.settle()
-        (first,) = sim.master.view.tasks_on_agent("a1")
-        a1.report(first.id, TaskState.FAILED)
-        await sim.settle()
-        (retry,) = sim.master.view.tasks_of_job("flaky")
+        first, retry = await a_retry_backing_off(sim)
         assert retry.id != first.id and retry.state is TaskState.PENDING
         assert list(sim.master.state.waiting.tasks) == [retry.id]
         assert_view_matches_a_scan(sim.master)
@@ -135,16 +142,7 @@ def test_a_pass_a_moment_before_a_backoff_ends_leaves_the_next_pass_due_at_its_e
     still backing off, and a pass is due as soon as the backoff is over, not at the tick."""
 
     async def scenario() -> None:
-        a1 = await sim.add_agent("a1", cpus=1)
-        spec = JobSpec.model_validate(
-            {"name": "flaky", "retries": 2, "retry_backoff": 60, "task": {"shell": "false"}}
-        )
-        sim.master.jobs.submit(spec, "alice")
-        await sim.settle()
-        (first,) = sim.master.view.tasks_on_agent("a1")
-        a1.report(first.id, TaskState.FAILED)
-        await sim.settle()
-        (retry,) = sim.master.view.tasks_of_job("flaky")
+        _, retry = await a_retry_backing_off(sim)
         ends = sim.master.state.waiting.tasks[retry.id].not_before
         assert ends is not None
         sim.clock.t = ends - 0.0005
