@@ -164,21 +164,20 @@ class KeeperClient:
             self._answers.clear()
             self._exits = {pid: f for pid, f in self._exits.items() if f.get_loop() is loop}
         try:
-            reader, writer = await asyncio.open_unix_connection(sock=await _connected(self.name))
+            sock = await _connected(self.name)
         except (ConnectionRefusedError, FileNotFoundError):
             await _start_keeper(self.name)
             try:
-                reader, writer = await asyncio.open_unix_connection(
-                    sock=await _connected(self.name)
-                )
+                sock = await _connected(self.name)
             except OSError as exc:
                 raise KeeperGone(f"cannot reach the task keeper: {exc}") from exc
         # Whoever binds the name first holds it: a keeper of another user would be handed the
         # tasks' commands and environments.
-        uid = peer_uid(writer.get_extra_info("socket"))
+        uid = peer_uid(sock)
         if uid != os.getuid():
-            writer.close()
+            sock.close()
             raise KeeperGone(f"the task keeper's socket {self.name} is held by uid {uid}")
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
         self._writer, self._loop = writer, loop
         self._reader_task = asyncio.create_task(self._read(reader, writer), name="task keeper")
         return writer
