@@ -18,11 +18,20 @@ in the gang's task on that host, as ``corral exec`` does (see ``corral/agent/rsh
 Open MPI is told to start every daemon from rank 0 (no tree spawn: the script is in rank 0's
 sandbox) and to keep them attached to their remote shell, so that each daemon, and the ranks
 it starts, stay in the task it was started in.
+
+Each rank keeps Open MPI's session files (what its mpirun or daemon writes, PMIx's sockets and
+shared memory) under a directory of its own, :func:`session_base`: by default every daemon of a
+machine writes under ``/tmp/ompi.HOST.UID/jf.N``, named after mpirun, and clears that directory
+as it starts. Two nodes of one gang on one machine (agents sharing a host, as ``corral up`` and
+the tests have) then removed each other's files, and a daemon failed to start now and then
+("A call to mkdir was unable to create the desired directory ... File exists").
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from corral.spec.protocol import GangMember, TaskLaunch
@@ -64,15 +73,34 @@ exit "${status:-255}"
 """
 
 
-def mpi_defaults(corral_dir: str) -> dict[str, str]:
-    """Open MPI's settings for a gang (``corral_dir``: the rank's ``.corral`` as it sees it);
-    the task's own environment may override them."""
+def session_base(task_id: str) -> str:
+    """Where a rank's mpirun or daemon keeps its session files (Open MPI's ``orte_tmpdir_base``):
+    a directory of the rank's own, short enough for the unix sockets PMIx makes in it (108
+    bytes at most, which a sandbox's path may use up)."""
+    return f"/tmp/corral-mpi-{hashlib.sha256(task_id.encode()).hexdigest()[:16]}"
+
+
+def mpi_defaults(corral_dir: str, task_id: str) -> dict[str, str]:
+    """Open MPI's settings for a gang's rank ``task_id`` (``corral_dir``: its ``.corral`` as it
+    sees it); the task's own environment may override them."""
     return {
         "OMPI_MCA_plm_rsh_agent": f"{corral_dir}/{RSH}",
         "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
         "OMPI_MCA_orte_leave_session_attached": "1",
         "OMPI_MCA_orte_default_hostfile": f"{corral_dir}/{HOSTFILE}",
+        "OMPI_MCA_orte_tmpdir_base": session_base(task_id),
+        # A daemon takes its settings from its own rank's environment, which is the gang's as
+        # mpirun's is: mpirun passing its own on the daemon's command line would give every
+        # daemon rank 0's session directory.
+        "OMPI_MCA_plm_rsh_pass_environ_mca_params": "0",
     }
+
+
+def remove_session_base(launch: TaskLaunch) -> None:
+    """Remove what Open MPI left of a process rank's session files once the rank has ended (a
+    container's ``/tmp`` goes with it)."""
+    if launch.gang is not None and launch.driver == "process":
+        shutil.rmtree(session_base(launch.task_id), ignore_errors=True)
 
 
 def gang_facts(member: GangMember, corral_dir: str) -> dict[str, str]:
@@ -98,7 +126,11 @@ def rank_launch(launch: TaskLaunch, sandbox_seen: str) -> TaskLaunch:
     if member is None:
         return launch
     corral_dir = f"{sandbox_seen.rstrip('/')}/{CORRAL_DIR}"
-    env = {**mpi_defaults(corral_dir), **launch.env, **gang_facts(member, corral_dir)}
+    env = {
+        **mpi_defaults(corral_dir, launch.task_id),
+        **launch.env,
+        **gang_facts(member, corral_dir),
+    }
     update: dict[str, object] = {"env": env}
     if not member.every_rank and member.local_rank == 0:
         # mpirun's daemon of this node, and every MPI process it starts, run in this task:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from corral.agent import task_record
+from corral.agent.gangs import session_base
 from corral.client import Client
 from corral.spec.jobs import JobSpec
 from corral.spec.views import EventView, TaskView
@@ -123,6 +124,38 @@ def test_an_unmodified_mpirun_runs_a_gang_of_3_nodes_of_2_ranks_each_under_its_a
         assert agent_pid[host_of[rank]] in ancestors, (line, agent_pid)
         others = set(agent_pid.values()) - {agent_pid[host_of[rank]]}
         assert not ancestors & others, (line, agent_pid)
+
+
+@pytest.mark.timeout(240)
+def test_each_node_of_a_gang_keeps_open_mpi_s_session_files_apart_and_they_go_with_it(
+    cluster: Cluster,
+) -> None:
+    # Three nodes on one machine, as above: with the default /tmp/ompi.HOST.UID, the daemons
+    # shared one session directory, each clearing it as it started, and one failed now and then.
+    c = cluster
+    c.add_agents(["node-a", "node-b", "node-c"], cpus=1)
+    report = 'echo "$OMPI_COMM_WORLD_RANK $OMPI_FILE_LOCATION"'  # a process's session files
+    submit(
+        c,
+        name="sessions",
+        nodes=3,
+        task={
+            "command": ["mpirun", "sh", "-c", report],
+            "env": {**MPI_TEST_ENV, **ON_ONE_MACHINE},
+            "cpus": 1,
+            "mem": 64,
+        },
+    )
+    assert c.wait_run("sessions", timeout=120) == "SUCCEEDED"
+    with c.client() as client:
+        out = stdout_of(client, "sessions.1.0.0")
+    where = dict(line.split(" ", 1) for line in out.splitlines())
+    assert sorted(where) == ["0", "1", "2"], out
+    # MPI rank r runs on node r, under the daemon started in the task of that node's rank.
+    bases = [session_base(f"sessions.1.{rank}.0") for rank in range(3)]
+    for rank, base in enumerate(bases):
+        assert where[str(rank)].startswith(f"{base}/"), out
+    assert not [base for base in bases if Path(base).exists()]  # removed as each rank ended
 
 
 def test_corral_exec_runs_in_a_running_task_and_returns_its_output_and_exit_code(
