@@ -4,6 +4,11 @@ A hop to a worker thread costs the agent about 0.2 ms of CPU per call (an execut
 thread woken, futures chained back to the loop): as much as preparing a task's sandbox and
 cgroups itself. A message of launches asks for dozens of preparations at once; batched, they
 take one hop, and the loop still never blocks on the disk.
+
+The callers hear of their outcomes together, once the hop's last call is done: the loop is
+woken once per hop, not once per call. Woken per call, the loop took the GIL back between the
+thread's calls, and the tasks' spawn requests reached the keeper one by one, each a burst of
+its own (docs/performance.md, "Tenth pass"): a tenth more CPU per task for the agent.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Call = tuple[Callable[[], Any], asyncio.Future[Any]]
+_Outcome = tuple[asyncio.Future[Any], bool, Any]  # caller, returned?, result or exception
 
 
 class ThreadBatch:
     """Runs blocking calls off the loop, those made in the same turn in one thread hop, in the
-    order they were made; each caller gets its own result or exception as soon as its call is
-    done (a task prepared first starts while the next is prepared)."""
+    order they were made; each caller gets its own result or exception once the hop is done."""
 
     def __init__(self) -> None:
         self._queued: list[_Call] = []
@@ -43,14 +48,21 @@ class ThreadBatch:
 
 
 def _run_all(calls: list[_Call], loop: asyncio.AbstractEventLoop) -> None:
-    """Run each call and hand its outcome to its caller on the loop; in the worker thread."""
+    """Run each call, then hand every caller its outcome on the loop, in one go; in the worker
+    thread."""
+    outcomes: list[_Outcome] = []
     for fn, future in calls:
         try:
-            result = fn()
+            outcomes.append((future, True, fn()))
         except BaseException as exc:  # handed to its caller, as to_thread would
-            loop.call_soon_threadsafe(_settle, future, False, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, True, result)
+            outcomes.append((future, False, exc))
+    loop.call_soon_threadsafe(_settle_all, outcomes)
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Hand the callers of one hop their outcomes (on the loop)."""
+    for future, ok, value in outcomes:
+        _settle(future, ok, value)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -1,6 +1,6 @@
 """Blocking calls made in one turn of the loop share one worker-thread hop; each caller gets its
-own result or exception as soon as its own call is done, and the loop's thread never runs
-them."""
+own result or exception, all of them in one wake of the loop once the hop is done, and the
+loop's thread never runs them."""
 
 from __future__ import annotations
 
@@ -48,22 +48,32 @@ def test_calls_of_one_turn_share_a_hop_in_order_each_with_its_own_outcome(
     assert threading.get_ident() not in {thread for _, thread in ran}
 
 
-def test_a_caller_hears_of_its_call_before_the_later_calls_of_its_hop_are_done() -> None:
-    release = threading.Event()
+def test_the_callers_of_a_hop_hear_of_their_outcomes_together_in_one_wake_of_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wakes: list[int] = []
+    real = thread_batch._settle_all
 
-    def first() -> str:
-        return "first"
+    def counted(outcomes: list[Any]) -> None:
+        wakes.append(len(outcomes))
+        real(outcomes)
 
-    def held() -> str:
-        assert release.wait(10), "the first caller never heard of its result"
-        return "held"
+    monkeypatch.setattr(thread_batch, "_settle_all", counted)
+    happened: list[str] = []
+
+    def work(n: int) -> int:
+        happened.append(f"ran {n}")
+        return n
 
     async def scenario() -> None:
         batch = ThreadBatch()
-        a = asyncio.ensure_future(batch.run(first))
-        b = asyncio.ensure_future(batch.run(held))
-        assert await asyncio.wait_for(a, 10) == "first"  # while ``held`` still runs
-        release.set()
-        assert await asyncio.wait_for(b, 10) == "held"
+
+        async def call(n: int) -> None:
+            assert await batch.run(work, n) == n
+            happened.append(f"heard {n}")
+
+        await asyncio.gather(*(call(n) for n in range(4)))
 
     asyncio.run(scenario())
+    assert wakes == [4]
+    assert happened[:4] == [f"ran {n}" for n in range(4)]  # nobody heard before all had run
