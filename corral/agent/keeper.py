@@ -149,10 +149,12 @@ class Child:
 
 @dataclass
 class Agent:
-    """A connected agent: its socket and what it sent that is not a whole line yet."""
+    """A connected agent: its socket, what it sent that is not a whole line yet, and the lines
+    for it not sent yet."""
 
     sock: socket.socket
     pending: bytes = b""
+    outbox: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +175,7 @@ class Keeper:
         while True:
             for key, _ in self.selector.select(timeout=IDLE / 4):
                 key.data(key.fileobj)
+            self._flush()
             if self.children or self.agents:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > IDLE:
@@ -261,10 +264,18 @@ class Keeper:
             self._send(agent, {"op": "exited", "pid": pid, "code": code})
 
     def _send(self, agent: Agent, message: dict[str, Any]) -> None:
-        try:
-            agent.sock.sendall(orjson.dumps(message) + b"\n")
-        except OSError:
-            self._drop(agent)
+        agent.outbox.append(orjson.dumps(message) + b"\n")
+
+    def _flush(self) -> None:
+        """Send each agent what this round of events has for it, in one write: a burst's
+        answers and the ends reaped together wake the agent once."""
+        for agent in list(self.agents.values()):
+            if agent.outbox:
+                lines, agent.outbox = agent.outbox, []
+                try:
+                    agent.sock.sendall(b"".join(lines))
+                except OSError:
+                    self._drop(agent)
 
     def _drop(self, agent: Agent) -> None:
         if self.agents.pop(agent.sock.fileno(), None) is not None:
