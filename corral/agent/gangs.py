@@ -73,22 +73,24 @@ exit "${status:-255}"
 """
 
 
-def session_base(task_id: str) -> str:
+def session_base(corral_dir: str) -> str:
     """Where a rank's mpirun or daemon keeps its session files (Open MPI's ``orte_tmpdir_base``):
-    a directory of the rank's own, short enough for the unix sockets PMIx makes in it (108
-    bytes at most, which a sandbox's path may use up)."""
-    return f"/tmp/corral-mpi-{hashlib.sha256(task_id.encode()).hexdigest()[:16]}"
+    a directory of the rank's own, named after its ``.corral`` directory as it sees it (a
+    process rank's is unique on its host, a container has a ``/tmp`` of its own), and short
+    enough for the unix sockets PMIx makes in it (108 bytes at most, which a sandbox's path may
+    use up)."""
+    return f"/tmp/corral-mpi-{hashlib.sha256(corral_dir.encode()).hexdigest()[:16]}"
 
 
-def mpi_defaults(corral_dir: str, task_id: str) -> dict[str, str]:
-    """Open MPI's settings for a gang's rank ``task_id`` (``corral_dir``: its ``.corral`` as it
-    sees it); the task's own environment may override them."""
+def mpi_defaults(corral_dir: str) -> dict[str, str]:
+    """Open MPI's settings for a gang's rank (``corral_dir``: its ``.corral`` as it sees it);
+    the task's own environment may override them."""
     return {
         "OMPI_MCA_plm_rsh_agent": f"{corral_dir}/{RSH}",
         "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
         "OMPI_MCA_orte_leave_session_attached": "1",
         "OMPI_MCA_orte_default_hostfile": f"{corral_dir}/{HOSTFILE}",
-        "OMPI_MCA_orte_tmpdir_base": session_base(task_id),
+        "OMPI_MCA_orte_tmpdir_base": session_base(corral_dir),
         # A daemon takes its settings from its own rank's environment, which is the gang's as
         # mpirun's is: mpirun passing its own on the daemon's command line would give every
         # daemon rank 0's session directory.
@@ -96,11 +98,11 @@ def mpi_defaults(corral_dir: str, task_id: str) -> dict[str, str]:
     }
 
 
-def remove_session_base(launch: TaskLaunch) -> None:
+def remove_session_base(launch: TaskLaunch, sandbox: Path) -> None:
     """Remove what Open MPI left of a process rank's session files once the rank has ended (a
     container's ``/tmp`` goes with it)."""
     if launch.gang is not None and launch.driver == "process":
-        shutil.rmtree(session_base(launch.task_id), ignore_errors=True)
+        shutil.rmtree(session_base(str(sandbox / CORRAL_DIR)), ignore_errors=True)
 
 
 def gang_facts(member: GangMember, corral_dir: str) -> dict[str, str]:
@@ -127,7 +129,7 @@ def rank_launch(launch: TaskLaunch, sandbox_seen: str) -> TaskLaunch:
         return launch
     corral_dir = f"{sandbox_seen.rstrip('/')}/{CORRAL_DIR}"
     env = {
-        **mpi_defaults(corral_dir, launch.task_id),
+        **mpi_defaults(corral_dir),
         **launch.env,
         **gang_facts(member, corral_dir),
     }

@@ -614,7 +614,7 @@ class Agent:
         await self.execs.end_task(rt.launch.task_id)
         await self.rsh.unwatch(rt.launch.task_id)
         if rt.launch.gang is not None:
-            await asyncio.to_thread(gangs.remove_session_base, rt.launch)
+            await asyncio.to_thread(gangs.remove_session_base, rt.launch, rt.dirs.sandbox)
         await self.report(rt.launch.task_id, state, reason, ended.exit_code)
 
     async def kill(
