@@ -22,8 +22,8 @@ it starts, stay in the task it was started in.
 Each rank keeps Open MPI's session files (what its mpirun or daemon writes, PMIx's sockets and
 shared memory) under a directory of its own, :func:`session_base`: by default every daemon of a
 machine writes under ``/tmp/ompi.HOST.UID/jf.N``, named after mpirun, and clears that directory
-as it starts. Two nodes of one gang on one machine (agents sharing a host, as ``corral up`` and
-the tests have) then removed each other's files, and a daemon failed to start now and then
+as it starts. Two nodes of one gang on one machine (several agents on one host: a laptop
+cluster, the tests) then removed each other's files, and a daemon failed to start now and then
 ("A call to mkdir was unable to create the desired directory ... File exists").
 """
 
