@@ -73,6 +73,11 @@ exit "${status:-255}"
 """
 
 
+def corral_dir_seen(sandbox_seen: str) -> str:
+    """A rank's ``.corral`` directory as the task sees it (``sandbox_seen``: its sandbox so)."""
+    return f"{sandbox_seen.rstrip('/')}/{CORRAL_DIR}"
+
+
 def session_base(corral_dir: str) -> str:
     """Where a rank's mpirun or daemon keeps its session files (Open MPI's ``orte_tmpdir_base``):
     a directory of the rank's own, named after its ``.corral`` directory as it sees it (a
@@ -102,7 +107,8 @@ def remove_session_base(launch: TaskLaunch, sandbox: Path) -> None:
     """Remove what Open MPI left of a process rank's session files once the rank has ended (a
     container's ``/tmp`` goes with it)."""
     if launch.gang is not None and launch.driver == "process":
-        shutil.rmtree(session_base(str(sandbox / CORRAL_DIR)), ignore_errors=True)
+        # A process rank sees its sandbox where the agent made it (``rank_launch``).
+        shutil.rmtree(session_base(corral_dir_seen(str(sandbox))), ignore_errors=True)
 
 
 def gang_facts(member: GangMember, corral_dir: str) -> dict[str, str]:
@@ -127,7 +133,7 @@ def rank_launch(launch: TaskLaunch, sandbox_seen: str) -> TaskLaunch:
     member = launch.gang
     if member is None:
         return launch
-    corral_dir = f"{sandbox_seen.rstrip('/')}/{CORRAL_DIR}"
+    corral_dir = corral_dir_seen(sandbox_seen)
     env = {
         **mpi_defaults(corral_dir),
         **launch.env,
